@@ -1,0 +1,591 @@
+"""The child's HTTP edge: routes, the token check, every answer in OpenAI's shape, and the
+uvicorn server that serves them.
+
+Engine and session errors become HTTP statuses here and nowhere else. A streaming
+answer sends no status line until the engine has produced its first token, so a
+failure before that is a plain HTTP error the coordinator can retry on another child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import os
+import signal
+import time
+import uuid
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Mapping,
+)
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from child.engine import Engine, EngineError, EngineState, Prompt, unavailable
+from child.session import RequestCancelled, Session, SessionBusy, Turn
+from child.settings import ChildSettings
+from coordinator.wire import (
+    SSE_DONE,
+    InvalidRequest,
+    error_body,
+    message_text,
+    parse_chat_request,
+    sse_error,
+    sse_event,
+)
+
+log = structlog.get_logger("child.app")
+
+T = TypeVar("T")
+
+CANCELLED_STATUS = 499  # nginx's "client closed request": the request was stopped on purpose
+GRACEFUL_SHUTDOWN_S = 2
+KEEP_ALIVE_S = 60
+
+
+def error_response(
+    status: int,
+    message: str,
+    code: str,
+    *,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(message, status=status, code=code, param=param), status_code=status, headers=headers
+    )
+
+
+def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    merged = dict(headers or {})
+    if exc.retry_after is not None:
+        merged["Retry-After"] = str(exc.retry_after)
+    return error_response(exc.status, exc.message, exc.code, headers=merged)
+
+
+def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return error_response(
+        CANCELLED_STATUS, f"Request {request_id} was cancelled.", "request_cancelled", headers=headers
+    )
+
+
+def count_words(messages: list[Any]) -> int:
+    # No tokenizer for a site we drive through its page: words are the honest approximation.
+    return sum(len(message_text(m).split()) for m in messages if isinstance(m, dict))
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its answer was complete."""
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the log needs to know about one chat request, filled in as it unfolds."""
+
+    request_id: str
+    stream: bool
+    started: float
+    status: int | None = None
+    # Why the answer stopped if nothing recorded an outcome: the client left, or shutdown.
+    interrupted_by: str = "disconnect"
+    released: bool = False
+
+    def finished(self, turn: Turn) -> None:
+        if self.status is None:
+            self.status = CANCELLED_STATUS
+            log.info("request_cancelled", request_id=self.request_id, reason=self.interrupted_by)
+        log.info(
+            "request_finished",
+            request_id=self.request_id,
+            status=self.status,
+            duration_ms=round((time.monotonic() - self.started) * 1000),
+            stream=self.stream,
+            tokens=turn.tokens,
+        )
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_gone(work: Coroutine[Any, Any, T], gone: asyncio.Task[None]) -> T:
+    """Run `work` until done, or raise _ClientGone (cancelling it) if the client leaves first."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        raise _ClientGone
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _collect(turn: Turn) -> str:
+    parts: list[str] = []
+    while (delta := await turn.next_delta()) is not None:
+        parts.append(delta)
+    return "".join(parts)
+
+
+class _TurnStream(StreamingResponse):
+    """An SSE response that releases its turn however the stream ends (done, error, disconnect)."""
+
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None],
+        exchange: _Exchange,
+        on_close: Callable[[], Awaitable[None]],
+        headers: Mapping[str, str],
+    ) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+        self._events = events
+        self._exchange = exchange
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # A disconnect ends the body without cancelling us; only the server's shutdown does.
+            self._exchange.interrupted_by = "shutdown"
+            raise
+        finally:
+            # Starlette cancels the body on disconnect; a generator caught between chunks
+            # would otherwise be finalized whenever the GC gets to it.
+            await self._events.aclose()
+            await self._on_close()
+
+
+class _Handlers:
+    def __init__(
+        self, settings: ChildSettings, session: Session, on_boot_failure: Callable[[], None]
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.engine: Engine = session.engine
+        self.on_boot_failure = on_boot_failure
+        self.created = int(time.time())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        log.info(
+            "child_started",
+            profile=self.settings.profile,
+            engine=self.engine.name,
+            port=self.settings.api_port,
+            pid=os.getpid(),
+        )
+        # The engine starts in the background so /health can say "starting" meanwhile.
+        boot = asyncio.create_task(self._boot(), name="engine-start")
+        try:
+            yield
+        finally:
+            boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await boot
+            # uvicorn has cancelled any request still running; stop its generation before
+            # the browser goes away under it.
+            await self.session.close()
+            await self.engine.close()
+            log.info("child_stopped", served=self.session.served)
+
+    async def _boot(self) -> None:
+        try:
+            await self.engine.start()
+            log.info("child_ready", models=list(self.engine.models()))
+        except EngineError as exc:
+            log.error("child_start_failed", error=exc.message, code=exc.code)
+            self.on_boot_failure()
+        except Exception:
+            log.exception("child_start_failed")
+            self.on_boot_failure()
+
+    async def health(self, request: Request) -> Response:
+        status = self.engine.status()
+        if status.state is EngineState.READY:
+            state, code = ("busy" if self.session.busy else "ready"), 200
+        else:
+            state, code = status.state.value, 503
+        return JSONResponse(
+            {
+                "status": state,
+                "detail": status.detail,
+                "profile": self.settings.profile,
+                "engine": self.engine.name,
+                "pid": os.getpid(),
+                "browser_pid": status.browser_pid,
+                "browser_connected": status.browser_connected,
+                "models": list(self.engine.models()),
+                "request_id": self.session.request_id,
+                "served": self.session.served,
+                "api_port": self.settings.api_port,
+                "stream_port": self.settings.stream_port,
+                "browser_port": self.settings.browser_port,
+            },
+            status_code=code,
+        )
+
+    async def models(self, request: Request) -> Response:
+        data = [
+            {"id": model, "object": "model", "created": self.created, "owned_by": "coordinator"}
+            for model in self.engine.models()
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def cancel(self, request: Request) -> Response:
+        request_id: str = request.path_params["request_id"]
+        if await self.session.cancel(request_id):
+            log.info("request_cancelled", request_id=request_id, reason="cancel")
+            return JSONResponse({"id": request_id, "cancelled": True})
+        return error_response(
+            404, f"No request {request_id!r} is in progress on this child.", "request_not_found"
+        )
+
+    async def chat(self, request: Request) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        headers = {"X-Request-ID": request_id}
+        started = time.monotonic()
+        try:
+            chat = parse_chat_request(await request.body())
+        except InvalidRequest as exc:
+            return error_response(400, exc.message, exc.code, param=exc.param, headers=headers)
+        except ClientDisconnect:
+            return Response(status_code=CANCELLED_STATUS)
+
+        model = self._choose_model(chat.model)
+        if isinstance(model, JSONResponse):
+            model.headers.update(headers)
+            return model
+        messages: list[Any] = chat.body["messages"]
+        try:
+            turn = self.session.begin(request_id, Prompt(model=model, messages=tuple(messages)))
+        except SessionBusy:
+            return error_response(
+                429,
+                "This child is already serving a request; it takes one at a time.",
+                "child_busy",
+                headers=headers,
+            )
+        answer = _Answer(
+            request_id,
+            model,
+            include_usage=chat.include_usage,
+            prompt_tokens=count_words(messages),
+            created=int(time.time()),
+        )
+        exchange = _Exchange(request_id, stream=chat.stream, started=started)
+        return await self._serve(request, turn, answer, exchange, headers)
+
+    def _choose_model(self, requested: str | None) -> str | JSONResponse:
+        """The model to answer with, or the error that says why this child cannot."""
+        status = self.engine.status()
+        if status.state is not EngineState.READY:
+            return engine_error_response(unavailable(status))
+        offered = self.engine.models()
+        if requested is not None and requested not in offered:
+            return error_response(
+                404,
+                f"The model {requested!r} is not offered here; this child offers: {', '.join(offered)}.",
+                "model_not_found",
+                param="model",
+            )
+        if not offered:
+            return engine_error_response(unavailable(status))
+        return requested or offered[0]
+
+    async def _serve(
+        self, request: Request, turn: Turn, answer: _Answer, exchange: _Exchange, headers: dict[str, str]
+    ) -> Response:
+        """Answer from a turn already begun; whatever happens, the turn is released."""
+        gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
+        handed_off = False
+        try:
+            if exchange.stream:
+                # No status line before the first token: an early failure stays a plain HTTP error.
+                first = await _unless_gone(turn.next_delta(), gone)
+                handed_off = True
+                release = functools.partial(self._release, turn, exchange)
+                return _TurnStream(
+                    answer.events(turn, first, exchange, release),
+                    exchange,
+                    on_close=release,
+                    headers={**headers, "Cache-Control": "no-cache"},
+                )
+            text = await _unless_gone(_collect(turn), gone)
+            exchange.status = 200
+            return JSONResponse(answer.completion(text, turn.tokens), headers=headers)
+        except RequestCancelled:
+            exchange.status = CANCELLED_STATUS
+            return cancelled_response(answer.request_id, headers)
+        except EngineError as exc:
+            exchange.status = exc.status
+            return engine_error_response(exc, headers)
+        except _ClientGone:
+            return Response(status_code=CANCELLED_STATUS)  # nobody is left to read it
+        except asyncio.CancelledError:
+            exchange.interrupted_by = "shutdown"
+            raise
+        finally:
+            gone.cancel()
+            if not handed_off:
+                await self._release(turn, exchange)
+
+    async def _release(self, turn: Turn, exchange: _Exchange) -> None:
+        """Give the session back and log the outcome, once, whichever path gets here first."""
+        if exchange.released:
+            return
+        exchange.released = True
+        try:
+            await self.session.finish(turn)
+        finally:
+            exchange.finished(turn)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """Builds the OpenAI objects of one completion: the whole body, or its SSE chunks."""
+
+    request_id: str
+    model: str
+    include_usage: bool
+    prompt_tokens: int
+    created: int
+
+    @property
+    def id(self) -> str:
+        return f"chatcmpl-{self.request_id}"
+
+    def usage(self, completion_tokens: int) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+        }
+
+    def completion(self, text: str, completion_tokens: int) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": self.usage(completion_tokens),
+        }
+
+    def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+        return sse_event(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+            }
+        )
+
+    async def events(
+        self,
+        turn: Turn,
+        first: str | None,
+        exchange: _Exchange,
+        release: Callable[[], Awaitable[None]],
+    ) -> AsyncGenerator[bytes, None]:
+        """The SSE body after the first token; an error ends it with an error event, no [DONE].
+
+        The session is released before the last event goes out: a client that sends its
+        next request the moment it reads [DONE] must find the child free, not busy.
+        """
+        # The role rides on the first chunk, as OpenAI does; an empty answer still gets one.
+        yield self.chunk({"role": "assistant", "content": first or ""})
+        try:
+            if first is not None:
+                while (delta := await turn.next_delta()) is not None:
+                    yield self.chunk({"content": delta})
+        except RequestCancelled:
+            exchange.status = CANCELLED_STATUS
+            ending = sse_error(
+                f"Request {self.request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
+            )
+        except EngineError as exc:
+            exchange.status = exc.status
+            ending = sse_error(exc.message, status=exc.status, code=exc.code)
+        else:
+            exchange.status = 200
+            ending = self.chunk({}, finish_reason="stop")
+            if self.include_usage:
+                ending += sse_event(
+                    {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": self.usage(turn.tokens),
+                    }
+                )
+            ending += SSE_DONE
+        await release()
+        yield ending
+
+
+class _TokenCheck:
+    """Every route but GET /health needs the per-run token; without it, 403 before routing."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["path"] == "/health" and scope["method"] in ("GET", "HEAD")):
+            await self.app(scope, receive, send)
+            return
+        supplied = Headers(scope=scope).get("x-child-token", "").encode()
+        if not hmac.compare_digest(supplied, self._token):
+            response = error_response(
+                403,
+                "Missing or wrong X-Child-Token: only the coordinator may call this child.",
+                "invalid_child_token",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _Guard:
+    """Last line: an unexpected exception becomes a 500 in OpenAI shape, never a traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            if not started:
+                response = error_response(
+                    500, "The child failed on this request; see its log.", "internal_error"
+                )
+                await response(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (and any HTTPException) in OpenAI shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message, code = f"No route {request.method} {request.url.path} on this child.", "not_found"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+        code = "method_not_allowed"
+    else:
+        message, code = exc.detail, "http_error"
+    return error_response(exc.status_code, message, code, headers=exc.headers)
+
+
+def create_app(
+    settings: ChildSettings,
+    session: Session,
+    *,
+    on_boot_failure: Callable[[], None] = lambda: None,
+) -> Starlette:
+    """The child's ASGI app. `on_boot_failure` is called if the engine fails to start."""
+    handlers = _Handlers(settings, session, on_boot_failure)
+    routes = [
+        Route("/health", handlers.health, methods=["GET"]),
+        Route("/v1/models", handlers.models, methods=["GET"]),
+        Route("/v1/chat/completions", handlers.chat, methods=["POST"]),
+        Route("/v1/cancel/{request_id}", handlers.cancel, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Guard), Middleware(_TokenCheck, token=settings.token)],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=handlers.lifespan,
+    )
+
+
+def run(settings: ChildSettings, engine: Engine) -> int:
+    """Serve until told to stop; the exit code is 1 if the engine never started, else 0."""
+    exit_code = 0
+
+    def boot_failed() -> None:
+        nonlocal exit_code
+        exit_code = 1
+        server.should_exit = True
+
+    app = create_app(settings, Session(engine), on_boot_failure=boot_failed)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,  # our logging setup already routes uvicorn's warnings to JSON
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # Longer than the coordinator keeps a connection idle, so it never reuses one we closed.
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
+    server = _Server(config)
+    server.run()
+    return exit_code
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a stop signal is not re-raised after shutdown.
+
+    uvicorn re-raises SIGTERM/SIGINT once it has shut down, so the process would die by
+    the signal (or print a KeyboardInterrupt traceback) and skip what follows; a child
+    stopped on purpose exits 0 after an orderly shutdown instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,0 +1,149 @@
+"""One request at a time: the turn in progress, its stop signal, and the served count.
+
+A turn runs the engine's generator in a task of its own (the pump) that feeds a queue,
+so the HTTP side can wait for the next delta, a cancel, or the client leaving, whichever
+comes first, and stopping is always the same act: cancel the pump, wait for it.
+No scheduling here: a second request while one runs is refused, never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Final
+
+import structlog
+
+from child.engine import Engine, EngineError, Prompt
+
+log = structlog.get_logger("child.session")
+
+# How long to wait for an engine to stop generating before giving the slot back anyway.
+STOP_TIMEOUT_S: Final = 5.0
+
+
+class SessionBusy(Exception):
+    """Another request holds the session."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id} is in progress")
+        self.request_id = request_id
+
+
+class RequestCancelled(Exception):
+    """The turn was stopped by POST /v1/cancel/{id}."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request {request_id} was cancelled")
+        self.request_id = request_id
+
+
+class _End:
+    """Marks the end of a generation in the pump's queue."""
+
+
+_END: Final = _End()
+
+
+class Turn:
+    """The request in progress. Read deltas with `next_delta` until it returns None."""
+
+    def __init__(self, request_id: str, engine: Engine, prompt: Prompt) -> None:
+        self.request_id = request_id
+        self.tokens = 0
+        self.completed = False
+        self._queue: asyncio.Queue[str | _End | BaseException] = asyncio.Queue()
+        self._pump = asyncio.create_task(self._run(engine, prompt), name=f"turn-{request_id}")
+        # A done-callback rather than an `except` in the pump: a pump cancelled before it
+        # ever ran must still wake whoever waits for its next delta.
+        self._pump.add_done_callback(self._pump_done)
+
+    async def next_delta(self) -> str | None:
+        """The next piece of text; None at the end. Raises EngineError or RequestCancelled."""
+        item = await self._queue.get()
+        if isinstance(item, _End):
+            self.completed = True
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        self.tokens += 1
+        return item
+
+    async def stop(self) -> None:
+        """Stop the engine if it is still generating, and wait (bounded) until it has."""
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._pump), STOP_TIMEOUT_S)
+
+    async def _run(self, engine: Engine, prompt: Prompt) -> None:
+        try:
+            # aclosing: the engine's own cleanup (stop the page) runs before the pump ends.
+            async with contextlib.aclosing(engine.generate(prompt)) as deltas:
+                async for delta in deltas:
+                    self._queue.put_nowait(delta)
+            self._queue.put_nowait(_END)
+        except EngineError as exc:
+            self._queue.put_nowait(exc)
+        except Exception as exc:
+            # An engine bug must not leave the client hanging; the traceback goes to the log,
+            # the client gets a generic message (an exception text may quote the page).
+            log.exception("engine_failed", request_id=self.request_id)
+            self._queue.put_nowait(EngineError(f"the engine failed unexpectedly ({type(exc).__name__})"))
+
+    def _pump_done(self, pump: asyncio.Task[None]) -> None:
+        if pump.cancelled():
+            self._queue.put_nowait(RequestCancelled(self.request_id))
+
+
+class Session:
+    """Holds the engine and at most one Turn; `finish` always gives the slot back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.served = 0
+        self._turn: Turn | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None
+
+    @property
+    def request_id(self) -> str | None:
+        return self._turn.request_id if self._turn is not None else None
+
+    def begin(self, request_id: str, prompt: Prompt) -> Turn:
+        """Take the session for one request and start generating, or raise SessionBusy.
+
+        Synchronous on purpose: the check and the claim happen with no await between.
+        """
+        if self._turn is not None:
+            raise SessionBusy(self._turn.request_id)
+        self._turn = Turn(request_id, self.engine, prompt)
+        return self._turn
+
+    async def finish(self, turn: Turn) -> None:
+        """Stop what is left of the turn and release the session; safe to call twice."""
+        try:
+            await turn.stop()
+        finally:
+            if self._turn is turn:
+                self._turn = None
+                if turn.completed:
+                    self.served += 1
+
+    async def cancel(self, request_id: str) -> bool:
+        """Stop the request in progress if it has this id; False if it is not running.
+
+        Returns once the engine has stopped generating; the turn's own client is told
+        (RequestCancelled) and gives the session back as it unwinds.
+        """
+        turn = self._turn
+        if turn is None or turn.request_id != request_id:
+            return False
+        await turn.stop()
+        return True
+
+    async def close(self) -> None:
+        """At shutdown: stop the turn in progress, if any; its handler releases it."""
+        if self._turn is not None:
+            await self._turn.stop()

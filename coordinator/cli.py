@@ -1,0 +1,167 @@
+"""The `coordinator` command: parses flags, sets up logging, and calls `server.run()`.
+
+Every flag of `run` can also be set as `COORDINATOR_<FLAG>` in the environment
+(`--base-api-port` → `COORDINATOR_BASE_API_PORT`); a flag wins over the environment.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import structlog
+import typer
+
+from coordinator import demo as demo_profiles
+from coordinator import logs, server
+from coordinator.profiles import discover
+from coordinator.settings import Engine, Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Turn a folder of logged-in browser profiles into one OpenAI-compatible endpoint.",
+)
+log = structlog.get_logger("coordinator.cli")
+_DEFAULTS = Settings(profiles=Path("auth_profiles/active"))
+
+
+def _option(name: str, help: str, default: Any = None, **extra: Any) -> Any:
+    """A flag whose default comes from Settings and which the environment may set."""
+    field = name.split("/")[0].lstrip("-").replace("-", "_")
+    if default is None:
+        default = getattr(_DEFAULTS, field)
+    return typer.Option(default, *name.split("/"), envvar=f"COORDINATOR_{field.upper()}", help=help, **extra)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"coordinator: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.callback()
+def _root() -> None:
+    """Turn a folder of logged-in browser profiles into one OpenAI-compatible endpoint."""
+
+
+@app.command()
+def run(
+    profiles: Path = _option("--profiles", "Folder of profile files (Playwright storage state, *.json)."),
+    demo: bool = _option("--demo", "Run on generated demo profiles: no account needed.", default=False),
+    host: str = _option("--host", "Address the API listens on."),
+    port: int = _option("--port", "Port the API listens on."),
+    base_api_port: int = _option("--base-api-port", "API port of the first child; child i adds i*step."),
+    base_stream_port: int = _option("--base-stream-port", "Stream-proxy port of the first child."),
+    base_browser_port: int = _option("--base-browser-port", "Browser remote port of the first child."),
+    port_step: int = _option("--port-step", "Distance between the ports of consecutive children."),
+    engine: Engine = _option("--engine", "Browser engine of the children."),
+    log_dir: Path = _option("--log-dir", "Folder for each child's rotating log and working directory."),
+    headless: bool = _option("--headless/--no-headless", "Run the browsers without a window."),
+    max_queue: int = _option("--max-queue", "Requests that may wait for a free child; beyond it: 429."),
+    queue_timeout: float = _option("--queue-timeout", "Seconds a request may wait for a child; then: 503."),
+    max_attempts: int = _option("--max-attempts", "Children tried for one request before its first byte."),
+    first_byte_timeout: float = _option(
+        "--first-byte-timeout", "Seconds a child may take to start answering."
+    ),
+    idle_timeout: float = _option("--idle-timeout", "Seconds a stream may go without data."),
+    max_body_bytes: int = _option("--max-body-bytes", "Largest request body accepted; beyond it: 413."),
+    eject_after: int = _option("--eject-after", "Failures in a row that cool a child down."),
+    eject_cooldown: float = _option("--eject-cooldown", "Seconds of the first cooldown; doubles each time."),
+    eject_cooldown_max: float = _option("--eject-cooldown-max", "Longest cooldown, in seconds."),
+    start_timeout: float = _option("--start-timeout", "Seconds a child may take to become ready."),
+    health_interval: float = _option("--health-interval", "Seconds between health checks of a child."),
+    health_timeout: float = _option("--health-timeout", "Seconds a health check may take."),
+    health_failures: int = _option(
+        "--health-failures", "Failed health checks in a row that restart a child."
+    ),
+    restart_backoff: float = _option(
+        "--restart-backoff", "Seconds before the first restart; doubles each time."
+    ),
+    restart_backoff_max: float = _option("--restart-backoff-max", "Longest wait before a restart."),
+    max_start_failures: int = _option(
+        "--max-start-failures", "Failed starts in a row before giving up (fatal)."
+    ),
+    healthy_run: float = _option("--healthy-run", "Seconds of service after which restart backoff resets."),
+    grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
+    stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
+    log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
+    log_format: str = _option(
+        "--log-format", "auto (console on a terminal), json or console.", default="auto"
+    ),
+) -> None:
+    """Start one child per profile and serve the OpenAI-compatible API."""
+    logs.configure(log_level, json=None if log_format == "auto" else log_format == "json")
+    settings = Settings(
+        profiles=profiles,
+        host=host,
+        port=port,
+        base_api_port=base_api_port,
+        base_stream_port=base_stream_port,
+        base_browser_port=base_browser_port,
+        port_step=port_step,
+        engine=engine,
+        log_dir=log_dir,
+        headless=headless,
+        max_queue=max_queue,
+        queue_timeout=queue_timeout,
+        max_attempts=max_attempts,
+        first_byte_timeout=first_byte_timeout,
+        idle_timeout=idle_timeout,
+        max_body_bytes=max_body_bytes,
+        eject_after=eject_after,
+        eject_cooldown=eject_cooldown,
+        eject_cooldown_max=eject_cooldown_max,
+        start_timeout=start_timeout,
+        health_interval=health_interval,
+        health_timeout=health_timeout,
+        health_failures=health_failures,
+        restart_backoff=restart_backoff,
+        restart_backoff_max=restart_backoff_max,
+        max_start_failures=max_start_failures,
+        healthy_run=healthy_run,
+        grace_period=grace_period,
+        stop_timeout=stop_timeout,
+    )
+    demo_dir: Path | None = None
+    child_env: dict[str, str] = {}
+    if demo:
+        demo_dir = Path(tempfile.mkdtemp(prefix="coordinator-demo-"))
+        demo_profiles.write_profiles(demo_dir)
+        settings = replace(settings, profiles=demo_dir, engine=Engine.MOCK)
+        child_env = dict(demo_profiles.DEMO_ENV)
+    try:
+        raise typer.Exit(_run(settings, child_env))
+    finally:
+        if demo_dir is not None:
+            shutil.rmtree(demo_dir, ignore_errors=True)
+
+
+def _run(settings: Settings, child_env: dict[str, str]) -> int:
+    try:
+        found = discover(settings.profiles)
+    except FileNotFoundError:
+        raise _fail(
+            f"the profiles folder {settings.profiles} does not exist; create it and put profile files in it "
+            "(see auth_profiles/README.md), or try `coordinator run --demo`"
+        ) from None
+    for rejected in found.rejected:
+        log.warning("profile_rejected", path=str(rejected.path), reason=rejected.reason)
+    if not found.profiles:
+        skipped = f" ({len(found.rejected)} file(s) rejected, see above)" if found.rejected else ""
+        raise _fail(
+            f"no valid profile in {settings.profiles}{skipped}. Put Playwright storage-state files (*.json) "
+            "there (see auth_profiles/README.md), or try `coordinator run --demo`"
+        )
+    try:
+        plan = server.plan(settings, found.profiles)
+    except server.StartupError as exc:
+        raise _fail(str(exc)) from None
+    log.info("starting", profiles=[p.name for p in found.profiles], engine=settings.engine.value)
+    return server.run(settings, plan, child_env)
+
+
+def main() -> None:
+    app()

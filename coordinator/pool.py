@@ -1,0 +1,270 @@
+"""Scheduling: which child serves which request, and the queue of those that wait.
+
+A child holds one request at a time. A request goes to an idle ready child that offers
+its model, round-robin among those; when there is none it waits in a bounded FIFO
+queue. Releasing a child records how the request went: failures in a row eject the
+child for a cooldown that doubles with each ejection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from coordinator.child import Child
+from coordinator.states import ChildState
+
+log = structlog.get_logger("coordinator.pool")
+
+# States whose child may serve again without anyone's intervention.
+_RECOVERABLE = frozenset(
+    {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.COOLDOWN, ChildState.BACKOFF}
+)
+
+
+class Outcome(enum.Enum):
+    SERVED = "served"
+    FAILED = "failed"  # the child's fault: counts towards ejection
+    NEUTRAL = "neutral"  # cancelled, client gone, client error, child busy
+    QUOTA = "quota"  # the child's account is out of quota or rate-limited
+    AUTH_EXPIRED = "auth_expired"
+
+
+class PoolError(Exception):
+    """Why a request cannot get a child; `retry_after` in seconds where waiting helps."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class QueueFull(PoolError):
+    pass
+
+
+class QueueTimeout(PoolError):
+    pass
+
+
+class UnknownModel(PoolError):
+    pass
+
+
+class PoolClosed(PoolError):
+    pass
+
+
+class RequestCancelled(PoolError):
+    pass
+
+
+@dataclass(eq=False)
+class Waiter:
+    request_id: str
+    model: str | None
+    avoid: frozenset[str]
+    future: asyncio.Future[Child] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Pool:
+    def __init__(
+        self,
+        children: Sequence[Child],
+        *,
+        max_queue: int,
+        queue_timeout: float,
+        eject_after: int,
+        eject_cooldown: float,
+        eject_cooldown_max: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.children = list(children)
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
+        self.eject_after = eject_after
+        self.eject_cooldown = eject_cooldown
+        self.eject_cooldown_max = eject_cooldown_max
+        self.clock = clock
+        self.waiters: deque[Waiter] = deque()
+        self.active: dict[str, Child] = {}  # request id → the child serving it
+        self.closed: str | None = None
+        self._next = 0
+        self._service_seconds = 1.0  # moving average, for Retry-After
+        self._started: dict[str, float] = {}
+
+    # -- the listener a Child calls on every state change -------------------------------
+
+    def on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
+        if new is ChildState.READY:
+            self._dispatch()
+
+    # -- acquiring and releasing --------------------------------------------------------
+
+    async def acquire(self, request_id: str, model: str | None, avoid: frozenset[str] = frozenset()) -> Child:
+        """A child reserved for `request_id`; waits in the queue when none is free."""
+        if self.closed is not None:
+            raise PoolClosed(self.closed, retry_after=5)
+        self._check_model(model)
+        if not self.waiters:
+            child = self._pick(model, avoid)
+            if child is not None:
+                self._assign(child, request_id)
+                return child
+        if len(self.waiters) >= self.max_queue:
+            raise QueueFull(
+                f"all children are busy and the wait queue is full ({self.max_queue} waiting); retry later",
+                retry_after=self.retry_after(),
+            )
+        waiter = Waiter(request_id, model, avoid)
+        self.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.queue_timeout):
+                return await asyncio.shield(waiter.future)
+        except TimeoutError:
+            raise QueueTimeout(
+                f"no child became free within {self.queue_timeout:g}s; retry later or add profiles",
+                retry_after=self.retry_after(),
+            ) from None
+        except BaseException:
+            # A child handed over in the same instant as a timeout or a cancel must go back.
+            if waiter.future.done() and not waiter.future.cancelled() and waiter.future.exception() is None:
+                self.release(waiter.future.result(), Outcome.NEUTRAL)
+            raise
+        finally:
+            if not waiter.future.done():
+                waiter.future.cancel()
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
+
+    def release(
+        self, child: Child, outcome: Outcome, *, cooldown: float | None = None, reason: str = ""
+    ) -> None:
+        request_id = child.request_id
+        if request_id is not None:
+            self.active.pop(request_id, None)
+            started = self._started.pop(request_id, None)
+        else:
+            started = None
+        child.request_id = None
+        if outcome is Outcome.SERVED:
+            child.served += 1
+            child.errors_in_row = 0
+            child.ejections = 0
+            if started is not None:
+                self._service_seconds = 0.8 * self._service_seconds + 0.2 * (self.clock() - started)
+        elif outcome is Outcome.FAILED:
+            child.errors_in_row += 1
+        if child.state is not ChildState.BUSY:
+            return  # draining, or its process exited: the supervisor owns it now
+        if outcome is Outcome.AUTH_EXPIRED:
+            child.transition(ChildState.AUTH_EXPIRED, reason or "child reports the profile is logged out")
+        elif outcome is Outcome.QUOTA:
+            child.cooldown_until = self.clock() + (cooldown or self.eject_cooldown)
+            child.transition(ChildState.COOLDOWN, reason or "child reports quota exhausted")
+        elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
+            seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
+            child.ejections += 1
+            child.errors_in_row = 0
+            child.cooldown_until = self.clock() + seconds
+            child.transition(
+                ChildState.COOLDOWN, f"ejected for {seconds:g}s after {self.eject_after} failures in a row"
+            )
+        else:
+            child.transition(ChildState.READY, f"request {request_id} {outcome.value}")
+
+    # -- cancel and shutdown ------------------------------------------------------------
+
+    def locate(self, request_id: str) -> Child | Waiter | None:
+        """The child serving `request_id`, or its place in the queue."""
+        if request_id in self.active:
+            return self.active[request_id]
+        for waiter in self.waiters:
+            if waiter.request_id == request_id:
+                return waiter
+        return None
+
+    def cancel_waiting(self, waiter: Waiter) -> None:
+        if not waiter.future.done():
+            waiter.future.set_exception(
+                RequestCancelled(f"request {waiter.request_id} was cancelled while it waited for a child")
+            )
+
+    def close(self, reason: str) -> None:
+        """Refuse new requests and fail every waiting one."""
+        self.closed = reason
+        for waiter in list(self.waiters):
+            if not waiter.future.done():
+                waiter.future.set_exception(PoolClosed(reason, retry_after=5))
+
+    # -- introspection ------------------------------------------------------------------
+
+    def retry_after(self) -> int:
+        serving = sum(1 for child in self.children if child.state in (ChildState.READY, ChildState.BUSY))
+        estimate = self._service_seconds * (len(self.waiters) + 1) / max(1, serving)
+        return max(1, min(300, math.ceil(estimate)))
+
+    def models(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for child in self.children:
+            if child.state in _RECOVERABLE:
+                seen.update(dict.fromkeys(child.models))
+        return list(seen)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_model(self, model: str | None) -> None:
+        if model is None:
+            return
+        candidates = [child for child in self.children if child.state in _RECOVERABLE]
+        if any(model in child.models for child in candidates):
+            return
+        if candidates and all(child.models for child in candidates):
+            offered = ", ".join(sorted(self.models())) or "none"
+            raise UnknownModel(
+                f"the model {model!r} is not offered by any child; available models: {offered}"
+            )
+
+    def _pick(self, model: str | None, avoid: frozenset[str]) -> Child | None:
+        count = len(self.children)
+        fallback: Child | None = None
+        for offset in range(count):
+            index = (self._next + offset) % count
+            child = self.children[index]
+            if child.state is not ChildState.READY or (model is not None and model not in child.models):
+                continue
+            if child.id not in avoid:
+                self._next = index + 1
+                return child
+            fallback = fallback or child
+        # A retry goes back to a child it already tried only when no other could ever take it.
+        if fallback is not None and not any(
+            c.id not in avoid and c.state in _RECOVERABLE and (model is None or model in c.models)
+            for c in self.children
+        ):
+            return fallback
+        return None
+
+    def _assign(self, child: Child, request_id: str) -> None:
+        child.request_id = request_id
+        self.active[request_id] = child
+        self._started[request_id] = self.clock()
+        child.transition(ChildState.BUSY, f"request {request_id}")
+
+    def _dispatch(self) -> None:
+        for waiter in list(self.waiters):
+            if waiter.future.done():
+                continue
+            child = self._pick(waiter.model, waiter.avoid)
+            if child is None:
+                continue
+            self.waiters.remove(waiter)
+            self._assign(child, waiter.request_id)
+            waiter.future.set_result(child)

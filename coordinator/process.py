@@ -1,0 +1,82 @@
+"""The operating-system seam: spawn a process group that dies with us, signal it, sweep it.
+
+Everything that touches pids and signals goes through `Launcher`, so the lifecycle code
+above it reads as decisions, not syscalls, and a test can swap it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psutil
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when the coordinator dies.
+
+    SIGTERM rather than SIGKILL so that a child can still close its browser. The
+    getppid check covers a parent that died between fork and prctl.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no imports in the child
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return hook
+
+
+class Launcher:
+    """Starts and signals child processes, each the leader of its own process group."""
+
+    async def spawn(
+        self, argv: Sequence[str], *, cwd: Path, env: dict[str, str]
+    ) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+
+    def signal_group(self, pid: int, sig: signal.Signals) -> bool:
+        """Signal the group led by `pid`; False if it is already gone (the reaper's business)."""
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def descendants(self, pid: int) -> list[psutil.Process]:
+        """Every live descendant, taken before a stop so that one that left the group is still found."""
+        try:
+            children: list[psutil.Process] = psutil.Process(pid).children(recursive=True)
+            return children
+        except psutil.Error:
+            return []
+
+    def kill(self, processes: Sequence[psutil.Process]) -> int:
+        """SIGKILL whatever of `processes` is still running; returns how many were."""
+        killed = 0
+        for proc in processes:
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    proc.kill()
+                    killed += 1
+        return killed

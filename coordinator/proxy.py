@@ -1,0 +1,247 @@
+"""Forwarding a chat request to a child: retries before the first byte, a relay after it.
+
+Until the first byte of an answer is in hand, any failure of a child (refused, died,
+5xx, busy, timed out) sends the request to another child. After it, nothing is
+retried: a stream that breaks ends with an OpenAI error event and no `[DONE]`.
+Transport errors become reasons in words here, and the client's error is built at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+from starlette.types import Receive
+
+from coordinator import wire
+from coordinator.child import Child
+from coordinator.pool import Outcome, Pool, RequestCancelled
+from coordinator.settings import Settings
+from coordinator.transport import ChildResponse, Transport, TransportError
+
+log = structlog.get_logger("coordinator.proxy")
+
+CANCEL_TIMEOUT = 2.0
+
+
+class ProxyError(Exception):
+    """A request that ends before any answer; the edge turns it into OpenAI's error shape."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+class _ChildFailed(Exception):
+    """This child could not answer; another one may."""
+
+    def __init__(self, outcome: Outcome, reason: str, cooldown: float | None = None) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.cooldown = cooldown
+
+
+@dataclass(slots=True)
+class Answer:
+    """What a child answered, held before anything is sent to the client."""
+
+    child: Child
+    status: int
+    body: bytes  # the whole body, or the first chunk of a stream
+    content_type: str
+    stream: ChildResponse | None = None  # the rest of a stream, still coming
+
+
+@contextlib.asynccontextmanager
+async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+    """Run the body until the client goes away, then cancel it and raise ClientDisconnected."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise ClientDisconnected() from None
+    finally:
+        watcher.cancel()
+
+
+class Proxy:
+    def __init__(self, pool: Pool, settings: Settings, transport: Transport, token: str) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.transport = transport
+        self.token = token
+
+    async def open(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
+        """Find a child and get the start of its answer, trying others until one gives it."""
+        avoid: set[str] = set()
+        last = "no child was tried"
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                child = await self.pool.acquire(request_id, chat.model, frozenset(avoid))
+            except RequestCancelled as exc:
+                raise ProxyError(499, "request_cancelled", exc.message) from None
+            try:
+                answer = await self._ask(child, raw, chat.stream, request_id)
+            except _ChildFailed as failure:
+                self.pool.release(child, failure.outcome, cooldown=failure.cooldown, reason=failure.reason)
+                avoid.add(child.id)
+                last = f"child {child.id}: {failure.reason}"
+                log.warning(
+                    "request_retry",
+                    request_id=request_id,
+                    child=child.id,
+                    attempt=attempt,
+                    reason=failure.reason,
+                )
+                continue
+            except BaseException:
+                # The client left or the server is stopping: stop the page before freeing the child.
+                await self.cancel_on(child, request_id)
+                self.pool.release(child, Outcome.NEUTRAL)
+                raise
+            if answer.stream is None:
+                self.pool.release(child, Outcome.SERVED if answer.status == 200 else Outcome.NEUTRAL)
+            return answer
+        raise ProxyError(
+            502,
+            "child_failed",
+            f"{self.settings.max_attempts} attempts failed before any answer; last: {last}. "
+            "Retry the request; if it keeps failing, look at GET /admin/children.",
+        )
+
+    async def _ask(self, child: Child, raw: bytes, stream: bool, request_id: str) -> Answer:
+        headers = {
+            "X-Child-Token": self.token,
+            "X-Request-ID": request_id,
+            "Content-Type": "application/json",
+        }
+        response: ChildResponse | None = None
+        handed_over = False
+        try:
+            async with asyncio.timeout(self.settings.first_byte_timeout):
+                response = await self.transport.request(
+                    child.spec.ports.api, "POST", "/v1/chat/completions", headers, raw
+                )
+                content_type = response.headers.get("content-type", "")
+                if response.status != 200 or not stream:
+                    body = await response.read()
+                    self._judge(response.status, response.headers, body)
+                    return Answer(child, response.status, body, content_type)
+                first = await response.next_chunk()
+                if not first:
+                    raise _ChildFailed(Outcome.FAILED, "closed the stream before its first byte")
+                handed_over = True
+                return Answer(child, 200, first, content_type, response)
+        except TimeoutError:
+            raise _ChildFailed(
+                Outcome.FAILED, f"no first byte within {self.settings.first_byte_timeout:g}s"
+            ) from None
+        except TransportError as exc:
+            raise _ChildFailed(Outcome.FAILED, str(exc)) from None
+        finally:
+            if response is not None and not handed_over:
+                response.close()
+
+    @staticmethod
+    def _judge(status: int, headers: dict[str, str], body: bytes) -> None:
+        """Raise _ChildFailed when another child could answer better; else the answer stands."""
+        if status < 400:
+            return
+        code = _error_code(body)
+        if status == 429 and code == "child_busy":
+            raise _ChildFailed(Outcome.NEUTRAL, "busy")
+        if status == 429 or code == "quota_exhausted":
+            retry_after = headers.get("retry-after", "")
+            raise _ChildFailed(
+                Outcome.QUOTA,
+                f"quota exhausted or rate-limited ({code})",
+                cooldown=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+            )
+        if code == "auth_expired":
+            raise _ChildFailed(Outcome.AUTH_EXPIRED, "the profile is logged out")
+        if status >= 500 or status == 403:
+            # 403 here means the child does not know our token: it belongs to another run.
+            raise _ChildFailed(Outcome.FAILED, f"answered {status} ({code or 'no code'})")
+
+    async def relay(self, answer: Answer, request_id: str) -> AsyncGenerator[bytes, None]:
+        """The stream, chunk by chunk as the child sends it; releases the child however it ends."""
+        stream = answer.stream
+        assert stream is not None
+        outcome = Outcome.NEUTRAL
+        tail = answer.body
+        try:
+            yield answer.body
+            while True:
+                async with asyncio.timeout(self.settings.idle_timeout):
+                    chunk = await stream.next_chunk()
+                if not chunk:
+                    break
+                # Events that arrived together leave together: one write to the client.
+                chunk += stream.take_buffered()
+                tail = chunk
+                yield chunk
+            outcome = Outcome.SERVED
+        except (TransportError, TimeoutError) as exc:
+            outcome = Outcome.FAILED
+            reason = (
+                f"no data for {self.settings.idle_timeout:g}s" if isinstance(exc, TimeoutError) else str(exc)
+            )
+            log.warning("stream_broken", request_id=request_id, child=answer.child.id, reason=reason)
+            # Start the error event on a fresh line even if the child stopped mid-event.
+            prefix = b"" if tail.endswith(b"\n\n") else b"\n\n"
+            yield prefix + wire.sse_error(
+                f"child {answer.child.id} failed after the answer had started ({reason}); "
+                "the answer is incomplete: retry the request",
+                status=502,
+                code="child_failed",
+            )
+        finally:
+            stream.close()
+            if outcome is not Outcome.SERVED:
+                await self.cancel_on(answer.child, request_id)
+            self.pool.release(answer.child, outcome)
+
+    async def cancel_on(self, child: Child, request_id: str) -> bool:
+        """Ask a child to stop generating `request_id`; True if it was generating it."""
+        try:
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                status, _ = await self.transport.post(
+                    child.spec.ports.api, f"/v1/cancel/{request_id}", {"X-Child-Token": self.token}
+                )
+        except (TransportError, TimeoutError):
+            return False
+        return status == 200
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) else None

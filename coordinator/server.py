@@ -1,0 +1,218 @@
+"""One coordinator run: build the object graph, serve, and shut down in order.
+
+`run()` is what the CLI calls. Signal handlers only set an event; the main coroutine
+does the work. Shutdown: stop taking requests (/ready → 503), fail the queue with 503,
+let in-flight requests finish within the grace period, close the server, stop every
+child's process group. A second signal skips the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import uvicorn
+import uvloop
+
+from coordinator import ports as port_checks
+from coordinator.app import create_app
+from coordinator.child import Child, ChildSpec
+from coordinator.pool import Pool
+from coordinator.process import Launcher
+from coordinator.profiles import Profile
+from coordinator.proxy import Proxy
+from coordinator.settings import Settings
+from coordinator.states import SERVING, ChildState
+from coordinator.supervisor import Supervisor
+from coordinator.transport import Transport
+
+log = structlog.get_logger("coordinator.server")
+
+
+class StartupError(Exception):
+    """The run cannot start as configured; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run will start: the child specs, after every check passed."""
+
+    specs: tuple[ChildSpec, ...]
+
+
+def plan(settings: Settings, profiles: tuple[Profile, ...]) -> Plan:
+    """Assign port triples and check that every port is free, before anything is spawned."""
+    try:
+        triples = port_checks.allocate(
+            len(profiles),
+            base_api=settings.base_api_port,
+            base_stream=settings.base_stream_port,
+            base_browser=settings.base_browser_port,
+            step=settings.port_step,
+        )
+        wanted: dict[int, str] = {}
+        for profile, triple in zip(profiles, triples, strict=True):
+            for port, use in triple.uses().items():
+                wanted[port] = f"{use} of profile {profile.name}"
+        if settings.port in wanted:
+            raise port_checks.PortError(
+                f"the coordinator's --port {settings.port} is also the {wanted[settings.port]}; "
+                "move one of them"
+            )
+        port_checks.check_free(wanted)
+        check_host = "0.0.0.0" if settings.host in ("0.0.0.0", "") else settings.host
+        port_checks.check_free({settings.port: "coordinator --port"}, host=check_host)
+    except port_checks.PortError as exc:
+        raise StartupError(str(exc)) from None
+    return Plan(specs=tuple(ChildSpec(p, t) for p, t in zip(profiles, triples, strict=True)))
+
+
+class Coordinator:
+    """Everything one run holds: settings, children, supervisor, pool, proxy."""
+
+    def __init__(self, settings: Settings, plan: Plan, child_env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self.draining = False
+        token = secrets.token_urlsafe(32)
+        self.transport = Transport()
+        self.pool = Pool(
+            [],
+            max_queue=settings.max_queue,
+            queue_timeout=settings.queue_timeout,
+            eject_after=settings.eject_after,
+            eject_cooldown=settings.eject_cooldown,
+            eject_cooldown_max=settings.eject_cooldown_max,
+        )
+        children = [Child(spec, log_dir=settings.log_dir, on_change=self._on_change) for spec in plan.specs]
+        self.pool.children = children
+        self.supervisor = Supervisor(
+            settings,
+            children,
+            launcher=Launcher(),
+            transport=self.transport,
+            token=token,
+            child_env=child_env or {},
+        )
+        self.proxy = Proxy(self.pool, settings, self.transport, token)
+
+    def _on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
+        self.pool.on_change(child, old, new)
+
+    def summary(self) -> dict[str, Any]:
+        children = list(self.supervisor.children.values())
+        by_state: dict[str, int] = {}
+        for child in children:
+            by_state[child.state.value] = by_state.get(child.state.value, 0) + 1
+        serving = sum(1 for child in children if child.state in SERVING)
+        status = "draining" if self.draining else ("ready" if serving else "unavailable")
+        return {
+            "status": status,
+            "children": {
+                "total": len(children),
+                "serving": serving,
+                "by_state": by_state,
+                "list": [{"id": c.id, "state": c.state.value} for c in children],
+            },
+            "queue": {"waiting": len(self.pool.waiters), "max": self.settings.max_queue},
+            "in_flight": len(self.pool.active),
+        }
+
+    async def drain(self, deadline: float, force: asyncio.Event) -> None:
+        """Stop taking requests and wait for in-flight ones until `deadline` or `force`."""
+        self.draining = True
+        self.pool.close("the coordinator is shutting down; retry against another instance or shortly")
+        log.info(
+            "draining", in_flight=len(self.pool.active), grace_seconds=round(deadline - time.monotonic(), 1)
+        )
+        while self.pool.active and time.monotonic() < deadline and not force.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(force.wait(), 0.05)
+        if self.pool.active:
+            log.warning("drain_incomplete", in_flight=len(self.pool.active))
+
+    async def close(self) -> None:
+        await self.supervisor.stop()
+        self.transport.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the run owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | None = None) -> int:
+    coordinator = Coordinator(settings, plan, child_env)
+    stop = asyncio.Event()
+    force = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("forced_shutdown", signal=sig.name)
+            force.set()
+        else:
+            log.info("shutdown_requested", signal=sig.name)
+            stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    config = uvicorn.Config(
+        create_app(coordinator),
+        host=settings.host,
+        port=settings.port,
+        http="httptools",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # client addresses are never used
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=30,
+    )
+    server = _Server(config)
+    exit_code = 0
+    try:
+        await coordinator.supervisor.start()
+        serving = asyncio.create_task(server.serve(), name="http-server")
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            log.info("listening", url=f"http://{settings.host}:{settings.port}/v1", children=len(plan.specs))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():
+            # The server ended on its own: it could not bind, or it crashed.
+            exit_code = 1
+            stopping.cancel()
+            with contextlib.suppress(BaseException):
+                serving.result()
+            log.error("server_stopped", reason="the HTTP server stopped unexpectedly; see the lines above")
+        else:
+            await coordinator.drain(time.monotonic() + settings.grace_period, force)
+            server.should_exit = True
+            server.force_exit = force.is_set()
+            with contextlib.suppress(BaseException):
+                await serving
+    finally:
+        await coordinator.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("stopped", exit_code=exit_code)
+    return exit_code
+
+
+def run(settings: Settings, plan: Plan, child_env: Mapping[str, str] | None = None) -> int:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(settings, plan, child_env))

@@ -1,0 +1,56 @@
+"""Every knob of a coordinator run, as one frozen object.
+
+The CLI builds it (flags > `COORDINATOR_*` environment > defaults, by typer) and the
+`run` command passes it down; nothing else reads the environment for settings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class Engine(enum.StrEnum):
+    AUTO = "auto"
+    CAMOUFOX = "camoufox"
+    CHROMIUM = "chromium"
+    MOCK = "mock"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    profiles: Path
+    host: str = "0.0.0.0"
+    port: int = 2048
+    base_api_port: int = 3100
+    base_stream_port: int = 3200
+    base_browser_port: int = 9222
+    port_step: int = 1
+    engine: Engine = Engine.AUTO
+    log_dir: Path = Path("logs/coordinator")
+    headless: bool = True
+    # Scheduling.
+    max_queue: int = 100
+    queue_timeout: float = 120.0
+    max_attempts: int = 3
+    # A browser can think for minutes before its first token, and pause long between tokens.
+    first_byte_timeout: float = 300.0
+    idle_timeout: float = 120.0
+    max_body_bytes: int = 50 * 1024 * 1024
+    # Passive ejection: this many failures in a row cool a child down, longer each time.
+    eject_after: int = 3
+    eject_cooldown: float = 10.0
+    eject_cooldown_max: float = 300.0
+    # Lifecycle.
+    start_timeout: float = 120.0
+    health_interval: float = 2.0
+    health_timeout: float = 2.0
+    health_failures: int = 3
+    restart_backoff: float = 1.0
+    restart_backoff_max: float = 60.0
+    max_start_failures: int = 5
+    healthy_run: float = 30.0
+    # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
+    grace_period: float = 8.0
+    stop_timeout: float = 5.0

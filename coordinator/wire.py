@@ -1,0 +1,170 @@
+"""The OpenAI wire format that the coordinator and its children both speak.
+
+Error bodies, server-sent-event framing and the validation of a chat request live
+here, in one place, so that both processes answer a client in exactly the same shape.
+This module is pure: no I/O, no state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+# OpenAI's error "type" for each status family; clients switch on `code`, people read `message`.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    499: "invalid_request_error",
+}
+
+
+def error_type_for(status: int) -> str:
+    if status in _ERROR_TYPES:
+        return _ERROR_TYPES[status]
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def error_body(
+    message: str,
+    *,
+    status: int,
+    code: str | None = None,
+    param: str | None = None,
+    type: str | None = None,
+) -> dict[str, Any]:
+    """The JSON object OpenAI sends with every error."""
+    return {
+        "error": {
+            "message": message,
+            "type": type or error_type_for(status),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def sse_event(payload: dict[str, Any]) -> bytes:
+    """One `data:` event; compact JSON so a chunk is as small as OpenAI's."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def sse_error(message: str, *, status: int, code: str | None = None) -> bytes:
+    """The event that ends a stream which cannot finish; no `[DONE]` follows it."""
+    return sse_event(error_body(message, status=status, code=code))
+
+
+class InvalidRequest(Exception):
+    """A chat request that cannot be served as sent: always the client's to fix (400)."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """What a router needs to know of a chat request; the body itself travels untouched."""
+
+    body: dict[str, Any]
+    model: str | None
+    stream: bool
+    include_usage: bool
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    """Check a `/v1/chat/completions` body the way OpenAI does, or raise InvalidRequest."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            f"The request body is not valid JSON ({exc}). Send a JSON object with 'model' and 'messages'.",
+            code="invalid_json",
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            f"The request body must be a JSON object, not {_json_kind(body)}.", code="invalid_json"
+        )
+
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest(
+            "'messages' is required: send a list of {role, content} objects.", param="messages"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "'messages' must be a non-empty list of {role, content} objects.", param="messages"
+        )
+    for index, message in enumerate(messages):
+        param = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{param} must be an object with 'role' and 'content'.", param=param)
+        role = message.get("role")
+        if role is None:
+            raise InvalidRequest(f"{param} has no 'role'; use one of {_roles()}.", param=f"{param}.role")
+        if role not in MESSAGE_ROLES:
+            raise InvalidRequest(f"{param}.role is {role!r}; use one of {_roles()}.", param=f"{param}.role")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise InvalidRequest(
+                f"{param}.content must be a string or a list of content parts.", param=f"{param}.content"
+            )
+
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise InvalidRequest("'model' must be a non-empty string.", param="model")
+
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequest(f"'stream' must be true or false, not {_json_kind(stream)}.", param="stream")
+
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    include_usage = bool(options and options.get("include_usage"))
+
+    return ChatRequest(body=body, model=model, stream=stream, include_usage=include_usage)
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message, whether its content is a string or a list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _roles() -> str:
+    return ", ".join(sorted(MESSAGE_ROLES))
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "null"
+    return "an object"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs, idempotently: a virtual environment in .venv with
+# the project installed (`scripts/setup.sh dev` adds the test tools). Safe to run again:
+# it reinstalls only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="${1:-}"
+python="${PYTHON:-python3}"
+
+if ! command -v "$python" >/dev/null || ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: Python 3.11 or newer is needed as '$python' (set PYTHON=/path/to/python3.11)" >&2
+    exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    if ! "$python" -m venv .venv 2>/dev/null; then
+        rm -rf .venv
+        # Debian and Ubuntu ship python3 without venv until python3-venv is installed.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "setup: installing python3-venv"
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            "$python" -m venv .venv
+        else
+            echo "setup: '$python -m venv' failed; install your system's python3-venv package and run again" >&2
+            exit 1
+        fi
+    fi
+fi
+
+target="."
+[ -n "$extras" ] && target=".[$extras]"
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${extras:-base}"
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e "$target"
+    touch "$stamp"
+fi

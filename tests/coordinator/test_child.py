@@ -1,0 +1,39 @@
+"""The child state machine and restart backoff."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from coordinator.child import Child, ChildSpec, backoff_delay
+from coordinator.ports import PortTriple
+from coordinator.profiles import Profile
+from coordinator.states import ChildState, InvalidTransition
+
+
+def make_child(tmp_path: Path) -> Child:
+    return Child(ChildSpec(Profile("p", tmp_path / "p.json"), PortTriple(1, 2, 3)), log_dir=tmp_path)
+
+
+def test_transitions_are_checked_and_reported(tmp_path: Path) -> None:
+    seen = []
+    child = make_child(tmp_path)
+    child.on_change = lambda c, old, new: seen.append((old, new))
+    child.state = ChildState.STARTING
+    child.transition(ChildState.READY, "healthy")
+    child.transition(ChildState.BUSY, "request")
+    with pytest.raises(InvalidTransition, match="busy → starting"):
+        child.transition(ChildState.STARTING, "nonsense")
+    assert seen == [(ChildState.STARTING, ChildState.READY), (ChildState.READY, ChildState.BUSY)]
+    assert child.state is ChildState.BUSY
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    rng = random.Random(7)
+    delays = [backoff_delay(n, 1.0, 8.0, rng) for n in range(1, 7)]
+    for n, delay in enumerate(delays, start=1):
+        ceiling = min(8.0, 2.0 ** (n - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert len({round(d, 6) for d in delays}) == len(delays)

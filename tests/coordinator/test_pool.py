@@ -1,0 +1,147 @@
+"""Scheduling decisions of the pool, on Child objects without processes (fast, no I/O but logs)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from coordinator.child import Child, ChildSpec
+from coordinator.pool import (
+    Outcome,
+    Pool,
+    PoolClosed,
+    QueueFull,
+    QueueTimeout,
+    RequestCancelled,
+    UnknownModel,
+)
+from coordinator.ports import PortTriple
+from coordinator.profiles import Profile
+from coordinator.states import ChildState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_pool(tmp_path: Path, count: int, clock: Clock | None = None, **options: float) -> Pool:
+    clock = clock or Clock()
+    settings = {"max_queue": 2, "queue_timeout": 5.0, "eject_after": 2, "eject_cooldown": 10.0,
+                "eject_cooldown_max": 25.0, **options}  # fmt: skip
+    pool = Pool([], clock=clock, **settings)  # type: ignore[arg-type]
+    for i in range(count):
+        spec = ChildSpec(Profile(f"c{i}", tmp_path / f"c{i}.json"), PortTriple(1 + i, 2 + i, 3 + i))
+        child = Child(spec, log_dir=tmp_path, on_change=pool.on_change, clock=clock)
+        child.models = ("mock",)
+        child.state = ChildState.STARTING
+        child.transition(ChildState.READY, "test")
+        pool.children.append(child)
+    return pool
+
+
+async def test_round_robin_over_idle_children(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 3)
+    picked = []
+    for n in range(6):
+        child = await pool.acquire(f"r{n}", "mock")
+        picked.append(child.id)
+        pool.release(child, Outcome.SERVED)
+    assert picked == ["c0", "c1", "c2", "c0", "c1", "c2"]
+
+
+async def test_busy_children_are_skipped_and_waiters_served_in_order(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1, max_queue=5)
+    holder = await pool.acquire("first", None)
+    assert holder.state is ChildState.BUSY
+    waiting = [asyncio.create_task(pool.acquire(f"w{n}", None)) for n in range(3)]
+    await asyncio.sleep(0)
+    assert [w.request_id for w in pool.waiters] == ["w0", "w1", "w2"]
+    order = []
+    for task in waiting:
+        pool.release(holder, Outcome.SERVED)
+        holder = await task
+        order.append(holder.request_id)
+    assert order == ["w0", "w1", "w2"]
+
+
+async def test_full_queue_and_timeout(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1, max_queue=1, queue_timeout=0.05)
+    await pool.acquire("busy", None)
+    waiter = asyncio.create_task(pool.acquire("queued", None))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull) as full:
+        await pool.acquire("overflow", None)
+    assert full.value.retry_after is not None and full.value.retry_after >= 1
+    with pytest.raises(QueueTimeout):
+        await waiter
+    assert not pool.waiters
+
+
+async def test_unknown_model_is_refused_once_every_child_is_known(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 2)
+    with pytest.raises(UnknownModel, match="available models: mock"):
+        await pool.acquire("r", "gpt-x")
+
+
+async def test_failures_in_a_row_eject_for_a_growing_cooldown(tmp_path: Path) -> None:
+    clock = Clock()
+    pool = make_pool(tmp_path, 2, clock)
+    cooldowns = []
+    for _ in range(3):
+        for _ in range(2):
+            child = pool.children[0]
+            child.transition(ChildState.BUSY, "test") if child.state is ChildState.READY else None
+            pool.release(child, Outcome.FAILED)
+        assert pool.children[0].state is ChildState.COOLDOWN
+        cooldowns.append(pool.children[0].cooldown_until - clock.now)  # type: ignore[operator]
+        pool.children[0].cooldown_until = None
+        pool.children[0].transition(ChildState.READY, "test")
+    assert cooldowns == [10.0, 20.0, 25.0]
+
+
+async def test_a_retry_avoids_the_child_that_failed(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 2)
+    child = await pool.acquire("r", None, avoid=frozenset({"c0"}))
+    assert child.id == "c1"
+    pool.release(child, Outcome.SERVED)
+    # With no other child alive at all, the retry may go back to the one it tried.
+    pool.children[1].transition(ChildState.BACKOFF, "test")
+    pool.children[1].transition(ChildState.FATAL, "test")
+    assert (await pool.acquire("r2", None, avoid=frozenset({"c0"}))).id == "c0"
+
+
+async def test_cancel_and_close_fail_waiters(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1)
+    await pool.acquire("busy", None)
+    cancelled = asyncio.create_task(pool.acquire("c", None))
+    closed = asyncio.create_task(pool.acquire("d", None))
+    await asyncio.sleep(0)
+    waiter = pool.locate("c")
+    assert waiter is not None and not isinstance(waiter, Child)
+    pool.cancel_waiting(waiter)
+    with pytest.raises(RequestCancelled):
+        await cancelled
+    pool.close("stopping")
+    with pytest.raises(PoolClosed):
+        await closed
+    with pytest.raises(PoolClosed):
+        await pool.acquire("late", None)
+
+
+async def test_a_child_handed_to_a_cancelled_waiter_goes_back(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1)
+    holder = await pool.acquire("busy", None)
+    waiter = asyncio.create_task(pool.acquire("w", None))
+    await asyncio.sleep(0)
+    pool.release(holder, Outcome.SERVED)  # hands the child to the waiter...
+    waiter.cancel()  # ...whose client leaves in the same instant
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert pool.children[0].state is ChildState.READY
+    assert not pool.active

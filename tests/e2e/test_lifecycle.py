@@ -1,0 +1,239 @@
+"""The life of children and of the coordinator: crashes, restarts, fatal, shutdown, startup errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.conftest import (
+    COORDINATOR,
+    Coordinator,
+    StartCoordinator,
+    port_bases,
+    wait_for,
+    write_profile,
+)
+
+ASK = {"model": "mock", "messages": [{"role": "user", "content": "are you there"}]}
+
+
+def alive(pids: list[int]) -> list[int]:
+    living = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                living.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return living
+
+
+def test_crash_backoff_and_back_to_ready(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a", "b"))
+    before = run.child("a")
+    os.kill(before["pid"], signal.SIGKILL)
+    # The exit is seen at once (the process is awaited), not at the next health check.
+    crashed = wait_for(
+        lambda: run.child("a") if run.child("a")["state"] in ("backoff", "starting") else None,
+        2,
+        "the crash to be noticed",
+    )
+    assert "signal 9" in (crashed["last_error"] or "")
+    after = run.wait_state("a", "ready")
+    assert after["pid"] != before["pid"]
+    assert after["restarts"] == 1
+    states = [(e["old"], e["new"]) for e in run.events("child_state") if e["child"] == "a"]
+    assert ("ready", "backoff") in states and ("backoff", "starting") in states
+    assert run.post("/v1/chat/completions", json=ASK).status_code == 200
+
+
+def test_repeated_failed_starts_end_in_fatal(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(
+        ("broken", "fine"),
+        env={"MOCK_FAIL_START": "broken"},
+        args=["--max-start-failures", "3"],
+        wait_ready=False,
+    )
+    wait_for(lambda: _state(run, "broken") == "fatal", 20, "the failing child to be fatal")
+    fatal = run.child("broken")
+    assert fatal["restarts"] == 2
+    assert fatal["pid"] is None
+    assert "3 times in a row" in json.dumps(run.events("child_state"))
+    # A fatal child is not restarted in a loop; the others serve.
+    run.wait_state("fine", "ready")
+    assert run.get("/ready").status_code == 200
+    assert [e["new"] for e in run.events("child_state") if e["child"] == "broken"][-1] == "fatal"
+    # An operator restart tries again (and, the cause unchanged, fails again).
+    assert run.post("/admin/children/broken/restart").status_code == 202
+    wait_for(lambda: run.child("broken")["restarts"] > 2, 5, "the operator restart")
+
+
+def _state(run: Coordinator, child_id: str) -> str | None:
+    if run.process.poll() is not None:
+        raise AssertionError(f"coordinator exited:\n{run.output()[-3000:]}")
+    try:
+        state: str = run.child(child_id)["state"]
+    except httpx.HTTPError:
+        return None
+    return state
+
+
+def test_configuration_error_is_fatal_at_once(start_coordinator: StartCoordinator) -> None:
+    # A child that says its configuration is wrong (exit 78) is not retried.
+    run = start_coordinator(("a",), args=["--engine", "camoufox"], wait_ready=False)
+    wait_for(lambda: _state(run, "a") == "fatal", 15, "the child to be fatal")
+    child = run.child("a")
+    assert child["restarts"] == 0
+    assert "configuration error" in json.dumps(run.events("child_state"))
+
+
+def test_sigterm_finishes_in_flight_fails_queued_and_leaves_no_process(
+    start_coordinator: StartCoordinator,
+) -> None:
+    run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "1500"})
+    children = [c["pid"] for c in run.children().values()]
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(run.post, "/v1/chat/completions", json=ASK)
+        wait_for(lambda: run.child("solo")["state"] == "busy", 5, "the request to start")
+        queued = pool.submit(run.post, "/v1/chat/completions", json=ASK)
+        wait_for(lambda: run.get("/ready").json()["queue"]["waiting"] == 1, 5, "the second request to queue")
+        descendants = [p.pid for p in run.descendants()]
+        run.process.send_signal(signal.SIGTERM)
+        refused = queued.result(timeout=5)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "shutting_down"
+        assert "retry-after" in refused.headers
+        ready = run.get("/ready")
+        assert ready.status_code == 503 and ready.json()["status"] == "draining"
+        new = run.post("/v1/chat/completions", json=ASK)
+        assert new.status_code == 503
+        finished = running.result(timeout=10)
+    assert finished.status_code == 200
+    assert finished.json()["choices"][0]["message"]["content"] == "echo: are you there"
+    assert run.process.wait(10) == 0
+    assert not alive(children + descendants)
+
+
+def test_sigkill_of_the_coordinator_leaves_no_child(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a", "b", "c"))
+    children = [p.pid for p in run.descendants()]
+    assert len(children) == 3
+    run.process.send_signal(signal.SIGKILL)
+    run.process.wait(5)
+    wait_for(lambda: not alive(children), 5, "every child to die with the coordinator")
+
+
+def _run_command(
+    tmp_path: Path, profiles: Path, *extra: str, bases: tuple[int, int, int] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`coordinator run` in the foreground, for runs that are expected to refuse to start."""
+    api, stream, browser = bases or port_bases(4)
+    argv = [
+        *COORDINATOR, "run", "--profiles", str(profiles), "--host", "127.0.0.1", "--port", str(api - 1),
+        "--base-api-port", str(api), "--base-stream-port", str(stream),
+        "--base-browser-port", str(browser), "--engine", "mock", "--log-dir", str(tmp_path / "logs"), *extra,
+    ]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, start_new_session=True)
+
+
+def test_a_taken_port_is_named_with_its_holder(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    write_profile(profiles, "a")
+    write_profile(profiles, "b")
+    bases = port_bases(3)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", bases[0] + 1))
+        squatter.listen()
+        result = _run_command(tmp_path, profiles, bases=bases)
+    assert result.returncode != 0
+    assert f"port {bases[0] + 1}" in result.stderr
+    assert "profile b" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr  # this test process holds it
+    assert "Traceback" not in result.stderr
+
+
+def test_overlapping_port_ranges_are_refused(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    for name in ("a", "b", "c"):
+        write_profile(profiles, name)
+    result = _run_command(tmp_path, profiles, "--base-api-port", "23000", "--base-stream-port", "23002")
+    assert result.returncode != 0
+    assert "overlap at port 23002" in result.stderr
+
+
+def test_bad_profile_is_reported_and_the_others_start(
+    start_coordinator: StartCoordinator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "garbled.json").write_text('{"cookies": [{"name": "sid", "value": "TOPSECRET-1"')
+    (folder / "wrong.json").write_text('{"cookies": "TOPSECRET-2"}')
+    write_profile(folder, "good", cookie_value="TOPSECRET-3")
+    run = start_coordinator((), profiles_dir=folder)
+    assert set(run.children()) == {"good"}
+    rejected = {Path(e["path"]).name: e["reason"] for e in run.events("profile_rejected")}
+    assert set(rejected) == {"garbled.json", "wrong.json"}
+    assert "not valid JSON" in rejected["garbled.json"]
+    assert "'cookies' must be a list" in rejected["wrong.json"]
+    assert run.post("/v1/chat/completions", json=ASK).status_code == 200
+    # No cookie value ever reaches a log: not the coordinator's, not a child's.
+    logs = run.output() + "".join(p.read_text() for p in run.log_dir.glob("*.log"))
+    assert "TOPSECRET" not in logs
+
+
+def test_no_valid_profile_exits_with_advice(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "bad.json").write_text("[]")
+    result = _run_command(tmp_path, profiles)
+    assert result.returncode == 2
+    assert "no valid profile" in result.stderr
+    assert "--demo" in result.stderr
+    missing = _run_command(tmp_path, tmp_path / "nowhere")
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+
+
+def test_request_log_lines_carry_what_operators_need(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a",))
+    response = run.post("/v1/chat/completions", json=ASK, headers={"X-Request-ID": "trace-7"})
+    assert response.status_code == 200
+    line = wait_for(lambda: [e for e in run.events("request") if e["request_id"] == "trace-7"], 5, "the log")[
+        0
+    ]
+    assert line["child"] == "a" and line["profile"] == "a"
+    assert line["status"] == 200
+    assert line["duration_ms"] > 0
+    assert "are you there" not in run.output()  # prompts are never logged
+    child_log = (run.log_dir / "a.log").read_text()
+    assert "trace-7" in child_log and "are you there" not in child_log
+
+
+def test_drain_stops_a_child_and_restart_brings_it_back(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a", "b"))
+    pid = run.child("a")["pid"]
+    assert run.post("/admin/children/a/drain").status_code == 202
+    run.wait_state("a", "stopped")
+    assert not alive([pid])
+    for _ in range(3):
+        assert run.post("/v1/chat/completions", json=ASK).headers["x-coordinator-child"] == "b"
+    assert run.post("/admin/children/a/restart").status_code == 202
+    run.wait_state("a", "ready")
+
+
+def test_ctrl_c_shuts_down_cleanly(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a",))
+    children = [p.pid for p in run.descendants()]
+    run.process.send_signal(signal.SIGINT)
+    assert run.process.wait(10) == 0
+    assert not alive(children)
