@@ -33,7 +33,7 @@ class HealthReport:
 async def probe(transport: Transport, port: int, timeout: float) -> HealthReport:
     try:
         async with asyncio.timeout(timeout):
-            status_code, raw = await transport.get(port, "/health")
+            status_code, raw = await transport.fetch(port, "GET", "/health")
         body = json.loads(raw)
     except TimeoutError:
         return HealthReport(status="unreachable", detail=f"no answer within {timeout:g}s")

@@ -231,8 +231,8 @@ class Proxy:
         """Ask a child to stop generating `request_id`; True if it was generating it."""
         try:
             async with asyncio.timeout(CANCEL_TIMEOUT):
-                status, _ = await self.transport.post(
-                    child.spec.ports.api, f"/v1/cancel/{request_id}", {"X-Child-Token": self.token}
+                status, _ = await self.transport.fetch(
+                    child.spec.ports.api, "POST", f"/v1/cancel/{request_id}", {"X-Child-Token": self.token}
                 )
         except (TransportError, TimeoutError):
             return False

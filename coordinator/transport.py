@@ -240,15 +240,11 @@ class Transport:
             raise
         return response
 
-    async def get(self, port: int, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
-        response = await self.request(port, "GET", path, headers)
-        try:
-            return response.status, await response.read()
-        finally:
-            response.close()
-
-    async def post(self, port: int, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
-        response = await self.request(port, "POST", path, headers)
+    async def fetch(
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """A small request whose whole answer is wanted: status and body."""
+        response = await self.request(port, method, path, headers)
         try:
             return response.status, await response.read()
         finally:

@@ -226,8 +226,8 @@ class Runs:
             )
         coordinator = Coordinator(process, port, folder, root / "logs", output_path, list(profiles))
         self.started.append(coordinator)
+        wait_for(lambda: _answers(coordinator), 20, "the coordinator to listen")
         if wait_ready:
-            wait_for(lambda: _answers(coordinator), 20, "the coordinator to listen")
             coordinator.wait_all_ready()
         return coordinator
 

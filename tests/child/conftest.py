@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,27 +16,11 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from tests.conftest import free_port, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 10.0
 PROFILE_TEXT = '{"cookies": [], "origins": []}'
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll `check` until it returns something truthy, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -98,11 +80,11 @@ class ChildProcess:
             body = self.try_health()
             return body if body is not None and body["status"] == status else None
 
-        result: dict[str, Any] = wait_until(check, timeout, f"/health status {status!r}")
+        result: dict[str, Any] = wait_for(check, timeout, f"/health status {status!r}")
         return result
 
     def wait_for(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
-        return wait_until(check, timeout, what)
+        return wait_for(check, timeout, what)
 
     def wait_exit(self, timeout: float) -> int:
         try:

@@ -37,3 +37,15 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
         ceiling = min(8.0, 2.0 ** (n - 1))
         assert ceiling / 2 <= delay <= ceiling
     assert len({round(d, 6) for d in delays}) == len(delays)
+
+
+def test_child_output_log_rotates(tmp_path: Path) -> None:
+    from coordinator.child import RotatingLog
+
+    path = tmp_path / "c.log"
+    log = RotatingLog(path, max_bytes=100, backups=2)
+    for n in range(10):
+        log.write(f"line {n:02d} ".encode() * 5 + b"\n")
+    assert path.exists() and (tmp_path / "c.log.1").exists() and (tmp_path / "c.log.2").exists()
+    assert not (tmp_path / "c.log.3").exists()
+    assert b"line 09" in path.read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -237,3 +238,68 @@ def test_ctrl_c_shuts_down_cleanly(start_coordinator: StartCoordinator) -> None:
     run.process.send_signal(signal.SIGINT)
     assert run.process.wait(10) == 0
     assert not alive(children)
+
+
+def test_settings_come_from_the_environment_and_flags_win(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(
+        ("a",),
+        env={"COORDINATOR_MAX_QUEUE": "7", "COORDINATOR_QUEUE_TIMEOUT": "9"},
+        args=["--queue-timeout", "3"],
+    )
+    assert run.get("/ready").json()["queue"]["max"] == 7
+    started = run.events("starting")
+    assert started and started[0]["profiles"] == ["a"]
+    # The environment named the queue length; the flag overrode the environment's timeout.
+    cmdline = " ".join(psutil.Process(run.process.pid).cmdline())
+    assert "--queue-timeout 3" in cmdline
+    line = subprocess.run(
+        [*COORDINATOR, "run", "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    ).stdout
+    assert "COORDINATOR_QUEUE_TIMEOUT" in line and "COORDINATOR_BASE_API_PORT" in line
+
+
+def test_children_start_together_each_in_its_own_group_and_folder(
+    start_coordinator: StartCoordinator,
+) -> None:
+    run = start_coordinator(("a", "b", "c"), env={"MOCK_STARTUP_MS": "600"}, wait_ready=False)
+    run.wait_all_ready()
+    events = [(e["child"], e["new"]) for e in run.events("child_state")]
+    first_ready = min(i for i, (_, new) in enumerate(events) if new == "ready")
+    # All three were spawned before any became ready: started at once, not one after another.
+    assert {child for child, new in events[:first_ready] if new == "starting"} == {"a", "b", "c"}
+    for child in run.children().values():
+        process = psutil.Process(child["pid"])
+        assert os.getpgid(child["pid"]) == child["pid"]  # the leader of its own process group
+        assert process.cwd() == str(run.log_dir / "work" / child["id"])
+        assert (run.log_dir / f"{child['id']}.log").stat().st_size > 0
+
+
+def test_a_hung_idle_child_is_found_by_health_polling_and_restarted(
+    start_coordinator: StartCoordinator,
+) -> None:
+    run = start_coordinator(("a", "b"))
+    hung = run.child("a")
+    os.kill(hung["pid"], signal.SIGSTOP)
+    try:
+        crashed = wait_for(
+            lambda: run.child("a") if run.child("a")["restarts"] >= 1 else None,
+            15,
+            "the hung child's restart",
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung["pid"], signal.SIGCONT)
+    assert "health checks in a row" in (crashed["last_error"] or "")
+    run.wait_state("a", "ready")
+    assert not alive([hung["pid"]])
+
+
+def test_the_child_token_is_never_logged(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a",))
+    environ = psutil.Process(run.child("a")["pid"]).environ()
+    token = environ["CHILD_TOKEN"]
+    assert len(token) >= 32
+    assert run.post("/v1/chat/completions", json=ASK).status_code == 200
+    assert run.post("/v1/cancel/nothing").status_code == 404
+    logs = run.output() + (run.log_dir / "a.log").read_text()
+    assert token not in logs
