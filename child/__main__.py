@@ -55,7 +55,7 @@ def setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(sys.argv[1:] if argv is None else argv, os.environ)
-        engine = create_engine(settings.engine, os.environ, settings.profile)
+        engine = create_engine(settings, os.environ)
     except (ConfigError, EngineConfigError) as exc:
         print(f"child: {exc}", file=sys.stderr)
         return EX_CONFIG

@@ -48,6 +48,7 @@ from coordinator.wire import (
     error_body,
     message_text,
     parse_chat_request,
+    run_settings,
     sse_error,
     sse_event,
 )
@@ -59,6 +60,7 @@ T = TypeVar("T")
 CANCELLED_STATUS = 499  # nginx's "client closed request": the request was stopped on purpose
 GRACEFUL_SHUTDOWN_S = 2
 KEEP_ALIVE_S = 60
+BROKEN_POLL_S = 0.5
 
 
 def error_response(
@@ -180,12 +182,12 @@ class _TurnStream(StreamingResponse):
 
 class _Handlers:
     def __init__(
-        self, settings: ChildSettings, session: Session, on_boot_failure: Callable[[], None]
+        self, settings: ChildSettings, session: Session, on_engine_failure: Callable[[], None]
     ) -> None:
         self.settings = settings
         self.session = session
         self.engine: Engine = session.engine
-        self.on_boot_failure = on_boot_failure
+        self.on_engine_failure = on_engine_failure
         self.created = int(time.time())
 
     @contextlib.asynccontextmanager
@@ -214,13 +216,20 @@ class _Handlers:
     async def _boot(self) -> None:
         try:
             await self.engine.start()
-            log.info("child_ready", models=list(self.engine.models()))
+            log.info("child_ready", models=list(self.engine.models()), state=self.engine.status().state.value)
         except EngineError as exc:
             log.error("child_start_failed", error=exc.message, code=exc.code)
-            self.on_boot_failure()
+            self.on_engine_failure()
+            return
         except Exception:
             log.exception("child_start_failed")
-            self.on_boot_failure()
+            self.on_engine_failure()
+            return
+        # A broken engine (the browser died) is not nursed here: exit, and be restarted fresh.
+        while (status := self.engine.status()).state is not EngineState.BROKEN:
+            await asyncio.sleep(BROKEN_POLL_S)
+        log.error("engine_broken", detail=status.detail)
+        self.on_engine_failure()
 
     async def health(self, request: Request) -> Response:
         status = self.engine.status()
@@ -280,7 +289,8 @@ class _Handlers:
             return model
         messages: list[Any] = chat.body["messages"]
         try:
-            turn = self.session.begin(request_id, Prompt(model=model, messages=tuple(messages)))
+            prompt = Prompt(model=model, messages=tuple(messages), settings=run_settings(chat.body))
+            turn = self.session.begin(request_id, prompt)
         except SessionBusy:
             return error_response(
                 429,
@@ -525,10 +535,10 @@ def create_app(
     settings: ChildSettings,
     session: Session,
     *,
-    on_boot_failure: Callable[[], None] = lambda: None,
+    on_engine_failure: Callable[[], None] = lambda: None,
 ) -> Starlette:
-    """The child's ASGI app. `on_boot_failure` is called if the engine fails to start."""
-    handlers = _Handlers(settings, session, on_boot_failure)
+    """The child's ASGI app. `on_engine_failure` is called if the engine fails to start or breaks."""
+    handlers = _Handlers(settings, session, on_engine_failure)
     routes = [
         Route("/health", handlers.health, methods=["GET"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
@@ -547,12 +557,12 @@ def run(settings: ChildSettings, engine: Engine) -> int:
     """Serve until told to stop; the exit code is 1 if the engine never started, else 0."""
     exit_code = 0
 
-    def boot_failed() -> None:
+    def engine_failed() -> None:
         nonlocal exit_code
         exit_code = 1
         server.should_exit = True
 
-    app = create_app(settings, Session(engine), on_boot_failure=boot_failed)
+    app = create_app(settings, Session(engine), on_engine_failure=engine_failed)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from coordinator.wire import message_text
+from coordinator.wire import RunSettings, message_text
+
+if TYPE_CHECKING:
+    from child.settings import ChildSettings
 
 ENGINE_CHOICES = ("auto", "camoufox", "chromium", "mock")
-BUILT_ENGINES = frozenset({"mock"})
 
 
 class EngineState(StrEnum):
@@ -45,10 +47,11 @@ class EngineStatus:
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """One chat turn as the engine sees it: the model to use and the messages as sent."""
+    """One chat turn as the engine sees it: the model, the messages as sent, the run settings."""
 
     model: str
     messages: tuple[Mapping[str, Any], ...]
+    settings: RunSettings = field(default_factory=RunSettings)
 
 
 class EngineError(Exception):
@@ -231,8 +234,11 @@ async def _sleep_ms(ms: int) -> None:
         await asyncio.sleep(ms / 1000)
 
 
-def create_engine(name: str, environ: Mapping[str, str], profile: str) -> Engine:
+def create_engine(settings: ChildSettings, environ: Mapping[str, str]) -> Engine:
     """The engine named on the command line, or EngineConfigError if it cannot be had."""
-    if name not in BUILT_ENGINES:
-        raise EngineConfigError(f"engine {name!r} is not available in this build yet; run with --engine mock")
-    return MockEngine(MockSettings.from_env(environ, profile))
+    if settings.engine == "mock":
+        return MockEngine(MockSettings.from_env(environ, settings.profile))
+    # Imported here: a mock child never loads Playwright.
+    from child.browser import create_browser_engine
+
+    return create_browser_engine(settings, environ)

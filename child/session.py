@@ -52,6 +52,7 @@ class Turn:
         self.request_id = request_id
         self.tokens = 0
         self.completed = False
+        self._stopping = False
         self._queue: asyncio.Queue[str | _End | BaseException] = asyncio.Queue()
         self._pump = asyncio.create_task(self._run(engine, prompt), name=f"turn-{request_id}")
         # A done-callback rather than an `except` in the pump: a pump cancelled before it
@@ -70,8 +71,14 @@ class Turn:
         return item
 
     async def stop(self) -> None:
-        """Stop the engine if it is still generating, and wait (bounded) until it has."""
-        self._pump.cancel()
+        """Stop the engine if it is still generating, and wait (bounded) until it has.
+
+        The pump is cancelled once: a second cancel (a cancel request and the client's
+        disconnect, say) would interrupt the engine's own cleanup, which stops the page.
+        """
+        if not self._stopping:
+            self._stopping = True
+            self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._pump), STOP_TIMEOUT_S)
 

@@ -31,6 +31,9 @@ class ChildSettings:
     # The per-run secret: kept out of repr so it never lands in a log line by accident.
     token: str = field(default="", repr=False)
     host: str = "127.0.0.1"
+    browser_path: str | None = None
+    site_url: str | None = None
+    site_config: Path | None = None
 
     @property
     def profile(self) -> str:
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--browser-port", type=_port, required=True)
     parser.add_argument("--engine", choices=ENGINE_CHOICES, default="auto")
     parser.add_argument("--headless", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--browser-path", help="the browser executable (else found as --engine says)")
+    parser.add_argument("--site-url", help="the site's origin, e.g. a local replica's")
+    parser.add_argument("--site-config", type=Path, help="TOML or JSON file overriding selectors")
     return parser
 
 
@@ -78,6 +84,9 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSetti
         browser_port=args.browser_port,
         headless=args.headless,
         token=token,
+        browser_path=args.browser_path,
+        site_url=args.site_url,
+        site_config=args.site_config,
     )
 
 

@@ -22,7 +22,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator import wire
-from coordinator.pool import PoolClosed, PoolError, QueueFull, QueueTimeout, UnknownModel, Waiter
+from coordinator.pool import (
+    AllCoolingDown,
+    NoChildAvailable,
+    PoolClosed,
+    PoolError,
+    QueueFull,
+    QueueTimeout,
+    UnknownModel,
+    Waiter,
+)
 from coordinator.proxy import ClientDisconnected, ProxyError, cancelled_on_disconnect
 
 if TYPE_CHECKING:
@@ -36,6 +45,8 @@ _POOL_ERRORS: dict[type[PoolError], tuple[int, str]] = {
     QueueTimeout: (503, "queue_timeout"),
     UnknownModel: (404, "model_not_found"),
     PoolClosed: (503, "shutting_down"),
+    AllCoolingDown: (429, "quota_exhausted"),
+    NoChildAvailable: (503, "no_child_available"),
 }
 _QUIET_PATHS = frozenset({"/live", "/ready", "/health"})
 _SSE_HEADERS = [

@@ -75,6 +75,7 @@ class Child:
         self.ready_at: float | None = None
         self.next_start_at: float | None = None
         self.cooldown_until: float | None = None
+        self.cooldown_reason: str | None = None  # "quota" or "ejected"
         self.failures = 0  # exits in a row; reset after a healthy run
         self.start_failures = 0  # starts in a row that never became ready
         self.health_misses = 0
@@ -180,6 +181,7 @@ class Child:
             "models": list(self.models),
             "seconds_in_state": round(now - self.state_since, 3),
             "cooldown_seconds": round(self.cooldown_until - now, 3) if self.cooldown_until else None,
+            "cooldown_reason": self.cooldown_reason if self.state is ChildState.COOLDOWN else None,
             "next_start_seconds": round(self.next_start_at - now, 3) if self.next_start_at else None,
             "log_file": str(self.log_path),
         }

@@ -6,7 +6,8 @@ Every flag of `run` can also be set as `COORDINATOR_<FLAG>` in the environment
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +16,9 @@ from typing import Any
 import structlog
 import typer
 
-from coordinator import demo as demo_profiles
+from coordinator import demo as demo_site
 from coordinator import logs, server
-from coordinator.profiles import discover
+from coordinator.profiles import discover, name_problem
 from coordinator.settings import Engine, Settings
 
 app = typer.Typer(
@@ -50,7 +51,11 @@ def _root() -> None:
 @app.command()
 def run(
     profiles: Path = _option("--profiles", "Folder of profile files (Playwright storage state, *.json)."),
-    demo: bool = _option("--demo", "Run on generated demo profiles: no account needed.", default=False),
+    demo: bool = _option(
+        "--demo",
+        "Run against a local replica of the site with demo profiles: no account needed.",
+        default=False,
+    ),
     host: str = _option("--host", "Address the API listens on."),
     port: int = _option("--port", "Port the API listens on."),
     base_api_port: int = _option("--base-api-port", "API port of the first child; child i adds i*step."),
@@ -60,6 +65,13 @@ def run(
     engine: Engine = _option("--engine", "Browser engine of the children."),
     log_dir: Path = _option("--log-dir", "Folder for each child's rotating log and working directory."),
     headless: bool = _option("--headless/--no-headless", "Run the browsers without a window."),
+    browser_path: Path | None = _option(
+        "--browser-path", "The browser executable (default: found by engine)."
+    ),
+    site_url: str | None = _option("--site-url", "The site's origin, e.g. a replica's (default: AI Studio)."),
+    site_config: Path | None = _option(
+        "--site-config", "TOML or JSON file that overrides the site's selectors."
+    ),
     max_queue: int = _option("--max-queue", "Requests that may wait for a free child; beyond it: 429."),
     queue_timeout: float = _option("--queue-timeout", "Seconds a request may wait for a child; then: 503."),
     max_attempts: int = _option("--max-attempts", "Children tried for one request before its first byte."),
@@ -105,6 +117,9 @@ def run(
         engine=engine,
         log_dir=log_dir,
         headless=headless,
+        browser_path=browser_path,
+        site_url=site_url,
+        site_config=site_config,
         max_queue=max_queue,
         queue_timeout=queue_timeout,
         max_attempts=max_attempts,
@@ -125,18 +140,56 @@ def run(
         grace_period=grace_period,
         stop_timeout=stop_timeout,
     )
-    demo_dir: Path | None = None
-    child_env: dict[str, str] = {}
-    if demo:
-        demo_dir = Path(tempfile.mkdtemp(prefix="coordinator-demo-"))
-        demo_profiles.write_profiles(demo_dir)
-        settings = replace(settings, profiles=demo_dir, engine=Engine.MOCK)
-        child_env = dict(demo_profiles.DEMO_ENV)
-    try:
-        raise typer.Exit(_run(settings, child_env))
-    finally:
-        if demo_dir is not None:
-            shutil.rmtree(demo_dir, ignore_errors=True)
+    if not demo:
+        raise typer.Exit(_run(settings, {}))
+    with tempfile.TemporaryDirectory(prefix="coordinator-demo-") as folder:
+        settings = replace(settings, profiles=Path(folder))
+        if settings.engine is Engine.MOCK:
+            demo_site.write_profiles(Path(folder))
+            raise typer.Exit(_run(settings, dict(demo_site.MOCK_ENV)))
+        sessions = demo_site.write_profiles(Path(folder))
+        try:
+            with demo_site.replica(list(sessions.values()), settings.log_dir / "replica.log") as site:
+                log.info("demo_site", url=site.url, profiles=list(sessions))
+                engine = Engine.CHROMIUM if settings.engine is Engine.AUTO else settings.engine
+                code = _run(replace(settings, site_url=site.url, engine=engine), {})
+        except demo_site.DemoError as exc:
+            raise _fail(str(exc)) from None
+        raise typer.Exit(code)
+
+
+@app.command()
+def login(
+    name: str = typer.Argument(..., help="The profile's name: the file becomes SAVED_DIR/NAME.json."),
+    site_url: str | None = _option("--site-url", "The site's origin (default: AI Studio)."),
+    site_config: Path | None = _option(
+        "--site-config", "TOML or JSON file that overrides the site's selectors."
+    ),
+    browser_path: Path | None = _option("--browser-path", "The browser executable (default: found)."),
+    headless: bool = typer.Option(False, "--headless/--no-headless", help="No window (for tests)."),
+    saved_dir: Path = typer.Option(
+        Path("auth_profiles/saved"), "--saved-dir", help="Where the profile goes."
+    ),
+    browser_port: int = typer.Option(9221, "--browser-port", help="The browser's remote port (127.0.0.1)."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for the sign-in."),
+) -> None:
+    """Open a browser on the site's sign-in page and save the session as a profile."""
+    if problem := name_problem(name):
+        raise _fail(f"cannot use {name!r} as a profile name: {problem}")
+    argv = [
+        sys.executable, "-m", "child.login", "--output", str(saved_dir / f"{name}.json"),
+        "--browser-port", str(browser_port), "--timeout", str(timeout),
+        "--headless" if headless else "--no-headless",
+    ]  # fmt: skip
+    for flag, value in (
+        ("--site-url", site_url),
+        ("--site-config", site_config),
+        ("--browser-path", browser_path),
+    ):
+        if value:
+            argv += [flag, str(value)]
+    # The browser lives in the child package: the coordinator holds no browser code.
+    raise typer.Exit(subprocess.run(argv).returncode)
 
 
 def _run(settings: Settings, child_env: dict[str, str]) -> int:

@@ -23,6 +23,10 @@ from coordinator.states import ChildState
 
 log = structlog.get_logger("coordinator.pool")
 
+# States whose child serves now or soon: a request may wait for them.
+_WILL_SERVE = frozenset(
+    {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.BACKOFF, ChildState.DRAINING}
+)
 # States whose child may serve again without anyone's intervention.
 _RECOVERABLE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.COOLDOWN, ChildState.BACKOFF}
@@ -64,6 +68,14 @@ class PoolClosed(PoolError):
 
 class RequestCancelled(PoolError):
     pass
+
+
+class AllCoolingDown(PoolError):
+    """Every child that could serve is out of quota (or rate-limited) for a while."""
+
+
+class NoChildAvailable(PoolError):
+    """No child can serve now, nor will without an operator (or a cooldown after failures)."""
 
 
 @dataclass(eq=False)
@@ -113,6 +125,7 @@ class Pool:
         if self.closed is not None:
             raise PoolClosed(self.closed, retry_after=5)
         self._check_model(model)
+        self._check_serviceable(model)
         if not self.waiters:
             child = self._pick(model, avoid)
             if child is not None:
@@ -168,12 +181,14 @@ class Pool:
             child.transition(ChildState.AUTH_EXPIRED, reason or "child reports the profile is logged out")
         elif outcome is Outcome.QUOTA:
             child.cooldown_until = self.clock() + (cooldown or self.eject_cooldown)
+            child.cooldown_reason = "quota"
             child.transition(ChildState.COOLDOWN, reason or "child reports quota exhausted")
         elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
             seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
             child.ejections += 1
             child.errors_in_row = 0
             child.cooldown_until = self.clock() + seconds
+            child.cooldown_reason = "ejected"
             child.transition(
                 ChildState.COOLDOWN, f"ejected for {seconds:g}s after {self.eject_after} failures in a row"
             )
@@ -231,6 +246,27 @@ class Pool:
             raise UnknownModel(
                 f"the model {model!r} is not offered by any child; available models: {offered}"
             )
+
+    def _check_serviceable(self, model: str | None) -> None:
+        """Fail at once, rather than after the queue timeout, when waiting cannot help soon."""
+        candidates = [c for c in self.children if model is None or not c.models or model in c.models]
+        if any(c.state in _WILL_SERVE for c in candidates):
+            return
+        now = self.clock()
+        cooling = [c for c in candidates if c.state is ChildState.COOLDOWN]
+        retry_after = (
+            max(1, math.ceil(min((c.cooldown_until or now + 60) - now for c in cooling))) if cooling else 30
+        )
+        if cooling and all(c.cooldown_reason == "quota" for c in cooling):
+            raise AllCoolingDown(
+                "every profile that serves this model is out of quota or rate-limited; "
+                f"retry in {retry_after}s or add profiles",
+                retry_after=retry_after,
+            )
+        states = ", ".join(f"{c.id}: {c.state.value}" for c in candidates) or "no children"
+        raise NoChildAvailable(
+            f"no child can serve now ({states}); see GET /admin/children", retry_after=retry_after
+        )
 
     def _pick(self, model: str | None, avoid: frozenset[str]) -> Child | None:
         count = len(self.children)

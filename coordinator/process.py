@@ -20,7 +20,7 @@ import psutil
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+def die_with_parent(parent_pid: int | None = None) -> Callable[[], None] | None:
     """A pre-exec hook asking Linux to SIGTERM the child when the coordinator dies.
 
     SIGTERM rather than SIGKILL so that a child can still close its browser. The
@@ -28,6 +28,7 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     """
     if not sys.platform.startswith("linux"):
         return None
+    parent_pid = parent_pid or os.getpid()
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: no imports in the child
 
     def hook() -> None:
@@ -52,7 +53,7 @@ class Launcher:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=die_with_parent(),
         )
 
     def signal_group(self, pid: int, sig: signal.Signals) -> bool:

@@ -49,13 +49,16 @@ def discover(folder: Path) -> Discovery:
     return Discovery(profiles=tuple(profiles), rejected=tuple(rejected))
 
 
+def name_problem(name: str) -> str | None:
+    if _NAME.match(name):
+        return None
+    return "a name is 1-64 letters, digits, '.', '_' or '-' (it names the child, its log and its URL)"
+
+
 def problem_with(path: Path) -> str | None:
     """Why `path` is not a usable profile, or None if it is."""
-    if not _NAME.match(path.stem):
-        return (
-            "the file name must be 1-64 letters, digits, '.', '_' or '-' (it names the child); "
-            "rename the file"
-        )
+    if problem := name_problem(path.stem):
+        return f"{problem}; rename the file"
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -30,6 +30,9 @@ class Settings:
     engine: Engine = Engine.AUTO
     log_dir: Path = Path("logs/coordinator")
     headless: bool = True
+    browser_path: Path | None = None
+    site_url: str | None = None
+    site_config: Path | None = None
     # Scheduling.
     max_queue: int = 100
     queue_timeout: float = 120.0

@@ -112,7 +112,7 @@ class Supervisor:
 
     def _argv(self, child: Child) -> list[str]:
         ports = child.spec.ports
-        return [
+        argv = [
             sys.executable,
             "-m",
             "child",
@@ -128,6 +128,14 @@ class Supervisor:
             self.settings.engine.value,
             "--headless" if self.settings.headless else "--no-headless",
         ]
+        for flag, value in (
+            ("--browser-path", self.settings.browser_path),
+            ("--site-url", self.settings.site_url),
+            ("--site-config", self.settings.site_config and self.settings.site_config.resolve()),
+        ):
+            if value:
+                argv += [flag, str(value)]
+        return argv
 
     async def _spawn(self, child: Child, reason: str) -> None:
         if child.id in self._spawning or self.stopping:
@@ -287,6 +295,7 @@ class Supervisor:
             child.health_misses = 0
             if child.state in (ChildState.READY, ChildState.STARTING):
                 child.cooldown_until = None  # the child says when it can serve again
+                child.cooldown_reason = "quota"
                 child.transition(ChildState.COOLDOWN, f"child reports quota exhausted: {report.detail}")
         elif report.can_serve:
             child.health_misses = 0

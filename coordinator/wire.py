@@ -125,6 +125,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     model = body.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise InvalidRequest("'model' must be a non-empty string.", param="model")
+    if model is not None:
+        model = model.removeprefix("models/")  # the page's own spelling of a model id
 
     stream = body.get("stream", False)
     if stream is None:
@@ -137,7 +139,50 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
     include_usage = bool(options and options.get("include_usage"))
 
+    _check_run_settings(body)
     return ChatRequest(body=body, model=model, stream=stream, include_usage=include_usage)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """The sampling settings a page can apply; None where the request left them out."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+def run_settings(body: dict[str, Any]) -> RunSettings:
+    """The settings of a body that `parse_chat_request` accepted."""
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    stop = body.get("stop")
+    return RunSettings(
+        temperature=body.get("temperature"),
+        top_p=body.get("top_p"),
+        max_tokens=max_tokens,
+        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+    )
+
+
+def _check_run_settings(body: dict[str, Any]) -> None:
+    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise InvalidRequest(f"'{name}' must be a number from {low:g} to {high:g}.", param=name)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidRequest(f"'{name}' must be a whole number of at least 1.", param=name)
+    stop = body.get("stop")
+    if stop is None or isinstance(stop, str):
+        return
+    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
+        raise InvalidRequest("'stop' must be a string or a list of up to 4 non-empty strings.", param="stop")
 
 
 def message_text(message: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs, idempotently: a virtual environment in .venv with
-# the project installed (`scripts/setup.sh dev` adds the test tools). Safe to run again:
-# it reinstalls only when pyproject.toml changed.
+# the project installed (`scripts/setup.sh dev` adds the test tools), and a browser for the
+# children when none is found. Safe to run again: it redoes only what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +36,17 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e "$target"
     touch "$stamp"
+fi
+
+# A browser for the children: Camoufox (`camoufox fetch`) or Chromium; on Debian as root,
+# Debian's chromium package, which Playwright drives as it is.
+if ! .venv/bin/python -c 'import os, sys; from child.browser import camoufox_installed, find_chromium; sys.exit(0 if camoufox_installed() or find_chromium(None, os.environ) else 1)'; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "setup: installing Chromium (Debian's chromium package)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "setup: no browser found for the children. Install one: run '.venv/bin/camoufox fetch'," >&2
+        echo "       or your system's Chromium (Debian/Ubuntu: 'sudo apt-get install chromium')." >&2
+    fi
 fi

@@ -239,10 +239,15 @@ class Runs:
 
 
 @pytest.fixture
-def start_coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartCoordinator]:
-    runs = Runs(tmp_path_factory)
-    yield runs.start
-    runs.close()
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    started = Runs(tmp_path_factory)
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def start_coordinator(runs: Runs) -> StartCoordinator:
+    return runs.start
 
 
 @pytest.fixture(scope="module")

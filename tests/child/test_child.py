@@ -393,11 +393,15 @@ def test_fail_requests_is_500(spawn_child: SpawnChild) -> None:
     [
         ({"token": None}, "CHILD_TOKEN"),
         ({"token": None, "env": {"CHILD_TOKEN": ""}}, "CHILD_TOKEN"),
+        ({"engine": "camoufox"}, "run `camoufox fetch`"),
         (
-            {"engine": "chromium"},
-            "engine 'chromium' is not available in this build yet; run with --engine mock",
+            {"engine": "chromium", "extra_args": ["--browser-path", "/nowhere/chrome"]},
+            "no browser at /nowhere",
         ),
-        ({"engine": "auto"}, "engine 'auto' is not available"),
+        (
+            {"engine": "chromium", "extra_args": ["--site-config", "/nowhere.toml"]},
+            "--site-config /nowhere.toml",
+        ),
         ({"profile_text": None}, "cannot read profile"),
         ({"profile_text": '{"cookies": [{"value": "SECRET-COOKIE"'}, "is not valid JSON"),
         ({"extra_args": ["--api-port", "0"]}, "bad command line"),

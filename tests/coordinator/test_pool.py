@@ -9,6 +9,8 @@ import pytest
 
 from coordinator.child import Child, ChildSpec
 from coordinator.pool import (
+    AllCoolingDown,
+    NoChildAvailable,
     Outcome,
     Pool,
     PoolClosed,
@@ -145,3 +147,22 @@ async def test_a_child_handed_to_a_cancelled_waiter_goes_back(tmp_path: Path) ->
         await waiter
     assert pool.children[0].state is ChildState.READY
     assert not pool.active
+
+
+async def test_all_children_out_of_quota_fails_at_once_with_retry_after(tmp_path: Path) -> None:
+    clock = Clock()
+    pool = make_pool(tmp_path, 2, clock)
+    for child, seconds in zip(pool.children, (30.0, 90.0), strict=True):
+        child.transition(ChildState.BUSY, "test")
+        child.request_id = f"r-{child.id}"
+        pool.release(child, Outcome.QUOTA, cooldown=seconds)
+    with pytest.raises(AllCoolingDown) as caught:
+        await pool.acquire("late", "mock")
+    assert caught.value.retry_after == 30
+
+
+async def test_nothing_that_could_serve_fails_at_once(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1)
+    pool.children[0].transition(ChildState.AUTH_EXPIRED, "test")
+    with pytest.raises(NoChildAvailable, match="c0: auth_expired"):
+        await pool.acquire("r", None)

@@ -57,7 +57,7 @@ def test_reason_never_quotes_a_cookie(tmp_path: Path) -> None:
 
 def test_unsafe_file_name_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "my profile.json", {"cookies": [], "origins": []})
-    assert "file name" in (problem_with(path) or "")
+    assert "rename the file" in (problem_with(path) or "")
 
 
 def test_missing_folder(tmp_path: Path) -> None:

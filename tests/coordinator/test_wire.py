@@ -58,3 +58,31 @@ def test_message_text_of_parts() -> None:
     }
     assert message_text(message) == "ab"
     assert message_text({"role": "assistant", "content": None}) == ""
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 2.5),
+        ("temperature", "hot"),
+        ("top_p", -0.1),
+        ("max_tokens", 0),
+        ("max_completion_tokens", 1.5),
+        ("stop", ["a", "b", "c", "d", "e"]),
+        ("stop", [""]),
+        ("stop", 3),
+    ],
+)
+def test_bad_run_settings_are_refused(field: str, value: object) -> None:
+    raw = json.dumps({"messages": [{"role": "user", "content": "hi"}], field: value}).encode()
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(raw)
+    assert caught.value.param == field
+
+
+def test_run_settings_prefer_max_completion_tokens() -> None:
+    from coordinator.wire import RunSettings, run_settings
+
+    body = {"temperature": 0.2, "top_p": 1, "max_tokens": 9, "max_completion_tokens": 5, "stop": "END"}
+    assert run_settings(body) == RunSettings(temperature=0.2, top_p=1, max_tokens=5, stop=("END",))
+    assert run_settings({}) == RunSettings()

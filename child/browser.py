@@ -1,0 +1,327 @@
+"""The browser engines: a real browser logged in with the profile, driving the site.
+
+Chromium and Camoufox differ only in how the browser is found and launched (a
+`Launcher`); everything after that (context from the storage state, the page, the
+site driver, noticing a dead browser) is `BrowserEngine`, shared. Each browser's
+remote endpoint listens on the child's browser port, on 127.0.0.1 only, so an operator
+can attach to a child's live page.
+
+The browser runs in the child's process group, so the coordinator's group kill takes it
+down. A browser that crashes or disconnects turns the engine `broken` and the child
+exits, to be restarted, rather than limping on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import psutil
+import structlog
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+
+from child.engine import (
+    AuthExpired,
+    EngineBroken,
+    EngineConfigError,
+    EngineState,
+    EngineStatus,
+    Prompt,
+    QuotaExhausted,
+)
+from child.site import AIStudio, SiteConfigError, load_site_config
+
+if TYPE_CHECKING:
+    from child.settings import ChildSettings
+
+log = structlog.get_logger("child.browser")
+
+# Chromium as root in a container needs --no-sandbox; the rest keep it quiet on a closed network.
+CHROMIUM_ARGS = (
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+)
+SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
+INSTALL_ADVICE = (
+    "install a browser: `camoufox fetch` (the production engine), or Chromium "
+    "(on Debian as root: `apt-get install -y chromium`), or pass --browser-path"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserOptions:
+    port: int  # the browser's remote endpoint, 127.0.0.1 only
+    headless: bool = True
+    executable: str | None = None  # --browser-path / COORDINATOR_BROWSER_PATH
+
+
+class Launcher(Protocol):
+    name: str
+    options: BrowserOptions
+
+    async def launch(self, playwright: Playwright) -> Browser: ...
+
+    def browser_pid(self) -> int | None: ...
+
+    async def close(self) -> None: ...
+
+
+def find_chromium(explicit: str | None, environ: Mapping[str, str]) -> str | None:
+    """The Chromium to run: the flag, the environment, Playwright's own install, the system."""
+    for candidate in (explicit, environ.get("COORDINATOR_BROWSER_PATH")):
+        if candidate:
+            return candidate if Path(candidate).exists() else None
+    bundled = _playwright_chromium()
+    if bundled:
+        return bundled
+    for path in SYSTEM_CHROMIUMS:
+        if Path(path).exists():
+            return path
+    return shutil.which("chromium-headless-shell") or shutil.which("chromium")
+
+
+def _playwright_chromium() -> str | None:
+    cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache" / "ms-playwright"))
+    for pattern in (
+        "chromium-*/chrome-linux/chrome",
+        "chromium_headless_shell-*/chrome-linux/headless_shell",
+    ):
+        found = sorted(cache.glob(pattern))
+        if found:
+            return str(found[-1])
+    return None
+
+
+def chromium_args(options: BrowserOptions) -> list[str]:
+    args = [
+        *CHROMIUM_ARGS,
+        f"--remote-debugging-port={options.port}",
+        "--remote-debugging-address=127.0.0.1",
+    ]
+    if os.geteuid() == 0:
+        args.append("--no-sandbox")
+    return args
+
+
+class ChromiumLauncher:
+    name = "chromium"
+
+    def __init__(self, options: BrowserOptions, executable: str) -> None:
+        self.options = options
+        self.executable = executable
+
+    async def launch(self, playwright: Playwright) -> Browser:
+        return await playwright.chromium.launch(
+            executable_path=self.executable,
+            headless=self.options.headless,
+            args=chromium_args(self.options),
+        )
+
+    def browser_pid(self) -> int | None:
+        # The browser's main process: the one with our debugging port and no --type (renderers have one).
+        flag = f"--remote-debugging-port={self.options.port}"
+        for process in psutil.Process().children(recursive=True):
+            try:
+                cmdline = process.cmdline()
+            except psutil.Error:
+                continue
+            if flag in cmdline and not any(arg.startswith("--type=") for arg in cmdline):
+                pid: int = process.pid
+                return pid
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def camoufox_installed() -> bool:
+    try:
+        from camoufox.pkgman import installed_verstr
+
+        installed_verstr()
+    except Exception:
+        return False
+    return True
+
+
+def camoufox_server_options(options: BrowserOptions) -> dict[str, object]:
+    """What the Camoufox Playwright server is launched with (the server prints its endpoint)."""
+    return {"headless": options.headless, "port": options.port, "ws_path": "camoufox", "humanize": False}
+
+
+class CamoufoxLauncher:
+    """Camoufox's own Playwright server on the browser port; the child connects to it."""
+
+    name = "camoufox"
+
+    def __init__(self, options: BrowserOptions) -> None:
+        self.options = options
+        self.server: subprocess.Popen[bytes] | None = None
+
+    async def launch(self, playwright: Playwright) -> Browser:
+        script = (
+            "import json, sys; from camoufox.server import launch_server; "
+            "launch_server(**json.loads(sys.argv[1]))"
+        )
+
+        # Same process group as the child: the coordinator's group kill reaches it.
+        self.server = subprocess.Popen(
+            [sys.executable, "-c", script, json.dumps(camoufox_server_options(self.options))],
+            stdout=subprocess.DEVNULL,
+        )
+        endpoint = f"ws://127.0.0.1:{self.options.port}/camoufox"
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                return await playwright.firefox.connect(endpoint)
+            except Exception:
+                if self.server.poll() is not None or asyncio.get_running_loop().time() > deadline:
+                    raise EngineBroken("the Camoufox server did not start; see the child's log") from None
+                await asyncio.sleep(0.5)
+
+    def browser_pid(self) -> int | None:
+        return self.server.pid if self.server is not None else None
+
+    async def close(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.terminate()
+            await asyncio.to_thread(self.server.wait, 10)
+
+
+def create_launcher(engine: str, options: BrowserOptions, environ: Mapping[str, str]) -> Launcher:
+    """The launcher for `engine` (camoufox, chromium, auto), or EngineConfigError saying what to install."""
+    if engine in ("camoufox", "auto") and camoufox_installed():
+        return CamoufoxLauncher(options)
+    if engine == "camoufox":
+        raise EngineConfigError(
+            "Camoufox's browser is not installed: run `camoufox fetch`, or use --engine chromium"
+        )
+    executable = find_chromium(options.executable, environ)
+    if executable is None:
+        if engine == "chromium" and (options.executable or environ.get("COORDINATOR_BROWSER_PATH")):
+            raise EngineConfigError(
+                f"no browser at {options.executable or environ['COORDINATOR_BROWSER_PATH']}"
+            )
+        raise EngineConfigError(f"no browser found for --engine {engine}: {INSTALL_ADVICE}")
+    return ChromiumLauncher(options, executable)
+
+
+class BrowserEngine:
+    """A browser, one context made from the profile's storage state, one page, one site."""
+
+    def __init__(
+        self,
+        launcher: Launcher,
+        site: AIStudio,
+        profile: Path,
+    ) -> None:
+        self.name = launcher.name
+        self.launcher = launcher
+        self.site = site
+        self.profile = profile
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._context: BrowserContext | None = None
+        self._state = EngineState.STARTING
+        self._detail = "launching the browser"
+        self._cooldown_until = 0.0
+        self._closing = False
+        self._browser_pid: int | None = None
+
+    async def start(self) -> None:
+        self._playwright = await async_playwright().start()
+        self._browser = await self.launcher.launch(self._playwright)
+        self._browser.on("disconnected", lambda _: self._broken("the browser disconnected or crashed"))
+        self._browser_pid = self.launcher.browser_pid()
+        self._detail = "opening the site"
+        self._context = await self._browser.new_context(storage_state=str(self.profile))
+        page = await self._context.new_page()
+        try:
+            await self.site.open(page)
+        except AuthExpired as exc:
+            self._set(EngineState.AUTH_EXPIRED, exc.message)
+            return
+        self._set(EngineState.READY, f"{self.site.config.url} open")
+
+    async def close(self) -> None:
+        self._closing = True
+        for closing in (self._context, self._browser):
+            if closing is not None:
+                try:
+                    await asyncio.wait_for(closing.close(), 10)
+                except Exception as exc:  # a dead browser cannot be closed politely
+                    log.warning("browser_close_failed", error=type(exc).__name__)
+        await self.launcher.close()
+        if self._playwright is not None:
+            await self._playwright.stop()
+
+    def status(self) -> EngineStatus:
+        if (
+            self._state is EngineState.QUOTA_EXHAUSTED
+            and asyncio.get_running_loop().time() >= self._cooldown_until
+        ):
+            self._set(EngineState.READY, "quota cooldown over")
+        connected = self._browser.is_connected() if self._browser is not None else None
+        remaining = int(self._cooldown_until - asyncio.get_running_loop().time()) + 1
+        return EngineStatus(
+            state=self._state,
+            detail=self._detail,
+            browser_pid=self._browser_pid,
+            browser_connected=connected,
+            retry_after=remaining if self._state is EngineState.QUOTA_EXHAUSTED else None,
+        )
+
+    def models(self) -> tuple[str, ...]:
+        return self.site.models
+
+    async def generate(self, prompt: Prompt) -> AsyncGenerator[str, None]:
+        try:
+            async with contextlib.aclosing(self.site.run(prompt)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        except QuotaExhausted as exc:
+            self._cooldown_until = asyncio.get_running_loop().time() + (exc.retry_after or 300)
+            self._set(EngineState.QUOTA_EXHAUSTED, exc.message)
+            raise
+        except AuthExpired as exc:
+            self._set(EngineState.AUTH_EXPIRED, exc.message)
+            raise
+        except EngineBroken as exc:
+            self._broken(exc.message)
+            raise
+
+    def _set(self, state: EngineState, detail: str) -> None:
+        if state is not self._state:
+            log.info("engine_state", old=self._state.value, new=state.value, detail=detail)
+        self._state = state
+        self._detail = detail
+
+    def _broken(self, reason: str) -> None:
+        if not self._closing:
+            self._set(EngineState.BROKEN, reason)
+
+
+def create_browser_engine(settings: ChildSettings, environ: Mapping[str, str]) -> BrowserEngine:
+    options = BrowserOptions(
+        port=settings.browser_port, headless=settings.headless, executable=settings.browser_path
+    )
+    launcher = create_launcher(settings.engine, options, environ)
+    try:
+        site = AIStudio(load_site_config(settings.site_config, settings.site_url))
+    except SiteConfigError as exc:
+        raise EngineConfigError(str(exc)) from None
+    return BrowserEngine(launcher, site, settings.profile_path)

@@ -1,0 +1,112 @@
+"""`coordinator login`: a browser on the site's sign-in page, saved as a profile once logged in.
+
+Run by the coordinator's CLI as `python -m child.login`, so that the coordinator holds
+no browser code. The browser opens with a window (unless --headless) on the site's
+new-chat page, which sends a logged-out visitor to sign in. As soon as the prompt input
+appears (the session is logged in), or when the user presses Enter, the context's
+storage state is written to the output file with mode 600: it holds session cookies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import threading
+from pathlib import Path
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import async_playwright
+
+from child.browser import BrowserOptions, create_launcher
+from child.engine import EngineConfigError
+from child.site import SiteConfigError, load_site_config
+
+EX_CONFIG = 78
+
+
+async def login(
+    output: Path, *, site_url: str | None, site_config: Path | None, options: BrowserOptions, timeout: float
+) -> bool:
+    """True once the storage state of a logged-in session is saved to `output`."""
+    config = load_site_config(site_config, site_url)
+    launcher = create_launcher("chromium", options, os.environ)
+    async with async_playwright() as playwright:
+        browser = await launcher.launch(playwright)
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(config.new_chat_url)
+            print(f"Sign in in the browser window ({config.url}); the profile is saved once you are in.")
+            print("Press Enter to save it as it is now.")
+            logged_in: asyncio.Future[object] = asyncio.ensure_future(
+                page.wait_for_selector(config.selectors["prompt"], timeout=timeout * 1000)
+            )
+            enter = _enter_pressed()
+            waiting: set[asyncio.Future[object] | asyncio.Future[None]] = {logged_in, enter}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            ok = logged_in.done() and logged_in.exception() is None
+            if not ok and not enter.done():
+                return False
+            output.parent.mkdir(parents=True, exist_ok=True)
+            # Created 600 from the start: the cookies are never readable by others, not even briefly.
+            descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.close(descriptor)
+            await context.storage_state(path=str(output))
+            os.chmod(output, 0o600)
+            return True
+        finally:
+            await browser.close()
+            await launcher.close()
+
+
+def _enter_pressed() -> asyncio.Future[None]:
+    """Resolves when the user presses Enter; never, when there is no terminal (EOF)."""
+    loop = asyncio.get_running_loop()
+    pressed: asyncio.Future[None] = loop.create_future()
+
+    def press() -> None:
+        if not pressed.done():
+            pressed.set_result(None)
+
+    def read() -> None:
+        if sys.stdin.readline():
+            loop.call_soon_threadsafe(press)
+
+    # A daemon thread: a read still blocked on the terminal must not keep the process alive.
+    threading.Thread(target=read, daemon=True).start()
+    return pressed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m child.login", description=__doc__)
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--site-url")
+    parser.add_argument("--site-config", type=Path)
+    parser.add_argument("--browser-path")
+    parser.add_argument("--browser-port", type=int, default=9221)
+    parser.add_argument("--headless", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the sign-in")
+    args = parser.parse_args(argv)
+    options = BrowserOptions(port=args.browser_port, headless=args.headless, executable=args.browser_path)
+    try:
+        saved = asyncio.run(
+            login(args.output, site_url=args.site_url, site_config=args.site_config, options=options,
+                  timeout=args.timeout)
+        )  # fmt: skip
+    except (EngineConfigError, SiteConfigError) as exc:
+        print(f"login: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except PlaywrightError as exc:
+        print(f"login: the browser failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    if not saved:
+        print("login: not signed in before the timeout; nothing was saved", file=sys.stderr)
+        return 1
+    print(f"Saved {args.output}. Move it to auth_profiles/active/ to use it.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""The site driver: AI Studio's chat page, driven through Playwright.
+
+Selectors and page texts are data (`SELECTORS`, `QUOTA_PATTERNS`, …) because the page
+changes without notice: a user fixes one with `--site-config FILE` (TOML or JSON with a
+`[selectors]` table) instead of waiting for a release. `--site-url` replaces the origin,
+so the same driver runs against the local replica.
+
+One request: choose the model, apply the run settings, put the whole conversation in
+the prompt box, submit, and stream the answer as a MutationObserver in the page reports
+its text; then reset to a new chat, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import tomllib
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Response
+
+from child.engine import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
+from coordinator.wire import message_text
+
+log = structlog.get_logger("child.site")
+
+SITE_URL = "https://aistudio.google.com"
+NEW_CHAT_PATH = "/prompts/new_chat"
+
+# As last seen on the page (../shared/research/aistudio-page.md); override with --site-config.
+SELECTORS: dict[str, str] = {
+    "prompt": "ms-prompt-input-wrapper ms-autosize-textarea textarea",
+    "run_button": 'button[aria-label="Run"].run-button',
+    "spinner": 'button[aria-label="Run"].run-button svg .stoppable-spinner',
+    "model_turn": "ms-chat-turn .chat-turn-container.model",
+    "turn_text": "ms-cmark-node.cmark-node",
+    "new_chat": 'button[data-test-clear="outside"][aria-label="New chat"]',
+    "confirm_discard": 'button.ms-button-primary:has-text("Discard and continue")',
+    "new_chat_link": 'a.playground-link[href="/prompts/new_chat"]',
+    "dialog": ".mat-mdc-dialog-inner-container",
+    "toast": "div.toast.warning, div.toast.error",
+    "temperature": 'ms-slider input[type="number"][max="2"]',
+    "top_p": 'ms-slider input[type="number"][max="1"]',
+    "max_tokens": 'input[aria-label="Maximum output tokens"]',
+    "add_stop": 'input[aria-label="Add stop token"]',
+    "remove_stop": 'mat-chip-set mat-chip-row button[aria-label*="Remove"]',
+}
+# Where a logged-out session lands.
+LOGIN_URL_PATTERNS = ("accounts.google.com", "/login", "ServiceLogin")
+# Texts of the page's quota and rate-limit messages, and how long each keeps a profile out.
+QUOTA_PATTERNS: dict[str, int] = {
+    "rate limit": 300,
+    "exceeded quota": 4 * 3600,
+    "out of free generations": 4 * 3600,
+    "resource_exhausted": 300,
+}
+# Used until the page's own model list has been seen.
+DEFAULT_MODELS = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.0-flash")
+MODEL_PREFERENCE_KEY = "aiStudioUserPreference"
+MODELS_RESPONSE_PATTERN = "ListModels"
+_MODEL_NAME = re.compile(r"models/([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    url: str = SITE_URL
+    selectors: Mapping[str, str] = field(default_factory=lambda: dict(SELECTORS))
+    login_url_patterns: tuple[str, ...] = LOGIN_URL_PATTERNS
+    quota_patterns: Mapping[str, int] = field(default_factory=lambda: dict(QUOTA_PATTERNS))
+    default_models: tuple[str, ...] = DEFAULT_MODELS
+    # A cold page can take a minute and more; an answer can take minutes.
+    load_timeout_s: float = 90.0
+    start_timeout_s: float = 60.0
+    answer_timeout_s: float = 600.0
+
+    @property
+    def new_chat_url(self) -> str:
+        return self.url.rstrip("/") + NEW_CHAT_PATH
+
+
+class SiteConfigError(ValueError):
+    """The --site-config file cannot be used; the message says why."""
+
+
+def load_site_config(path: Path | None, url: str | None = None) -> SiteConfig:
+    """The defaults, overridden by a TOML or JSON file, with `url` replacing the origin."""
+    config = SiteConfig()
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:
+            raise SiteConfigError(f"--site-config {path}: {exc}") from None
+        config = _apply_overrides(config, data, path)
+    if url:
+        config = replace(config, url=url.rstrip("/"))
+    return config
+
+
+def _apply_overrides(config: SiteConfig, data: Mapping[str, Any], path: Path) -> SiteConfig:
+    unknown = set(data) - {"url", "selectors", "login_url_patterns", "quota_patterns", "default_models"}
+    if unknown:
+        raise SiteConfigError(f"--site-config {path}: unknown keys {sorted(unknown)}")
+    selectors = data.get("selectors", {})
+    bad = set(selectors) - set(SELECTORS)
+    if bad or not all(isinstance(v, str) and v for v in selectors.values()):
+        raise SiteConfigError(
+            f"--site-config {path}: [selectors] takes non-empty strings for {sorted(SELECTORS)}; "
+            f"unknown: {sorted(bad)}"
+        )
+    changes: dict[str, Any] = {"selectors": {**config.selectors, **selectors}}
+    if "url" in data:
+        changes["url"] = str(data["url"]).rstrip("/")
+    if "login_url_patterns" in data:
+        changes["login_url_patterns"] = tuple(data["login_url_patterns"])
+    if "quota_patterns" in data:
+        changes["quota_patterns"] = {str(k).lower(): int(v) for k, v in data["quota_patterns"].items()}
+    if "default_models" in data:
+        changes["default_models"] = tuple(data["default_models"])
+    return replace(config, **changes)
+
+
+def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The whole conversation as one prompt: each request is stateless on the page.
+
+    A lone user message goes as it is; a conversation goes as labelled turns, the last
+    one last, so the page answers the last message with the rest as context.
+    """
+    turns = [(str(m.get("role", "user")), message_text(dict(m)).strip()) for m in messages]
+    turns = [(role, text) for role, text in turns if text]
+    if len(turns) == 1 and turns[0][0] == "user":
+        return turns[0][1]
+    labels = {"system": "System", "developer": "System", "assistant": "Assistant", "tool": "Tool"}
+    return "\n\n".join(f"{labels.get(role, 'User')}: {text}" for role, text in turns)
+
+
+def bare_model(name: str) -> str:
+    return name.removeprefix("models/")
+
+
+# Installed in every document: reports the last model turn's text, whether the page is
+# generating, and any toast, each time the DOM changes (and only when they changed).
+_OBSERVER = """
+(selectors) => {
+  if (window.__coordinatorObserver) return;
+  const topLevel = (turn) => Array.from(turn.querySelectorAll(selectors.turn_text))
+    .filter((node) => !node.parentElement.closest(selectors.turn_text));
+  let last = null;
+  const report = () => {
+    const turns = document.querySelectorAll(selectors.model_turn);
+    const turn = turns[turns.length - 1];
+    const text = turn ? topLevel(turn).map((node) => node.textContent).join("") : "";
+    const generating = document.querySelector(selectors.spinner) !== null;
+    const toast = Array.from(document.querySelectorAll(selectors.toast))
+      .map((node) => node.textContent.trim()).join("\\n");
+    const state = JSON.stringify([turns.length, text, generating, toast]);
+    if (state === last) return;
+    last = state;
+    window.__coordinatorReport({turns: turns.length, text, generating, toast});
+  };
+  window.__coordinatorObserver = new MutationObserver(report);
+  window.__coordinatorObserver.observe(document.documentElement,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+  report();
+}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PageState:
+    turns: int = 0
+    text: str = ""
+    generating: bool = False
+    toast: str = ""
+
+
+class AIStudio:
+    """Drives one page. Not safe for two requests at once: the session guarantees one."""
+
+    def __init__(self, config: SiteConfig) -> None:
+        self.config = config
+        self.page: Page | None = None
+        self.models: tuple[str, ...] = config.default_models
+        self.model: str | None = None
+        self._state = PageState()
+        self._reports: asyncio.Queue[PageState] | None = None
+        self._page_defaults: dict[str, str] = {}  # run settings as the page had them at first
+
+    async def open(self, page: Page) -> None:
+        """Open a new chat; raise AuthExpired if the site asks to sign in."""
+        self.page = page
+        await page.expose_function("__coordinatorReport", self._on_report)
+        page.on("response", self._on_response)
+        await self._load()
+
+    async def _load(self) -> None:
+        page = self._page()
+        selectors = dict(self.config.selectors)
+        await page.goto(self.config.new_chat_url, timeout=self.config.load_timeout_s * 1000)
+        if self.logged_out(page.url):
+            raise AuthExpired(f"the site asked to sign in ({_origin(page.url)}); log the profile in again")
+        await page.wait_for_selector(selectors["prompt"], timeout=self.config.load_timeout_s * 1000)
+        await page.evaluate(_OBSERVER, selectors)
+        self.model = self.model or await self._current_model()
+
+    def logged_out(self, url: str) -> bool:
+        # Host and path only: a sign-in URL carries the chat's URL in its query.
+        parts = urlsplit(url)
+        where = parts.netloc + parts.path
+        return any(pattern in where for pattern in self.config.login_url_patterns)
+
+    async def run(self, prompt: Prompt) -> AsyncGenerator[str, None]:
+        """Text deltas of the page's answer; closing early stops the generation."""
+        page = self._page()
+        selectors = self.config.selectors
+        submitted = False
+        try:
+            await self._choose_model(prompt.model)
+            await self._apply_settings(prompt)
+            text = conversation_text(prompt.messages)
+            await page.fill(selectors["prompt"], text)
+            await page.wait_for_selector(f"{selectors['run_button']}:not([disabled])", timeout=10_000)
+            self._reports = asyncio.Queue()
+            before = self._state.turns
+            await page.press(selectors["prompt"], "Control+Enter")
+            submitted = True
+            async for delta in self._stream(before):
+                yield delta
+        except PlaywrightError as exc:
+            if page.is_closed():
+                raise EngineBroken("the browser page closed") from None
+            raise EngineError(f"the page did not behave as expected: {_first_line(exc)}") from None
+        finally:
+            self._reports = None
+            await self._reset(stop=submitted)
+
+    async def _stream(self, turns_before: int) -> AsyncGenerator[str, None]:
+        sent = ""
+        started = generated = False
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while True:
+            state = await self._next_report(deadline)
+            self._check_toast(state.toast)
+            if not started and (state.turns > turns_before or state.generating):
+                started = True
+                deadline = time.monotonic() + self.config.answer_timeout_s
+            if not started:
+                continue
+            generated = generated or state.generating
+            if state.text.startswith(sent) and len(state.text) > len(sent):
+                yield state.text[len(sent) :]
+                sent = state.text
+            if generated and not state.generating:
+                return
+
+    async def _next_report(self, deadline: float) -> PageState:
+        assert self._reports is not None
+        remaining = deadline - time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                return await self._reports.get()
+        except TimeoutError:
+            raise EngineError(
+                "the page showed no progress in time; the selectors may be out of date (see --site-config)"
+            ) from None
+
+    def _check_toast(self, toast: str) -> None:
+        lowered = toast.lower()
+        for pattern, seconds in self.config.quota_patterns.items():
+            if pattern in lowered:
+                raise QuotaExhausted(f"the site says: {toast[:200]}", retry_after=seconds)
+
+    async def _choose_model(self, model: str) -> None:
+        wanted = bare_model(model)
+        if wanted == self.model:
+            return
+        page = self._page()
+        await page.evaluate(
+            """([key, model]) => {
+                const preference = JSON.parse(localStorage.getItem(key) || "{}");
+                preference.promptModel = model;
+                localStorage.setItem(key, JSON.stringify(preference));
+            }""",
+            [MODEL_PREFERENCE_KEY, f"models/{wanted}"],
+        )
+        await self._load()
+        self.model = wanted
+
+    async def _current_model(self) -> str | None:
+        value = await self._page().evaluate(
+            "(key) => { try { return JSON.parse(localStorage.getItem(key) || '{}').promptModel || null; }"
+            " catch (e) { return null; } }",
+            MODEL_PREFERENCE_KEY,
+        )
+        return bare_model(value) if isinstance(value, str) else (self.models[0] if self.models else None)
+
+    async def _apply_settings(self, prompt: Prompt) -> None:
+        """Set what the request asks; what it leaves out goes back to the page's own default.
+
+        The page keeps run settings from one chat to the next, so without the second half
+        one request's temperature would leak into the next.
+        """
+        page = self._page()
+        selectors = self.config.selectors
+        settings = prompt.settings
+        for name, value in (
+            ("temperature", settings.temperature),
+            ("top_p", settings.top_p),
+            ("max_tokens", settings.max_tokens),
+        ):
+            if name not in self._page_defaults:
+                self._page_defaults[name] = await page.input_value(selectors[name])
+            wanted = self._page_defaults[name] if value is None else str(value)
+            if await page.input_value(selectors[name]) != wanted:
+                await page.fill(selectors[name], wanted)
+                await page.press(selectors[name], "Tab")
+        # Stop sequences replace whatever the page had, so that requests don't leak into each other.
+        remove = page.locator(selectors["remove_stop"])
+        while await remove.count():
+            await remove.first.click()
+        for stop in settings.stop:
+            await page.fill(selectors["add_stop"], stop)
+            await page.press(selectors["add_stop"], "Enter")
+
+    async def _reset(self, *, stop: bool) -> None:
+        """Back to an empty new chat: stop a generation left running, discard the turns."""
+        page = self.page
+        if page is None or page.is_closed():
+            return
+        selectors = self.config.selectors
+        try:
+            if stop and self._state.generating:
+                await page.click(selectors["run_button"], timeout=5_000)
+                await page.wait_for_selector(selectors["spinner"], state="detached", timeout=5_000)
+            await page.click(selectors["new_chat"], timeout=5_000)
+            with contextlib.suppress(PlaywrightError):
+                await page.click(selectors["confirm_discard"], timeout=2_000)
+            await page.wait_for_selector(selectors["model_turn"], state="detached", timeout=5_000)
+        except PlaywrightError as exc:
+            # The buttons moved or a dialog is in the way: a fresh page is always clean.
+            log.warning("reset_by_reload", reason=_first_line(exc))
+            with contextlib.suppress(PlaywrightError):
+                await self._load()
+
+    # -- page callbacks -------------------------------------------------------------------
+
+    def _on_report(self, report: dict[str, Any]) -> None:
+        self._state = PageState(
+            turns=int(report.get("turns", 0)),
+            text=str(report.get("text", "")),
+            generating=bool(report.get("generating")),
+            toast=str(report.get("toast", "")),
+        )
+        if self._reports is not None:
+            self._reports.put_nowait(self._state)
+
+    async def _on_response(self, response: Response) -> None:
+        if MODELS_RESPONSE_PATTERN not in response.url:
+            return
+        with contextlib.suppress(PlaywrightError):
+            names = tuple(dict.fromkeys(_MODEL_NAME.findall(await response.text())))
+            if names:
+                self.models = names
+
+    def _page(self) -> Page:
+        if self.page is None or self.page.is_closed():
+            raise EngineBroken("the browser page is closed")
+        return self.page
+
+
+def _origin(url: str) -> str:
+    return "/".join(url.split("/")[:3])
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,65 @@
+"""Choosing and launching engines without running a browser: the Camoufox path, Chromium lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from child import browser
+from child.browser import (
+    BrowserOptions,
+    CamoufoxLauncher,
+    ChromiumLauncher,
+    camoufox_server_options,
+    chromium_args,
+    create_launcher,
+    find_chromium,
+)
+from child.engine import EngineConfigError
+
+
+def test_camoufox_is_launched_as_a_playwright_server_on_the_browser_port() -> None:
+    options = camoufox_server_options(BrowserOptions(port=9333, headless=True))
+    assert options["port"] == 9333
+    assert options["headless"] is True
+    assert options["ws_path"] == "camoufox"
+
+
+def test_missing_camoufox_says_to_fetch_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser, "camoufox_installed", lambda: False)
+    with pytest.raises(EngineConfigError, match="run `camoufox fetch`"):
+        create_launcher("camoufox", BrowserOptions(port=9333), {})
+
+
+def test_auto_prefers_camoufox_then_chromium(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "chrome"
+    fake.write_text("")
+    monkeypatch.setattr(browser, "camoufox_installed", lambda: True)
+    assert isinstance(create_launcher("auto", BrowserOptions(port=1), {}), CamoufoxLauncher)
+    monkeypatch.setattr(browser, "camoufox_installed", lambda: False)
+    launcher = create_launcher("auto", BrowserOptions(port=1, executable=str(fake)), {})
+    assert isinstance(launcher, ChromiumLauncher) and launcher.executable == str(fake)
+
+
+def test_no_browser_at_all_names_both_ways_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser, "camoufox_installed", lambda: False)
+    monkeypatch.setattr(browser, "find_chromium", lambda explicit, environ: None)
+    with pytest.raises(EngineConfigError) as caught:
+        create_launcher("auto", BrowserOptions(port=1), {})
+    assert "camoufox fetch" in str(caught.value) and "apt-get install -y chromium" in str(caught.value)
+
+
+def test_chromium_is_found_from_the_flag_then_the_environment(tmp_path: Path) -> None:
+    flag, env = tmp_path / "a", tmp_path / "b"
+    flag.write_text("")
+    env.write_text("")
+    assert find_chromium(str(flag), {"COORDINATOR_BROWSER_PATH": str(env)}) == str(flag)
+    assert find_chromium(None, {"COORDINATOR_BROWSER_PATH": str(env)}) == str(env)
+    assert find_chromium(str(tmp_path / "missing"), {}) is None
+
+
+def test_chromium_remote_endpoint_is_loopback_only() -> None:
+    args = chromium_args(BrowserOptions(port=9444))
+    assert "--remote-debugging-port=9444" in args
+    assert "--remote-debugging-address=127.0.0.1" in args

@@ -1,0 +1,318 @@
+"""Real browsers end to end: coordinator, Chromium children, the replica, the openai client.
+
+Each test runs the replica (`python -m child.replica`) with the pace and quota it needs,
+writes profiles holding the replica's session cookies, and runs the coordinator with
+`--engine chromium --site-url` pointing at it. What the page did is read back from the
+replica's record of runs, and from the child's own browser over its debugging port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import psutil
+import pytest
+from playwright.sync_api import sync_playwright
+
+from child.browser import find_chromium
+from coordinator import demo
+from tests.conftest import Coordinator, Runs, wait_for
+
+pytestmark = pytest.mark.skipif(
+    find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh` installs it"
+)
+QUESTION = [{"role": "user", "content": "what is the colour of the sky"}]
+
+
+@dataclass
+class Site:
+    url: str
+    sessions: dict[str, str]
+
+    def runs(self) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = httpx.get(f"{self.url}/__replica/runs", timeout=5).json()
+        return runs
+
+    def last_run(self) -> dict[str, Any]:
+        return self.runs()[-1]
+
+
+@contextlib.contextmanager
+def site_and_profiles(folder: Path, *options: str, logged_out: tuple[str, ...] = ()) -> Iterator[Site]:
+    """The replica, and demo profiles in `folder`; those in `logged_out` hold no session cookie."""
+    sessions = demo.write_profiles(folder)
+    for name in logged_out:
+        (folder / f"{name}.json").write_text(json.dumps({"cookies": [], "origins": []}))
+    with demo.replica(list(sessions.values()), folder.parent / "replica.log", options) as replica:
+        yield Site(replica.url, sessions)
+
+
+def start(runs: Runs, site: Site, folder: Path, *args: str, wait_ready: bool = True) -> Coordinator:
+    return runs.start(
+        (),
+        profiles_dir=folder,
+        args=["--engine", "chromium", "--site-url", site.url, "--start-timeout", "60", *args],
+        wait_ready=wait_ready,
+    )
+
+
+@pytest.fixture(scope="module")
+def browsers(
+    module_runs: Runs, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Coordinator, Site]]:
+    folder = tmp_path_factory.mktemp("browsers") / "profiles"
+    with site_and_profiles(folder, "--first-token-ms", "300", "--token-ms", "60") as site:
+        yield start(module_runs, site, folder), site
+
+
+def page_turns(browser_port: int) -> int:
+    """How many model turns the child's live page shows, seen through its debugging port."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{browser_port}")
+        page = browser.contexts[0].pages[0]
+        count = page.locator("ms-chat-turn .chat-turn-container.model").count()
+        return count
+
+
+def test_non_stream_answer_is_what_the_page_rendered(browsers: tuple[Coordinator, Site]) -> None:
+    run, site = browsers
+    raw = run.openai(timeout=60).chat.completions.with_raw_response.create(
+        model="replica-pro", messages=QUESTION
+    )
+    answer = raw.parse().choices[0].message.content
+    assert answer == "Replica replica-pro answers: what is the colour of the sky"
+    recorded = site.last_run()
+    assert recorded["status"] == "completed" and recorded["text"] == answer
+    assert raw.headers["x-coordinator-child"] in {"demo-1", "demo-2"}
+
+
+def test_stream_starts_while_the_page_is_still_rendering(browsers: tuple[Coordinator, Site]) -> None:
+    run, site = browsers
+    stream = run.openai(timeout=60).chat.completions.create(
+        model="replica-pro", messages=QUESTION, stream=True
+    )
+    chunks = iter(stream)
+    first = next(chunks)
+    # The first token is out while the page is still rendering the rest.
+    assert site.last_run()["status"] == "running"
+    text = (first.choices[0].delta.content or "") + "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == "Replica replica-pro answers: what is the colour of the sky"
+    wait_for(lambda: site.last_run()["status"] == "completed", 5, "the page to finish")
+    assert site.last_run()["text"] == text
+
+
+def test_settings_and_model_reach_the_page(browsers: tuple[Coordinator, Site]) -> None:
+    run, site = browsers
+    answer = run.openai(timeout=60).chat.completions.create(
+        model="replica-flash",
+        messages=[{"role": "user", "content": "one two three four five six seven eight"}],
+        temperature=0.3,
+        top_p=0.5,
+        max_tokens=6,
+        stop=["seven"],
+    )
+    recorded = site.last_run()
+    assert recorded["model"] == "replica-flash"
+    assert float(recorded["temperature"]) == 0.3
+    assert float(recorded["top_p"]) == 0.5
+    assert int(recorded["max_tokens"]) == 6
+    assert recorded["stop"] == ["seven"]
+    assert (
+        answer.choices[0].message.content
+        == recorded["text"]
+        == "Replica replica-flash answers: one two three"
+    )
+    # Requests without settings get the page's defaults back, and no stop chips. Round-robin
+    # sends one of the next two to the page that had the settings above.
+    for _ in range(2):
+        run.openai(timeout=60).chat.completions.create(model="replica-flash", messages=QUESTION)
+        later = site.last_run()
+        assert later["stop"] == []
+        assert (float(later["temperature"]), float(later["top_p"]), int(later["max_tokens"])) == (
+            1.0,
+            0.95,
+            8192,
+        )
+
+
+def test_the_conversation_goes_as_one_prompt(browsers: tuple[Coordinator, Site]) -> None:
+    run, site = browsers
+    run.openai(timeout=60).chat.completions.create(
+        model="replica-pro",
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "And now?"},
+        ],
+    )
+    assert (
+        site.last_run()["prompt"]
+        == "System: You are terse.\n\nUser: Hi\n\nAssistant: Hello.\n\nUser: And now?"
+    )
+
+
+def test_cancel_and_disconnect_stop_the_page_and_the_next_request_starts_clean(
+    browsers: tuple[Coordinator, Site],
+) -> None:
+    run, site = browsers
+    long_question = [{"role": "user", "content": " ".join(f"word{n}" for n in range(40))}]
+    client = run.openai(timeout=60, default_headers={"X-Request-ID": "browser-cancel"})
+    stream = client.chat.completions.create(model="replica-pro", messages=long_question, stream=True)
+    chunks = iter(stream)
+    next(chunks)
+    child_id = wait_for(
+        lambda: next((c["id"] for c in run.children().values() if c["state"] == "busy"), None), 5, "busy"
+    )
+    assert run.post("/v1/cancel/browser-cancel").status_code == 200
+    with pytest.raises(openai.APIError, match="cancel"):
+        for _ in chunks:
+            pass
+    wait_for(lambda: site.last_run()["status"] == "stopped", 10, "the page to record the stop")
+    run.wait_state(child_id, "ready", timeout=10)
+    assert page_turns(run.child(child_id)["ports"]["browser"]) == 0
+
+    body = {"model": "replica-pro", "messages": long_question, "stream": True}
+    with httpx.stream("POST", run.url + "/v1/chat/completions", json=body, timeout=30) as response:
+        held = response.iter_raw()
+        next(held)
+    wait_for(lambda: site.last_run()["status"] == "stopped", 10, "the page to record the disconnect")
+    wait_for(
+        lambda: all(c["state"] == "ready" for c in run.children().values()), 10, "the children to be free"
+    )
+    for child in run.children().values():
+        assert page_turns(child["ports"]["browser"]) == 0
+    answer = client.chat.completions.create(model="replica-pro", messages=QUESTION)
+    assert answer.choices[0].message.content == "Replica replica-pro answers: what is the colour of the sky"
+
+
+def test_models_come_from_the_page(browsers: tuple[Coordinator, Site]) -> None:
+    run, _ = browsers
+    assert sorted(m.id for m in run.openai().models.list().data) == ["replica-flash", "replica-pro"]
+    health = run.children()
+    for child in health.values():
+        assert child["state"] == "ready"
+
+
+def test_a_logged_out_profile_is_auth_expired_and_not_restarted(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    with site_and_profiles(folder, logged_out=("stranger",)) as site:
+        run = start(runs, site, folder, wait_ready=False)
+        expired = wait_for(
+            lambda: (c := run.child("stranger"))["state"] == "auth_expired" and c["pid"] is None and c,
+            30,
+            "the logged-out child to be stopped as auth_expired",
+        )
+        run.wait_state("demo-1", "ready", timeout=30)
+        assert "logged out" in (expired["last_error"] or "")
+        # It stays out: no restart loop, and the others serve.
+        answer = run.openai(timeout=60).chat.completions.create(model="replica-pro", messages=QUESTION)
+        assert answer.choices[0].message.content
+        assert run.child("stranger") | {"seconds_in_state": 0} == expired | {"seconds_in_state": 0}
+        assert run.child("stranger")["restarts"] == 0
+
+
+def test_quota_callout_cools_that_profile_while_the_other_serves(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    with site_and_profiles(
+        folder, "--quota-after", "1", "--first-token-ms", "50", "--token-ms", "10"
+    ) as site:
+        run = start(runs, site, folder)
+        client = run.openai(timeout=60)
+        served = [
+            client.chat.completions.with_raw_response.create(model="replica-pro", messages=QUESTION).headers[
+                "x-coordinator-child"
+            ]
+            for _ in range(2)
+        ]
+        assert sorted(served) == ["demo-1", "demo-2"]
+        # Each profile has had its one run: the next hits the quota callout on the page.
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="replica-pro", messages=QUESTION)
+        assert refused.value.code == "quota_exhausted"
+        assert int(refused.value.response.headers["retry-after"]) > 0
+        assert [r["status"] for r in site.runs()][-2:] == ["quota", "quota"]
+        states = {c["id"]: c["state"] for c in run.children().values()}
+        assert states == {"demo-1": "cooldown", "demo-2": "cooldown"}
+
+
+def test_a_killed_browser_restarts_its_child(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    with site_and_profiles(folder, "--first-token-ms", "50", "--token-ms", "10") as site:
+        run = start(runs, site, folder)
+        victim = run.child("demo-1")
+        health = httpx.get(f"http://127.0.0.1:{victim['ports']['api']}/health", timeout=5).json()
+        assert health["browser_connected"] is True
+        browser_pid = health["browser_pid"]
+        assert browser_pid and psutil.Process(browser_pid).ppid() != run.process.pid
+        os.kill(browser_pid, signal.SIGKILL)
+        restarted = wait_for(lambda: run.child("demo-1")["restarts"] >= 1 or None, 20, "the child to restart")
+        assert restarted
+        back = run.wait_state("demo-1", "ready", timeout=60)
+        assert back["pid"] != victim["pid"]
+        for _ in range(2):
+            answer = run.openai(timeout=60).chat.completions.create(model="replica-pro", messages=QUESTION)
+            assert answer.choices[0].message.content
+
+
+def test_login_against_the_replica_saves_a_profile_that_run_accepts(
+    tmp_path: Path, module_runs: Runs
+) -> None:
+    folder = tmp_path / "profiles"
+    with site_and_profiles(folder) as site:
+        saved = tmp_path / "saved"
+        port = 19300 + os.getpid() % 500
+        argv = [
+            sys.executable, "-m", "coordinator", "login", "fresh", "--site-url", site.url, "--headless",
+            "--saved-dir", str(saved), "--browser-port", str(port), "--timeout", "60",
+        ]  # fmt: skip
+        login = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            # The operator signs in in the login browser; here, through its debugging port.
+            def signed_in() -> bool:
+                with sync_playwright() as playwright:
+                    try:
+                        browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+                    except Exception:
+                        return False
+                    pages = [p for c in browser.contexts for p in c.pages if "/login" in p.url]
+                    if not pages:
+                        return False
+                    pages[0].fill('input[name="email"]', "someone@example.com")
+                    pages[0].fill('input[name="password"]', "hunter2")
+                    pages[0].click("button#sign-in")
+                    return True
+
+            wait_for(signed_in, 30, "the login page", interval=0.3)
+            output, _ = login.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(login.pid, signal.SIGKILL)
+        assert login.returncode == 0, output.decode()
+        profile = saved / "fresh.json"
+        assert oct(profile.stat().st_mode & 0o777) == "0o600"
+        cookies = json.loads(profile.read_text())["cookies"]
+        assert any(c["name"] == demo.REPLICA_COOKIE for c in cookies)
+        # The saved file is a profile a later run accepts and serves with.
+        active = tmp_path / "active"
+        active.mkdir()
+        profile.rename(active / "fresh.json")
+        run = start(module_runs, site, active)
+        assert run.openai(timeout=60).chat.completions.create(model="replica-pro", messages=QUESTION).choices
