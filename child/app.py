@@ -247,6 +247,7 @@ class _Handlers:
                 "browser_pid": status.browser_pid,
                 "browser_connected": status.browser_connected,
                 "models": list(self.engine.models()),
+                "retry_after": status.retry_after,
                 "request_id": self.session.request_id,
                 "served": self.session.served,
                 "api_port": self.settings.api_port,

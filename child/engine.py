@@ -141,6 +141,8 @@ class MockSettings:
     startup_ms: int = 0
     fail_start: bool = False
     fail_requests: bool = False
+    # MOCK_QUOTA: every request answers 429 quota_exhausted with a Retry-After of QUOTA_SECONDS.
+    quota: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], profile: str) -> MockSettings:
@@ -150,6 +152,7 @@ class MockSettings:
             startup_ms=_env_ms(environ, "MOCK_STARTUP_MS"),
             fail_start=profile in _env_names(environ, "MOCK_FAIL_START"),
             fail_requests=profile in _env_names(environ, "MOCK_FAIL_REQUESTS"),
+            quota=profile in _env_names(environ, "MOCK_QUOTA"),
         )
 
 
@@ -194,6 +197,7 @@ class MockEngine:
 
     name = "mock"
     MODEL = "mock"
+    QUOTA_SECONDS = 600  # long enough to outlive a test that restarts the coordinator
 
     def __init__(self, settings: MockSettings) -> None:
         self._settings = settings
@@ -221,6 +225,8 @@ class MockEngine:
     async def generate(self, prompt: Prompt) -> AsyncGenerator[str, None]:
         if self._settings.fail_requests:
             raise EngineError("injected request failure (MOCK_FAIL_REQUESTS)")
+        if self._settings.quota:
+            raise QuotaExhausted("injected quota exhaustion (MOCK_QUOTA)", retry_after=self.QUOTA_SECONDS)
         user_messages = [m for m in prompt.messages if m.get("role") == "user"]
         last_user = message_text(dict(user_messages[-1])) if user_messages else ""
         for index, token in enumerate(split_tokens("echo: " + last_user)):

@@ -8,11 +8,13 @@ the right status here, and nowhere else. Routes read the `Coordinator` built by 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -22,6 +24,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator import wire
+from coordinator.metrics import Metrics
+from coordinator.openapi import openapi
 from coordinator.pool import (
     AllCoolingDown,
     NoChildAvailable,
@@ -48,7 +52,8 @@ _POOL_ERRORS: dict[type[PoolError], tuple[int, str]] = {
     AllCoolingDown: (429, "quota_exhausted"),
     NoChildAvailable: (503, "no_child_available"),
 }
-_QUIET_PATHS = frozenset({"/live", "/ready", "/health"})
+# Probes and scrapes: no API key, no request log line (they come every few seconds).
+_OPEN_PATHS = frozenset({"/live", "/ready", "/health", "/metrics", "/openapi.json"})
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -107,14 +112,10 @@ class ChatCompletions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        prepared = await self._prepare(request)
-        if isinstance(prepared, Response):
-            await prepared(scope, receive, send)
-            return
-        chat, raw = prepared
-        request_id: str = request.state.request_id
         proxy = self.coordinator.proxy
         try:
+            chat, raw = await self._prepare(request)
+            request_id: str = request.state.request_id
             async with cancelled_on_disconnect(receive):
                 answer = await proxy.open(chat, raw, request_id)
                 request.state.child = answer.child.id
@@ -127,39 +128,57 @@ class ChatCompletions:
                     async for chunk in relay:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         except (ClientDisconnected, OSError):
             return  # nobody to answer; the request log records 499
+        except Refusal as exc:
+            status, code, message, param, retry_after = (
+                exc.status,
+                exc.code,
+                exc.message,
+                exc.param,
+                exc.retry_after,
+            )
         except ProxyError as exc:
-            response = error_response(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
-            await response(scope, receive, send)
+            status, code, message, param, retry_after = (
+                exc.status,
+                exc.code,
+                exc.message,
+                None,
+                exc.retry_after,
+            )
         except PoolError as exc:
             status, code = _POOL_ERRORS.get(type(exc), (503, "unavailable"))
-            await error_response(status, code, exc.message, retry_after=exc.retry_after)(scope, receive, send)
+            message, param, retry_after = exc.message, None, exc.retry_after
+        request.state.error_code = code
+        await error_response(status, code, message, param=param, retry_after=retry_after)(
+            scope, receive, send
+        )
 
-    async def _prepare(self, request: Request) -> Response | tuple[wire.ChatRequest, bytes]:
-        """The parsed request, or the error answer that refuses it."""
+    async def _prepare(self, request: Request) -> tuple[wire.ChatRequest, bytes]:
+        """The parsed request, or a Refusal that says why it cannot be served."""
         coordinator = self.coordinator
         settings = coordinator.settings
         if coordinator.draining:
-            return error_response(
+            raise Refusal(
                 503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
             )
         try:
             raw = await _read_body(request, settings.max_body_bytes)
         except BodyTooLarge:
-            return error_response(
+            raise Refusal(
                 413,
                 "request_too_large",
                 f"The request body is larger than {settings.max_body_bytes} bytes; send a shorter "
                 "conversation or raise --max-body-bytes.",
-            )
+            ) from None
         try:
             chat = wire.parse_chat_request(raw)
         except wire.InvalidRequest as exc:
-            return error_response(400, exc.code, exc.message, param=exc.param)
+            raise Refusal(400, exc.code, exc.message, param=exc.param) from None
         request_id = request.state.request_id
         if coordinator.pool.locate(request_id) is not None:
-            return error_response(
+            raise Refusal(
                 400,
                 "duplicate_request_id",
                 f"A request with X-Request-ID {request_id!r} is already in progress; "
@@ -168,6 +187,26 @@ class ChatCompletions:
         request.state.model = chat.model
         request.state.stream = chat.stream
         return chat, raw
+
+
+class Refusal(Exception):
+    """A chat request refused at the edge, before any child is involved."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
 
 
 async def cancel(request: Request) -> Response:
@@ -204,6 +243,14 @@ async def models(request: Request) -> Response:
             ],
         }
     )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_coordinator(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi_description(request: Request) -> Response:
+    return JSONResponse(openapi())
 
 
 async def live(request: Request) -> Response:
@@ -263,36 +310,62 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 
 class RequestContext:
-    """Gives every /v1 and /admin request an id, stamps the answer, and logs one line for it."""
+    """The edge of every /v1 and /admin request: its id, the API key, the stamped answer,
+    one log line, and the request metrics."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, api_keys: tuple[str, ...]) -> None:
         self.app = app
+        self.metrics = metrics
+        self.api_keys = tuple(key.encode() for key in api_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _QUIET_PATHS:
+        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         request_id = _request_id(scope)
         state: dict[str, Any] = scope.setdefault("state", {})
-        state.update(request_id=request_id, child=None, model=None, stream=None)
+        state.update(request_id=request_id, child=None, model=None, stream=None, error_code=None)
         stamp = scope["path"].startswith("/v1/")
         status = 0
         started = time.perf_counter()
+        first_byte: float | None = None
 
         async def send_stamped(message: Message) -> None:
-            nonlocal status
+            nonlocal status, first_byte
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if stamp:
                     headers = MutableHeaders(scope=message)
                     headers["X-Request-ID"] = request_id
                     headers["X-Coordinator-Child"] = state.get("child") or "-"
+            elif first_byte is None and message.get("body"):
+                first_byte = time.perf_counter()
             await send(message)
 
         try:
-            await self.app(scope, receive, send_stamped)
+            if self.api_keys and not self._authorized(scope):
+                state["error_code"] = "invalid_api_key"
+                response = error_response(
+                    401,
+                    "invalid_api_key",
+                    "Missing or wrong API key: send it as 'Authorization: Bearer KEY' (or 'X-API-Key: KEY').",
+                )
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send_stamped)
+            else:
+                await self.app(scope, receive, send_stamped)
         finally:
             child = state.get("child")
+            seconds = time.perf_counter() - started
+            if scope["path"] == "/v1/chat/completions":
+                self.metrics.request_done(
+                    status or 499,
+                    state.get("model"),
+                    bool(state.get("stream")),
+                    seconds,
+                    first_byte - started if first_byte is not None else None,
+                    state.get("error_code"),
+                )
             log.info(
                 "request",
                 request_id=request_id,
@@ -303,8 +376,19 @@ class RequestContext:
                 profile=child,
                 model=state.get("model"),
                 stream=state.get("stream"),
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
             )
+
+    def _authorized(self, scope: Scope) -> bool:
+        offered = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                offered = value[7:].strip()
+            elif name == b"x-api-key" and not offered:
+                offered = value.strip()
+        # Compared with every key, in constant time: neither timing nor order says which is close.
+        matches = [hmac.compare_digest(offered, key) for key in self.api_keys]
+        return bool(offered) and any(matches)
 
 
 def _request_id(scope: Scope) -> str:
@@ -328,6 +412,8 @@ def create_app(coordinator: Coordinator) -> ASGIApp:
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/cancel/{request_id}", cancel, methods=["POST"]),
         Route("/live", live, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_description, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/health", ready, methods=["GET"]),
         Route("/admin/children", admin_children, methods=["GET"]),
@@ -335,4 +421,4 @@ def create_app(coordinator: Coordinator) -> ASGIApp:
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
     app.state.coordinator = coordinator
-    return RequestContext(app)
+    return RequestContext(app, coordinator.metrics, coordinator.settings.api_keys)

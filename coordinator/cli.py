@@ -17,7 +17,7 @@ import structlog
 import typer
 
 from coordinator import demo as demo_site
-from coordinator import logs, server
+from coordinator import inventory, logs, server, status
 from coordinator.profiles import discover, name_problem
 from coordinator.settings import Engine, Settings
 
@@ -72,6 +72,16 @@ def run(
     site_config: Path | None = _option(
         "--site-config", "TOML or JSON file that overrides the site's selectors."
     ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="COORDINATOR_API_KEY",
+        show_envvar=False,  # --help must not print a key that is set in the environment
+        help="Key(s) that /v1 and /admin require, comma-separated. Env: COORDINATOR_API_KEY. Default: open.",
+    ),
+    api_key_file: Path | None = typer.Option(
+        None, "--api-key-file", envvar="COORDINATOR_API_KEY_FILE", help="File with one accepted key per line."
+    ),
     max_queue: int = _option("--max-queue", "Requests that may wait for a free child; beyond it: 429."),
     queue_timeout: float = _option("--queue-timeout", "Seconds a request may wait for a child; then: 503."),
     max_attempts: int = _option("--max-attempts", "Children tried for one request before its first byte."),
@@ -97,6 +107,9 @@ def run(
         "--max-start-failures", "Failed starts in a row before giving up (fatal)."
     ),
     healthy_run: float = _option("--healthy-run", "Seconds of service after which restart backoff resets."),
+    profiles_poll: float = _option(
+        "--profiles-poll", "Seconds between scans of the profiles folder for changes (SIGHUP: at once)."
+    ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
@@ -120,6 +133,7 @@ def run(
         browser_path=browser_path,
         site_url=site_url,
         site_config=site_config,
+        api_keys=_api_keys(api_key, api_key_file),
         max_queue=max_queue,
         queue_timeout=queue_timeout,
         max_attempts=max_attempts,
@@ -137,6 +151,7 @@ def run(
         restart_backoff_max=restart_backoff_max,
         max_start_failures=max_start_failures,
         healthy_run=healthy_run,
+        profiles_poll=profiles_poll,
         grace_period=grace_period,
         stop_timeout=stop_timeout,
     )
@@ -190,6 +205,56 @@ def login(
             argv += [flag, str(value)]
     # The browser lives in the child package: the coordinator holds no browser code.
     raise typer.Exit(subprocess.run(argv).returncode)
+
+
+@app.command("status")
+def show_status(
+    url: str = _option("--url", "The coordinator's address.", default=status.DEFAULT_URL),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="COORDINATOR_API_KEY",
+        show_envvar=False,  # --help must not print a key that is set in the environment
+        help="The coordinator's API key (the first, if comma-separated). Env: COORDINATOR_API_KEY.",
+    ),
+    api_key_file: Path | None = typer.Option(
+        None, "--api-key-file", envvar="COORDINATOR_API_KEY_FILE", help="File of keys; the first is used."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print /admin/children and the summary as JSON."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the coordinator."),
+) -> None:
+    """Show a running coordinator's children: state, pid, ports, request, served, errors."""
+    try:
+        found = status.fetch(url, status.first_key(api_key, api_key_file), timeout=timeout)
+    except status.StatusError as exc:
+        raise _fail(exc.message, code=1) from None
+    typer.echo(status.to_json(found) if as_json else status.render(found))
+
+
+@app.command("profiles")
+def list_profiles(
+    folder: Path = typer.Argument(
+        Path("auth_profiles"), metavar="DIR", help="Folder with active/ and saved/, or with profile files."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+) -> None:
+    """List the profiles in DIR/active and DIR/saved: valid or why not, cookies, earliest expiry."""
+    try:
+        entries = inventory.scan(folder)
+    except FileNotFoundError:
+        raise _fail(f"the folder {folder} does not exist") from None
+    typer.echo(inventory.to_json(entries) if as_json else inventory.render(entries, folder))
+
+
+def _api_keys(listed: str | None, file: Path | None) -> tuple[str, ...]:
+    keys = [key.strip() for key in (listed or "").split(",") if key.strip()]
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise _fail(f"cannot read --api-key-file {file}: {exc.strerror or exc}") from None
+        keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return tuple(keys)
 
 
 def _run(settings: Settings, child_env: dict[str, str]) -> int:

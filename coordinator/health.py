@@ -20,6 +20,7 @@ class HealthReport:
     status: str  # the child's own word, or "unreachable"
     detail: str | None = None
     models: tuple[str, ...] = ()
+    retry_after: float | None = None  # seconds until a quota cooldown ends, if the child knows
 
     @property
     def can_serve(self) -> bool:
@@ -47,8 +48,12 @@ async def probe(transport: Transport, port: int, timeout: float) -> HealthReport
     if status_code == 200 and status not in CAN_SERVE:
         status = "ready"
     models = body.get("models")
+    retry_after = body.get("retry_after")
     return HealthReport(
         status=status,
         detail=body.get("detail") if isinstance(body.get("detail"), str) else None,
         models=tuple(m for m in models if isinstance(m, str)) if isinstance(models, list) else (),
+        retry_after=float(retry_after)
+        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after > 0
+        else None,
     )

@@ -36,6 +36,7 @@ _RECOVERABLE = frozenset(
 class Outcome(enum.Enum):
     SERVED = "served"
     FAILED = "failed"  # the child's fault: counts towards ejection
+    UNREACHABLE = "unreachable"  # refused or dropped: the process died or hung, the supervisor's business
     NEUTRAL = "neutral"  # cancelled, client gone, client error, child busy
     QUOTA = "quota"  # the child's account is out of quota or rate-limited
     AUTH_EXPIRED = "auth_expired"
@@ -97,6 +98,7 @@ class Pool:
         eject_cooldown: float,
         eject_cooldown_max: float,
         clock: Callable[[], float] = time.monotonic,
+        on_queue_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.children = list(children)
         self.max_queue = max_queue
@@ -105,6 +107,7 @@ class Pool:
         self.eject_cooldown = eject_cooldown
         self.eject_cooldown_max = eject_cooldown_max
         self.clock = clock
+        self.on_queue_wait = on_queue_wait or (lambda seconds: None)
         self.waiters: deque[Waiter] = deque()
         self.active: dict[str, Child] = {}  # request id → the child serving it
         self.closed: str | None = None
@@ -130,6 +133,7 @@ class Pool:
             child = self._pick(model, avoid)
             if child is not None:
                 self._assign(child, request_id)
+                self.on_queue_wait(0.0)
                 return child
         if len(self.waiters) >= self.max_queue:
             raise QueueFull(
@@ -138,9 +142,12 @@ class Pool:
             )
         waiter = Waiter(request_id, model, avoid)
         self.waiters.append(waiter)
+        enqueued = self.clock()
         try:
             async with asyncio.timeout(self.queue_timeout):
-                return await asyncio.shield(waiter.future)
+                child = await asyncio.shield(waiter.future)
+            self.on_queue_wait(self.clock() - enqueued)
+            return child
         except TimeoutError:
             raise QueueTimeout(
                 f"no child became free within {self.queue_timeout:g}s; retry later or add profiles",
@@ -183,6 +190,11 @@ class Pool:
             child.cooldown_until = self.clock() + (cooldown or self.eject_cooldown)
             child.cooldown_reason = "quota"
             child.transition(ChildState.COOLDOWN, reason or "child reports quota exhausted")
+        elif outcome is Outcome.UNREACHABLE:
+            # Likely dead or hung: out until its exit is seen or a health check says it serves.
+            child.cooldown_until = None
+            child.cooldown_reason = "unreachable"
+            child.transition(ChildState.COOLDOWN, reason or "child unreachable")
         elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
             seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
             child.ejections += 1
@@ -250,7 +262,10 @@ class Pool:
     def _check_serviceable(self, model: str | None) -> None:
         """Fail at once, rather than after the queue timeout, when waiting cannot help soon."""
         candidates = [c for c in self.children if model is None or not c.models or model in c.models]
-        if any(c.state in _WILL_SERVE for c in candidates):
+        if any(
+            c.state in _WILL_SERVE or (c.state is ChildState.COOLDOWN and c.cooldown_reason == "unreachable")
+            for c in candidates
+        ):
             return
         now = self.clock()
         cooling = [c for c in candidates if c.state is ChildState.COOLDOWN]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ class Profile:
 class RejectedProfile:
     path: Path
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileFile:
+    """What may be said about one profile file: counts and dates, never a cookie's name or value."""
+
+    path: Path
+    problem: str | None  # None: a usable profile
+    cookies: int | None = None  # counted for a usable profile only
+    earliest_expiry: date | None = None  # None: no cookie that expires (session cookies only)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +72,52 @@ def name_problem(name: str) -> str | None:
 
 def problem_with(path: Path) -> str | None:
     """Why `path` is not a usable profile, or None if it is."""
+    return examine(path).problem
+
+
+def examine(path: Path) -> ProfileFile:
+    """Validate `path` and, if it is usable, count its cookies and find their earliest expiry.
+
+    The file is read once; what comes back holds no cookie name or value.
+    """
     if problem := name_problem(path.stem):
-        return f"{problem}; rename the file"
+        return ProfileFile(path, f"{problem}; rename the file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return f"cannot be read: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"
+        return ProfileFile(
+            path, f"cannot be read: {exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc}"
+        )
     try:
         state = json.loads(text)
     except ValueError as exc:
         # The position is useful; the message of json never quotes the document itself.
-        return f"not valid JSON ({exc})"
-    return _storage_state_problem(state)
+        return ProfileFile(path, f"not valid JSON ({exc})")
+    if problem := _storage_state_problem(state):
+        return ProfileFile(path, problem)
+    cookies: list[dict[str, Any]] = state["cookies"]
+    return ProfileFile(path, None, cookies=len(cookies), earliest_expiry=earliest_expiry(cookies))
+
+
+def earliest_expiry(cookies: list[dict[str, Any]]) -> date | None:
+    """The UTC date on which the first of `cookies` expires; None if none of them expires.
+
+    `expires` is in Unix seconds, as Playwright writes it; -1 or no `expires` marks a
+    session cookie, which lives as long as the browser and so never expires here.
+    """
+    moments = [
+        expires
+        for cookie in cookies
+        if isinstance(expires := cookie.get("expires"), int | float)
+        and not isinstance(expires, bool)
+        and expires > 0
+    ]
+    if not moments:
+        return None
+    try:
+        return datetime.fromtimestamp(min(moments), tz=UTC).date()
+    except (OverflowError, OSError, ValueError):
+        return date.max  # beyond what a date can hold: as good as never
 
 
 def _storage_state_problem(state: Any) -> str | None:

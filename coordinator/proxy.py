@@ -19,6 +19,7 @@ from starlette.types import Receive
 
 from coordinator import wire
 from coordinator.child import Child
+from coordinator.metrics import Metrics
 from coordinator.pool import Outcome, Pool, RequestCancelled
 from coordinator.settings import Settings
 from coordinator.transport import ChildResponse, Transport, TransportError
@@ -91,11 +92,14 @@ async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
 
 
 class Proxy:
-    def __init__(self, pool: Pool, settings: Settings, transport: Transport, token: str) -> None:
+    def __init__(
+        self, pool: Pool, settings: Settings, transport: Transport, token: str, metrics: Metrics
+    ) -> None:
         self.pool = pool
         self.settings = settings
         self.transport = transport
         self.token = token
+        self.metrics = metrics
 
     async def open(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
         """Find a child and get the start of its answer, trying others until one gives it."""
@@ -112,6 +116,7 @@ class Proxy:
                 self.pool.release(child, failure.outcome, cooldown=failure.cooldown, reason=failure.reason)
                 avoid.add(child.id)
                 last = f"child {child.id}: {failure.reason}"
+                self.metrics.retries.labels(failure.outcome.value).inc()
                 log.warning(
                     "request_retry",
                     request_id=request_id,
@@ -163,7 +168,9 @@ class Proxy:
                 Outcome.FAILED, f"no first byte within {self.settings.first_byte_timeout:g}s"
             ) from None
         except TransportError as exc:
-            raise _ChildFailed(Outcome.FAILED, str(exc)) from None
+            # Not counted towards ejection: a dead or hung process is seen and restarted
+            # by the supervisor; ejection is for a live child that answers badly.
+            raise _ChildFailed(Outcome.UNREACHABLE, str(exc)) from None
         finally:
             if response is not None and not handed_over:
                 response.close()
@@ -208,10 +215,9 @@ class Proxy:
                 yield chunk
             outcome = Outcome.SERVED
         except (TransportError, TimeoutError) as exc:
-            outcome = Outcome.FAILED
-            reason = (
-                f"no data for {self.settings.idle_timeout:g}s" if isinstance(exc, TimeoutError) else str(exc)
-            )
+            stalled = isinstance(exc, TimeoutError)
+            outcome = Outcome.FAILED if stalled else Outcome.UNREACHABLE
+            reason = f"no data for {self.settings.idle_timeout:g}s" if stalled else str(exc)
             log.warning("stream_broken", request_id=request_id, child=answer.child.id, reason=reason)
             # Start the error event on a fresh line even if the child stopped mid-event.
             prefix = b"" if tail.endswith(b"\n\n") else b"\n\n"

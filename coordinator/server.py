@@ -3,7 +3,8 @@
 `run()` is what the CLI calls. Signal handlers only set an event; the main coroutine
 does the work. Shutdown: stop taking requests (/ready → 503), fail the queue with 503,
 let in-flight requests finish within the grace period, close the server, stop every
-child's process group. A second signal skips the waiting.
+child's process group. A second signal skips the waiting. SIGHUP only asks the supervisor
+to scan the profiles folder at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import uvloop
 from coordinator import ports as port_checks
 from coordinator.app import create_app
 from coordinator.child import Child, ChildSpec
+from coordinator.metrics import Metrics
 from coordinator.pool import Pool
 from coordinator.process import Launcher
 from coordinator.profiles import Profile
@@ -83,6 +85,7 @@ class Coordinator:
         self.draining = False
         token = secrets.token_urlsafe(32)
         self.transport = Transport()
+        self.metrics = Metrics()
         self.pool = Pool(
             [],
             max_queue=settings.max_queue,
@@ -90,6 +93,7 @@ class Coordinator:
             eject_after=settings.eject_after,
             eject_cooldown=settings.eject_cooldown,
             eject_cooldown_max=settings.eject_cooldown_max,
+            on_queue_wait=self.metrics.queue_wait.observe,
         )
         children = [Child(spec, log_dir=settings.log_dir, on_change=self._on_change) for spec in plan.specs]
         self.pool.children = children
@@ -100,11 +104,18 @@ class Coordinator:
             transport=self.transport,
             token=token,
             child_env=child_env or {},
+            pool=self.pool,
+            listener=self._on_change,
         )
-        self.proxy = Proxy(self.pool, settings, self.transport, token)
+        self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)
+        self.metrics.watch(
+            lambda: self.supervisor.children.values(), lambda: len(self.pool.waiters), self.pool.models
+        )
 
     def _on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
+        self.supervisor.on_change(child, old, new)
         self.pool.on_change(child, old, new)
+        self.metrics.on_transition(child, old, new)
 
     def summary(self) -> dict[str, Any]:
         children = list(self.supervisor.children.values())
@@ -165,8 +176,13 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
             log.info("shutdown_requested", signal=sig.name)
             stop.set()
 
+    def on_hangup() -> None:
+        log.info("rescan_requested", signal="SIGHUP")
+        coordinator.supervisor.rescan()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
     config = uvicorn.Config(
         create_app(coordinator),
@@ -207,7 +223,7 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
                 await serving
     finally:
         await coordinator.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         log.info("stopped", exit_code=exit_code)
     return exit_code

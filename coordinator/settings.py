@@ -7,7 +7,7 @@ The CLI builds it (flags > `COORDINATOR_*` environment > defaults, by typer) and
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -33,6 +33,8 @@ class Settings:
     browser_path: Path | None = None
     site_url: str | None = None
     site_config: Path | None = None
+    # Keys that /v1 and /admin accept; none means open. Kept out of repr: never logged.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
     # Scheduling.
     max_queue: int = 100
     queue_timeout: float = 120.0
@@ -54,6 +56,8 @@ class Settings:
     restart_backoff_max: float = 60.0
     max_start_failures: int = 5
     healthy_run: float = 30.0
+    # Seconds between scans of the profiles folder for added, removed and changed files.
+    profiles_poll: float = 2.0
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
     grace_period: float = 8.0
     stop_timeout: float = 5.0

@@ -39,7 +39,8 @@ TRANSITIONS: dict[ChildState, frozenset[ChildState]] = {
     _S.BACKOFF: frozenset({_S.STARTING, _S.FATAL, _S.STOPPED}),
     _S.FATAL: frozenset({_S.STARTING, _S.STOPPED}),
     _S.AUTH_EXPIRED: frozenset({_S.STARTING, _S.STOPPED}),
-    _S.STOPPED: frozenset({_S.STARTING}),
+    # → auth_expired: at startup, for a profile an earlier run found logged out (cooldowns.json).
+    _S.STOPPED: frozenset({_S.STARTING, _S.AUTH_EXPIRED}),
 }
 
 

@@ -114,7 +114,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         role = message.get("role")
         if role is None:
             raise InvalidRequest(f"{param} has no 'role'; use one of {_roles()}.", param=f"{param}.role")
-        if role not in MESSAGE_ROLES:
+        if not isinstance(role, str) or role not in MESSAGE_ROLES:
             raise InvalidRequest(f"{param}.role is {role!r}; use one of {_roles()}.", param=f"{param}.role")
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):

@@ -117,6 +117,7 @@ class Coordinator:
     log_dir: Path
     output_path: Path
     child_ids: list[str] = field(default_factory=list)
+    api_key: str | None = None  # sent by the helpers below (and the openai client) when set
 
     @property
     def url(self) -> str:
@@ -125,15 +126,21 @@ class Coordinator:
     def openai(self, **kwargs: Any) -> OpenAI:
         kwargs.setdefault("max_retries", 0)
         kwargs.setdefault("timeout", 30)
-        return OpenAI(base_url=f"{self.url}/v1", api_key="unused", **kwargs)
+        kwargs.setdefault("api_key", self.api_key or "unused")
+        return OpenAI(base_url=f"{self.url}/v1", **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", 10)
+        kwargs.setdefault("headers", self._auth())
         return httpx.get(self.url + path, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", 30)
+        kwargs.setdefault("headers", self._auth())
         return httpx.post(self.url + path, **kwargs)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def children(self) -> dict[str, dict[str, Any]]:
         data = self.get("/admin/children").json()["data"]
@@ -194,6 +201,7 @@ class Runs:
         args: list[str] | None = None,
         wait_ready: bool = True,
         profiles_dir: Path | None = None,
+        api_key: str | None = None,
     ) -> Coordinator:
         root = self.tmp_path_factory.mktemp("run")
         folder = profiles_dir or root / "profiles"
@@ -224,7 +232,7 @@ class Runs:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
-        coordinator = Coordinator(process, port, folder, root / "logs", output_path, list(profiles))
+        coordinator = Coordinator(process, port, folder, root / "logs", output_path, list(profiles), api_key)
         self.started.append(coordinator)
         wait_for(lambda: _answers(coordinator), 20, "the coordinator to listen")
         if wait_ready:

@@ -28,6 +28,9 @@ def test_a_valid_request() -> None:
         (b'{"messages": {}}', "messages"),
         (b'{"messages": [1]}', "messages[0]"),
         (b'{"messages": [{"role": "robot"}]}', "messages[0].role"),
+        # Found by fuzzing: a role that is an object once raised TypeError (a 500).
+        (b'{"messages": [{"role": {"a": 1}}]}', "messages[0].role"),
+        (b'{"messages": [{"role": ["user"]}]}', "messages[0].role"),
         (b'{"messages": [{"role": "user", "content": 5}]}', "messages[0].content"),
         (b'{"messages": [{"role": "user"}], "model": 3}', "model"),
         (b'{"messages": [{"role": "user"}], "stream": 1}', "stream"),

@@ -1,0 +1,199 @@
+"""Profiles kept out of service across coordinator restarts: a small JSON file in the log dir.
+
+Two kinds of entry, keyed by profile name:
+
+- `quota`: the account is out of quota or rate-limited until a wall-clock time
+  (epoch seconds). An entry whose time has passed is dropped on load.
+- `auth_expired`: the profile is logged out. It holds the profile file's `mtime_ns` and
+  `size` as they were when the child ran with it; while the file still matches, a new
+  coordinator does not start that profile. A changed file clears the entry.
+
+Nothing secret goes in: no cookie, no content, no content hash; names, times, sizes.
+Every change rewrites the whole file through a temporary file and `os.replace`, so a
+crash leaves the old file or the new one, never half of one. The file is best effort:
+a missing, unreadable or garbled file means "no cooldowns", with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+log = structlog.get_logger("coordinator.cooldowns")
+
+FILE_NAME = "cooldowns.json"
+VERSION = 1
+
+Reason = Literal["quota", "auth_expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """What identifies one version of a profile file without reading its content."""
+
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileStamp | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return cls(mtime_ns=stat.st_mtime_ns, size=stat.st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    reason: Reason
+    recorded_at: float  # epoch seconds
+    until: float | None = None  # epoch seconds; quota only
+    stamp: FileStamp | None = None  # auth_expired only
+
+    def remaining(self, now: float) -> float:
+        """Seconds of quota cooldown left at wall-clock `now` (0 when over or not a quota)."""
+        return max(0.0, self.until - now) if self.until is not None else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"reason": self.reason, "recorded_at": round(self.recorded_at, 3)}
+        if self.until is not None:
+            data["until"] = round(self.until, 3)
+        if self.stamp is not None:
+            data["mtime_ns"] = self.stamp.mtime_ns
+            data["size"] = self.stamp.size
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Entry | None:
+        """The entry, or None if `data` is not one (an older or hand-edited file)."""
+        if not isinstance(data, dict):
+            return None
+        reason = data.get("reason")
+        recorded_at = data.get("recorded_at", 0.0)
+        if not isinstance(recorded_at, int | float):
+            return None
+        if reason == "quota":
+            until = data.get("until")
+            if not isinstance(until, int | float) or isinstance(until, bool):
+                return None
+            return cls("quota", float(recorded_at), until=float(until))
+        if reason == "auth_expired":
+            mtime_ns, size = data.get("mtime_ns"), data.get("size")
+            if not isinstance(mtime_ns, int) or not isinstance(size, int):
+                return None
+            return cls("auth_expired", float(recorded_at), stamp=FileStamp(mtime_ns, size))
+        return None
+
+
+def load(path: Path, now: float) -> dict[str, Entry]:
+    """The entries in `path` still in force at wall-clock `now`; {} if there is no usable file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("cooldowns_unreadable", path=str(path), error=f"{type(exc).__name__}: {exc}")
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        log.warning("cooldowns_unreadable", path=str(path), error=f"not valid JSON ({exc})")
+        return {}
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    if not isinstance(profiles, dict):
+        log.warning("cooldowns_unreadable", path=str(path), error="no 'profiles' object")
+        return {}
+    entries: dict[str, Entry] = {}
+    for name, value in profiles.items():
+        entry = Entry.from_json(value)
+        if entry is None:
+            log.warning("cooldown_entry_ignored", path=str(path), profile=name)
+        elif entry.reason == "auth_expired" or entry.remaining(now) > 0:
+            entries[str(name)] = entry
+    return entries
+
+
+def save(path: Path, entries: Mapping[str, Entry]) -> None:
+    """Write `entries` to `path` atomically (a temporary file in the same folder, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "version": VERSION,
+        "profiles": {name: entry.to_json() for name, entry in sorted(entries.items())},
+    }
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(document, file, indent=2)
+            file.write("\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+class Cooldowns:
+    """The state file and its entries in memory; every change is written at once.
+
+    A write that fails is logged and the coordinator carries on: the file only matters
+    at the next start.
+    """
+
+    def __init__(self, path: Path, *, wall: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.wall = wall
+        self.entries: dict[str, Entry] = {}
+
+    def load(self) -> dict[str, Entry]:
+        self.entries = load(self.path, self.wall())
+        return dict(self.entries)
+
+    def get(self, name: str) -> Entry | None:
+        return self.entries.get(name)
+
+    def remaining(self, name: str) -> float:
+        """Seconds of quota cooldown `name` has left, 0 if none."""
+        entry = self.entries.get(name)
+        return entry.remaining(self.wall()) if entry is not None else 0.0
+
+    def record_quota(self, name: str, seconds: float) -> None:
+        now = self.wall()
+        self._set(name, Entry("quota", now, until=now + max(0.0, seconds)))
+
+    def record_auth_expired(self, name: str, stamp: FileStamp) -> None:
+        self._set(name, Entry("auth_expired", self.wall(), stamp=stamp))
+
+    def clear(self, name: str) -> bool:
+        """Forget `name`; True if there was an entry."""
+        if self.entries.pop(name, None) is None:
+            return False
+        self._write()
+        return True
+
+    def _set(self, name: str, entry: Entry) -> None:
+        self.entries[name] = entry
+        self._write()
+
+    def _write(self) -> None:
+        now = self.wall()
+        # Quota entries that ran out are not worth keeping.
+        self.entries = {
+            name: entry
+            for name, entry in self.entries.items()
+            if entry.reason == "auth_expired" or entry.remaining(now) > 0
+        }
+        try:
+            save(self.path, self.entries)
+        except OSError as exc:
+            log.warning("cooldowns_not_saved", path=str(self.path), error=f"{type(exc).__name__}: {exc}")

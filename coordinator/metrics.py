@@ -1,0 +1,140 @@
+"""Prometheus metrics: what a run has served, refused and restarted, in `coordinator_*` names.
+
+One `Metrics` object per run, with a registry of its own (no process-wide globals). It is
+fed from a few places: the child state listener (restarts, ejections), the request edge
+(requests, durations, time to first token, rejections), the pool (queue wait) and the
+proxy (retries). Gauges that describe the present (children by state, queue depth) are
+read from the live objects at scrape time, so they can never drift.
+
+Labels hold profile names, states, status codes, model ids the children offer and
+fixed reason codes: never a cookie, a token, a key or a prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from coordinator.states import ChildState
+
+if TYPE_CHECKING:
+    from coordinator.child import Child
+
+# Browser answers take seconds to minutes; the low buckets are for the proxy's own work.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_WAIT_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class _Present(Collector):
+    """Children by state and the queue's depth, read when Prometheus scrapes."""
+
+    def __init__(self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], int]) -> None:
+        self.children = children
+        self.queue_depth = queue_depth
+
+    def collect(self) -> Iterable[Metric]:
+        counts = dict.fromkeys((state.value for state in ChildState), 0)
+        for child in self.children():
+            counts[child.state.value] += 1
+        by_state = GaugeMetricFamily("coordinator_children", "Children by lifecycle state.", labels=["state"])
+        for state, count in counts.items():
+            by_state.add_metric([state], count)
+        yield by_state
+        yield GaugeMetricFamily(
+            "coordinator_queue_depth", "Requests waiting for a free child.", value=self.queue_depth()
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "coordinator_requests",
+            "Chat completion requests answered, by status code and model.",
+            ["status", "model"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "coordinator_request_duration_seconds",
+            "Time from a chat request's arrival to the end of its answer.",
+            ["stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.first_token = Histogram(
+            "coordinator_time_to_first_token_seconds",
+            "Time from a chat request's arrival to the first byte of its answer.",
+            ["stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "coordinator_queue_wait_seconds",
+            "Time requests spent waiting in the queue for a child.",
+            buckets=_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.restarts = Counter(
+            "coordinator_child_restarts", "Child processes started again, by profile.", ["profile"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.ejections = Counter(
+            "coordinator_child_ejections",
+            "Children taken out of rotation after failures in a row, by profile.",
+            ["profile"],
+            registry=self.registry,
+        )
+        self.cooldowns = Counter(
+            "coordinator_child_quota_cooldowns",
+            "Children cooled down for a quota or rate limit, by profile.",
+            ["profile"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "coordinator_retries",
+            "Requests sent to another child after a failure before the first byte, by what failed.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "coordinator_rejections",
+            "Chat requests refused or failed without an answer, by error code.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._models: Callable[[], Sequence[str]] = list
+
+    def watch(self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], int],
+              models: Callable[[], Sequence[str]]) -> None:  # fmt: skip
+        """Read the present state from these when scraped; `models` bounds the model label."""
+        self.registry.register(_Present(children, queue_depth))
+        self._models = models
+
+    def on_transition(self, child: Child, old: ChildState, new: ChildState) -> None:
+        if new is ChildState.STARTING and child.restarts:
+            self.restarts.labels(child.id).inc()
+        elif new is ChildState.COOLDOWN and child.cooldown_reason == "ejected":
+            self.ejections.labels(child.id).inc()
+        elif new is ChildState.COOLDOWN and child.cooldown_reason == "quota":
+            self.cooldowns.labels(child.id).inc()
+
+    def request_done(
+        self, status: int, model: str | None, stream: bool, seconds: float, first_byte: float | None,
+        error_code: str | None,
+    ) -> None:  # fmt: skip
+        # A client may send any model name: only the children's own ids become label values.
+        label = model if model in self._models() else ("none" if model is None else "other")
+        self.requests.labels(str(status), label).inc()
+        kind = "true" if stream else "false"
+        self.duration.labels(kind).observe(seconds)
+        if first_byte is not None and status == 200:
+            self.first_token.labels(kind).observe(first_byte)
+        if status >= 400:
+            self.rejections.labels(error_code or str(status)).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,159 @@
+"""The OpenAPI description of the coordinator's public routes, served at GET /openapi.json.
+
+Written out as data rather than derived from the routes: it is a contract for clients
+and for the fuzzing tests, which send what it describes (and what it does not) and
+require an answer in OpenAI's shape every time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": "OpenAI-shaped error",
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+        for status in statuses
+    }
+
+
+def _json(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+_MESSAGE = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool", "function"]},
+        "content": {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "object"}},
+                {"type": "null"},
+            ]
+        },
+        "name": {"type": "string"},
+    },
+}
+
+_CHAT_REQUEST = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "stop": {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "maxItems": 4, "items": {"type": "string", "minLength": 1}},
+            ]
+        },
+    },
+}
+
+_ID = {"name": "X-Request-ID", "in": "header", "required": False, "schema": {"type": "string"}}
+
+
+def openapi() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "coordinator",
+            "version": "1",
+            "description": "OpenAI-compatible API over browsers.",
+        },
+        "paths": {
+            "/v1/chat/completions": {
+                "post": {
+                    "summary": "Chat completion, streamed (SSE) or not",
+                    "parameters": [_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _CHAT_REQUEST}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The answer",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/event-stream": {},
+                            },
+                        },
+                        **_errors(400, 401, 404, 413, 429, 499, 502, 503),
+                    },
+                }
+            },
+            "/v1/models": {
+                "get": {"summary": "Models", "responses": {"200": _json("OpenAI list"), **_errors(401)}}
+            },
+            "/v1/cancel/{request_id}": {
+                "post": {
+                    "summary": "Cancel a queued or running request",
+                    "parameters": [
+                        {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": _json("Cancelled"), **_errors(401, 404)},
+                }
+            },
+            "/live": {"get": {"summary": "Liveness", "responses": {"200": _json("Serving")}}},
+            "/ready": {
+                "get": {"summary": "Readiness", "responses": {"200": _json("Ready"), "503": _json("Not")}}
+            },
+            "/health": {
+                "get": {"summary": "Readiness", "responses": {"200": _json("Ready"), "503": _json("Not")}}
+            },
+            "/admin/children": {
+                "get": {
+                    "summary": "Children",
+                    "responses": {"200": _json("One object per child"), **_errors(401)},
+                }
+            },
+            "/admin/children/{child_id}/{action}": {
+                "post": {
+                    "summary": "Restart or drain a child",
+                    "parameters": [
+                        {"name": "child_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "action",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["restart", "drain"]},
+                        },
+                    ],
+                    "responses": {"202": _json("Accepted"), **_errors(401, 404)},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["message", "type"],
+                            "properties": {
+                                "message": {"type": "string"},
+                                "type": {"type": "string"},
+                                "param": {"type": "string", "nullable": True},
+                                "code": {"type": "string", "nullable": True},
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }

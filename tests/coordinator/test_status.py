@@ -1,0 +1,191 @@
+"""`coordinator status` logic against a fake coordinator (httpx MockTransport): auth, errors, table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coordinator import status
+from coordinator.status import Status, StatusError
+
+SUMMARY = {
+    "status": "ready",
+    "children": {"total": 2, "serving": 1, "by_state": {"ready": 1, "cooldown": 1}, "list": []},
+    "queue": {"waiting": 3, "max": 100},
+    "in_flight": 1,
+}
+ALPHA = {
+    "id": "alpha",
+    "profile": "alpha",
+    "state": "busy",
+    "pid": 4242,
+    "ports": {"api": 3100, "stream": 3200, "browser": 9222},
+    "request_id": "req_abc",
+    "served": 17,
+    "restarts": 0,
+    "last_error": None,
+    "models": ["mock"],
+    "seconds_in_state": 12.4,
+    "cooldown_seconds": None,
+    "cooldown_reason": None,
+    "next_start_seconds": None,
+    "log_file": "logs/coordinator/alpha.log",
+}
+BETA = {
+    **ALPHA,
+    "id": "beta",
+    "profile": "beta",
+    "state": "cooldown",
+    "pid": None,
+    "ports": {"api": 3101, "stream": 3201, "browser": 9223},
+    "request_id": None,
+    "served": 3,
+    "restarts": 2,
+    "last_error": "quota message on the page:\n  " + "you have exceeded your quota " * 5,
+    "seconds_in_state": 7300.0,
+}
+LISTING = {"object": "list", "data": [ALPHA, BETA]}
+
+
+def coordinator(
+    seen: list[httpx.Request] | None = None, key: str | None = None, routes: dict[str, Any] | None = None
+) -> httpx.MockTransport:
+    """A fake coordinator that wants `key` (if any) and answers `routes` (path → response)."""
+    answers = {
+        "/ready": httpx.Response(200, json=SUMMARY),
+        "/admin/children": httpx.Response(200, json=LISTING),
+        **(routes or {}),
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        if key is not None and request.headers.get("authorization") != f"Bearer {key}":
+            return httpx.Response(401, json={"error": {"message": "Missing or wrong API key"}})
+        answer = answers.get(request.url.path)
+        return answer if isinstance(answer, httpx.Response) else httpx.Response(404, json={})
+
+    return httpx.MockTransport(handle)
+
+
+def test_fetch_sends_the_first_key_as_bearer() -> None:
+    seen: list[httpx.Request] = []
+    key = status.first_key(" k1 , k2")
+    found = status.fetch("http://coordinator:2048/", key, transport=coordinator(seen, key="k1"))
+    assert found.url == "http://coordinator:2048"
+    assert found.summary == SUMMARY and found.listing == LISTING
+    assert [r.url.path for r in seen] == ["/ready", "/admin/children"]
+    assert all(r.headers["authorization"] == "Bearer k1" for r in seen)
+
+
+def test_no_key_sends_no_authorization() -> None:
+    seen: list[httpx.Request] = []
+    status.fetch("localhost:2048", None, transport=coordinator(seen))
+    assert str(seen[0].url) == "http://localhost:2048/ready"
+    assert "authorization" not in seen[0].headers
+
+
+def test_a_coordinator_that_wants_a_key() -> None:
+    with pytest.raises(StatusError) as missing:
+        status.fetch("http://c", None, transport=coordinator(key="k1"))
+    assert missing.value.message == (
+        "the coordinator wants an API key: pass --api-key or set COORDINATOR_API_KEY"
+    )
+    with pytest.raises(StatusError) as wrong:
+        status.fetch("http://c", "nope", transport=coordinator(key="k1"))
+    assert "refused the API key" in wrong.value.message
+    assert "nope" not in wrong.value.message
+
+
+def test_ready_503_still_gives_the_summary() -> None:
+    unavailable = {**SUMMARY, "status": "unavailable"}
+    routes = {"/ready": httpx.Response(503, json=unavailable)}
+    found = status.fetch("http://c", transport=coordinator(routes=routes))
+    assert status.headline(found).startswith("coordinator at http://c: unavailable,")
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [
+        {"/admin/children": httpx.Response(404, json={"error": {"message": "No route /admin/children"}})},
+        {"/ready": httpx.Response(200, text="<html>hello</html>")},
+        {"/admin/children": httpx.Response(200, json={"something": "else"})},
+    ],
+)
+def test_something_else_at_the_url(routes: dict[str, Any]) -> None:
+    with pytest.raises(StatusError) as caught:
+        status.fetch("http://c", transport=coordinator(routes=routes))
+    assert "--url" in caught.value.message
+
+
+def test_transport_errors_are_translated() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    with pytest.raises(StatusError) as refused:
+        status.fetch("http://c:1", transport=httpx.MockTransport(refuse))
+    assert refused.value.message == (
+        "no coordinator answers at http://c:1: is it running? (connection refused)"
+    )
+    with pytest.raises(StatusError) as timed_out:
+        status.fetch("http://c:1", timeout=2, transport=httpx.MockTransport(hang))
+    assert "(no answer in 2s)" in timed_out.value.message
+    with pytest.raises(StatusError) as bad_url:
+        status.fetch("ftp://c:1")
+    assert "not an http:// or https:// URL" in bad_url.value.message
+
+
+def test_render_is_an_aligned_table() -> None:
+    text = status.render(Status("http://c", SUMMARY, LISTING))
+    headline, blank, header, alpha, beta = text.splitlines()
+    assert headline == (
+        "coordinator at http://c: ready, 1/2 children serving, queue 3/100 waiting, 1 in flight"
+    )
+    assert blank == ""
+    assert header.split("  ")[0] == "PROFILE"
+    assert alpha.split() == ["alpha", "busy", "4242", "3100/3200/9222", "req_abc", "17", "0", "12s", "-"]
+    assert beta.split()[:8] == ["beta", "cooldown", "-", "3101/3201/9223", "-", "3", "2", "2h"]
+    # The last error is cut to one short line.
+    assert beta.split("2h", 1)[1].strip().startswith("quota message on the page: you have exceeded")
+    assert beta.endswith("...") and len(beta.split("2h", 1)[1].strip()) == 60
+    # Every column starts at the same offset on every line.
+    assert header.index("STATE") == alpha.index("busy") == beta.index("cooldown")
+    assert header.index("LAST ERROR") == alpha.rindex("-")
+
+
+def test_render_without_children() -> None:
+    text = status.render(Status("http://c", SUMMARY, {"object": "list", "data": []}))
+    assert text.endswith("\n\nno children")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (12.9, "12s"), (59.99, "59s"), (60, "1m"), (3599, "59m"), (7300, "2h"), (90000, "1d"),
+     (None, "-"), (-3, "0s")],
+)  # fmt: skip
+def test_human_seconds(seconds: float | None, text: str) -> None:
+    assert status.human_seconds(seconds) == text
+
+
+def test_first_key(tmp_path: Path) -> None:
+    assert status.first_key(None) is None
+    assert status.first_key(" , ,") is None
+    assert status.first_key("a,b") == "a"
+    keys = tmp_path / "keys"
+    keys.write_text("# the operators\n\n  from-file \nsecond\n")
+    assert status.first_key(None, keys) == "from-file"
+    assert status.first_key("listed", keys) == "listed"
+    with pytest.raises(StatusError, match="cannot read the API key file"):
+        status.first_key(None, tmp_path / "missing")
+
+
+def test_json_is_the_listing_with_the_summary() -> None:
+    parsed = json.loads(status.to_json(Status("http://c", SUMMARY, LISTING)))
+    assert parsed == {**LISTING, "summary": SUMMARY}
