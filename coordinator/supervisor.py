@@ -41,6 +41,7 @@ log = structlog.get_logger("coordinator.supervisor")
 
 TICK = 0.2
 LAST_WORDS_SECONDS = 0.5
+_SECRETS_NOT_FOR_CHILDREN = frozenset({"COORDINATOR_API_KEY", "COORDINATOR_API_KEY_FILE"})
 # A child exiting with EX_CONFIG says "my configuration is wrong": restarting cannot help.
 EXIT_CONFIG = 78
 # Triples tried past the highest one in use when the ports of a free one are taken.
@@ -207,7 +208,9 @@ class Supervisor:
         try:
             if child.started_at is not None:
                 child.restarts += 1
-            env = {**os.environ, **self.child_env, "CHILD_TOKEN": self.token}
+            # A child needs no API key: it only ever talks to us, with its token.
+            inherited = {k: v for k, v in os.environ.items() if k not in _SECRETS_NOT_FOR_CHILDREN}
+            env = {**inherited, **self.child_env, "CHILD_TOKEN": self.token}
             try:
                 await child.spawn(self.launcher, self._argv(child), env, reason)
             except OSError as exc:

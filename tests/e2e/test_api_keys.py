@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import openai
+import psutil
 import pytest
 
 from tests.conftest import Coordinator, Runs
@@ -77,6 +78,12 @@ def test_the_openai_client_uses_its_key(locked: Coordinator) -> None:
     assert answer.choices[0].message.content == "echo: hi"
     with pytest.raises(openai.AuthenticationError):
         locked.openai(api_key="nope").chat.completions.create(**ASK)
+
+
+def test_children_do_not_get_the_keys(locked: Coordinator) -> None:
+    for child in locked.children().values():
+        environ = psutil.Process(child["pid"]).environ()
+        assert "COORDINATOR_API_KEY" not in environ and KEYS[0] not in environ.values()
 
 
 def test_keys_are_never_logged(locked: Coordinator) -> None:
