@@ -26,9 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +45,9 @@ from child.replica import CHAT_PATH, ReplicaConfig
 from child.site import SELECTORS
 from coordinator.demo import DEMO_PROFILES
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PROMPT, free_port_base, machine, percentile, spawn, stop
+
 COORDINATOR = str(Path(sys.executable).with_name("coordinator"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,7 +58,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PROMPT = "the quick brown fox"
 CHILDREN = len(DEMO_PROFILES)
 MB = 2**20
 
@@ -97,49 +96,14 @@ PROBE = """
 # -- processes ---------------------------------------------------------------------------
 
 
-def free_ports(spans: list[int]) -> list[int]:
-    """One free local port per entry of `spans`, each the first of that many free in a row."""
-    held: list[socket.socket] = []
-    firsts: list[int] = []
-    try:
-        while len(firsts) < len(spans):
-            first_sock = socket.socket()
-            held.append(first_sock)
-            first_sock.bind(("127.0.0.1", 0))
-            first: int = first_sock.getsockname()[1]
-            try:
-                for extra in range(1, spans[len(firsts)]):
-                    sock = socket.socket()
-                    held.append(sock)
-                    sock.bind(("127.0.0.1", first + extra))
-            except OSError:
-                continue
-            firsts.append(first)
-        return firsts
-    finally:
-        for sock in held:
-            sock.close()
-
-
-def stop_tree(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the coordinator's group, SIGKILL it if it lingers, then sweep what it started."""
+def stop_all(process: subprocess.Popen[bytes]) -> None:
+    """Stop the coordinator and everything under it; fail loudly if anything survives."""
     try:
         tree = psutil.Process(process.pid).children(recursive=True)
     except psutil.Error:
         tree = []
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    _, alive = psutil.wait_procs(tree, timeout=10)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    _, alive = psutil.wait_procs(alive, timeout=5)
+    stop(process)
+    _, alive = psutil.wait_procs(tree, timeout=5)
     if alive:
         raise RuntimeError(f"processes left behind: {[p.pid for p in alive]}")
 
@@ -163,20 +127,20 @@ class ChildInfo:
 
 @contextlib.contextmanager
 def demo(folder: Path) -> Iterator[Demo]:
-    port, api, stream, browser = free_ports([1, CHILDREN, CHILDREN, CHILDREN])
+    base = free_port_base(1 + 3 * CHILDREN)
+    port, api, stream, browser = base, base + 1, base + 1 + CHILDREN, base + 1 + 2 * CHILDREN
     folder.mkdir(parents=True)
     argv = [
         COORDINATOR, "run", "--demo", "--host", "127.0.0.1", "--port", str(port),
         "--base-api-port", str(api), "--base-stream-port", str(stream), "--base-browser-port", str(browser),
         "--log-dir", str(folder), "--log-format", "json",
     ]  # fmt: skip
-    with (folder / "coordinator.log").open("wb") as log:
-        spawned = time.time()
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    spawned = time.time()
+    process = spawn(argv, {}, folder / "coordinator.log")
     try:
         yield Demo(process, port, folder, spawned)
     finally:
-        stop_tree(process)
+        stop_all(process)
 
 
 def wait_ready(run: Demo, timeout: float = 60.0) -> float:
@@ -302,8 +266,7 @@ def direct_run(page: Page) -> dict[str, float]:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(values, n=10, method="inclusive")
-    return {"p50": round(cuts[4], 1), "p90": round(cuts[8], 1)}
+    return {"p50": round(percentile(values, 0.5), 1), "p90": round(percentile(values, 0.9), 1)}
 
 
 def open_direct_page(browser: Browser, child: ChildInfo) -> Page:
@@ -322,7 +285,7 @@ def latency(run: Demo, children: list[ChildInfo], requests: int, warmup: int) ->
     direct: list[dict[str, float]] = []
     started = time.perf_counter()
     with sync_playwright() as playwright, httpx.Client(timeout=60) as client:
-        # For scale next to the cold start: one driver, one browser, one page, on a quiet machine.
+        # For scale next to the cold start: one driver, one browser, one page, started alone.
         opening = {"playwright_driver_s": time.perf_counter() - started}
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         opening["browser_launch_s"] = time.perf_counter() - started - sum(opening.values())
@@ -506,15 +469,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     options = parser.parse_args()
-    memory_gib = psutil.virtual_memory().total / 2**30
     pace = ReplicaConfig()
+    # The load average (before, and after: that one includes this script) says how busy the
+    # machine was; other work on it shows in every figure here.
     report: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, "
-        f"Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
+        **machine(),
         "replica_pace": {"first_token_ms": pace.first_token_ms, "token_ms": pace.token_ms},
-        # Other work on the machine shows in every figure here: say how busy it was.
-        "load_average_1min_before": round(os.getloadavg()[0], 2),
     }
     starts = []
     with tempfile.TemporaryDirectory(prefix="coordinator-bench-browser-") as tmp:
@@ -534,7 +494,7 @@ def main() -> None:
         "runs": starts,
         "median_ready_s": round(statistics.median(s["ready_s"] for s in starts), 3),
     }
-    report["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    report["load_average_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(json.dumps(report, indent=2))
 
 

@@ -19,9 +19,13 @@ the next row) so that a change in the machine's load hits all three alike:
 
 Reported per row: p50/p99 of the 200 answers and 200 answers per second (medians over
 rounds), every other status counted, the proxy's and the children's CPU time per request,
-and the coordinator's figures as ratios to nginx's. "Added" latency is a proxy's percentile
-minus direct's, in the same round, at 1 and N clients (at 4N direct is not a baseline: its
-clients collide).
+how often per request the kernel took a core away from the proxy (involuntary context
+switches), and the coordinator's figures as ratios to nginx's. With --py-spy, the
+coordinator is then sampled with py-spy at N clients, and the samples are shared out by
+where they fell (the event loop, uvicorn, starlette, logging, its own files...).
+
+"Added" latency is a proxy's percentile minus direct's, in the same round, at 1 and N
+clients (at 4N direct is not a baseline: its clients collide).
 """
 
 from __future__ import annotations
@@ -185,17 +189,38 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def preemptions(processes: list[psutil.Process]) -> int:
+    """Involuntary context switches: how often the kernel took a core away from them."""
+    total = 0
+    for process in processes:
+        try:
+            total += process.num_ctx_switches().involuntary
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def measure(
     ports: list[int], body: bytes, headers: str, clients: int, requests: int, watched: dict[str, list[int]]
 ) -> tuple[Tally, dict[str, float]]:
-    """One measured run, with the CPU seconds each group of `watched` processes spent in it."""
+    """One measured run, with the CPU seconds each group of `watched` processes spent in it
+    (and, as "<group> preempted", how many times the kernel took a core away from it)."""
     groups = {name: [psutil.Process(pid) for pid in pids] for name, pids in watched.items()}
     before = {name: cpu_seconds(group) for name, group in groups.items()}
+    switches = {name: preemptions(group) for name, group in groups.items()}
     before_self = time.process_time()
     tally = asyncio.run(load(ports, body, headers, clients, requests))
     cpu = {name: cpu_seconds(group) - before[name] for name, group in groups.items()}
     cpu["load generator"] = time.process_time() - before_self
+    for name, group in groups.items():
+        cpu[f"{name} preempted"] = preemptions(group) - switches[name]
     return tally, cpu
+
+
+MEDIANS = (
+    "p50_ms", "p99_ms", "ok_per_s", "proxy_cpu_us", "children_cpu_us", "loadgen_cpu_us",
+    "proxy_preempted_per_request",
+)  # fmt: skip
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,7 +235,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     sent = sum(statuses.values())
     row: dict[str, Any] = {
         key: round(statistics.median(run[key] for run in runs), 3)
-        for key in ("p50_ms", "p99_ms", "ok_per_s", "proxy_cpu_us", "children_cpu_us", "loadgen_cpu_us")
+        for key in MEDIANS
         if all(run.get(key) is not None for run in runs)
     }
     row["p50_ms_rounds"] = [run["p50_ms"] for run in runs]
@@ -242,6 +267,7 @@ def one_run(
         "loadgen_cpu_us": per_request["load generator"],
         "children_cpu_us": per_request["children"],
         "proxy_cpu_us": per_request.get("proxy"),
+        "proxy_preempted_per_request": round(cpu["proxy preempted"] / sent, 3) if "proxy" in cpu else None,
     }
 
 
