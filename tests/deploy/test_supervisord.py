@@ -305,9 +305,27 @@ def test_sigterm_lets_an_in_flight_answer_finish(supervisord: Runs) -> None:
     run.process.wait(run.stopwaitsecs + 5)
     assert signalled_at is not None and time.monotonic() - signalled_at < run.stopwaitsecs
     assert "stopped: coordinator (exit status 0)" in run.output()
-    events = [json.loads(line) for line in run.output().splitlines() if line.startswith("{")]
+    events = json_events(run.output())
     assert any(e.get("event") == "draining" and e.get("in_flight") == 1 for e in events), events[-10:]
     assert not any(e.get("event") == "drain_incomplete" for e in events)
+
+
+def json_events(text: str) -> list[dict[str, object]]:
+    """Every JSON object in supervisord's output. It relays the coordinator's stderr in chunks
+    that need not end on a line, so two events can share a line: scan, don't split."""
+    decoder = json.JSONDecoder()
+    events = []
+    index = text.find("{")
+    while index != -1:
+        try:
+            event, end = decoder.raw_decode(text, index)
+        except ValueError:
+            index = text.find("{", index + 1)
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+        index = text.find("{", end)
+    return events
 
 
 def test_a_coordinator_that_cannot_start_stops_supervisord(supervisord: Runs) -> None:
