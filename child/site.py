@@ -175,6 +175,35 @@ _OBSERVER = """
 """
 
 
+# Sets the run settings and the prompt the way typing would (the value, then the events
+# that the page's framework listens for), and reports what it found.
+_PREPARE = """
+([selectors, wanted, defaults, text]) => {
+  const result = {defaults: {}, chips: 0, missing: [], run_enabled: false};
+  const type = (element, value) => {
+    const prototype = Object.getPrototypeOf(element);
+    Object.getOwnPropertyDescriptor(prototype, "value").set.call(element, value);
+    element.dispatchEvent(new Event("input", {bubbles: true}));
+    element.dispatchEvent(new Event("change", {bubbles: true}));
+    element.dispatchEvent(new Event("blur"));
+  };
+  for (const name of ["temperature", "top_p", "max_tokens"]) {
+    const element = document.querySelector(selectors[name]);
+    if (!element) { result.missing.push(name); continue; }
+    result.defaults[name] = element.value;
+    const target = wanted[name] ?? defaults[name] ?? element.value;
+    if (element.value !== target) type(element, target);
+  }
+  result.chips = document.querySelectorAll(selectors.remove_stop).length;
+  const prompt = document.querySelector(selectors.prompt);
+  if (prompt) type(prompt, text); else result.missing.push("prompt");
+  const run = document.querySelector(selectors.run_button);
+  result.run_enabled = run !== null && !run.disabled;
+  return result;
+}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class PageState:
     turns: int = 0
@@ -225,10 +254,9 @@ class AIStudio:
         submitted = False
         try:
             await self._choose_model(prompt.model)
-            await self._apply_settings(prompt)
-            text = conversation_text(prompt.messages)
-            await page.fill(selectors["prompt"], text)
-            await page.wait_for_selector(f"{selectors['run_button']}:not([disabled])", timeout=10_000)
+            run_enabled = await self._prepare(prompt)
+            if not run_enabled:
+                await page.wait_for_selector(f"{selectors['run_button']}:not([disabled])", timeout=10_000)
             self._reports = asyncio.Queue()
             before = self._state.turns
             await page.press(selectors["prompt"], "Control+Enter")
@@ -303,33 +331,43 @@ class AIStudio:
         )
         return bare_model(value) if isinstance(value, str) else (self.models[0] if self.models else None)
 
-    async def _apply_settings(self, prompt: Prompt) -> None:
-        """Set what the request asks; what it leaves out goes back to the page's own default.
+    async def _prepare(self, prompt: Prompt) -> bool:
+        """Settings and prompt in the page in one round trip; True if Run is enabled already.
 
-        The page keeps run settings from one chat to the next, so without the second half
-        one request's temperature would leak into the next.
+        Each Playwright call is a round trip of a few milliseconds, and they add up to most of
+        what a child adds to the time to first token, so the values are set inside the page,
+        with the input and change events the page listens for. What a request leaves out goes
+        back to the page's own default: the page keeps run settings from one chat to the next.
         """
         page = self._page()
         selectors = self.config.selectors
         settings = prompt.settings
-        for name, value in (
-            ("temperature", settings.temperature),
-            ("top_p", settings.top_p),
-            ("max_tokens", settings.max_tokens),
-        ):
-            if name not in self._page_defaults:
-                self._page_defaults[name] = await page.input_value(selectors[name])
-            wanted = self._page_defaults[name] if value is None else str(value)
-            if await page.input_value(selectors[name]) != wanted:
-                await page.fill(selectors[name], wanted)
-                await page.press(selectors[name], "Tab")
-        # Stop sequences replace whatever the page had, so that requests don't leak into each other.
-        remove = page.locator(selectors["remove_stop"])
-        while await remove.count():
-            await remove.first.click()
-        for stop in settings.stop:
-            await page.fill(selectors["add_stop"], stop)
-            await page.press(selectors["add_stop"], "Enter")
+        wanted = {
+            name: None if value is None else str(value)
+            for name, value in (
+                ("temperature", settings.temperature),
+                ("top_p", settings.top_p),
+                ("max_tokens", settings.max_tokens),
+            )
+        }
+        result = await page.evaluate(
+            _PREPARE, [dict(selectors), wanted, self._page_defaults, conversation_text(prompt.messages)]
+        )
+        if result["missing"]:
+            raise EngineError(
+                f"the page has no {', '.join(result['missing'])} (selectors out of date? see --site-config)"
+            )
+        for name, value in result["defaults"].items():
+            self._page_defaults.setdefault(name, value)
+        if result["chips"] or settings.stop:
+            # Stop sequences replace whatever the page had, so requests don't leak into each other.
+            remove = page.locator(selectors["remove_stop"])
+            while await remove.count():
+                await remove.first.click()
+            for stop in settings.stop:
+                await page.fill(selectors["add_stop"], stop)
+                await page.press(selectors["add_stop"], "Enter")
+        return bool(result["run_enabled"])
 
     async def _reset(self, *, stop: bool) -> None:
         """Back to an empty new chat: stop a generation left running, discard the turns."""
