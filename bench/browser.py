@@ -41,6 +41,7 @@ import httpx
 import psutil
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from child.browser import launch_args
 from child.replica import CHAT_PATH, ReplicaConfig
 from child.site import SELECTORS
 from coordinator.demo import DEMO_PROFILES
@@ -50,14 +51,7 @@ from common import PROMPT, free_port_base, machine, percentile, spawn, stop
 
 COORDINATOR = str(Path(sys.executable).with_name("coordinator"))
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = launch_args()
 CHILDREN = len(DEMO_PROFILES)
 MB = 2**20
 

@@ -17,18 +17,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from child.browser import launch_args
 from child.replica import SESSION_COOKIE, ReplicaConfig, ReplicaServer
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    # Without these, Chromium tries to reach Google and hangs on an offline machine.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = launch_args()
 SESSION = "test-session"
 # Fast enough to keep the suite short, slow enough that a page shows several partial texts.
 FAST = {"first_token_ms": 40, "token_ms": 15}
