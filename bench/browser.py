@@ -12,7 +12,8 @@ add to the time to first token, and how much memory a child and its browser take
    press (what the replica itself takes). The difference is what the coordinator and the
    child add. A second series attaches to the children's own pages over their debugging
    ports and timestamps each step inside the page, to show where the added time goes; and
-   the Playwright calls the driver makes are timed one by one on our page.
+   the Playwright calls a driver makes (before the key press, and for the reset to a new
+   chat) are timed one by one on our page.
 3. Memory: proportional set size of each child with its Playwright driver and browser, once
    both are ready and again after the requests; the coordinator's own resident set.
 
@@ -245,18 +246,26 @@ def clock_offset_ms(page: Page) -> float:
     return min(brackets)[1]
 
 
-def direct_run(page: Page) -> dict[str, float]:
-    """The prompt typed into our own page; the probe's record of the run (page clock, ms)."""
+def direct_run(page: Page) -> tuple[dict[str, float], dict[str, float]]:
+    """The prompt typed into our own page: the probe's record of the run (page clock, ms), and
+    how long each Playwright call of the reset to a new chat took (ms)."""
     page.fill(SELECTORS["prompt"], PROMPT)
     page.wait_for_selector(f"{SELECTORS['run_button']}:not([disabled])")
     index = page.evaluate("() => window.__bench.runs.length")
     page.press(SELECTORS["prompt"], "Control+Enter")
     page.wait_for_function("(i) => window.__bench.runs[i] && window.__bench.runs[i].end !== null", arg=index)
-    page.click(SELECTORS["new_chat"])
-    page.click(SELECTORS["confirm_discard"])
-    page.wait_for_selector(SELECTORS["model_turn"], state="detached")
+    steps: dict[str, Callable[[], object]] = {
+        "click_new_chat": lambda: page.click(SELECTORS["new_chat"]),
+        "click_discard": lambda: page.click(SELECTORS["confirm_discard"]),
+        "wait_turns_gone": lambda: page.wait_for_selector(SELECTORS["model_turn"], state="detached"),
+    }
+    reset: dict[str, float] = {}
+    for name, call in steps.items():
+        started = time.perf_counter()
+        call()
+        reset[name] = (time.perf_counter() - started) * 1000
     run: dict[str, float] = page.evaluate("(i) => window.__bench.runs[i]", index)
-    return run
+    return run, reset
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -277,6 +286,7 @@ def latency(run: Demo, children: list[ChildInfo], requests: int, warmup: int) ->
     model = httpx.get(f"http://127.0.0.1:{run.port}/v1/models", timeout=5).json()["data"][0]["id"]
     through: list[Streamed] = []
     direct: list[dict[str, float]] = []
+    resets: list[dict[str, float]] = []
     started = time.perf_counter()
     with sync_playwright() as playwright, httpx.Client(timeout=60) as client:
         # For scale next to the cold start: one driver, one browser, one page, started alone.
@@ -287,10 +297,11 @@ def latency(run: Demo, children: list[ChildInfo], requests: int, warmup: int) ->
         opening["page_open_s"] = time.perf_counter() - started - sum(opening.values())
         for i in range(warmup + requests):
             streamed = stream_once(client, run.port, model)
-            ran = direct_run(page)
+            ran, reset = direct_run(page)
             if i >= warmup:
                 through.append(streamed)
                 direct.append(ran)
+                resets.append(reset)
         costs = call_costs(page)
         chromium = browser.version
         browser.close()
@@ -314,6 +325,11 @@ def latency(run: Demo, children: list[ChildInfo], requests: int, warmup: int) ->
         "added_ttft_ms": _difference(summary(ttft), summary(direct_ttft)),
         "added_last_token_ms": _difference(summary(last), summary(direct_total)),
         "added_done_ms": _difference(summary(done), summary(direct_total)),
+        # The same New chat, Discard and wait as the driver's reset, timed call by call.
+        "direct_reset_ms": {
+            **{name: summary([r[name] for r in resets]) for name in resets[0]},
+            "total": summary([sum(r.values()) for r in resets]),
+        },
         "playwright_call_ms": costs,
         "direct_start_s": {name: round(value, 3) for name, value in opening.items()},
     }
@@ -324,7 +340,11 @@ def _difference(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 
 
 def call_costs(page: Page, repeat: int = 30) -> dict[str, float]:
-    """Median ms of each kind of Playwright call the driver makes before the key press."""
+    """Median ms of each kind of Playwright call a driver may make before the key press.
+
+    Each is one round trip from Python through the Playwright driver to the page and back;
+    the two `one_evaluate_*` entries do in one in-page call what the calls above do in several.
+    """
     s = SELECTORS
     calls: dict[str, Callable[[], object]] = {
         "evaluate_noop": lambda: page.evaluate("1"),
@@ -356,16 +376,6 @@ def call_costs(page: Page, repeat: int = 30) -> dict[str, float]:
             times.append((time.perf_counter() - started) * 1000)
         costs[name] = round(statistics.median(times), 2)
     page.fill(s["prompt"], "")
-    # Per request the driver reads three run settings, counts the stop chips, fills the
-    # prompt, waits for Run to be enabled, and presses Ctrl+Enter: seven calls in a row.
-    costs["driver_sequence_estimate"] = round(
-        3 * costs["input_value"]
-        + costs["locator_count"]
-        + costs["fill_prompt"]
-        + costs["wait_for_run_enabled"]
-        + costs["press_key"],
-        2,
-    )
     return costs
 
 
