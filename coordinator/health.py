@@ -26,10 +26,6 @@ class HealthReport:
     def can_serve(self) -> bool:
         return self.status in CAN_SERVE
 
-    @property
-    def reachable(self) -> bool:
-        return self.status != "unreachable"
-
 
 async def probe(transport: Transport, port: int, timeout: float) -> HealthReport:
     try:
