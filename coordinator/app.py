@@ -1,30 +1,28 @@
-"""The public HTTP surface: Starlette routes, OpenAI-shaped errors, request ids and logs.
+"""The public HTTP surface: routes, API keys, request ids, OpenAI-shaped errors, logs.
 
 This is the edge: every failure of the layers below becomes an OpenAI error body with
-the right status here, and nowhere else. Routes read the `Coordinator` built by the
-`run` command from `app.state`; nothing here holds state of its own.
+the right status here, and nowhere else. Handlers read the `Coordinator` built by the
+`run` command; nothing here holds state of its own. `App` is the handler that
+`coordinator.http.HttpServer` calls with every request.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import itertools
+import json
+import secrets
 import time
-import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator import wire
-from coordinator.metrics import Metrics
+from coordinator.http import Request
 from coordinator.openapi import openapi
 from coordinator.pool import (
     AllCoolingDown,
@@ -36,7 +34,7 @@ from coordinator.pool import (
     UnknownModel,
     Waiter,
 )
-from coordinator.proxy import ClientDisconnected, ProxyError, cancelled_on_disconnect
+from coordinator.proxy import ProxyError
 
 if TYPE_CHECKING:
     from coordinator.server import Coordinator
@@ -54,139 +52,65 @@ _POOL_ERRORS: dict[type[PoolError], tuple[int, str]] = {
 }
 # Probes and scrapes: no API key, no request log line (they come every few seconds).
 _OPEN_PATHS = frozenset({"/live", "/ready", "/health", "/metrics", "/openapi.json"})
-_SSE_HEADERS = [
+_JSON = b"application/json"
+_SSE_HEADERS = (
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tells nginx in front not to buffer the stream
-]
+)
 _MAX_REQUEST_ID = 128
+_CHAT = "/v1/chat/completions"
 
 
-def error_response(
+@dataclass(slots=True)
+class Context:
+    """What the edge learns about one request, for its headers, its log line and metrics."""
+
+    request_id: str
+    child: str | None = None
+    model: str | None = None
+    stream: bool | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: bytes = _JSON
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+Handler = Callable[[Request, Context, list[str]], Awaitable[Reply | None]]
+
+
+def json_reply(content: Any, status: int = 200) -> Reply:
+    return Reply(status, _dumps(content))
+
+
+def error_reply(
     status: int,
     code: str | None,
     message: str,
     *,
     param: str | None = None,
     retry_after: int | None = None,
-) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse(
-        wire.error_body(message, status=status, code=code, param=param), status, headers=headers
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> Reply:
+    if retry_after is not None:
+        headers = (*headers, (b"retry-after", str(retry_after).encode()))
+    return Reply(
+        status, _dumps(wire.error_body(message, status=status, code=code, param=param)), headers=headers
     )
 
 
-def _coordinator(request: Request) -> Coordinator:
-    coordinator: Coordinator = request.app.state.coordinator
-    return coordinator
+def error_body(status: int, code: str, message: str) -> bytes:
+    """For the server's own refusals (malformed HTTP, a body over the limit)."""
+    return _dumps(wire.error_body(message, status=status, code=code))
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class ChatCompletions:
-    """`POST /v1/chat/completions` as a bare ASGI app, the hot path.
-
-    One disconnect guard covers the whole request: the wait in the queue, the wait for
-    the first byte and the relay of the stream, so a client that leaves frees its queue
-    slot or its child at any point.
-    """
-
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.coordinator = coordinator
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        proxy = self.coordinator.proxy
-        try:
-            chat, raw = await self._prepare(request)
-            request_id: str = request.state.request_id
-            async with cancelled_on_disconnect(receive):
-                answer = await proxy.open(chat, raw, request_id)
-                request.state.child = answer.child.id
-                if answer.stream is None:
-                    media_type = answer.content_type or "application/json"
-                    await Response(answer.body, answer.status, media_type=media_type)(scope, receive, send)
-                    return
-                async with contextlib.aclosing(proxy.relay(answer, request_id)) as relay:
-                    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-                    async for chunk in relay:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        except (ClientDisconnected, OSError):
-            return  # nobody to answer; the request log records 499
-        except Refusal as exc:
-            status, code, message, param, retry_after = (
-                exc.status,
-                exc.code,
-                exc.message,
-                exc.param,
-                exc.retry_after,
-            )
-        except ProxyError as exc:
-            status, code, message, param, retry_after = (
-                exc.status,
-                exc.code,
-                exc.message,
-                None,
-                exc.retry_after,
-            )
-        except PoolError as exc:
-            status, code = _POOL_ERRORS.get(type(exc), (503, "unavailable"))
-            message, param, retry_after = exc.message, None, exc.retry_after
-        request.state.error_code = code
-        await error_response(status, code, message, param=param, retry_after=retry_after)(
-            scope, receive, send
-        )
-
-    async def _prepare(self, request: Request) -> tuple[wire.ChatRequest, bytes]:
-        """The parsed request, or a Refusal that says why it cannot be served."""
-        coordinator = self.coordinator
-        settings = coordinator.settings
-        if coordinator.draining:
-            raise Refusal(
-                503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
-            )
-        try:
-            raw = await _read_body(request, settings.max_body_bytes)
-        except BodyTooLarge:
-            raise Refusal(
-                413,
-                "request_too_large",
-                f"The request body is larger than {settings.max_body_bytes} bytes; send a shorter "
-                "conversation or raise --max-body-bytes.",
-            ) from None
-        try:
-            chat = wire.parse_chat_request(raw)
-        except wire.InvalidRequest as exc:
-            raise Refusal(400, exc.code, exc.message, param=exc.param) from None
-        request_id = request.state.request_id
-        if coordinator.pool.locate(request_id) is not None:
-            raise Refusal(
-                400,
-                "duplicate_request_id",
-                f"A request with X-Request-ID {request_id!r} is already in progress; "
-                "send a unique id or none.",
-            )
-        request.state.model = chat.model
-        request.state.stream = chat.stream
-        return chat, raw
+def _dumps(content: Any) -> bytes:
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 class Refusal(Exception):
@@ -209,216 +133,267 @@ class Refusal(Exception):
         self.retry_after = retry_after
 
 
-async def cancel(request: Request) -> Response:
-    coordinator = _coordinator(request)
-    request_id = request.path_params["request_id"]
-    holder = coordinator.pool.locate(request_id)
-    if holder is None:
-        return error_response(
-            404,
-            "request_not_found",
-            f"No request {request_id!r} is waiting or running; it may have finished already.",
-        )
-    if isinstance(holder, Waiter):
-        coordinator.pool.cancel_waiting(holder)
-        return JSONResponse({"id": request_id, "cancelled": True, "where": "queue"})
-    request.state.child = holder.id
-    stopped = await coordinator.proxy.cancel_on(holder, request_id)
-    if not stopped:
-        return error_response(
-            404, "request_not_found", f"Request {request_id!r} finished before it could be cancelled."
-        )
-    return JSONResponse({"id": request_id, "cancelled": True, "where": "child", "child": holder.id})
+class App:
+    """Routes a request, checks its API key, and gives it an id, a log line and metrics."""
 
-
-async def models(request: Request) -> Response:
-    coordinator = _coordinator(request)
-    created = int(coordinator.started_at)
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [
-                {"id": model, "object": "model", "created": created, "owned_by": "coordinator"}
-                for model in coordinator.pool.models()
-            ],
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        self.metrics = coordinator.metrics
+        self.api_keys = tuple(key.encode() for key in coordinator.settings.api_keys)
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count(1)
+        get = ("GET", "HEAD")
+        # path → methods → handler; the two paths with parameters are matched by prefix.
+        self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
+            _CHAT: (("POST",), self.chat_completions),
+            "/v1/models": (get, self.models),
+            "/live": (get, self.live),
+            "/ready": (get, self.ready),
+            "/health": (get, self.ready),
+            "/metrics": (get, self.metrics_text),
+            "/openapi.json": (get, self.openapi),
+            "/admin/children": (get, self.admin_children),
         }
-    )
+        self.prefixes: tuple[tuple[str, int, tuple[str, ...], Handler], ...] = (
+            ("/v1/cancel/", 1, ("POST",), self.cancel),
+            ("/admin/children/", 2, ("POST",), self.admin_action),
+        )
 
-
-async def metrics(request: Request) -> Response:
-    return Response(_coordinator(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-
-async def openapi_description(request: Request) -> Response:
-    return JSONResponse(openapi())
-
-
-async def live(request: Request) -> Response:
-    return JSONResponse({"status": "live"})
-
-
-async def ready(request: Request) -> Response:
-    summary = _coordinator(request).summary()
-    return JSONResponse(summary, 200 if summary["status"] == "ready" else 503)
-
-
-async def admin_children(request: Request) -> Response:
-    coordinator = _coordinator(request)
-    return JSONResponse(
-        {"object": "list", "data": [child.snapshot() for child in coordinator.supervisor.children.values()]}
-    )
-
-
-async def admin_action(request: Request) -> Response:
-    coordinator = _coordinator(request)
-    child_id = request.path_params["child_id"]
-    action = request.path_params["action"]
-    child = coordinator.supervisor.children.get(child_id)
-    if child is None:
-        known = ", ".join(coordinator.supervisor.children) or "none"
-        return error_response(404, "child_not_found", f"No child {child_id!r}; children: {known}.")
-    if action == "restart":
-        coordinator.supervisor.restart(child)
-    elif action == "drain":
-        coordinator.supervisor.drain(child)
-    else:
-        return error_response(404, "unknown_action", f"Unknown action {action!r}; use restart or drain.")
-    return JSONResponse({"id": child.id, "action": action, "state": child.state.value}, 202)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"No route {request.url.path}; see GET /v1/models, POST /v1/chat/completions."
-        return error_response(404, "not_found", message)
-    if exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}."
-        response = error_response(405, "method_not_allowed", message)
-        if exc.headers and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
-        return response
-    return error_response(exc.status_code, None, str(exc.detail))
-
-
-async def internal_error(request: Request, exc: Exception) -> Response:
-    log.error("internal_error", path=request.url.path, error=repr(exc))
-    return error_response(
-        500,
-        "internal_error",
-        "The coordinator failed on this request; the error is logged. Retry the request.",
-    )
-
-
-class RequestContext:
-    """The edge of every /v1 and /admin request: its id, the API key, the stamped answer,
-    one log line, and the request metrics."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, api_keys: tuple[str, ...]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.api_keys = tuple(key.encode() for key in api_keys)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPEN_PATHS:
-            await self.app(scope, receive, send)
+    async def __call__(self, request: Request) -> None:
+        path = request.path
+        if path in _OPEN_PATHS:
+            reply = await self._route(request, Context(""))
+            assert reply is not None
+            await self._send(request, reply, ())
             return
-        request_id = _request_id(scope)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state.update(request_id=request_id, child=None, model=None, stream=None, error_code=None)
-        stamp = scope["path"].startswith("/v1/")
-        status = 0
+        context = Context(self._request_id(request.headers))
+        stamp = path.startswith("/v1/")
         started = time.perf_counter()
-        first_byte: float | None = None
-
-        async def send_stamped(message: Message) -> None:
-            nonlocal status, first_byte
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if stamp:
-                    headers = MutableHeaders(scope=message)
-                    headers["X-Request-ID"] = request_id
-                    headers["X-Coordinator-Child"] = state.get("child") or "-"
-            elif first_byte is None and message.get("body"):
-                first_byte = time.perf_counter()
-            await send(message)
-
         try:
-            if self.api_keys and not self._authorized(scope):
-                state["error_code"] = "invalid_api_key"
-                response = error_response(
+            if self.api_keys and not self._authorized(request.headers):
+                context.error_code = "invalid_api_key"
+                reply = error_reply(
                     401,
                     "invalid_api_key",
                     "Missing or wrong API key: send it as 'Authorization: Bearer KEY' (or 'X-API-Key: KEY').",
+                    headers=((b"www-authenticate", b"Bearer"),),
                 )
-                response.headers["WWW-Authenticate"] = "Bearer"
-                await response(scope, receive, send_stamped)
             else:
-                await self.app(scope, receive, send_stamped)
-        finally:
-            child = state.get("child")
-            seconds = time.perf_counter() - started
-            if scope["path"] == "/v1/chat/completions":
-                self.metrics.request_done(
-                    status or 499,
-                    state.get("model"),
-                    bool(state.get("stream")),
-                    seconds,
-                    first_byte - started if first_byte is not None else None,
-                    state.get("error_code"),
+                reply = await self._route(request, context)
+            if reply is not None:
+                await self._send(request, reply, self._stamp(context) if stamp else ())
+        except Exception as exc:
+            log.error("internal_error", path=path, error=repr(exc))
+            if not request.started:
+                reply = error_reply(
+                    500,
+                    "internal_error",
+                    "The coordinator failed on this request; the error is logged. Retry the request.",
                 )
-            log.info(
-                "request",
-                request_id=request_id,
-                method=scope["method"],
-                path=scope["path"],
-                status=status or 499,
-                child=child,
-                profile=child,
-                model=state.get("model"),
-                stream=state.get("stream"),
-                duration_ms=round(seconds * 1000, 2),
-            )
+                await self._send(request, reply, self._stamp(context) if stamp else ())
+        finally:
+            self._record(request, context, started)
 
-    def _authorized(self, scope: Scope) -> bool:
-        offered = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization" and value[:7].lower() == b"bearer ":
-                offered = value[7:].strip()
-            elif name == b"x-api-key" and not offered:
-                offered = value.strip()
+    async def _route(self, request: Request, context: Context) -> Reply | None:
+        path = request.path
+        route = self.routes.get(path)
+        params: list[str] = []
+        if route is None:
+            for prefix, count, methods, handler in self.prefixes:
+                if path.startswith(prefix):
+                    params = path[len(prefix) :].split("/")
+                    if len(params) == count and all(params):
+                        route = (methods, handler)
+                    break
+        if route is None:
+            return error_reply(
+                404, "not_found", f"No route {path}; see GET /v1/models, POST /v1/chat/completions."
+            )
+        methods, handler = route
+        if request.method not in methods:
+            return error_reply(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {path}.",
+                headers=((b"allow", ", ".join(methods).encode()),),
+            )
+        return await handler(request, context, params)
+
+    @staticmethod
+    async def _send(request: Request, reply: Reply, stamp: tuple[tuple[bytes, bytes], ...]) -> None:
+        await request.respond(
+            reply.status, ((b"content-type", reply.content_type), *reply.headers, *stamp), reply.body
+        )
+
+    @staticmethod
+    def _stamp(context: Context) -> tuple[tuple[bytes, bytes], ...]:
+        return (
+            (b"x-request-id", context.request_id.encode()),
+            (b"x-coordinator-child", (context.child or "-").encode()),
+        )
+
+    def _record(self, request: Request, context: Context, started: float) -> None:
+        seconds = time.perf_counter() - started
+        status = request.status if request.finished else 499
+        path = request.path
+        if path == _CHAT:
+            first_byte = request.first_byte_at
+            self.metrics.request_done(
+                status,
+                context.model,
+                bool(context.stream),
+                seconds,
+                None if first_byte is None else first_byte - started,
+                context.error_code,
+            )
+        log.info(
+            "request",
+            request_id=context.request_id,
+            method=request.method,
+            path=path,
+            status=status,
+            child=context.child,
+            profile=context.child,
+            model=context.model,
+            stream=context.stream,
+            duration_ms=round(seconds * 1000, 2),
+        )
+
+    def _request_id(self, headers: dict[str, str]) -> str:
+        """The client's X-Request-ID if it is usable, else a new one."""
+        candidate = headers.get("x-request-id", "")
+        if (
+            0 < len(candidate) <= _MAX_REQUEST_ID
+            and candidate.isascii()
+            and candidate.isprintable()
+            and "/" not in candidate
+        ):
+            return candidate
+        # A random prefix per run and a counter: unique, without a system call per request.
+        return f"req_{self._id_prefix}{next(self._ids):016x}"
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        authorization = headers.get("authorization", "")
+        bearer = authorization[7:] if authorization[:7].lower() == "bearer " else ""
+        offered = (bearer.strip() or headers.get("x-api-key", "").strip()).encode("latin-1")
         # Compared with every key, in constant time: neither timing nor order says which is close.
         matches = [hmac.compare_digest(offered, key) for key in self.api_keys]
         return bool(offered) and any(matches)
 
+    # -- POST /v1/chat/completions, the hot path ----------------------------------------
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate: str = value.decode("latin-1")
-            if (
-                0 < len(candidate) <= _MAX_REQUEST_ID
-                and candidate.isascii()
-                and candidate.isprintable()
-                and "/" not in candidate
-            ):
-                return candidate
-            break
-    return f"req_{uuid.uuid4().hex}"
+    async def chat_completions(self, request: Request, context: Context, params: list[str]) -> Reply | None:
+        """Queue, forward, and answer: whole, or as a stream relayed chunk by chunk.
 
+        A client that disconnects has this cancelled by the server, wherever it is: in the
+        queue, waiting for the first byte, or in the relay, so it frees its slot or child.
+        """
+        proxy = self.coordinator.proxy
+        try:
+            chat = self._prepare(request, context)
+            answer = await proxy.open(chat, request.body, context.request_id)
+        except Refusal as exc:
+            context.error_code = exc.code
+            return error_reply(
+                exc.status, exc.code, exc.message, param=exc.param, retry_after=exc.retry_after
+            )
+        except ProxyError as exc:
+            context.error_code = exc.code
+            return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
+        except PoolError as exc:
+            status, code = _POOL_ERRORS.get(type(exc), (503, "unavailable"))
+            context.error_code = code
+            return error_reply(status, code, exc.message, retry_after=exc.retry_after)
+        context.child = answer.child.id
+        if answer.stream is None:
+            return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
+        async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
+            await request.start(200, (*_SSE_HEADERS, *self._stamp(context)))
+            async for chunk in relay:
+                await request.write(chunk)
+            await request.end()
+        return None
 
-def create_app(coordinator: Coordinator) -> ASGIApp:
-    routes = [
-        Route("/v1/chat/completions", ChatCompletions(coordinator), methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/v1/cancel/{request_id}", cancel, methods=["POST"]),
-        Route("/live", live, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi_description, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
-        Route("/health", ready, methods=["GET"]),
-        Route("/admin/children", admin_children, methods=["GET"]),
-        Route("/admin/children/{child_id}/{action}", admin_action, methods=["POST"]),
-    ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: internal_error})
-    app.state.coordinator = coordinator
-    return RequestContext(app, coordinator.metrics, coordinator.settings.api_keys)
+    def _prepare(self, request: Request, context: Context) -> wire.ChatRequest:
+        """The parsed request, or a Refusal that says why it cannot be served."""
+        coordinator = self.coordinator
+        if coordinator.draining:
+            raise Refusal(
+                503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
+            )
+        try:
+            chat = wire.parse_chat_request(request.body)
+        except wire.InvalidRequest as exc:
+            raise Refusal(400, exc.code, exc.message, param=exc.param) from None
+        if coordinator.pool.locate(context.request_id) is not None:
+            raise Refusal(
+                400,
+                "duplicate_request_id",
+                f"A request with X-Request-ID {context.request_id!r} is already in progress; "
+                "send a unique id or none.",
+            )
+        context.model = chat.model
+        context.stream = chat.stream
+        return chat
+
+    # -- the other routes ---------------------------------------------------------------
+
+    async def cancel(self, request: Request, context: Context, params: list[str]) -> Reply:
+        coordinator = self.coordinator
+        (request_id,) = params
+        holder = coordinator.pool.locate(request_id)
+        if holder is None:
+            return error_reply(
+                404,
+                "request_not_found",
+                f"No request {request_id!r} is waiting or running; it may have finished already.",
+            )
+        if isinstance(holder, Waiter):
+            coordinator.pool.cancel_waiting(holder)
+            return json_reply({"id": request_id, "cancelled": True, "where": "queue"})
+        context.child = holder.id
+        if not await coordinator.proxy.cancel_on(holder, request_id):
+            return error_reply(
+                404, "request_not_found", f"Request {request_id!r} finished before it could be cancelled."
+            )
+        return json_reply({"id": request_id, "cancelled": True, "where": "child", "child": holder.id})
+
+    async def models(self, request: Request, context: Context, params: list[str]) -> Reply:
+        created = int(self.coordinator.started_at)
+        data = [
+            {"id": model, "object": "model", "created": created, "owned_by": "coordinator"}
+            for model in self.coordinator.pool.models()
+        ]
+        return json_reply({"object": "list", "data": data})
+
+    async def metrics_text(self, request: Request, context: Context, params: list[str]) -> Reply:
+        return Reply(200, self.metrics.render(), CONTENT_TYPE_LATEST.encode())
+
+    async def openapi(self, request: Request, context: Context, params: list[str]) -> Reply:
+        return json_reply(openapi())
+
+    async def live(self, request: Request, context: Context, params: list[str]) -> Reply:
+        return json_reply({"status": "live"})
+
+    async def ready(self, request: Request, context: Context, params: list[str]) -> Reply:
+        summary = self.coordinator.summary()
+        return json_reply(summary, 200 if summary["status"] == "ready" else 503)
+
+    async def admin_children(self, request: Request, context: Context, params: list[str]) -> Reply:
+        children = self.coordinator.supervisor.children.values()
+        return json_reply({"object": "list", "data": [child.snapshot() for child in children]})
+
+    async def admin_action(self, request: Request, context: Context, params: list[str]) -> Reply:
+        supervisor = self.coordinator.supervisor
+        child_id, action = params
+        child = supervisor.children.get(child_id)
+        if child is None:
+            known = ", ".join(supervisor.children) or "none"
+            return error_reply(404, "child_not_found", f"No child {child_id!r}; children: {known}.")
+        if action == "restart":
+            supervisor.restart(child)
+        elif action == "drain":
+            supervisor.drain(child)
+        else:
+            return error_reply(404, "unknown_action", f"Unknown action {action!r}; use restart or drain.")
+        return json_reply({"id": child.id, "action": action, "state": child.state.value}, 202)

@@ -30,7 +30,7 @@ LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 3
 
 StateListener = Callable[["Child", ChildState, ChildState], None]
-_BUSY_CYCLE = {ChildState.READY, ChildState.BUSY}
+_READY, _BUSY = ChildState.READY, ChildState.BUSY
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class Child:
             self.ready_at = self.ready_at or self.state_since
             self.start_failures = 0
         # ready ⇄ busy happens twice a request, and the request line names the child already.
-        emit = log.debug if {old, new} == _BUSY_CYCLE else log.info
+        emit = log.debug if (old is _READY and new is _BUSY) or (old is _BUSY and new is _READY) else log.info
         emit("child_state", child=self.id, pid=self.pid, old=old.value, new=new.value, reason=reason)
         if self.on_change is not None:
             self.on_change(self, old, new)

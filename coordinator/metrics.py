@@ -107,6 +107,9 @@ class Metrics:
             registry=self.registry,
         )
         self._models: Callable[[], Sequence[str]] = list
+        self._requests_by: dict[tuple[int, str], Counter] = {}
+        self._duration_by = {kind: self.duration.labels(kind) for kind in ("true", "false")}
+        self._first_token_by = {kind: self.first_token.labels(kind) for kind in ("true", "false")}
 
     def watch(self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], int],
               models: Callable[[], Sequence[str]]) -> None:  # fmt: skip
@@ -127,12 +130,16 @@ class Metrics:
         error_code: str | None,
     ) -> None:  # fmt: skip
         # A client may send any model name: only the children's own ids become label values.
-        label = model if model in self._models() else ("none" if model is None else "other")
-        self.requests.labels(str(status), label).inc()
+        label = "none" if model is None else (model if model in self._models() else "other")
+        key = (status, label)
+        counter = self._requests_by.get(key)
+        if counter is None:  # labels() costs a lock and a validation: once per pair, not per request
+            counter = self._requests_by[key] = self.requests.labels(str(status), label)
+        counter.inc()
         kind = "true" if stream else "false"
-        self.duration.labels(kind).observe(seconds)
+        self._duration_by[kind].observe(seconds)
         if first_byte is not None and status == 200:
-            self.first_token.labels(kind).observe(first_byte)
+            self._first_token_by[kind].observe(first_byte)
         if status >= 400:
             self.rejections.labels(error_code or str(status)).inc()
 

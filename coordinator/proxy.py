@@ -9,13 +9,11 @@ Transport errors become reasons in words here, and the client's error is built a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import structlog
-from starlette.types import Receive
 
 from coordinator import wire
 from coordinator.child import Child
@@ -40,10 +38,6 @@ class ProxyError(Exception):
         self.retry_after = retry_after
 
 
-class ClientDisconnected(Exception):
-    pass
-
-
 class _ChildFailed(Exception):
     """This child could not answer; another one may."""
 
@@ -63,32 +57,6 @@ class Answer:
     body: bytes  # the whole body, or the first chunk of a stream
     content_type: str
     stream: ChildResponse | None = None  # the rest of a stream, still coming
-
-
-@contextlib.asynccontextmanager
-async def cancelled_on_disconnect(receive: Receive) -> AsyncIterator[None]:
-    """Run the body until the client goes away, then cancel it and raise ClientDisconnected."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        task.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        task.uncancel()
-        raise ClientDisconnected() from None
-    finally:
-        watcher.cancel()
 
 
 class Proxy:

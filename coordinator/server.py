@@ -14,17 +14,17 @@ import contextlib
 import secrets
 import signal
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-import uvicorn
 import uvloop
 
 from coordinator import ports as port_checks
-from coordinator.app import create_app
+from coordinator.app import App, error_body
 from coordinator.child import Child, ChildSpec
+from coordinator.http import HttpServer
 from coordinator.metrics import Metrics
 from coordinator.pool import Pool
 from coordinator.process import Launcher
@@ -36,6 +36,9 @@ from coordinator.supervisor import Supervisor
 from coordinator.transport import Transport
 
 log = structlog.get_logger("coordinator.server")
+
+# After the drain: how long a connection still writing an answer may take before it is cut.
+HTTP_CLOSE_SECONDS = 1.0
 
 
 class StartupError(Exception):
@@ -154,14 +157,6 @@ class Coordinator:
         self.transport.close()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the run owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | None = None) -> int:
     coordinator = Coordinator(settings, plan, child_env)
     stop = asyncio.Event()
@@ -184,43 +179,25 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
-    config = uvicorn.Config(
-        create_app(coordinator),
-        host=settings.host,
-        port=settings.port,
-        http="httptools",
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,  # client addresses are never used
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=30,
-    )
-    server = _Server(config)
+    server = HttpServer(App(coordinator), error_body=error_body, max_body_bytes=settings.max_body_bytes)
     exit_code = 0
     try:
         await coordinator.supervisor.start()
-        serving = asyncio.create_task(server.serve(), name="http-server")
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.01)
-        if server.started:
-            log.info("listening", url=f"http://{settings.host}:{settings.port}/v1", children=len(plan.specs))
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if serving.done():
-            # The server ended on its own: it could not bind, or it crashed.
+        try:
+            await server.start(settings.host, settings.port)
+        except OSError as exc:
             exit_code = 1
-            stopping.cancel()
-            with contextlib.suppress(BaseException):
-                serving.result()
-            log.error("server_stopped", reason="the HTTP server stopped unexpectedly; see the lines above")
+            log.error(
+                "listen_failed",
+                port=settings.port,
+                error=str(exc),
+                hint="free the port or pick another --port",
+            )
         else:
+            log.info("listening", url=f"http://{settings.host}:{settings.port}/v1", children=len(plan.specs))
+            await stop.wait()
             await coordinator.drain(time.monotonic() + settings.grace_period, force)
-            server.should_exit = True
-            server.force_exit = force.is_set()
-            with contextlib.suppress(BaseException):
-                await serving
+            await server.shutdown(0 if force.is_set() else HTTP_CLOSE_SECONDS)
     finally:
         await coordinator.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
