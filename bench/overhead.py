@@ -1,10 +1,10 @@
 """What the coordinator costs: added latency, how busy it keeps children, its memory.
 
-    .venv/bin/python bench/overhead.py [--children 2] [--requests 3000] [--seconds 10]
+    .venv/bin/python bench/overhead.py [--children 2] [--requests 2000] [--rounds 5] [--seconds 10]
 
 1. Latency: the same mock children (no delay) called directly and through the
-   coordinator, with as many concurrent clients as children; p50/p99 of each and the
-   difference, non-stream and stream.
+   coordinator, with as many concurrent clients as children, in alternating rounds;
+   p50/p99 of each and the difference (medians over rounds), non-stream and stream.
 2. Saturation: MOCK_FIRST_TOKEN_MS=200 and four clients per child for a while; the share
    of wall time the children spent serving, from their own request logs.
 3. Memory: the coordinator's resident set with 8 children, after a few thousand requests.
@@ -40,34 +40,37 @@ from common import (
 )
 
 
-def latency(children: int, requests: int, folder: Path) -> dict[str, object]:
-    results: dict[str, object] = {}
-    with direct_children(children, {}, folder) as (ports, token):
-        for name, body in (("non-stream", BODY), ("stream", STREAM_BODY)):
-            headers = f"X-Child-Token: {token}\r\n"
-            asyncio.run(load(ports, body, headers, children, 200, strict=True))  # warm-up
-            results[f"direct {name}"] = asyncio.run(
-                load(ports, body, headers, children, requests, strict=True)
-            ).latencies
-    with coordinator(children, {}, folder / "latency") as run:
-        for name, body in (("non-stream", BODY), ("stream", STREAM_BODY)):
-            asyncio.run(load([run.port], body, "", children, 200, strict=True))
-            results[f"coordinator {name}"] = asyncio.run(
-                load([run.port], body, "", children, requests, strict=True)
-            ).latencies
+def latency(children: int, requests: int, rounds: int, folder: Path) -> dict[str, object]:
+    """Direct and through the coordinator, in alternating rounds so that a change in the
+    machine's load hits both alike; medians over rounds, and of the per-round differences."""
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with (
+        direct_children(children, {}, folder) as (ports, token),
+        coordinator(children, {}, folder / "latency") as run,
+    ):
+        targets = {"direct": (ports, f"X-Child-Token: {token}\r\n"), "coordinator": ([run.port], "")}
+        for _ in range(rounds):
+            for name, body in (("non-stream", BODY), ("stream", STREAM_BODY)):
+                for target, (to, headers) in targets.items():
+                    asyncio.run(load(to, body, headers, children, 200, strict=True))  # warm-up
+                    took = asyncio.run(load(to, body, headers, children, requests, strict=True)).latencies
+                    runs.setdefault((name, target), []).append(
+                        (percentile(took, 0.5) * 1000, percentile(took, 0.99) * 1000)
+                    )
     table: dict[str, object] = {}
     for name in ("non-stream", "stream"):
-        direct = results[f"direct {name}"]
-        through = results[f"coordinator {name}"]
-        assert isinstance(direct, list) and isinstance(through, list)
+        direct, through = runs[(name, "direct")], runs[(name, "coordinator")]
+        pairs = list(zip(through, direct, strict=True))
         table[name] = {
-            "direct_p50_ms": round(percentile(direct, 0.5) * 1000, 3),
-            "direct_p99_ms": round(percentile(direct, 0.99) * 1000, 3),
-            "coordinator_p50_ms": round(percentile(through, 0.5) * 1000, 3),
-            "coordinator_p99_ms": round(percentile(through, 0.99) * 1000, 3),
-            "added_p50_ms": round((percentile(through, 0.5) - percentile(direct, 0.5)) * 1000, 3),
-            "added_p99_ms": round((percentile(through, 0.99) - percentile(direct, 0.99)) * 1000, 3),
-            "requests": len(through),
+            "direct_p50_ms": round(statistics.median(p50 for p50, _ in direct), 3),
+            "direct_p99_ms": round(statistics.median(p99 for _, p99 in direct), 3),
+            "coordinator_p50_ms": round(statistics.median(p50 for p50, _ in through), 3),
+            "coordinator_p99_ms": round(statistics.median(p99 for _, p99 in through), 3),
+            "added_p50_ms": round(statistics.median(c[0] - d[0] for c, d in pairs), 3),
+            "added_p99_ms": round(statistics.median(c[1] - d[1] for c, d in pairs), 3),
+            "added_p50_ms_rounds": [round(c[0] - d[0], 3) for c, d in pairs],
+            "requests_per_round": requests,
+            "rounds": rounds,
         }
     return table
 
@@ -113,13 +116,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--children", type=int, default=2)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=2000, help="per target, mode and round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
     options = parser.parse_args()
     report: dict[str, object] = dict(machine())
     with tempfile.TemporaryDirectory(prefix="coordinator-bench-") as tmp:
         folder = Path(tmp)
-        report["latency"] = latency(options.children, options.requests, folder)
+        report["latency"] = latency(options.children, options.requests, options.rounds, folder)
         report["saturation"] = saturation(options.children, options.seconds, folder)
         report["memory"] = memory(folder, options.requests)
     print(json.dumps(report, indent=2))

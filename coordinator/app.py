@@ -308,7 +308,7 @@ class App:
         if answer.stream is None:
             return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
         async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
-            await request.start(200, (*_SSE_HEADERS, *self._stamp(context)))
+            request.start(200, (*_SSE_HEADERS, *self._stamp(context)))
             async for chunk in relay:
                 await request.write(chunk)
             await request.end()

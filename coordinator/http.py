@@ -61,6 +61,7 @@ class Request:
         "_chunked",
         "_connection",
         "_head_only",
+        "_unsent_head",
         "body",
         "finished",
         "first_byte_at",
@@ -87,6 +88,7 @@ class Request:
         self._connection = connection
         self._chunked = False
         self._head_only = method == "HEAD"
+        self._unsent_head = b""
 
     @property
     def disconnected(self) -> bool:
@@ -98,27 +100,32 @@ class Request:
         self.finished = True
         await self._connection.write(head if self._head_only else head + body)
 
-    async def start(self, status: int, headers: Headers) -> None:
-        """Send the head of a stream; the body follows with `write` and ends with `end`."""
+    def start(self, status: int, headers: Headers) -> None:
+        """Begin a stream: the body follows with `write` and ends with `end`. The head
+        leaves with the first piece of the body, in one write."""
         if self._connection.http_10:
             self.keep_alive = False  # an HTTP/1.0 client reads to the close
             framing = b""
         else:
             self._chunked = True
             framing = b"transfer-encoding: chunked\r\n"
-        await self._connection.write(self._head(status, headers, framing))
+        self._unsent_head = self._head(status, headers, framing)
 
     async def write(self, data: bytes) -> None:
         if not data or self._head_only:
             return
         if self.first_byte_at is None:
             self.first_byte_at = time.perf_counter()
-        await self._connection.write(b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data)
+        framed = b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
+        head, self._unsent_head = self._unsent_head, b""
+        await self._connection.write(head + framed if head else framed)
 
     async def end(self) -> None:
         self.finished = True
-        if self._chunked and not self._head_only:
-            await self._connection.write(b"0\r\n\r\n")
+        tail = b"0\r\n\r\n" if self._chunked and not self._head_only else b""
+        head, self._unsent_head = self._unsent_head, b""
+        if head or tail:
+            await self._connection.write(head + tail)
 
     def _head(self, status: int, headers: Headers, framing: bytes) -> bytes:
         if self.started:

@@ -20,7 +20,7 @@ from coordinator.child import Child
 from coordinator.metrics import Metrics
 from coordinator.pool import Outcome, Pool, RequestCancelled
 from coordinator.settings import Settings
-from coordinator.transport import ChildResponse, Transport, TransportError
+from coordinator.transport import ChildResponse, Stalled, Transport, TransportError
 
 log = structlog.get_logger("coordinator.proxy")
 
@@ -171,10 +171,10 @@ class Proxy:
         outcome = Outcome.NEUTRAL
         tail = answer.body
         try:
+            stream.watch_idle(self.settings.idle_timeout)
             yield answer.body
             while True:
-                async with asyncio.timeout(self.settings.idle_timeout):
-                    chunk = await stream.next_chunk()
+                chunk = await stream.next_chunk()
                 if not chunk:
                     break
                 # Events that arrived together leave together: one write to the client.
@@ -182,10 +182,10 @@ class Proxy:
                 tail = chunk
                 yield chunk
             outcome = Outcome.SERVED
-        except (TransportError, TimeoutError) as exc:
-            stalled = isinstance(exc, TimeoutError)
-            outcome = Outcome.FAILED if stalled else Outcome.UNREACHABLE
-            reason = f"no data for {self.settings.idle_timeout:g}s" if stalled else str(exc)
+        except TransportError as exc:
+            # A child that stalls is alive but failing; one whose connection broke is gone.
+            outcome = Outcome.FAILED if isinstance(exc, Stalled) else Outcome.UNREACHABLE
+            reason = str(exc)
             log.warning("stream_broken", request_id=request_id, child=answer.child.id, reason=reason)
             # Start the error event on a fresh line even if the child stopped mid-event.
             prefix = b"" if tail.endswith(b"\n\n") else b"\n\n"

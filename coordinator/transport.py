@@ -40,6 +40,10 @@ class ConnectionLost(TransportError):
     pass
 
 
+class Stalled(TransportError):
+    """The child sent nothing for longer than the answer's idle limit."""
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -125,6 +129,9 @@ class ChildResponse:
         self._waiter: asyncio.Future[None] | None = None
         self._headers = asyncio.get_running_loop().create_future()
         self._released = False
+        self._idle_limit = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._waiting_since = 0.0
 
     async def next_chunk(self) -> bytes:
         """The next piece of the body as the child sent it; b"" at its end."""
@@ -134,7 +141,9 @@ class ChildResponse:
             if self._complete:
                 self._release()
                 return b""
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._waiting_since = loop.time()
+            self._waiter = loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -144,6 +153,28 @@ class ChildResponse:
         if self._buffered < _LOW_WATER:
             self._connection.resume()
         return chunk
+
+    def watch_idle(self, seconds: float) -> None:
+        """From now on, `next_chunk` raises Stalled after waiting `seconds` for data.
+
+        One timer per answer, moved on when it fires, rather than a timeout per chunk:
+        a stream has many chunks. Time spent waiting for a slow reader does not count.
+        """
+        self._idle_limit = seconds
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_at(loop.time() + seconds, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle_timer = None
+        if self._released or self._complete or self._error is not None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._waiter is not None and now - self._waiting_since >= self._idle_limit:
+            self._fail(Stalled(f"no data for {self._idle_limit:g}s"))
+            return
+        due = self._waiting_since + self._idle_limit if self._waiter is not None else now + self._idle_limit
+        self._idle_timer = loop.call_at(due, self._check_idle)
 
     def take_buffered(self) -> bytes:
         """Whatever of the body has arrived and not been taken yet, without waiting."""
@@ -198,6 +229,9 @@ class ChildResponse:
             self._waiter.set_result(None)
 
     def _release(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._released:
             return
         self._released = True

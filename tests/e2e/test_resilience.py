@@ -8,6 +8,7 @@ how, and that nothing ended silently.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -164,31 +165,84 @@ def test_a_burst_of_three_times_the_queue(start_coordinator: StartCoordinator) -
     assert finished() == [f"burst-{n:02d}" for n in served]
 
 
+def read_chunked_to_end(sock: socket.socket, data: bytes) -> bytes:
+    """The body of a chunked answer whose first bytes are `data`, read to its last chunk."""
+    sock.settimeout(10)
+    received = bytearray(data)
+    while not received.endswith(b"\r\n0\r\n\r\n"):
+        chunk = sock.recv(1 << 20)
+        assert chunk, "the stream closed before its end"
+        received += chunk
+    view = memoryview(received)
+    at = received.index(b"\r\n\r\n") + 4
+    body = bytearray()
+    while True:
+        line_end = received.index(b"\r\n", at)
+        size = int(received[at:line_end], 16)
+        if size == 0:
+            return bytes(body)
+        body += view[line_end + 2 : line_end + 2 + size]
+        at = line_end + 4 + size
+
+
 def test_a_slow_reader_holds_up_nobody(start_coordinator: StartCoordinator) -> None:
-    run = start_coordinator(("a", "b"))
-    long_words = " ".join(f"w{n}" for n in range(30000))
-    slow = socket.create_connection(("127.0.0.1", run.port))
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    idle_limit = 0.5
+    run = start_coordinator(("a", "b"), args=["--idle-timeout", str(idle_limit)])
+    # An answer of about 22 MB, far more than the socket buffers on its way hold, so the
+    # coordinator has to wait for this reader. (A receive buffer much smaller than
+    # loopback's 64 KiB segments would make the kernel trickle the data instead.)
+    long_words = " ".join(f"w{n}" for n in range(100_000))
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+    slow.connect(("127.0.0.1", run.port))
     slow.sendall(
         raw_chat_request(
             {"model": "mock", "stream": True, "messages": [{"role": "user", "content": long_words}]}
         )
     )
-    slow.recv(64)  # the answer has started; now this client stops reading
+    started = slow.recv(64)  # the answer has started; now this client stops reading
     try:
         wait_for(
             lambda: run.child("a")["state"] == "busy" or run.child("b")["state"] == "busy",
             5,
             "the slow stream",
         )
+        stopped_reading = time.monotonic()
         # Everyone else is served meanwhile, by the other child, without waiting for the slow one.
         for _ in range(10):
             response = run.post("/v1/chat/completions", json=ASK, timeout=5)
             assert response.status_code == 200
         assert run.get("/live").status_code == 200
+        # Longer than --idle-timeout without reading: the wait was the reader's, not the
+        # child's, so the stream is not cut as stalled. Read it now: whole, and [DONE].
+        time.sleep(max(0.0, stopped_reading + 3 * idle_limit - time.monotonic()))
+        assert "busy" in {run.child("a")["state"], run.child("b")["state"]}, "the answer is held up"
+        body = read_chunked_to_end(slow, started)
     finally:
         slow.close()
+    assert b'"error"' not in body
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert b" w99999" in body
     run.wait_all_ready(timeout=10)
+
+
+def test_a_stream_that_stalls_ends_with_an_error_event(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a",), env={"MOCK_TOKEN_MS": "3000"}, args=["--idle-timeout", "0.5"])
+    events = []
+    with httpx.stream(
+        "POST", f"{run.url}/v1/chat/completions", json={**ASK, "stream": True}, timeout=10
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line[len("data: ") :])
+    assert events[0].startswith("{") and "chat.completion.chunk" in events[0]
+    error = json.loads(events[-1])["error"]
+    assert error["code"] == "child_failed"
+    assert "no data for 0.5s" in error["message"]
+    assert "[DONE]" not in events
+    # The child stopped the generation and is back: it serves the next request.
+    run.wait_state("a", "ready", timeout=10)
 
 
 def test_sigterm_under_load_finishes_in_flight_and_leaves_nothing(
