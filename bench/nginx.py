@@ -22,7 +22,7 @@ rounds), every other status counted, the proxy's and the children's CPU time per
 how often per request the kernel took a core away from the proxy (involuntary context
 switches), and the coordinator's figures as ratios to nginx's. With --py-spy, the
 coordinator is then sampled with py-spy at N clients, and the samples are shared out by
-where they fell (the event loop, uvicorn, starlette, logging, its own files...).
+where they fell (the event loop, its HTTP server, logging, its own files...).
 
 "Added" latency is a proxy's percentile minus direct's, in the same round, at 1 and N
 clients (at 4N direct is not a baseline: its clients collide).
@@ -137,11 +137,10 @@ def nginx(
 
 CATEGORIES = (
     ("coordinator/transport.py", "coordinator: link to the children (transport.py)"),
+    ("coordinator/http.py", "coordinator: its HTTP server (http.py)"),
     ("coordinator/", "coordinator: its own code, other files"),
-    ("uvicorn/", "uvicorn (HTTP server side)"),
-    ("starlette/", "starlette"),
-    ("structlog/", "logging (structlog, json)"),
-    ("json/", "logging (structlog, json)"),
+    ("structlog/", "logging (structlog, orjson)"),
+    ("json/", "json (request bodies, error bodies)"),
     ("prometheus_client/", "metrics (prometheus_client)"),
     ("asyncio/runners.py", "event loop in C (uvloop, httptools, syscalls)"),
     ("asyncio/", "asyncio (Python parts)"),

@@ -66,6 +66,7 @@ class Request:
         "finished",
         "first_byte_at",
         "headers",
+        "http_10",
         "keep_alive",
         "method",
         "path",
@@ -81,6 +82,7 @@ class Request:
         self.headers = headers  # lower-case names; a repeated header keeps its last value
         self.body = b""
         self.keep_alive = keep_alive
+        self.http_10 = False
         self.status = 0  # of the answer, once started
         self.started = False
         self.finished = False
@@ -103,7 +105,7 @@ class Request:
     def start(self, status: int, headers: Headers) -> None:
         """Begin a stream: the body follows with `write` and ends with `end`. The head
         leaves with the first piece of the body, in one write."""
-        if self._connection.http_10:
+        if self.http_10:
             self.keep_alive = False  # an HTTP/1.0 client reads to the close
             framing = b""
         else:
@@ -151,7 +153,6 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.http_10 = False
         self.pending: deque[Request] = deque()  # parsed, waiting for the one in hand to end
         self.active: asyncio.Task[None] | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
@@ -230,7 +231,6 @@ class _Connection(asyncio.Protocol):
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self.header_list
         }
         path = self.url.split(b"?", 1)[0].decode("latin-1")
-        self.http_10 = self.parser.get_http_version() == "1.0"
         request = Request(
             self,
             self.parser.get_method().decode("ascii", "replace"),
@@ -238,6 +238,7 @@ class _Connection(asyncio.Protocol):
             headers,
             self.parser.should_keep_alive(),
         )
+        request.http_10 = self.parser.get_http_version() == "1.0"
         self.request = request
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.server.max_body_bytes:

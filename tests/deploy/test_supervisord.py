@@ -43,7 +43,7 @@ DOCKERFILE = DOCKER / "Dockerfile"
 COMPOSE = DOCKER / "docker-compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
 DOCKER_STOP_DEFAULT = 10.0  # seconds `docker stop` waits before SIGKILL
-HTTP_CLOSE = 1.0  # uvicorn's timeout_graceful_shutdown in coordinator/server.py
+HTTP_CLOSE = 1.0  # HTTP_CLOSE_SECONDS in coordinator/server.py
 
 
 def dockerfile_env() -> dict[str, str]:
