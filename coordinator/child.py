@@ -134,9 +134,14 @@ class Child:
             if lines[-1]:
                 self.last_output = lines[-1][-500:].decode("utf-8", "replace")
 
-    async def stop(self, launcher: Launcher, timeout: float) -> None:
-        """SIGTERM the group, SIGKILL it after `timeout`, then kill any descendant that escaped."""
-        process = self.process
+    async def stop(
+        self, launcher: Launcher, timeout: float, process: asyncio.subprocess.Process | None = None
+    ) -> None:
+        """SIGTERM the group, SIGKILL it after `timeout`, then kill any descendant that escaped.
+
+        `process`: the one to stop, if not the current one.
+        """
+        process = process or self.process
         if process is None or process.returncode is not None:
             return
         leftovers = launcher.descendants(process.pid)

@@ -38,6 +38,27 @@ def _option(name: str, help: str, default: Any = None, **extra: Any) -> Any:
     return typer.Option(default, *name.split("/"), envvar=f"COORDINATOR_{field.upper()}", help=help, **extra)
 
 
+def _api_key_options(key_help: str, file_help: str) -> tuple[Any, Any]:
+    """--api-key and --api-key-file, shared by `run` (which checks keys) and `status` (which sends one)."""
+    key = typer.Option(
+        None,
+        "--api-key",
+        envvar="COORDINATOR_API_KEY",
+        show_envvar=False,  # --help must not print a key that is set in the environment
+        help=f"{key_help} Env: COORDINATOR_API_KEY.",
+    )
+    return key, typer.Option(None, "--api-key-file", envvar="COORDINATOR_API_KEY_FILE", help=file_help)
+
+
+_RUN_KEY, _RUN_KEY_FILE = _api_key_options(
+    "Key(s) that /v1 and /admin require, comma-separated. Default: open.",
+    "File with one accepted key per line.",
+)
+_STATUS_KEY, _STATUS_KEY_FILE = _api_key_options(
+    "The coordinator's API key (the first, if comma-separated).", "File of keys; the first is used."
+)
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"coordinator: {message}", err=True)
     return typer.Exit(code)
@@ -72,16 +93,8 @@ def run(
     site_config: Path | None = _option(
         "--site-config", "TOML or JSON file that overrides the site's selectors."
     ),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="COORDINATOR_API_KEY",
-        show_envvar=False,  # --help must not print a key that is set in the environment
-        help="Key(s) that /v1 and /admin require, comma-separated. Env: COORDINATOR_API_KEY. Default: open.",
-    ),
-    api_key_file: Path | None = typer.Option(
-        None, "--api-key-file", envvar="COORDINATOR_API_KEY_FILE", help="File with one accepted key per line."
-    ),
+    api_key: str | None = _RUN_KEY,
+    api_key_file: Path | None = _RUN_KEY_FILE,
     max_queue: int = _option("--max-queue", "Requests that may wait for a free child; beyond it: 429."),
     queue_timeout: float = _option("--queue-timeout", "Seconds a request may wait for a child; then: 503."),
     max_attempts: int = _option("--max-attempts", "Children tried for one request before its first byte."),
@@ -210,16 +223,8 @@ def login(
 @app.command("status")
 def show_status(
     url: str = _option("--url", "The coordinator's address.", default=status.DEFAULT_URL),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="COORDINATOR_API_KEY",
-        show_envvar=False,  # --help must not print a key that is set in the environment
-        help="The coordinator's API key (the first, if comma-separated). Env: COORDINATOR_API_KEY.",
-    ),
-    api_key_file: Path | None = typer.Option(
-        None, "--api-key-file", envvar="COORDINATOR_API_KEY_FILE", help="File of keys; the first is used."
-    ),
+    api_key: str | None = _STATUS_KEY,
+    api_key_file: Path | None = _STATUS_KEY_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print /admin/children and the summary as JSON."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the coordinator."),
 ) -> None:

@@ -311,19 +311,26 @@ class Supervisor:
                 child.cooldown_until = None
                 child.transition(ChildState.READY, "cooldown over")
             elif (
-                (state is ChildState.DRAINING and child.request_id is None)
-                or (state in (ChildState.AUTH_EXPIRED, ChildState.STOPPED) and child.running)
-            ) and child.id not in self._stopping_children:
+                (
+                    (state is ChildState.DRAINING and child.request_id is None)
+                    or (state in (ChildState.AUTH_EXPIRED, ChildState.STOPPED) and child.running)
+                )
+                and child.process is not None
+                and child.id not in self._stopping_children
+                and child.id not in self._spawning
+            ):
+                # The process is named now: by the time the task runs, a restart after the
+                # drain may have started a new one, which must not be stopped.
                 self._stopping_children.add(child.id)
-                self._background(self._stop_one(child))
+                self._background(self._stop_one(child, child.process))
         try:
             self._watch_profiles(now)
         except Exception as exc:  # the tick must go on; the next scan tries again
             log.exception("profiles_scan_failed", error=repr(exc))
 
-    async def _stop_one(self, child: Child) -> None:
+    async def _stop_one(self, child: Child, process: asyncio.subprocess.Process) -> None:
         try:
-            await child.stop(self.launcher, self.settings.stop_timeout)
+            await child.stop(self.launcher, self.settings.stop_timeout, process)
         finally:
             self._stopping_children.discard(child.id)
 

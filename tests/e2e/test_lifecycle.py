@@ -303,3 +303,20 @@ def test_the_child_token_is_never_logged(start_coordinator: StartCoordinator) ->
     assert run.post("/v1/cancel/nothing").status_code == 404
     logs = run.output() + (run.log_dir / "a.log").read_text()
     assert token not in logs
+
+
+def test_restarts_in_a_row_each_start_one_process_that_stays(start_coordinator: StartCoordinator) -> None:
+    """A restart stops the old process and starts one new one, which nothing stops again:
+    a stop decided for the old process once hit the new one (signal 15, then a backoff)."""
+    run = start_coordinator(("a",))
+    for n in range(1, 9):
+        old = run.child("a")["pid"]
+        assert run.post("/admin/children/a/restart").status_code == 202
+        new = wait_for(
+            lambda old=old: (c := run.child("a"))["state"] == "ready" and c["pid"] != old and c,
+            10,
+            f"restart {n} to bring a new process",
+        )
+        assert new["restarts"] == n
+    assert run.events("child_state")
+    assert not [e for e in run.events("child_state") if e["new"] == "backoff"]
