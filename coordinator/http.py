@@ -155,6 +155,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.pending: deque[Request] = deque()  # parsed, waiting for the one in hand to end
         self.active: asyncio.Task[None] | None = None
+        self.handling: Request | None = None  # the request of `active`
+        self.upgrade_ignored = False
         self.idle_timer: asyncio.TimerHandle | None = None
         self.last_active = 0.0
         self.write_paused = False
@@ -176,10 +178,19 @@ class _Connection(asyncio.Protocol):
         self._wait_idle()
 
     def data_received(self, data: bytes) -> None:
+        if self.upgrade_ignored:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(_Refused(400, "upgrade_not_supported", "Protocol upgrades are not supported."))
+            # No upgrade (WebSocket, h2c) is offered: the request is answered as plain HTTP,
+            # and the connection closes after it, since what follows it is not HTTP.
+            last = self.pending[-1] if self.pending else self.handling
+            if last is None:
+                self._refuse(_Refused(400, "upgrade_not_supported", "Protocol upgrades are not supported."))
+            else:
+                last.keep_alive = False
+                self.upgrade_ignored = True
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             if isinstance(cause, _Refused):  # raised in a parser callback
@@ -268,6 +279,7 @@ class _Connection(asyncio.Protocol):
     # -- handling and writing -----------------------------------------------------------
 
     def _run(self, request: Request) -> None:
+        self.handling = request
         self.active = self.loop.create_task(self._handle(request))
 
     async def _handle(self, request: Request) -> None:
@@ -288,6 +300,7 @@ class _Connection(asyncio.Protocol):
 
     def _after(self, request: Request) -> None:
         self.active = None
+        self.handling = None
         if self.closed:
             return
         if not request.finished or not request.keep_alive or self.server.closing:

@@ -172,6 +172,17 @@ def test_head_has_the_headers_and_no_body(run: Coordinator) -> None:
     assert rest.startswith(b"HTTP/1.1 200 ")  # the next answer follows at once: no body in between
 
 
+def test_an_upgrade_is_answered_as_plain_http_then_closed(run: Coordinator) -> None:
+    with connect(run) as sock:
+        sock.sendall(
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        )
+        data = read_until_closed(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head.lower()
+    assert json.loads(body)["data"][0]["id"] == "mock"
+
+
 def test_the_coordinator_serves_after_all_that(run: Coordinator) -> None:
     completion = run.openai().chat.completions.create(
         model="mock", messages=[{"role": "user", "content": "still fine"}]
