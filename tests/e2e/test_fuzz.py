@@ -1,13 +1,16 @@
 """Fuzzing the public API: whatever arrives, the answer is a 2xx or a 4xx in OpenAI's shape.
 
 Schemathesis sends what GET /openapi.json describes, and what it does not (negative
-cases); Hypothesis adds raw bytes, arbitrary JSON, odd headers and odd paths. Never a
-5xx, a traceback or a hang, and the coordinator serves normally afterwards.
+cases); Hypothesis adds raw bodies, arbitrary JSON, odd headers and odd paths, and, below
+any HTTP client, mangled requests and random bytes on a socket. Never a 5xx, a traceback
+or a hang, and the coordinator serves normally afterwards.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 from typing import Any
 
 import httpx
@@ -129,6 +132,45 @@ def test_odd_headers(fuzzed: Coordinator, request_id: str, content_type: str, au
 def test_odd_paths_and_methods(fuzzed: Coordinator, method: str, path: str) -> None:
     response = httpx.request(method, f"{fuzzed.url}/{path.lstrip('/')}", timeout=10)
     assert response.status_code < 500, f"{method} /{path}: {response.status_code} {response.text[:300]}"
+
+
+def _request_bytes() -> bytes:
+    body = json.dumps(VALID).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+@st.composite
+def mangled_requests(draw: st.DrawFn) -> bytes:
+    """A valid request with bytes replaced, inserted and cut, anywhere, head included."""
+    data = bytearray(_request_bytes())
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data)))
+        edit = draw(st.sampled_from(["replace", "insert", "cut"]))
+        chunk = draw(st.binary(min_size=1, max_size=8))
+        if edit == "insert" or at == len(data):
+            data[at:at] = chunk
+        elif edit == "replace":
+            data[at : at + len(chunk)] = chunk
+        else:
+            del data[at : at + len(chunk)]
+    return bytes(data)
+
+
+@given(data=mangled_requests() | st.binary(max_size=300))
+@FUZZ
+def test_raw_bytes_on_the_socket(fuzzed: Coordinator, data: bytes) -> None:
+    """Below any HTTP client: whatever bytes come, every answer is a 2xx or a 4xx (or the
+    connection closes), and the coordinator does not wait on a client that has finished."""
+    with socket.create_connection(("127.0.0.1", fuzzed.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)  # all sent: the coordinator must answer or close, not wait
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    for status_line in re.findall(rb"HTTP/1\.1 (\d{3}) ", received):
+        assert int(status_line) < 500, received[:500]
+    assert b"Traceback" not in received
 
 
 def test_the_coordinator_still_serves_after_the_fuzzing(fuzzed: Coordinator) -> None:
