@@ -39,7 +39,7 @@ from coordinator.proxy import ProxyError
 if TYPE_CHECKING:
     from coordinator.server import Coordinator
 
-log = structlog.get_logger("coordinator.http")
+log = structlog.get_logger("coordinator.app")
 
 # Pool errors at the edge: status and OpenAI error code.
 _POOL_ERRORS: dict[type[PoolError], tuple[int, str]] = {
