@@ -99,14 +99,12 @@ def error_reply(
 ) -> Reply:
     if retry_after is not None:
         headers = (*headers, (b"retry-after", str(retry_after).encode()))
-    return Reply(
-        status, _dumps(wire.error_body(message, status=status, code=code, param=param)), headers=headers
-    )
+    return Reply(status, error_body(status, code, message, param=param), headers=headers)
 
 
-def error_body(status: int, code: str, message: str) -> bytes:
-    """For the server's own refusals (malformed HTTP, a body over the limit)."""
-    return _dumps(wire.error_body(message, status=status, code=code))
+def error_body(status: int, code: str | None, message: str, *, param: str | None = None) -> bytes:
+    """OpenAI's error object as bytes; also the server's own refusals (malformed HTTP...)."""
+    return _dumps(wire.error_body(message, status=status, code=code, param=param))
 
 
 def _dumps(content: Any) -> bytes:

@@ -92,10 +92,6 @@ class Request:
         self._head_only = method == "HEAD"
         self._unsent_head = b""
 
-    @property
-    def disconnected(self) -> bool:
-        return self._connection.closed
-
     async def respond(self, status: int, headers: Headers, body: bytes) -> None:
         head = self._head(status, headers, b"content-length: %d\r\n" % len(body))
         self.first_byte_at = time.perf_counter()
@@ -134,14 +130,20 @@ class Request:
             raise RuntimeError("the answer to this request has started already")
         self.started = True
         self.status = status
-        status_line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
-        parts = [status_line, self._connection.server.date_header(), framing]
-        parts.extend(name + b": " + value + b"\r\n" for name, value in headers)
-        if not self.keep_alive or self._connection.server.closing:
-            self.keep_alive = False
-            parts.append(b"connection: close\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+        server = self._connection.server
+        self.keep_alive = self.keep_alive and not server.closing
+        return _head(server, status, headers, framing, close=not self.keep_alive)
+
+
+def _head(server: HttpServer, status: int, headers: Headers, framing: bytes, *, close: bool) -> bytes:
+    """The status line and headers of an answer, up to its blank line."""
+    status_line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()
+    parts = [status_line, server.date_header(), framing]
+    parts.extend(name + b": " + value + b"\r\n" for name, value in headers)
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
 
 
 class _Connection(asyncio.Protocol):
@@ -348,9 +350,8 @@ class _Connection(asyncio.Protocol):
             return
         if self.active is None:
             body = self.server.error_body(refused.status, refused.code, refused.message)
-            request = Request(self, "GET", "", {}, keep_alive=False)
             framing = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
-            self.transport.write(request._head(refused.status, (), framing) + body)
+            self.transport.write(_head(self.server, refused.status, (), framing, close=True) + body)
         self.close()
 
     def _wait_idle(self) -> None:
