@@ -42,10 +42,10 @@ import httpx
 import psutil
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from child.browser import launch_args
+from child.engines.browser import launch_args
 from child.replica import CHAT_PATH, ReplicaConfig
-from child.site import SELECTORS
-from coordinator.demo import DEMO_PROFILES
+from child.site.driver import SELECTORS
+from coordinator.cli.demo import DEMO_PROFILES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PROMPT, free_port_base, machine, percentile, spawn, stop

@@ -1,7 +1,8 @@
 """The child's command line: parse, set up logging, run; exit 78 on a configuration error.
 
 Exit codes are the coordinator's cue: 0 stopped on request, 1 failed to boot (retry with
-backoff), 78 (EX_CONFIG) configured wrongly (do not retry until something changes).
+backoff), 78 configured wrongly (do not retry until something changes): see
+`coordinator.protocol.link`.
 """
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Final
 
 import structlog
 
-from child.app import run
-from child.engine import EngineConfigError, create_engine
+from child.engines.base import EngineConfigError, create_engine
+from child.http.routes import run
 from child.settings import ConfigError, load_settings
-
-EX_CONFIG: Final = 78
+from coordinator.protocol.link import EXIT_CONFIG
 
 
 def setup_logging() -> None:
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = create_engine(settings, os.environ)
     except (ConfigError, EngineConfigError) as exc:
         print(f"child: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return EXIT_CONFIG
     setup_logging()
     structlog.contextvars.bind_contextvars(profile=settings.profile)
     return run(settings, engine)

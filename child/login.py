@@ -19,11 +19,10 @@ from pathlib import Path
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
 
-from child.browser import BrowserOptions, create_launcher
-from child.engine import EngineConfigError
-from child.site import SiteConfigError, load_site_config
-
-EX_CONFIG = 78
+from child.engines.base import EngineConfigError
+from child.engines.browser import BrowserOptions, create_launcher
+from child.site.driver import SiteConfigError, load_site_config
+from coordinator.protocol.link import EXIT_CONFIG
 
 
 async def login(
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     except (EngineConfigError, SiteConfigError) as exc:
         print(f"login: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return EXIT_CONFIG
     except PlaywrightError as exc:
         print(f"login: the browser failed: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1

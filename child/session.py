@@ -14,7 +14,7 @@ from typing import Final
 
 import structlog
 
-from child.engine import Engine, EngineError, Prompt
+from child.engines.base import Engine, EngineError, Prompt
 
 log = structlog.get_logger("child.session")
 

@@ -6,14 +6,12 @@ retry a child whose command line, token or profile file is bad.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
-from child.engine import ENGINE_CHOICES
+from coordinator.protocol.link import TOKEN_ENV, ArgsError, ChildArgs
 
 
 class ConfigError(Exception):
@@ -40,45 +38,18 @@ class ChildSettings:
         return self.profile_path.stem
 
 
-class _Parser(argparse.ArgumentParser):
-    # argparse exits 2 on a bad command line; for the coordinator that is a config error too.
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"bad command line: {message}")
-
-
-def _port(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m child", description="One browser page behind a private HTTP API.")
-    parser.add_argument("--profile", type=Path, required=True, help="storage-state JSON file")
-    parser.add_argument("--api-port", type=_port, required=True)
-    parser.add_argument("--stream-port", type=_port, required=True)
-    parser.add_argument("--browser-port", type=_port, required=True)
-    parser.add_argument("--engine", choices=ENGINE_CHOICES, default="auto")
-    parser.add_argument("--headless", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--browser-path", help="the browser executable (else found as --engine says)")
-    parser.add_argument("--site-url", help="the site's origin, e.g. a local replica's")
-    parser.add_argument("--site-config", type=Path, help="TOML or JSON file overriding selectors")
-    return parser
-
-
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSettings:
-    args = build_parser().parse_args(argv)
-    token = environ.get("CHILD_TOKEN", "")
+    try:
+        args = ChildArgs.parse(argv)
+    except ArgsError as exc:
+        raise ConfigError(str(exc)) from None
+    token = environ.get(TOKEN_ENV, "")
     if not token:
-        raise ConfigError("CHILD_TOKEN is not set: the coordinator passes the per-run token in it")
+        raise ConfigError(f"{TOKEN_ENV} is not set: the coordinator passes the per-run token in it")
     check_profile(args.profile)
     return ChildSettings(
         profile_path=args.profile,
-        engine=args.engine,
+        engine=args.engine.value,
         api_port=args.api_port,
         stream_port=args.stream_port,
         browser_port=args.browser_port,

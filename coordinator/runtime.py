@@ -21,21 +21,21 @@ from typing import Any
 import structlog
 import uvloop
 
-from coordinator import ports as port_checks
-from coordinator.app import App, error_body
-from coordinator.child import Child, ChildSpec
-from coordinator.http import HttpServer
-from coordinator.metrics import Metrics
-from coordinator.pool import Pool
-from coordinator.process import Launcher
-from coordinator.profiles import Profile
-from coordinator.proxy import Proxy
+from coordinator.lifecycle import ports as port_checks
+from coordinator.lifecycle.child import Child, ChildSpec
+from coordinator.lifecycle.process import Launcher
+from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.states import SERVING, ChildState
+from coordinator.lifecycle.supervisor import Supervisor
+from coordinator.serving.http import HttpServer
+from coordinator.serving.metrics import Metrics
+from coordinator.serving.pool import Pool
+from coordinator.serving.proxy import Proxy
+from coordinator.serving.routes import App, error_body
+from coordinator.serving.transport import Transport
 from coordinator.settings import Settings
-from coordinator.states import SERVING, ChildState
-from coordinator.supervisor import Supervisor
-from coordinator.transport import Transport
 
-log = structlog.get_logger("coordinator.server")
+log = structlog.get_logger("coordinator.runtime")
 
 # After the drain: how long a connection still writing an answer may take before it is cut.
 HTTP_CLOSE_SECONDS = 1.0

@@ -6,16 +6,13 @@ The CLI builds it (flags > `COORDINATOR_*` environment > defaults, by typer) and
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coordinator.protocol.link import EngineName
 
-class Engine(enum.StrEnum):
-    AUTO = "auto"
-    CAMOUFOX = "camoufox"
-    CHROMIUM = "chromium"
-    MOCK = "mock"
+# The engine names are part of the child's contract; a run picks one for all its children.
+Engine = EngineName
 
 
 @dataclass(frozen=True, slots=True)

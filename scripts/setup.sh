@@ -40,7 +40,7 @@ fi
 
 # A browser for the children: Camoufox (`camoufox fetch`) or Chromium; on Debian as root,
 # Debian's chromium package, which Playwright drives as it is.
-if ! .venv/bin/python -c 'import os, sys; from child.browser import camoufox_installed, find_chromium; sys.exit(0 if camoufox_installed() or find_chromium(None, os.environ) else 1)'; then
+if ! .venv/bin/python -c 'import os, sys; from child.engines.browser import camoufox_installed, find_chromium; sys.exit(0 if camoufox_installed() or find_chromium(None, os.environ) else 1)'; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing Chromium (Debian's chromium package)"
         apt-get update -qq

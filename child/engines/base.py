@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from coordinator.wire import RunSettings, message_text
+from coordinator.protocol.link import EngineName
+from coordinator.protocol.openai import RunSettings, message_text
 
 if TYPE_CHECKING:
     from child.settings import ChildSettings
-
-ENGINE_CHOICES = ("auto", "camoufox", "chromium", "mock")
 
 
 class EngineState(StrEnum):
@@ -242,9 +241,9 @@ async def _sleep_ms(ms: int) -> None:
 
 def create_engine(settings: ChildSettings, environ: Mapping[str, str]) -> Engine:
     """The engine named on the command line, or EngineConfigError if it cannot be had."""
-    if settings.engine == "mock":
+    if settings.engine == EngineName.MOCK:
         return MockEngine(MockSettings.from_env(environ, settings.profile))
     # Imported here: a mock child never loads Playwright.
-    from child.browser import create_browser_engine
+    from child.engines.browser import create_browser_engine
 
     return create_browser_engine(settings, environ)

@@ -29,7 +29,7 @@ import psutil
 import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-from child.engine import (
+from child.engines.base import (
     AuthExpired,
     EngineBroken,
     EngineConfigError,
@@ -38,12 +38,12 @@ from child.engine import (
     Prompt,
     QuotaExhausted,
 )
-from child.site import AIStudio, SiteConfigError, load_site_config
+from child.site.driver import AIStudio, SiteConfigError, load_site_config
 
 if TYPE_CHECKING:
     from child.settings import ChildSettings
 
-log = structlog.get_logger("child.browser")
+log = structlog.get_logger("child.engines.browser")
 
 # Chromium as root in a container needs --no-sandbox; the rest keep it quiet on a closed network.
 CHROMIUM_ARGS = (

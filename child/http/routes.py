@@ -39,10 +39,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from child.engine import Engine, EngineError, EngineState, Prompt, unavailable
+from child.engines.base import Engine, EngineError, EngineState, Prompt, unavailable
 from child.session import RequestCancelled, Session, SessionBusy, Turn
 from child.settings import ChildSettings
-from coordinator.wire import (
+from coordinator.protocol.link import TOKEN_HEADER, Health, HealthStatus
+from coordinator.protocol.openai import (
     SSE_DONE,
     InvalidRequest,
     error_body,
@@ -53,7 +54,7 @@ from coordinator.wire import (
     sse_event,
 )
 
-log = structlog.get_logger("child.app")
+log = structlog.get_logger("child.http.routes")
 
 T = TypeVar("T")
 
@@ -234,28 +235,26 @@ class _Handlers:
     async def health(self, request: Request) -> Response:
         status = self.engine.status()
         if status.state is EngineState.READY:
-            state, code = ("busy" if self.session.busy else "ready"), 200
+            state = HealthStatus.BUSY if self.session.busy else HealthStatus.READY
         else:
-            state, code = status.state.value, 503
-        return JSONResponse(
-            {
-                "status": state,
-                "detail": status.detail,
-                "profile": self.settings.profile,
-                "engine": self.engine.name,
-                "pid": os.getpid(),
-                "browser_pid": status.browser_pid,
-                "browser_connected": status.browser_connected,
-                "models": list(self.engine.models()),
-                "retry_after": status.retry_after,
-                "request_id": self.session.request_id,
-                "served": self.session.served,
-                "api_port": self.settings.api_port,
-                "stream_port": self.settings.stream_port,
-                "browser_port": self.settings.browser_port,
-            },
-            status_code=code,
+            state = HealthStatus(status.state.value)
+        health = Health(
+            status=state,
+            detail=status.detail,
+            profile=self.settings.profile,
+            engine=self.engine.name,
+            pid=os.getpid(),
+            browser_pid=status.browser_pid,
+            browser_connected=status.browser_connected,
+            models=tuple(self.engine.models()),
+            retry_after=status.retry_after,
+            request_id=self.session.request_id,
+            served=self.session.served,
+            api_port=self.settings.api_port,
+            stream_port=self.settings.stream_port,
+            browser_port=self.settings.browser_port,
         )
+        return JSONResponse(health.to_json(), status_code=health.http_status)
 
     async def models(self, request: Request) -> Response:
         data = [
@@ -479,11 +478,11 @@ class _TokenCheck:
         if scope["type"] != "http" or (scope["path"] == "/health" and scope["method"] in ("GET", "HEAD")):
             await self.app(scope, receive, send)
             return
-        supplied = Headers(scope=scope).get("x-child-token", "").encode()
+        supplied = Headers(scope=scope).get(TOKEN_HEADER, "").encode()
         if not hmac.compare_digest(supplied, self._token):
             response = error_response(
                 403,
-                "Missing or wrong X-Child-Token: only the coordinator may call this child.",
+                f"Missing or wrong {TOKEN_HEADER}: only the coordinator may call this child.",
                 "invalid_child_token",
             )
             await response(scope, receive, send)

@@ -28,10 +28,10 @@ import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
 
-from child.engine import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
-from coordinator.wire import message_text
+from child.engines.base import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
+from coordinator.protocol.openai import message_text
 
-log = structlog.get_logger("child.site")
+log = structlog.get_logger("child.site.driver")
 
 SITE_URL = "https://aistudio.google.com"
 NEW_CHAT_PATH = "/prompts/new_chat"

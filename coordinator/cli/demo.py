@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from coordinator.process import die_with_parent
+from coordinator.lifecycle.process import die_with_parent
 
 DEMO_PROFILES = ("demo-1", "demo-2")
 REPLICA_COOKIE = "replica_session"

@@ -16,9 +16,11 @@ from typing import Any
 import structlog
 import typer
 
-from coordinator import demo as demo_site
-from coordinator import inventory, logs, server, status
-from coordinator.profiles import discover, name_problem
+from coordinator import runtime as server
+from coordinator.cli import demo as demo_site
+from coordinator.cli import logs, status
+from coordinator.cli import profiles as inventory
+from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.settings import Engine, Settings
 
 app = typer.Typer(
@@ -26,7 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Turn a folder of logged-in browser profiles into one OpenAI-compatible endpoint.",
 )
-log = structlog.get_logger("coordinator.cli")
+log = structlog.get_logger("coordinator.cli.main")
 _DEFAULTS = Settings(profiles=Path("auth_profiles/active"))
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.profiles import ProfileFile, examine
-from coordinator.table import table
+from coordinator.cli.table import table
+from coordinator.lifecycle.profiles import ProfileFile, examine
 
 ACTIVE = "active"
 SAVED = "saved"

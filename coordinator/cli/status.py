@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from coordinator.table import clip, table
+from coordinator.cli.table import clip, table
 
 DEFAULT_URL = "http://127.0.0.1:2048"
 HEADERS = ("PROFILE", "STATE", "PID", "PORTS", "REQUEST", "SERVED", "RESTARTS", "IN STATE", "LAST ERROR")

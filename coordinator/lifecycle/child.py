@@ -19,12 +19,12 @@ from typing import Any
 
 import structlog
 
-from coordinator.ports import PortTriple
-from coordinator.process import Launcher
-from coordinator.profiles import Profile
-from coordinator.states import TRANSITIONS, ChildState, InvalidTransition
+from coordinator.lifecycle.ports import PortTriple
+from coordinator.lifecycle.process import Launcher
+from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.states import TRANSITIONS, ChildState, InvalidTransition
 
-log = structlog.get_logger("coordinator.child")
+log = structlog.get_logger("coordinator.lifecycle.child")
 
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 3

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import structlog
 
-log = structlog.get_logger("coordinator.cooldowns")
+log = structlog.get_logger("coordinator.lifecycle.cooldowns")
 
 FILE_NAME = "cooldowns.json"
 VERSION = 1

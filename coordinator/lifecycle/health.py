@@ -10,9 +10,8 @@ import asyncio
 import json
 from dataclasses import dataclass
 
-from coordinator.transport import Transport, TransportError
-
-CAN_SERVE = frozenset({"ready", "busy"})
+from coordinator.protocol.link import CAN_SERVE, Health, HealthError, HealthStatus
+from coordinator.serving.transport import Transport, TransportError
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +37,13 @@ async def probe(transport: Transport, port: int, timeout: float) -> HealthReport
         return HealthReport(status="unreachable", detail=str(exc))
     except ValueError:
         return HealthReport(status="unreachable", detail="/health did not answer JSON")
-    if not isinstance(body, dict):
-        return HealthReport(status="unreachable", detail="/health did not answer a JSON object")
-    status = str(body.get("status", "unknown"))
-    if status_code == 200 and status not in CAN_SERVE:
-        status = "ready"
-    models = body.get("models")
-    retry_after = body.get("retry_after")
+    try:
+        health = Health.from_json(body)
+    except HealthError as exc:
+        return HealthReport(status="unreachable", detail=str(exc))
+    status = health.status.value
+    if status_code == 200 and not health.can_serve:
+        status = HealthStatus.READY.value
     return HealthReport(
-        status=status,
-        detail=body.get("detail") if isinstance(body.get("detail"), str) else None,
-        models=tuple(m for m in models if isinstance(m, str)) if isinstance(models, list) else (),
-        retry_after=float(retry_after)
-        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after > 0
-        else None,
+        status=status, detail=health.detail, models=health.models, retry_after=health.retry_after
     )

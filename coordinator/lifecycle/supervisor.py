@@ -9,7 +9,7 @@ file's child restarts after its request. A second loop polls every live child's
 /health. Child states change only through `Child.transition`.
 
 Quota cooldowns and logged-out profiles are kept in a state file in the log dir
-(`coordinator.cooldowns`), so that a new coordinator keeps them out of service too.
+(`coordinator.lifecycle.cooldowns`), so that a new coordinator keeps them out of service too.
 """
 
 from __future__ import annotations
@@ -24,26 +24,25 @@ from typing import Any
 
 import structlog
 
-from coordinator import ports as port_checks
-from coordinator.child import Child, ChildSpec, StateListener, backoff_delay
-from coordinator.cooldowns import FILE_NAME as COOLDOWNS_FILE
-from coordinator.cooldowns import Cooldowns
-from coordinator.health import HealthReport, probe
-from coordinator.pool import Pool
-from coordinator.ports import PortError, PortTriple
-from coordinator.process import Launcher
+from coordinator.lifecycle import ports as port_checks
+from coordinator.lifecycle.child import Child, ChildSpec, StateListener, backoff_delay
+from coordinator.lifecycle.cooldowns import FILE_NAME as COOLDOWNS_FILE
+from coordinator.lifecycle.cooldowns import Cooldowns
+from coordinator.lifecycle.health import HealthReport, probe
+from coordinator.lifecycle.ports import PortError, PortTriple
+from coordinator.lifecycle.process import Launcher
+from coordinator.lifecycle.states import ALIVE, RESTARTABLE, SERVING, ChildState
+from coordinator.lifecycle.watch import ProfileVersion, ProfileWatcher, Scan
+from coordinator.protocol.link import EXIT_CONFIG, TOKEN_ENV, ChildArgs
+from coordinator.serving.pool import Pool
+from coordinator.serving.transport import Transport
 from coordinator.settings import Settings
-from coordinator.states import ALIVE, RESTARTABLE, SERVING, ChildState
-from coordinator.transport import Transport
-from coordinator.watch import ProfileVersion, ProfileWatcher, Scan
 
-log = structlog.get_logger("coordinator.supervisor")
+log = structlog.get_logger("coordinator.lifecycle.supervisor")
 
 TICK = 0.2
 LAST_WORDS_SECONDS = 0.5
 _SECRETS_NOT_FOR_CHILDREN = frozenset({"COORDINATOR_API_KEY", "COORDINATOR_API_KEY_FILE"})
-# A child exiting with EX_CONFIG says "my configuration is wrong": restarting cannot help.
-EXIT_CONFIG = 78
 # Triples tried past the highest one in use when the ports of a free one are taken.
 SPARE_TRIPLES = 8
 
@@ -176,30 +175,18 @@ class Supervisor:
 
     def _argv(self, child: Child) -> list[str]:
         ports = child.spec.ports
-        argv = [
-            sys.executable,
-            "-m",
-            "child",
-            "--profile",
-            str(child.spec.profile.path.resolve()),
-            "--api-port",
-            str(ports.api),
-            "--stream-port",
-            str(ports.stream),
-            "--browser-port",
-            str(ports.browser),
-            "--engine",
-            self.settings.engine.value,
-            "--headless" if self.settings.headless else "--no-headless",
-        ]
-        for flag, value in (
-            ("--browser-path", self.settings.browser_path),
-            ("--site-url", self.settings.site_url),
-            ("--site-config", self.settings.site_config and self.settings.site_config.resolve()),
-        ):
-            if value:
-                argv += [flag, str(value)]
-        return argv
+        args = ChildArgs(
+            profile=child.spec.profile.path.resolve(),
+            api_port=ports.api,
+            stream_port=ports.stream,
+            browser_port=ports.browser,
+            engine=self.settings.engine,
+            headless=self.settings.headless,
+            browser_path=str(self.settings.browser_path) if self.settings.browser_path else None,
+            site_url=self.settings.site_url,
+            site_config=self.settings.site_config.resolve() if self.settings.site_config else None,
+        )
+        return [sys.executable, "-m", "child", *args.to_argv()]
 
     async def _spawn(self, child: Child, reason: str) -> None:
         if child.id in self._spawning or self.stopping:
@@ -210,7 +197,7 @@ class Supervisor:
                 child.restarts += 1
             # A child needs no API key: it only ever talks to us, with its token.
             inherited = {k: v for k, v in os.environ.items() if k not in _SECRETS_NOT_FOR_CHILDREN}
-            env = {**inherited, **self.child_env, "CHILD_TOKEN": self.token}
+            env = {**inherited, **self.child_env, TOKEN_ENV: self.token}
             try:
                 await child.spawn(self.launcher, self._argv(child), env, reason)
             except OSError as exc:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import structlog
 
-from coordinator.cooldowns import FileStamp
-from coordinator.profiles import Profile, RejectedProfile, problem_with
+from coordinator.lifecycle.cooldowns import FileStamp
+from coordinator.lifecycle.profiles import Profile, RejectedProfile, problem_with
 
-log = structlog.get_logger("coordinator.watch")
+log = structlog.get_logger("coordinator.lifecycle.watch")
 
 
 @dataclass(frozen=True, slots=True)

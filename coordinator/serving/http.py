@@ -28,7 +28,7 @@ from urllib.parse import unquote
 import httptools
 import structlog
 
-log = structlog.get_logger("coordinator.http")
+log = structlog.get_logger("coordinator.serving.http")
 
 Headers = Iterable[tuple[bytes, bytes]]
 Handler = Callable[["Request"], Awaitable[None]]

@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from coordinator.states import ChildState
+from coordinator.lifecycle.states import ChildState
 
 if TYPE_CHECKING:
-    from coordinator.child import Child
+    from coordinator.lifecycle.child import Child
 
 # Browser answers take seconds to minutes; the low buckets are for the proxy's own work.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)

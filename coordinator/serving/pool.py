@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from coordinator.child import Child
-from coordinator.states import ChildState
+from coordinator.lifecycle.child import Child
+from coordinator.lifecycle.states import ChildState
 
-log = structlog.get_logger("coordinator.pool")
+log = structlog.get_logger("coordinator.serving.pool")
 
 # States whose child serves now or soon: a request may wait for them.
 _WILL_SERVE = frozenset(

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from coordinator import wire
-from coordinator.child import Child
-from coordinator.metrics import Metrics
-from coordinator.pool import Outcome, Pool, RequestCancelled
+from coordinator.lifecycle.child import Child
+from coordinator.protocol import link
+from coordinator.protocol import openai as wire
+from coordinator.serving.metrics import Metrics
+from coordinator.serving.pool import Outcome, Pool, RequestCancelled
+from coordinator.serving.transport import ChildResponse, Stalled, Transport, TransportError
 from coordinator.settings import Settings
-from coordinator.transport import ChildResponse, Stalled, Transport, TransportError
 
-log = structlog.get_logger("coordinator.proxy")
+log = structlog.get_logger("coordinator.serving.proxy")
 
 CANCEL_TIMEOUT = 2.0
 
@@ -110,7 +111,7 @@ class Proxy:
 
     async def _ask(self, child: Child, raw: bytes, stream: bool, request_id: str) -> Answer:
         headers = {
-            "X-Child-Token": self.token,
+            link.TOKEN_HEADER: self.token,
             "X-Request-ID": request_id,
             "Content-Type": "application/json",
         }
@@ -206,7 +207,7 @@ class Proxy:
         try:
             async with asyncio.timeout(CANCEL_TIMEOUT):
                 status, _ = await self.transport.fetch(
-                    child.spec.ports.api, "POST", f"/v1/cancel/{request_id}", {"X-Child-Token": self.token}
+                    child.spec.ports.api, "POST", f"/v1/cancel/{request_id}", {link.TOKEN_HEADER: self.token}
                 )
         except (TransportError, TimeoutError):
             return False

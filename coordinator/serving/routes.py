@@ -3,7 +3,7 @@
 This is the edge: every failure of the layers below becomes an OpenAI error body with
 the right status here, and nowhere else. Handlers read the `Coordinator` built by the
 `run` command; nothing here holds state of its own. `App` is the handler that
-`coordinator.http.HttpServer` calls with every request.
+`coordinator.serving.http.HttpServer` calls with every request.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from coordinator import wire
-from coordinator.http import Request
-from coordinator.openapi import openapi
-from coordinator.pool import (
+from coordinator.protocol import openai as wire
+from coordinator.serving.http import Request
+from coordinator.serving.openapi import openapi
+from coordinator.serving.pool import (
     AllCoolingDown,
     NoChildAvailable,
     PoolClosed,
@@ -34,12 +34,12 @@ from coordinator.pool import (
     UnknownModel,
     Waiter,
 )
-from coordinator.proxy import ProxyError
+from coordinator.serving.proxy import ProxyError
 
 if TYPE_CHECKING:
-    from coordinator.server import Coordinator
+    from coordinator.runtime import Coordinator
 
-log = structlog.get_logger("coordinator.app")
+log = structlog.get_logger("coordinator.serving.routes")
 
 # Pool errors at the edge: status and OpenAI error code.
 _POOL_ERRORS: dict[type[PoolError], tuple[int, str]] = {

@@ -32,7 +32,7 @@ import pytest
 import typer.main
 from openai import OpenAI
 
-from coordinator.cli import app
+from coordinator.cli.main import app
 from tests.conftest import free_port, port_bases, wait_for, write_profile
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ import psutil
 import pytest
 from playwright.sync_api import sync_playwright
 
-from child.browser import find_chromium
-from coordinator import demo
+from child.engines.browser import find_chromium
+from coordinator.cli import demo
 from tests.conftest import Coordinator, Runs, wait_for
 
 pytestmark = pytest.mark.skipif(

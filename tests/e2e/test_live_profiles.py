@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from coordinator.cooldowns import Cooldowns, FileStamp
+from coordinator.lifecycle.cooldowns import Cooldowns, FileStamp
 from tests.conftest import Coordinator, StartCoordinator, wait_for, write_profile
 from tests.e2e.test_lifecycle import alive
 

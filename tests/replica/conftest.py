@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from child.browser import launch_args
+from child.engines.browser import launch_args
 from child.replica import SESSION_COOKIE, ReplicaConfig, ReplicaServer
 
 CHROMIUM = "/usr/bin/chromium"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from child import browser
-from child.browser import (
+from child.engines import browser
+from child.engines.base import EngineConfigError
+from child.engines.browser import (
     BrowserOptions,
     CamoufoxLauncher,
     ChromiumLauncher,
@@ -16,7 +17,6 @@ from child.browser import (
     create_launcher,
     find_chromium,
 )
-from child.engine import EngineConfigError
 
 
 def test_camoufox_is_launched_as_a_playwright_server_on_the_browser_port() -> None:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from child.engine import QuotaExhausted
-from child.site import SELECTORS, AIStudio, SiteConfig, SiteConfigError, conversation_text, load_site_config
+from child.engines.base import QuotaExhausted
+from child.site.driver import (
+    SELECTORS,
+    AIStudio,
+    SiteConfig,
+    SiteConfigError,
+    conversation_text,
+    load_site_config,
+)
 
 
 def test_a_lone_user_message_goes_as_it_is() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from coordinator import inventory
-from coordinator.profiles import earliest_expiry, examine
+from coordinator.cli import profiles as inventory
+from coordinator.lifecycle.profiles import earliest_expiry, examine
 
 SECRET = "SECRET-VALUE-123"
 COOKIE_NAME = "COOKIE-NAME-XYZ"

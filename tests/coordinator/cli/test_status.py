@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from coordinator import status
-from coordinator.status import Status, StatusError
+from coordinator.cli import status
+from coordinator.cli.status import Status, StatusError
 
 SUMMARY = {
     "status": "ready",

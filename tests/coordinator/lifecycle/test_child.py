@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.child import Child, ChildSpec, backoff_delay
-from coordinator.ports import PortTriple
-from coordinator.profiles import Profile
-from coordinator.states import ChildState, InvalidTransition
+from coordinator.lifecycle.child import Child, ChildSpec, backoff_delay
+from coordinator.lifecycle.ports import PortTriple
+from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.states import ChildState, InvalidTransition
 
 
 def make_child(tmp_path: Path) -> Child:
@@ -40,7 +40,7 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 
 def test_child_output_log_rotates(tmp_path: Path) -> None:
-    from coordinator.child import RotatingLog
+    from coordinator.lifecycle.child import RotatingLog
 
     path = tmp_path / "c.log"
     log = RotatingLog(path, max_bytes=100, backups=2)

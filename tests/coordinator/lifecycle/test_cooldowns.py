@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from coordinator import cooldowns
-from coordinator.cooldowns import Cooldowns, Entry, FileStamp
+from coordinator.lifecycle import cooldowns
+from coordinator.lifecycle.cooldowns import Cooldowns, Entry, FileStamp
 
 
 class Wall:

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from coordinator.ports import PortError, PortTriple, allocate, check_free
+from coordinator.lifecycle.ports import PortError, PortTriple, allocate, check_free
 
 
 def test_triples_follow_the_bases_and_step() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.profiles import discover, problem_with
+from coordinator.lifecycle.profiles import discover, problem_with
 
 
 def write(folder: Path, name: str, content: object) -> Path:

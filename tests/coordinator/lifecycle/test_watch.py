@@ -8,7 +8,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from coordinator.watch import ProfileWatcher
+from coordinator.lifecycle.watch import ProfileWatcher
 
 STATE = {"cookies": [{"name": "sid", "value": "SECRET-VALUE", "domain": "example.com"}], "origins": []}
 

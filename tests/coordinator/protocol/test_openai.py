@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from coordinator.wire import InvalidRequest, error_body, message_text, parse_chat_request, sse_error
+from coordinator.protocol.openai import (
+    InvalidRequest,
+    error_body,
+    message_text,
+    parse_chat_request,
+    sse_error,
+)
 
 
 def test_a_valid_request() -> None:
@@ -84,7 +90,7 @@ def test_bad_run_settings_are_refused(field: str, value: object) -> None:
 
 
 def test_run_settings_prefer_max_completion_tokens() -> None:
-    from coordinator.wire import RunSettings, run_settings
+    from coordinator.protocol.openai import RunSettings, run_settings
 
     body = {"temperature": 0.2, "top_p": 1, "max_tokens": 9, "max_completion_tokens": 5, "stop": "END"}
     assert run_settings(body) == RunSettings(temperature=0.2, top_p=1, max_tokens=5, stop=("END",))

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.child import Child, ChildSpec
-from coordinator.pool import (
+from coordinator.lifecycle.child import Child, ChildSpec
+from coordinator.lifecycle.ports import PortTriple
+from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.states import ChildState
+from coordinator.serving.pool import (
     AllCoolingDown,
     NoChildAvailable,
     Outcome,
@@ -19,9 +22,6 @@ from coordinator.pool import (
     RequestCancelled,
     UnknownModel,
 )
-from coordinator.ports import PortTriple
-from coordinator.profiles import Profile
-from coordinator.states import ChildState
 
 
 class Clock:

@@ -1,0 +1,242 @@
+"""The coordinator ⇄ child contract, in one place: how a child is started, how it is
+called, what it says about itself and how it ends.
+
+Both processes import this module and nothing else of each other, so a change to the
+contract is a change here, seen by both sides at once. Stdlib only.
+
+- Start: `python -m child` with the arguments of `ChildArgs`, the per-run token in the
+  environment variable `TOKEN_ENV`.
+- Calls: every route but `/health` needs the token in the `TOKEN_HEADER` header.
+- Health: `GET /health` answers a `Health` body (200 when it can take a request).
+- End: the exit code says whether a restart can help (`EXIT_CONFIG` says it cannot).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, NoReturn, TypeVar
+
+T = TypeVar("T")
+
+# -- exit codes --------------------------------------------------------------------------
+
+EXIT_STOPPED: Final = 0  # stopped on request
+EXIT_BOOT_FAILED: Final = 1  # failed: a restart with backoff may help
+EXIT_CONFIG: Final = 78  # EX_CONFIG: configured wrongly; a restart cannot help until something changes
+
+# -- the per-run token -------------------------------------------------------------------
+
+TOKEN_ENV: Final = "CHILD_TOKEN"
+TOKEN_HEADER: Final = "X-Child-Token"
+
+
+class EngineName(StrEnum):
+    """What drives the page: a browser (camoufox, chromium), none (mock), or the best found (auto)."""
+
+    AUTO = "auto"
+    CAMOUFOX = "camoufox"
+    CHROMIUM = "chromium"
+    MOCK = "mock"
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+class ArgsError(ValueError):
+    """The command line does not follow the contract (a configuration error: exit 78)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildArgs:
+    """The child's command line, built by the coordinator and parsed by the child."""
+
+    profile: Path
+    api_port: int
+    stream_port: int
+    browser_port: int
+    engine: EngineName = EngineName.AUTO
+    headless: bool = True
+    browser_path: str | None = None
+    site_url: str | None = None
+    site_config: Path | None = None
+
+    def to_argv(self) -> list[str]:
+        """The arguments after `python -m child`."""
+        argv = [
+            "--profile",
+            str(self.profile),
+            "--api-port",
+            str(self.api_port),
+            "--stream-port",
+            str(self.stream_port),
+            "--browser-port",
+            str(self.browser_port),
+            "--engine",
+            self.engine.value,
+            "--headless" if self.headless else "--no-headless",
+        ]
+        for flag, value in (
+            ("--browser-path", self.browser_path),
+            ("--site-url", self.site_url),
+            ("--site-config", self.site_config),
+        ):
+            if value:
+                argv += [flag, str(value)]
+        return argv
+
+    @classmethod
+    def parse(cls, argv: Sequence[str]) -> ChildArgs:
+        args = _parser().parse_args(list(argv))
+        return cls(
+            profile=args.profile,
+            api_port=args.api_port,
+            stream_port=args.stream_port,
+            browser_port=args.browser_port,
+            engine=EngineName(args.engine),
+            headless=args.headless,
+            browser_path=args.browser_path,
+            site_url=args.site_url,
+            site_config=args.site_config,
+        )
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse exits 2 on a bad command line; for the coordinator that is a config error.
+    def error(self, message: str) -> NoReturn:
+        raise ArgsError(f"bad command line: {message}")
+
+
+def _port(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m child", description="One browser page behind a private HTTP API.")
+    parser.add_argument("--profile", type=Path, required=True, help="storage-state JSON file")
+    parser.add_argument("--api-port", type=_port, required=True)
+    parser.add_argument("--stream-port", type=_port, required=True)
+    parser.add_argument("--browser-port", type=_port, required=True)
+    parser.add_argument("--engine", choices=[e.value for e in EngineName], default=EngineName.AUTO.value)
+    parser.add_argument("--headless", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--browser-path", help="the browser executable (else found as --engine says)")
+    parser.add_argument("--site-url", help="the site's origin, e.g. a local replica's")
+    parser.add_argument("--site-config", type=Path, help="TOML or JSON file overriding selectors")
+    return parser
+
+
+# -- /health ------------------------------------------------------------------------------
+
+
+class HealthStatus(StrEnum):
+    """The child's word for itself in `/health`."""
+
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    AUTH_EXPIRED = "auth_expired"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    BROKEN = "broken"
+
+
+CAN_SERVE: Final = frozenset({HealthStatus.READY, HealthStatus.BUSY})
+
+
+class HealthError(ValueError):
+    """A `/health` body that does not follow the contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The body of `GET /health`. Browser fields are None when there is no browser (mock)."""
+
+    status: HealthStatus
+    detail: str | None = None
+    profile: str = ""
+    engine: str = ""
+    pid: int | None = None
+    browser_pid: int | None = None
+    browser_connected: bool | None = None
+    models: tuple[str, ...] = ()
+    retry_after: float | None = None  # seconds until a quota cooldown ends, if the site says
+    request_id: str | None = None
+    served: int = 0
+    api_port: int | None = None
+    stream_port: int | None = None
+    browser_port: int | None = None
+
+    @property
+    def can_serve(self) -> bool:
+        return self.status in CAN_SERVE
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.can_serve else 503
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "detail": self.detail,
+            "profile": self.profile,
+            "engine": self.engine,
+            "pid": self.pid,
+            "browser_pid": self.browser_pid,
+            "browser_connected": self.browser_connected,
+            "models": list(self.models),
+            "retry_after": self.retry_after,
+            "request_id": self.request_id,
+            "served": self.served,
+            "api_port": self.api_port,
+            "stream_port": self.stream_port,
+            "browser_port": self.browser_port,
+        }
+
+    @classmethod
+    def from_json(cls, body: object) -> Health:
+        """Read a child's answer; fields of the wrong type are dropped, a bad status refused."""
+        if not isinstance(body, Mapping):
+            raise HealthError("/health did not answer a JSON object")
+        try:
+            status = HealthStatus(str(body.get("status")))
+        except ValueError:
+            raise HealthError(f"/health answered an unknown status {body.get('status')!r}") from None
+        models = body.get("models")
+        retry_after = _number(body.get("retry_after"))
+        return cls(
+            status=status,
+            detail=_typed(body, "detail", str),
+            profile=_typed(body, "profile", str) or "",
+            engine=_typed(body, "engine", str) or "",
+            pid=_typed(body, "pid", int),
+            browser_pid=_typed(body, "browser_pid", int),
+            browser_connected=_typed(body, "browser_connected", bool),
+            models=tuple(m for m in models if isinstance(m, str)) if isinstance(models, list) else (),
+            retry_after=retry_after if retry_after is not None and retry_after > 0 else None,
+            request_id=_typed(body, "request_id", str),
+            served=_typed(body, "served", int) or 0,
+            api_port=_typed(body, "api_port", int),
+            stream_port=_typed(body, "stream_port", int),
+            browser_port=_typed(body, "browser_port", int),
+        )
+
+
+def _typed(body: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
+    value = body.get(key)
+    if kind is int and isinstance(value, bool):
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
