@@ -161,6 +161,10 @@ class Child:
         self.cooldown_reason = why
         self.cooldown_until = until
 
+    def forgive_failures(self) -> None:
+        """Count failures from zero again: an operator's restart, or a new profile file."""
+        self.failures = self.start_failures = 0
+
     def clear_cooldown(self) -> None:
         """Forget the cooldown, so the next start serves at once (an operator's restart)."""
         self.cooldown_until = None

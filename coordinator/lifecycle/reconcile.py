@@ -15,7 +15,7 @@ import structlog
 
 from coordinator.lifecycle import ports as port_checks
 from coordinator.lifecycle.child import Child, ChildSpec
-from coordinator.lifecycle.cooldowns import Cooldowns
+from coordinator.lifecycle.cooldowns import Cooldowns, Reason
 from coordinator.lifecycle.ports import PortError, PortTriple
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ALIVE, ChildState
@@ -183,9 +183,9 @@ class Reconciler:
 
     def _file_changed(self, child: Child, version: ProfileVersion) -> None:
         log.info("profile_changed", child=child.id, path=str(version.profile.path), state=child.state.value)
-        child.failures = child.start_failures = 0
+        child.forgive_failures()
         saved = self.cooldowns.get(child.id)
-        if saved is not None and saved.reason == "auth_expired":
+        if saved is not None and saved.reason is Reason.AUTH_EXPIRED:
             self.cooldowns.clear(child.id)
         state = child.state
         if state in (ChildState.AUTH_EXPIRED, ChildState.FATAL, ChildState.BACKOFF):

@@ -26,13 +26,13 @@ import structlog
 
 from coordinator.lifecycle.child import Child, backoff_delay
 from coordinator.lifecycle.cooldowns import FILE_NAME as COOLDOWNS_FILE
-from coordinator.lifecycle.cooldowns import Cooldowns
+from coordinator.lifecycle.cooldowns import Cooldowns, Reason
 from coordinator.lifecycle.health import HealthReport, Prober
 from coordinator.lifecycle.process import Launcher
 from coordinator.lifecycle.reconcile import Reconciler
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ALIVE, RESTARTABLE, SERVING, ChildState, CooldownReason
-from coordinator.protocol.link import EXIT_CONFIG, TOKEN_ENV, ChildArgs
+from coordinator.protocol.link import EXIT_CONFIG, TOKEN_ENV, ChildArgs, HealthStatus
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.lifecycle.supervisor")
@@ -85,7 +85,7 @@ class Supervisor:
         """The first spawn of every child, without the loops (a test drives `tick` and `probe_due`)."""
         scan = self.reconciler.first_scan()
         for name, saved in self.cooldowns.load().items():
-            if saved.reason == "auth_expired" and scan is not None and name not in scan.valid:
+            if saved.reason is Reason.AUTH_EXPIRED and scan is not None and name not in scan.valid:
                 self.cooldowns.clear(name)  # the file is gone or invalid: nothing left to keep out
         for child in self.roster:
             self.restore(child)
@@ -116,7 +116,7 @@ class Supervisor:
         await asyncio.gather(*self._tasks, *self._loops, return_exceptions=True)
 
     def restart(self, child: Child, reason: str = "operator restart") -> None:
-        child.failures = child.start_failures = 0
+        child.forgive_failures()
         child.clear_cooldown()
         if self.cooldowns.clear(child.id):
             log.info("cooldown_cleared", child=child.id, reason=reason)
@@ -167,7 +167,7 @@ class Supervisor:
         saved = self.cooldowns.get(child.id)
         if saved is None:
             return
-        if saved.reason == "auth_expired":
+        if saved.reason is Reason.AUTH_EXPIRED:
             version = self.reconciler.version(child.id)
             if version is not None and version.stamp == saved.stamp:
                 child.last_error = "logged out (recorded by an earlier run; the file has not changed since)"
@@ -181,7 +181,8 @@ class Supervisor:
         remaining = saved.remaining(self.cooldowns.wall())
         if remaining > 0:
             child.keep_cooling(CooldownReason.QUOTA, self.clock() + remaining)
-            log.info("cooldown_restored", child=child.id, reason="quota", seconds=round(remaining))
+            seconds = round(remaining)
+            log.info("cooldown_restored", child=child.id, reason=CooldownReason.QUOTA.value, seconds=seconds)
 
     def spawn_soon(self, child: Child, reason: str) -> None:
         self._background(self._spawn(child, reason))
@@ -356,12 +357,12 @@ class Supervisor:
             return
         if report.models:
             child.models = report.models
-        if report.status == "auth_expired":
+        if report.status == HealthStatus.AUTH_EXPIRED:
             child.log_out(
                 report.detail or "the site asked to sign in",
                 f"profile {child.spec.profile.path} is logged out; log in again and replace the file",
             )
-        elif report.status == "quota_exhausted":
+        elif report.status == HealthStatus.QUOTA_EXHAUSTED:
             child.health_misses = 0
             if child.state in (_S.READY, _S.STARTING):
                 # Without a time from the child, the child says when it can serve again.
@@ -375,7 +376,7 @@ class Supervisor:
                 self._started(child)
             elif child.state is _S.COOLDOWN and child.cooldown_until is None:
                 child.ready("child reports it can serve again")
-        elif report.status == "broken":
+        elif report.status == HealthStatus.BROKEN:
             child.kill(self.launcher, f"child reports it is broken: {report.detail}")
         elif child.state is not _S.STARTING:
             child.health_misses += 1

@@ -70,11 +70,10 @@ class Rig:
             assert self.child(name).state is S.READY, self.child(name).snapshot()
 
     async def exit(self, name: str, code: int) -> None:
-        process = self.process(name)
-        process.exit(code)
-        await until(
-            lambda: self.child(name).state is not S.READY or not self.child(name).running, "exit seen"
-        )
+        """The child's process ends with `code`; returns once the supervisor has acted on it."""
+        before = self.state(name)
+        self.process(name).exit(code)
+        await until(lambda: self.state(name) is not before, f"the exit of {name} to be handled")
         await settle()
 
     async def tick(self, seconds: float = 0.0) -> None:

@@ -168,3 +168,19 @@ async def test_nothing_that_could_serve_fails_at_once(tmp_path: Path) -> None:
     pool.children[0].log_out("test", "test")  # no process: auth_expired at once
     with pytest.raises(NoChildAvailable, match="c0: auth_expired"):
         await pool.acquire("r", None)
+
+
+async def test_the_pool_schedules_from_the_roster_as_children_join_and_leave(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1)
+    joined = pool.roster.enlist(ChildSpec(Profile("late", tmp_path / "late.json"), PortTriple(7, 8, 9)))
+    joined.models = ("mock",)
+    holder = await pool.acquire("first", "mock")
+    waiter = asyncio.create_task(pool.acquire("second", "mock"))
+    await asyncio.sleep(0)
+    joined.start("profile file added")
+    joined.ready("health check passed")  # the roster tells the pool, which hands it to the waiter
+    assert (await waiter) is joined and joined.request_id == "second"
+    pool.release(joined, Outcome.SERVED)
+    pool.release(holder, Outcome.SERVED)
+    pool.roster.remove(holder)
+    assert (await pool.acquire("third", "mock")) is joined  # round-robin would pick c0 next
