@@ -82,11 +82,10 @@ class Rig:
         await settle()
 
 
-@pytest.fixture
-async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    names: tuple[str, ...] = getattr(request, "param", ("a",))
+def build(tmp_path: Path, names: tuple[str, ...]) -> Rig:
+    """A supervisor of `names` over `tmp_path`, not started; profile files are written if missing."""
     folder = tmp_path / "profiles"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     settings = Settings(
         profiles=folder,
         log_dir=tmp_path / "logs",
@@ -109,13 +108,20 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
     triples = port_checks.allocate(len(names), base_api=BASE_API, base_stream=BASE_API + 100,
                                    base_browser=BASE_API + 200, step=1)  # fmt: skip
     for name, triple in zip(names, triples, strict=True):
-        roster.enlist(ChildSpec(Profile(name, profile_file(folder, name)), triple))
+        path = folder / f"{name}.json"
+        roster.enlist(ChildSpec(Profile(name, path if path.exists() else profile_file(folder, name)), triple))
     launcher, prober = FakeLauncher(), FakeProber()
     supervisor = Supervisor(settings, roster, launcher=launcher, prober=prober, token="t0ken", clock=clock)
-    await supervisor.start_children()
-    yield Rig(supervisor, roster, launcher, prober, clock, settings)
-    await supervisor.stop()
-    assert not launcher.alive(), "a fake process outlived the supervisor's stop"
+    return Rig(supervisor, roster, launcher, prober, clock, settings)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    rig = build(tmp_path, getattr(request, "param", ("a",)))
+    await rig.supervisor.start_children()
+    yield rig
+    await rig.supervisor.stop()
+    assert not rig.launcher.alive(), "a fake process outlived the supervisor's stop"
 
 
 async def test_children_start_with_their_ports_and_token_and_serve_once_healthy(rig: Rig) -> None:
@@ -339,3 +345,31 @@ async def test_shutdown_stops_every_process_group(rig: Rig) -> None:
     await rig.supervisor.stop()
     assert [c.state for c in rig.roster] == [S.STOPPED, S.STOPPED]
     assert [p.signals for p in rig.launcher.processes] == [[signal.SIGTERM], [signal.SIGTERM, signal.SIGKILL]]
+
+
+@pytest.mark.parametrize("rig", [("a", "b")], indirect=True)
+async def test_quota_and_logged_out_profiles_stay_out_in_the_next_run(rig: Rig, tmp_path: Path) -> None:
+    rig.answer("a", HealthReport(status="quota_exhausted", retry_after=600.0))
+    rig.answer("b", HealthReport(status="auth_expired", detail="sign in"))
+    await rig.supervisor.probe_due()
+    await until(lambda: rig.state("b") is S.AUTH_EXPIRED, "b to stop as logged out")
+    assert rig.state("a") is S.COOLDOWN
+    await rig.supervisor.stop()
+
+    second = build(tmp_path, ("a", "b"))
+    await second.supervisor.start_children()
+    try:
+        assert second.state("b") is S.AUTH_EXPIRED and not second.child("b").running
+        a = second.child("a")
+        assert second.state("a") is S.STARTING and a.cooldown_reason is CooldownReason.QUOTA
+        await second.supervisor.probe_due()  # healthy, but the account is still out of quota
+        assert second.state("a") is S.COOLDOWN and a.cooldown_until is not None
+        assert 590 < a.cooldown_until - second.clock.now <= 600
+        second.supervisor.restart(a)  # an operator's restart clears it
+        await second.tick()
+        await until(lambda: second.state("a") is S.STARTING, "the restart")
+        second.clock.advance(1.0)
+        await second.supervisor.probe_due()
+        assert second.state("a") is S.READY
+    finally:
+        await second.supervisor.stop()
