@@ -188,7 +188,7 @@ class Child:
         self.after_stop = _S.STARTING if restart else _S.STOPPED
         self._move(_S.DRAINING, reason)
 
-    def also_restart(self, restart: bool = True) -> None:
+    def redirect(self, *, restart: bool) -> None:
         """Change where a drain or stop under way leads: a restart, or a plain stop."""
         if self.state in (_S.DRAINING, _S.STOPPING) and self.after_stop is not _S.AUTH_EXPIRED:
             self.after_stop = _S.STARTING if restart else _S.STOPPED

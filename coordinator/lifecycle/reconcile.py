@@ -93,7 +93,7 @@ class Reconciler:
                 self._absent.discard(name)
                 log.info("profile_back", child=name, path=str(version.profile.path))
                 if child.state in (ChildState.DRAINING, ChildState.STOPPING):
-                    child.also_restart()
+                    child.redirect(restart=True)
                 elif child.state is ChildState.STOPPED:
                     self.hands.spawn_soon(child, "profile file is back")
             known = self._versions.get(name)

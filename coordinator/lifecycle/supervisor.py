@@ -126,13 +126,13 @@ class Supervisor:
             child.drain(reason, restart=True)
             self._wake.set()
         elif child.state is _S.STOPPING:
-            child.also_restart()
+            child.redirect(restart=True)
 
     def drain(self, child: Child, reason: str = "operator drain", *, restart: bool = False) -> None:
         if child.state in ALIVE:
             child.drain(reason, restart=restart)
         elif child.state is _S.STOPPING:
-            child.also_restart(restart)
+            child.redirect(restart=restart)
         elif child.state is not _S.STOPPED:
             child.stopped(reason)
         self._wake.set()

@@ -82,7 +82,7 @@ def test_a_drain_leads_to_a_stop_and_then_where_it_was_told(tmp_path: Path) -> N
     assert child.restart_requested
     child.stop("drained", then=child.after_stop)
     assert child.state is ChildState.STOPPING and child.after_stop is ChildState.STARTING
-    child.also_restart(False)
+    child.redirect(restart=False)
     assert not child.restart_requested
     with pytest.raises(InvalidTransition, match="cannot lead to ready"):
         child.stop("nonsense", then=ChildState.READY)
