@@ -22,17 +22,19 @@ import structlog
 import uvloop
 
 from coordinator.lifecycle import ports as port_checks
-from coordinator.lifecycle.child import Child, ChildSpec
+from coordinator.lifecycle.child import ChildSpec
+from coordinator.lifecycle.health import HealthReport, read_health, unreachable
 from coordinator.lifecycle.process import Launcher
 from coordinator.lifecycle.profiles import Profile
-from coordinator.lifecycle.states import SERVING, ChildState
+from coordinator.lifecycle.roster import Roster
+from coordinator.lifecycle.states import SERVING
 from coordinator.lifecycle.supervisor import Supervisor
 from coordinator.serving.http import HttpServer
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy
 from coordinator.serving.routes import App, error_body
-from coordinator.serving.transport import Transport
+from coordinator.serving.transport import Transport, TransportError
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.runtime")
@@ -79,8 +81,25 @@ def plan(settings: Settings, profiles: tuple[Profile, ...]) -> Plan:
     return Plan(specs=tuple(ChildSpec(p, t) for p, t in zip(profiles, triples, strict=True)))
 
 
+class HealthProbe:
+    """The supervisor's `Prober`, over the coordinator's own HTTP client to its children."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def __call__(self, port: int, timeout: float) -> HealthReport:
+        try:
+            async with asyncio.timeout(timeout):
+                status_code, raw = await self.transport.fetch(port, "GET", "/health")
+        except TimeoutError:
+            return unreachable(f"no answer within {timeout:g}s")
+        except TransportError as exc:
+            return unreachable(str(exc))
+        return read_health(status_code, raw)
+
+
 class Coordinator:
-    """Everything one run holds: settings, children, supervisor, pool, proxy."""
+    """Everything one run holds: settings, the roster of children, supervisor, pool, proxy."""
 
     def __init__(self, settings: Settings, plan: Plan, child_env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
@@ -89,8 +108,21 @@ class Coordinator:
         token = secrets.token_urlsafe(32)
         self.transport = Transport()
         self.metrics = Metrics()
+        self.roster = Roster(settings.log_dir)
+        for spec in plan.specs:
+            self.roster.enlist(spec)
+        # Listeners hear a state change in this order: the supervisor (state file, stops),
+        # the pool (hands a ready child to a waiter), the metrics.
+        self.supervisor = Supervisor(
+            settings,
+            self.roster,
+            launcher=Launcher(),
+            prober=HealthProbe(self.transport),
+            token=token,
+            child_env=child_env or {},
+        )
         self.pool = Pool(
-            [],
+            self.roster,
             max_queue=settings.max_queue,
             queue_timeout=settings.queue_timeout,
             eject_after=settings.eject_after,
@@ -98,30 +130,12 @@ class Coordinator:
             eject_cooldown_max=settings.eject_cooldown_max,
             on_queue_wait=self.metrics.queue_wait.observe,
         )
-        children = [Child(spec, log_dir=settings.log_dir, on_change=self._on_change) for spec in plan.specs]
-        self.pool.children = children
-        self.supervisor = Supervisor(
-            settings,
-            children,
-            launcher=Launcher(),
-            transport=self.transport,
-            token=token,
-            child_env=child_env or {},
-            pool=self.pool,
-            listener=self._on_change,
-        )
+        self.roster.subscribe(self.metrics.on_transition)
         self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)
-        self.metrics.watch(
-            lambda: self.supervisor.children.values(), lambda: len(self.pool.waiters), self.pool.models
-        )
-
-    def _on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
-        self.supervisor.on_change(child, old, new)
-        self.pool.on_change(child, old, new)
-        self.metrics.on_transition(child, old, new)
+        self.metrics.watch(lambda: self.roster, lambda: len(self.pool.waiters), self.pool.models)
 
     def summary(self) -> dict[str, Any]:
-        children = list(self.supervisor.children.values())
+        children = list(self.roster)
         by_state: dict[str, int] = {}
         for child in children:
             by_state[child.state.value] = by_state.get(child.state.value, 0) + 1

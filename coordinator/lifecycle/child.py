@@ -1,8 +1,11 @@
-"""One supervised child process, seen from the coordinator: its state and its process.
+"""One supervised child process, seen from the coordinator: its state, its process, its data.
 
-`Child.transition` is the only place a state changes: it checks the move, logs old →
-new with the reason, and tells the listener (the pool wakes waiters on it). Spawning,
-stopping and capturing output are here too; deciding *when* belongs to the supervisor.
+A state change carries its data: each transition method (`start`, `ready`, `take`,
+`cool_down`, `back_off`, `fail`, `drain`, `stop`, `log_out`, `stopped`) checks the move,
+sets the new state's data with the state, logs old → new with the reason (child and pid
+bound), and tells the listener (the roster, which tells the supervisor, the pool and the
+metrics). Nothing else assigns a state or its data. Spawning, stopping a process group
+and capturing output are here too; deciding *when* belongs to the supervisor.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ import structlog
 from coordinator.lifecycle.ports import PortTriple
 from coordinator.lifecycle.process import Launcher
 from coordinator.lifecycle.profiles import Profile
-from coordinator.lifecycle.states import TRANSITIONS, ChildState, InvalidTransition
+from coordinator.lifecycle.states import (
+    AFTER_STOP,
+    TRANSITIONS,
+    ChildState,
+    CooldownReason,
+    InvalidTransition,
+)
 
 log = structlog.get_logger("coordinator.lifecycle.child")
 
@@ -30,7 +39,7 @@ LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 3
 
 StateListener = Callable[["Child", ChildState, ChildState], None]
-_READY, _BUSY = ChildState.READY, ChildState.BUSY
+_S = ChildState
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +79,24 @@ class Child:
         self.log_path = log_dir / f"{spec.id}.log"
         self._output = RotatingLog(self.log_path, LOG_FILE_BYTES, LOG_FILE_BACKUPS)
         self.last_output = ""
+        # Data of the states, set only by the transition methods below.
+        self.started_at: float | None = None  # starting
+        self.ready_at: float | None = None  # ready since this start
+        self.next_start_at: float | None = None  # backoff
+        self.cooldown_until: float | None = None  # cooldown (or a quota cooldown waiting for a start)
+        self.cooldown_reason: CooldownReason | None = None
+        self.after_stop: ChildState = ChildState.STOPPED  # draining, stopping: where the stop leads
+        self.request_id: str | None = None  # busy
         # Lifecycle bookkeeping, read by the supervisor.
-        self.started_at: float | None = None
-        self.ready_at: float | None = None
-        self.next_start_at: float | None = None
-        self.cooldown_until: float | None = None
-        self.cooldown_reason: str | None = None  # "quota" or "ejected"
         self.failures = 0  # exits in a row; reset after a healthy run
         self.start_failures = 0  # starts in a row that never became ready
         self.health_misses = 0
+        self.probed_at: float | None = None
         self.restarts = 0
-        self.restart_requested = False
         self.last_error: str | None = None
         self.kill_reason: str | None = None  # why we killed the current process, if we did
         # Scheduling bookkeeping, read by the pool.
         self.models: tuple[str, ...] = ()
-        self.request_id: str | None = None
         self.served = 0
         self.errors_in_row = 0
         self.ejections = 0
@@ -98,32 +109,148 @@ class Child:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    def transition(self, new: ChildState, reason: str) -> None:
+    @property
+    def restart_requested(self) -> bool:
+        return self.state in (_S.DRAINING, _S.STOPPING) and self.after_stop is _S.STARTING
+
+    # -- transitions: each sets the new state's data together with the state -------------
+
+    def start(self, reason: str) -> None:
+        """Starting: the process is about to be spawned (`process` is None until it is)."""
+        if self.state is _S.STARTING:
+            raise InvalidTransition(f"child {self.id}: already starting ({reason})")
+        self._check(_S.STARTING, reason)
+        if self.started_at is not None:
+            self.restarts += 1
+        self.process = None
+        self.started_at = self.clock()
+        self.ready_at = None
+        self.next_start_at = None
+        self.kill_reason = None
+        self.health_misses = 0
+        self._move(_S.STARTING, reason)
+
+    def ready(self, reason: str) -> None:
+        self._check(_S.READY, reason)
+        self.ready_at = self.ready_at or self.clock()
+        self.start_failures = 0
+        self.cooldown_until = None
+        self.cooldown_reason = None
+        self._move(_S.READY, reason)
+
+    def take(self, request_id: str) -> None:
+        """Busy with `request_id`."""
+        self._check(_S.BUSY, request_id)
+        self.request_id = request_id
+        self._move(_S.BUSY, f"request {request_id}")
+
+    def release(self) -> str | None:
+        """Forget the request the child held (its state is the caller's next move); returns its id."""
+        request_id, self.request_id = self.request_id, None
+        return request_id
+
+    def cool_down(self, why: CooldownReason, until: float | None, reason: str) -> None:
+        """Out of scheduling until `until` (monotonic), or until a health check says it serves."""
+        self._check(_S.COOLDOWN, reason)
+        self.cooldown_reason = why
+        self.cooldown_until = until
+        self._move(_S.COOLDOWN, reason)
+
+    def keep_cooling(self, why: CooldownReason, until: float) -> None:
+        """A cooldown that outlives the process (quota): applied when the next start is ready."""
+        self.cooldown_reason = why
+        self.cooldown_until = until
+
+    def forgive_failures(self) -> None:
+        """Count failures from zero again: an operator's restart, or a new profile file."""
+        self.failures = self.start_failures = 0
+
+    def clear_cooldown(self) -> None:
+        """Forget the cooldown, so the next start serves at once (an operator's restart)."""
+        self.cooldown_until = None
+        self.cooldown_reason = None
+
+    def back_off(self, delay: float, reason: str) -> None:
+        """Wait `delay` seconds, then start again (the supervisor's tick does)."""
+        self._check(_S.BACKOFF, reason)
+        self.next_start_at = self.clock() + delay
+        self._move(_S.BACKOFF, reason)
+
+    def fail(self, reason: str) -> None:
+        """Fatal: not started again until an operator or a new profile file says so."""
+        self._check(_S.FATAL, reason)
+        self.next_start_at = None
+        self._move(_S.FATAL, reason)
+
+    def drain(self, reason: str, *, restart: bool = False) -> None:
+        """Finish the request in hand, then stop; and start again if `restart`."""
+        self._check(_S.DRAINING, reason)
+        self.after_stop = _S.STARTING if restart else _S.STOPPED
+        self._move(_S.DRAINING, reason)
+
+    def redirect(self, *, restart: bool) -> None:
+        """Change where a drain or stop under way leads: a restart, or a plain stop."""
+        if self.state in (_S.DRAINING, _S.STOPPING) and self.after_stop is not _S.AUTH_EXPIRED:
+            self.after_stop = _S.STARTING if restart else _S.STOPPED
+
+    def stop(self, reason: str, *, then: ChildState = ChildState.STOPPED) -> None:
+        """Stopping: the current process is to be stopped; `then` is the state after its exit."""
+        if then not in AFTER_STOP:
+            raise InvalidTransition(f"child {self.id}: a stop cannot lead to {then}")
+        self._check(_S.STOPPING, reason)
+        self.after_stop = then
+        self._move(_S.STOPPING, reason)
+
+    def log_out(self, detail: str, reason: str) -> None:
+        """The profile is logged out: stop the process if it runs, then auth_expired."""
+        self.last_error = f"logged out: {detail}"
+        if self.running and self.state is not _S.STOPPING:
+            self.stop(reason, then=_S.AUTH_EXPIRED)
+        elif self.state is _S.STOPPING:
+            self.after_stop = _S.AUTH_EXPIRED
+        else:
+            self._move_checked(_S.AUTH_EXPIRED, reason)
+
+    def stopped(self, reason: str) -> None:
+        """Stopped: the process is gone and nothing starts it again by itself."""
+        self._move_checked(_S.STOPPED, reason)
+
+    def logged_out(self, reason: str) -> None:
+        """Auth expired with no process: at startup, for a profile recorded as logged out."""
+        self._move_checked(_S.AUTH_EXPIRED, reason)
+
+    def _move_checked(self, new: ChildState, reason: str) -> None:
+        self._check(new, reason)
+        self._move(new, reason)
+
+    def _check(self, new: ChildState, reason: str) -> None:
+        if new is not self.state and new not in TRANSITIONS[self.state]:
+            raise InvalidTransition(f"child {self.id}: {self.state} → {new} is not allowed ({reason})")
+
+    def _move(self, new: ChildState, reason: str) -> None:
         old = self.state
         if new is old:
             return
-        if new not in TRANSITIONS[old]:
-            raise InvalidTransition(f"child {self.id}: {old} → {new} is not allowed ({reason})")
         self.state = new
         self.state_since = self.clock()
-        if new is ChildState.READY:
-            self.ready_at = self.ready_at or self.state_since
-            self.start_failures = 0
         # ready ⇄ busy happens twice a request, and the request line names the child already.
-        emit = log.debug if (old is _READY and new is _BUSY) or (old is _BUSY and new is _READY) else log.info
+        quiet = {old, new} == {_S.READY, _S.BUSY}
+        emit = log.debug if quiet else log.info
         emit("child_state", child=self.id, pid=self.pid, old=old.value, new=new.value, reason=reason)
         if self.on_change is not None:
             self.on_change(self, old, new)
 
+    # -- the process ---------------------------------------------------------------------
+
     async def spawn(self, launcher: Launcher, argv: Sequence[str], env: dict[str, str], reason: str) -> None:
+        """Start: the state first (so nothing schedules a second spawn), then the process.
+
+        Raises OSError when the process cannot be started; the state stays `starting`
+        (or whatever it became meanwhile) for the caller to decide.
+        """
+        self.start(reason)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.process = await launcher.spawn(argv, cwd=self.work_dir, env=env)
-        self.started_at = self.clock()
-        self.ready_at = None
-        self.kill_reason = None
-        self.health_misses = 0
-        self.next_start_at = None
-        self.transition(ChildState.STARTING, reason)
 
     async def pump_output(self, process: asyncio.subprocess.Process) -> None:
         """Copy the child's stdout and stderr into its rotating log until the pipe closes."""
@@ -134,7 +261,7 @@ class Child:
             if lines[-1]:
                 self.last_output = lines[-1][-500:].decode("utf-8", "replace")
 
-    async def stop(
+    async def terminate(
         self, launcher: Launcher, timeout: float, process: asyncio.subprocess.Process | None = None
     ) -> None:
         """SIGTERM the group, SIGKILL it after `timeout`, then kill any descendant that escaped.
@@ -169,6 +296,7 @@ class Child:
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
+        cooling = self.state is _S.COOLDOWN
         return {
             "id": self.id,
             "profile": self.spec.profile.name,
@@ -186,7 +314,7 @@ class Child:
             "models": list(self.models),
             "seconds_in_state": round(now - self.state_since, 3),
             "cooldown_seconds": round(self.cooldown_until - now, 3) if self.cooldown_until else None,
-            "cooldown_reason": self.cooldown_reason if self.state is ChildState.COOLDOWN else None,
+            "cooldown_reason": self.cooldown_reason.value if cooling and self.cooldown_reason else None,
             "next_start_seconds": round(self.next_start_at - now, 3) if self.next_start_at else None,
             "log_file": str(self.log_path),
         }

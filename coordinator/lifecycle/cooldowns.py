@@ -17,6 +17,7 @@ a missing, unreadable or garbled file means "no cooldowns", with a warning.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 import tempfile
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -33,7 +34,12 @@ log = structlog.get_logger("coordinator.lifecycle.cooldowns")
 FILE_NAME = "cooldowns.json"
 VERSION = 1
 
-Reason = Literal["quota", "auth_expired"]
+
+class Reason(enum.StrEnum):
+    """Why a profile is kept out; the value is what the file says."""
+
+    QUOTA = "quota"
+    AUTH_EXPIRED = "auth_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ class Entry:
         return max(0.0, self.until - now) if self.until is not None else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"reason": self.reason, "recorded_at": round(self.recorded_at, 3)}
+        data: dict[str, Any] = {"reason": self.reason.value, "recorded_at": round(self.recorded_at, 3)}
         if self.until is not None:
             data["until"] = round(self.until, 3)
         if self.stamp is not None:
@@ -81,16 +87,16 @@ class Entry:
         recorded_at = data.get("recorded_at", 0.0)
         if not isinstance(recorded_at, int | float):
             return None
-        if reason == "quota":
+        if reason == Reason.QUOTA:
             until = data.get("until")
             if not isinstance(until, int | float) or isinstance(until, bool):
                 return None
-            return cls("quota", float(recorded_at), until=float(until))
-        if reason == "auth_expired":
+            return cls(Reason.QUOTA, float(recorded_at), until=float(until))
+        if reason == Reason.AUTH_EXPIRED:
             mtime_ns, size = data.get("mtime_ns"), data.get("size")
             if not isinstance(mtime_ns, int) or not isinstance(size, int):
                 return None
-            return cls("auth_expired", float(recorded_at), stamp=FileStamp(mtime_ns, size))
+            return cls(Reason.AUTH_EXPIRED, float(recorded_at), stamp=FileStamp(mtime_ns, size))
         return None
 
 
@@ -117,7 +123,7 @@ def load(path: Path, now: float) -> dict[str, Entry]:
         entry = Entry.from_json(value)
         if entry is None:
             log.warning("cooldown_entry_ignored", path=str(path), profile=name)
-        elif entry.reason == "auth_expired" or entry.remaining(now) > 0:
+        elif entry.reason is Reason.AUTH_EXPIRED or entry.remaining(now) > 0:
             entries[str(name)] = entry
     return entries
 
@@ -169,10 +175,10 @@ class Cooldowns:
 
     def record_quota(self, name: str, seconds: float) -> None:
         now = self.wall()
-        self._set(name, Entry("quota", now, until=now + max(0.0, seconds)))
+        self._set(name, Entry(Reason.QUOTA, now, until=now + max(0.0, seconds)))
 
     def record_auth_expired(self, name: str, stamp: FileStamp) -> None:
-        self._set(name, Entry("auth_expired", self.wall(), stamp=stamp))
+        self._set(name, Entry(Reason.AUTH_EXPIRED, self.wall(), stamp=stamp))
 
     def clear(self, name: str) -> bool:
         """Forget `name`; True if there was an entry."""
@@ -191,7 +197,7 @@ class Cooldowns:
         self.entries = {
             name: entry
             for name, entry in self.entries.items()
-            if entry.reason == "auth_expired" or entry.remaining(now) > 0
+            if entry.reason is Reason.AUTH_EXPIRED or entry.remaining(now) > 0
         }
         try:
             save(self.path, self.entries)

@@ -1,17 +1,20 @@
-"""Asking a child how it is: one `GET /health`, read into a `HealthReport`.
+"""Asking a child how it is: the `Prober` seam, and a `/health` answer read into a `HealthReport`.
 
 The child's answer is the only source of "ready"; a child that does not answer in time
-is `unreachable`, which the supervisor counts towards killing it as hung.
+is `unreachable`, which the supervisor counts towards killing it as hung. How the
+question travels (the coordinator's HTTP client) is the runtime's business: lifecycle
+only names the seam, so it never depends on the serving side.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
+from typing import Protocol
 
 from coordinator.protocol.link import CAN_SERVE, Health, HealthError, HealthStatus
-from coordinator.serving.transport import Transport, TransportError
+
+UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,21 +29,26 @@ class HealthReport:
         return self.status in CAN_SERVE
 
 
-async def probe(transport: Transport, port: int, timeout: float) -> HealthReport:
+class Prober(Protocol):
+    """`GET /health` of the child on `port`, answered within `timeout` seconds or `unreachable`."""
+
+    async def __call__(self, port: int, timeout: float) -> HealthReport: ...
+
+
+def unreachable(detail: str) -> HealthReport:
+    return HealthReport(status=UNREACHABLE, detail=detail)
+
+
+def read_health(status_code: int, raw: bytes) -> HealthReport:
+    """The report of one `/health` answer: its status code and body."""
     try:
-        async with asyncio.timeout(timeout):
-            status_code, raw = await transport.fetch(port, "GET", "/health")
         body = json.loads(raw)
-    except TimeoutError:
-        return HealthReport(status="unreachable", detail=f"no answer within {timeout:g}s")
-    except TransportError as exc:
-        return HealthReport(status="unreachable", detail=str(exc))
     except ValueError:
-        return HealthReport(status="unreachable", detail="/health did not answer JSON")
+        return unreachable("/health did not answer JSON")
     try:
         health = Health.from_json(body)
     except HealthError as exc:
-        return HealthReport(status="unreachable", detail=str(exc))
+        return unreachable(str(exc))
     status = health.status.value
     if status_code == 200 and not health.can_serve:
         status = HealthStatus.READY.value

@@ -1,4 +1,4 @@
-"""The states of a supervised child, and which moves between them are allowed.
+"""The states of a supervised child, why one cools down, and which moves are allowed.
 
 Data only: no imports from the rest of the package, so every module can name a state.
 """
@@ -9,18 +9,25 @@ import enum
 
 
 class ChildState(enum.StrEnum):
-    STARTING = "starting"  # process spawned, /health not ready yet
+    STARTING = "starting"  # being spawned, or spawned and /health not ready yet
     READY = "ready"  # idle, can take a request
     BUSY = "busy"  # holds exactly one request
     COOLDOWN = "cooldown"  # alive but kept out of scheduling for a while
     DRAINING = "draining"  # finishing its request, then it stops
+    STOPPING = "stopping"  # its process group is being stopped (SIGTERM, then SIGKILL)
     BACKOFF = "backoff"  # exited or never became ready; waits to start again
     FATAL = "fatal"  # gave up: too many failed starts, or a configuration error
     AUTH_EXPIRED = "auth_expired"  # the profile is logged out; waits for a new file
     STOPPED = "stopped"
 
 
-# States in which the child's process is expected to be running.
+class CooldownReason(enum.StrEnum):
+    QUOTA = "quota"  # the account is out of quota or rate-limited; outlives the process
+    EJECTED = "ejected"  # failures in a row; the process's own, a fresh one starts clean
+    UNREACHABLE = "unreachable"  # refused or dropped a request: dead or hung, until told otherwise
+
+
+# States in which the child's process is expected to be running and may serve again.
 ALIVE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.COOLDOWN, ChildState.DRAINING}
 )
@@ -28,14 +35,25 @@ ALIVE = frozenset(
 SERVING = frozenset({ChildState.READY, ChildState.BUSY})
 # States from which an operator's restart starts the process again at once.
 RESTARTABLE = frozenset({ChildState.BACKOFF, ChildState.FATAL, ChildState.AUTH_EXPIRED, ChildState.STOPPED})
+# States a stop may end in: what the child does once its process is gone.
+AFTER_STOP = frozenset({ChildState.STOPPED, ChildState.STARTING, ChildState.AUTH_EXPIRED})
 
 _S = ChildState
+# → auth_expired from a live state: only when its process is gone already (else via stopping).
 TRANSITIONS: dict[ChildState, frozenset[ChildState]] = {
-    _S.STARTING: frozenset({_S.READY, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED, _S.DRAINING, _S.COOLDOWN}),
-    _S.READY: frozenset({_S.BUSY, _S.COOLDOWN, _S.DRAINING, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED}),
-    _S.BUSY: frozenset({_S.READY, _S.COOLDOWN, _S.DRAINING, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED}),
-    _S.COOLDOWN: frozenset({_S.READY, _S.DRAINING, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED}),
-    _S.DRAINING: frozenset({_S.STOPPED, _S.STARTING}),
+    _S.STARTING: frozenset(
+        {_S.READY, _S.BACKOFF, _S.FATAL, _S.DRAINING, _S.STOPPING, _S.COOLDOWN, _S.AUTH_EXPIRED}
+    ),
+    _S.READY: frozenset(
+        {_S.BUSY, _S.COOLDOWN, _S.DRAINING, _S.STOPPING, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED}
+    ),
+    _S.BUSY: frozenset(
+        {_S.READY, _S.COOLDOWN, _S.DRAINING, _S.STOPPING, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED}
+    ),
+    _S.COOLDOWN: frozenset({_S.READY, _S.DRAINING, _S.STOPPING, _S.BACKOFF, _S.FATAL, _S.AUTH_EXPIRED}),
+    # → stopped, starting, auth_expired: the process exited on its own while it drained.
+    _S.DRAINING: frozenset({_S.STOPPING, *AFTER_STOP}),
+    _S.STOPPING: AFTER_STOP,
     _S.BACKOFF: frozenset({_S.STARTING, _S.FATAL, _S.STOPPED}),
     _S.FATAL: frozenset({_S.STARTING, _S.STOPPED}),
     _S.AUTH_EXPIRED: frozenset({_S.STARTING, _S.STOPPED}),

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from coordinator.lifecycle.states import ChildState
+from coordinator.lifecycle.states import ChildState, CooldownReason
 
 if TYPE_CHECKING:
     from coordinator.lifecycle.child import Child
@@ -120,9 +120,9 @@ class Metrics:
     def on_transition(self, child: Child, old: ChildState, new: ChildState) -> None:
         if new is ChildState.STARTING and child.restarts:
             self.restarts.labels(child.id).inc()
-        elif new is ChildState.COOLDOWN and child.cooldown_reason == "ejected":
+        elif new is ChildState.COOLDOWN and child.cooldown_reason is CooldownReason.EJECTED:
             self.ejections.labels(child.id).inc()
-        elif new is ChildState.COOLDOWN and child.cooldown_reason == "quota":
+        elif new is ChildState.COOLDOWN and child.cooldown_reason is CooldownReason.QUOTA:
             self.cooldowns.labels(child.id).inc()
 
     def request_done(

@@ -3,7 +3,8 @@
 A child holds one request at a time. A request goes to an idle ready child that offers
 its model, round-robin among those; when there is none it waits in a bounded FIFO
 queue. Releasing a child records how the request went: failures in a row eject the
-child for a cooldown that doubles with each ejection.
+child for a cooldown that doubles with each ejection. The children are the roster's
+(`coordinator.lifecycle.roster`); the pool hears of their state changes from it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import enum
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from coordinator.lifecycle.child import Child
-from coordinator.lifecycle.states import ChildState
+from coordinator.lifecycle.roster import Roster
+from coordinator.lifecycle.states import ChildState, CooldownReason
 
 log = structlog.get_logger("coordinator.serving.pool")
 
@@ -90,7 +92,7 @@ class Waiter:
 class Pool:
     def __init__(
         self,
-        children: Sequence[Child],
+        roster: Roster,
         *,
         max_queue: int,
         queue_timeout: float,
@@ -100,7 +102,7 @@ class Pool:
         clock: Callable[[], float] = time.monotonic,
         on_queue_wait: Callable[[float], None] | None = None,
     ) -> None:
-        self.children = list(children)
+        self.roster = roster
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self.eject_after = eject_after
@@ -114,6 +116,11 @@ class Pool:
         self._next = 0
         self._service_seconds = 1.0  # moving average, for Retry-After
         self._started: dict[str, float] = {}
+        roster.subscribe(self.on_change)
+
+    @property
+    def children(self) -> list[Child]:
+        return list(self.roster)
 
     # -- the listener a Child calls on every state change -------------------------------
 
@@ -167,13 +174,12 @@ class Pool:
     def release(
         self, child: Child, outcome: Outcome, *, cooldown: float | None = None, reason: str = ""
     ) -> None:
-        request_id = child.request_id
+        request_id = child.release()
         if request_id is not None:
             self.active.pop(request_id, None)
             started = self._started.pop(request_id, None)
         else:
             started = None
-        child.request_id = None
         if outcome is Outcome.SERVED:
             child.served += 1
             child.errors_in_row = 0
@@ -185,27 +191,24 @@ class Pool:
         if child.state is not ChildState.BUSY:
             return  # draining, or its process exited: the supervisor owns it now
         if outcome is Outcome.AUTH_EXPIRED:
-            child.transition(ChildState.AUTH_EXPIRED, reason or "child reports the profile is logged out")
+            child.log_out(reason or "the child reports it", "child reports the profile is logged out")
         elif outcome is Outcome.QUOTA:
-            child.cooldown_until = self.clock() + (cooldown or self.eject_cooldown)
-            child.cooldown_reason = "quota"
-            child.transition(ChildState.COOLDOWN, reason or "child reports quota exhausted")
+            until = self.clock() + (cooldown or self.eject_cooldown)
+            child.cool_down(CooldownReason.QUOTA, until, reason or "child reports quota exhausted")
         elif outcome is Outcome.UNREACHABLE:
             # Likely dead or hung: out until its exit is seen or a health check says it serves.
-            child.cooldown_until = None
-            child.cooldown_reason = "unreachable"
-            child.transition(ChildState.COOLDOWN, reason or "child unreachable")
+            child.cool_down(CooldownReason.UNREACHABLE, None, reason or "child unreachable")
         elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
             seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
             child.ejections += 1
             child.errors_in_row = 0
-            child.cooldown_until = self.clock() + seconds
-            child.cooldown_reason = "ejected"
-            child.transition(
-                ChildState.COOLDOWN, f"ejected for {seconds:g}s after {self.eject_after} failures in a row"
+            child.cool_down(
+                CooldownReason.EJECTED,
+                self.clock() + seconds,
+                f"ejected for {seconds:g}s after {self.eject_after} failures in a row",
             )
         else:
-            child.transition(ChildState.READY, f"request {request_id} {outcome.value}")
+            child.ready(f"request {request_id} {outcome.value}")
 
     # -- cancel and shutdown ------------------------------------------------------------
 
@@ -263,7 +266,8 @@ class Pool:
         """Fail at once, rather than after the queue timeout, when waiting cannot help soon."""
         candidates = [c for c in self.children if model is None or not c.models or model in c.models]
         if any(
-            c.state in _WILL_SERVE or (c.state is ChildState.COOLDOWN and c.cooldown_reason == "unreachable")
+            c.state in _WILL_SERVE
+            or (c.state is ChildState.COOLDOWN and c.cooldown_reason is CooldownReason.UNREACHABLE)
             for c in candidates
         ):
             return
@@ -272,7 +276,7 @@ class Pool:
         retry_after = (
             max(1, math.ceil(min((c.cooldown_until or now + 60) - now for c in cooling))) if cooling else 30
         )
-        if cooling and all(c.cooldown_reason == "quota" for c in cooling):
+        if cooling and all(c.cooldown_reason is CooldownReason.QUOTA for c in cooling):
             raise AllCoolingDown(
                 "every profile that serves this model is out of quota or rate-limited; "
                 f"retry in {retry_after}s or add profiles",
@@ -284,11 +288,12 @@ class Pool:
         )
 
     def _pick(self, model: str | None, avoid: frozenset[str]) -> Child | None:
-        count = len(self.children)
+        children = self.children
+        count = len(children)
         fallback: Child | None = None
         for offset in range(count):
             index = (self._next + offset) % count
-            child = self.children[index]
+            child = children[index]
             if child.state is not ChildState.READY or (model is not None and model not in child.models):
                 continue
             if child.id not in avoid:
@@ -298,16 +303,15 @@ class Pool:
         # A retry goes back to a child it already tried only when no other could ever take it.
         if fallback is not None and not any(
             c.id not in avoid and c.state in _RECOVERABLE and (model is None or model in c.models)
-            for c in self.children
+            for c in children
         ):
             return fallback
         return None
 
     def _assign(self, child: Child, request_id: str) -> None:
-        child.request_id = request_id
         self.active[request_id] = child
         self._started[request_id] = self.clock()
-        child.transition(ChildState.BUSY, f"request {request_id}")
+        child.take(request_id)
 
     def _dispatch(self) -> None:
         for waiter in list(self.waiters):

@@ -378,15 +378,15 @@ class App:
         return json_reply(summary, 200 if summary["status"] == "ready" else 503)
 
     async def admin_children(self, request: Request, context: Context, params: list[str]) -> Reply:
-        children = self.coordinator.supervisor.children.values()
+        children = self.coordinator.roster
         return json_reply({"object": "list", "data": [child.snapshot() for child in children]})
 
     async def admin_action(self, request: Request, context: Context, params: list[str]) -> Reply:
         supervisor = self.coordinator.supervisor
         child_id, action = params
-        child = supervisor.children.get(child_id)
+        child = self.coordinator.roster.get(child_id)
         if child is None:
-            known = ", ".join(supervisor.children) or "none"
+            known = ", ".join(self.coordinator.roster.ids()) or "none"
             return error_reply(404, "child_not_found", f"No child {child_id!r}; children: {known}.")
         if action == "restart":
             supervisor.restart(child)

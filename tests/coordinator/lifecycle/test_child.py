@@ -10,24 +10,92 @@ import pytest
 from coordinator.lifecycle.child import Child, ChildSpec, backoff_delay
 from coordinator.lifecycle.ports import PortTriple
 from coordinator.lifecycle.profiles import Profile
-from coordinator.lifecycle.states import ChildState, InvalidTransition
+from coordinator.lifecycle.states import ChildState, CooldownReason, InvalidTransition
 
 
-def make_child(tmp_path: Path) -> Child:
-    return Child(ChildSpec(Profile("p", tmp_path / "p.json"), PortTriple(1, 2, 3)), log_dir=tmp_path)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_child(tmp_path: Path, clock: Clock | None = None) -> Child:
+    spec = ChildSpec(Profile("p", tmp_path / "p.json"), PortTriple(1, 2, 3))
+    return Child(spec, log_dir=tmp_path, clock=clock or Clock())
 
 
 def test_transitions_are_checked_and_reported(tmp_path: Path) -> None:
     seen = []
     child = make_child(tmp_path)
     child.on_change = lambda c, old, new: seen.append((old, new))
-    child.state = ChildState.STARTING
-    child.transition(ChildState.READY, "healthy")
-    child.transition(ChildState.BUSY, "request")
+    child.start("test")
+    child.ready("healthy")
+    child.take("r1")
     with pytest.raises(InvalidTransition, match="busy → starting"):
-        child.transition(ChildState.STARTING, "nonsense")
-    assert seen == [(ChildState.STARTING, ChildState.READY), (ChildState.READY, ChildState.BUSY)]
-    assert child.state is ChildState.BUSY
+        child.start("nonsense")
+    assert seen == [
+        (ChildState.STOPPED, ChildState.STARTING),
+        (ChildState.STARTING, ChildState.READY),
+        (ChildState.READY, ChildState.BUSY),
+    ]
+    assert child.state is ChildState.BUSY and child.request_id == "r1"
+
+
+def test_a_second_start_while_starting_is_refused(tmp_path: Path) -> None:
+    child = make_child(tmp_path)
+    child.start("first")
+    with pytest.raises(InvalidTransition, match="already starting"):
+        child.start("second")
+    assert child.restarts == 0
+
+
+def test_each_state_carries_its_data(tmp_path: Path) -> None:
+    clock = Clock()
+    child = make_child(tmp_path, clock)
+    child.start("test")
+    assert child.started_at == 100.0 and child.ready_at is None
+    clock.now = 101.0
+    child.ready("healthy")
+    assert child.ready_at == 101.0
+    child.cool_down(CooldownReason.QUOTA, 160.0, "quota")
+    snapshot = child.snapshot()
+    assert (snapshot["state"], snapshot["cooldown_reason"], snapshot["cooldown_seconds"]) == (
+        "cooldown",
+        "quota",
+        59.0,
+    )
+    child.ready("cooldown over")
+    assert child.cooldown_until is None and child.cooldown_reason is None
+    child.back_off(4.0, "exited")
+    assert child.next_start_at == 105.0 and child.snapshot()["next_start_seconds"] == 4.0
+    child.start("backoff over")
+    assert child.restarts == 1 and child.next_start_at is None
+
+
+def test_a_drain_leads_to_a_stop_and_then_where_it_was_told(tmp_path: Path) -> None:
+    child = make_child(tmp_path)
+    child.start("test")
+    child.ready("test")
+    child.drain("operator restart", restart=True)
+    assert child.restart_requested
+    child.stop("drained", then=child.after_stop)
+    assert child.state is ChildState.STOPPING and child.after_stop is ChildState.STARTING
+    child.redirect(restart=False)
+    assert not child.restart_requested
+    with pytest.raises(InvalidTransition, match="cannot lead to ready"):
+        child.stop("nonsense", then=ChildState.READY)
+    child.stopped("exit code 0")
+    assert child.state is ChildState.STOPPED
+
+
+def test_logged_out_without_a_process_is_auth_expired_at_once(tmp_path: Path) -> None:
+    child = make_child(tmp_path)
+    child.start("test")
+    child.log_out("the site asked to sign in", "logged out")
+    assert child.state is ChildState.AUTH_EXPIRED
+    assert child.last_error == "logged out: the site asked to sign in"
 
 
 def test_backoff_is_exponential_capped_and_jittered() -> None:

@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from coordinator.lifecycle import cooldowns
-from coordinator.lifecycle.cooldowns import Cooldowns, Entry, FileStamp
+from coordinator.lifecycle.cooldowns import Cooldowns, Entry, FileStamp, Reason
 
 
 class Wall:
@@ -33,9 +33,9 @@ def test_quota_and_auth_entries_survive_a_new_store(tmp_path: Path) -> None:
     again = Cooldowns(path, wall=wall)
     loaded = again.load()
     assert set(loaded) == {"alpha", "beta"}
-    assert loaded["alpha"].reason == "quota"
+    assert loaded["alpha"].reason is Reason.QUOTA
     assert again.remaining("alpha") == pytest.approx(200)
-    assert loaded["beta"] == Entry("auth_expired", wall.now - 100, stamp=FileStamp(123, 45))
+    assert loaded["beta"] == Entry(Reason.AUTH_EXPIRED, wall.now - 100, stamp=FileStamp(123, 45))
     assert again.remaining("beta") == 0.0
     assert again.remaining("nobody") == 0.0
 

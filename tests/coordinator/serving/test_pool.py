@@ -10,7 +10,8 @@ import pytest
 from coordinator.lifecycle.child import Child, ChildSpec
 from coordinator.lifecycle.ports import PortTriple
 from coordinator.lifecycle.profiles import Profile
-from coordinator.lifecycle.states import ChildState
+from coordinator.lifecycle.roster import Roster
+from coordinator.lifecycle.states import ChildState, CooldownReason
 from coordinator.serving.pool import (
     AllCoolingDown,
     NoChildAvailable,
@@ -36,14 +37,15 @@ def make_pool(tmp_path: Path, count: int, clock: Clock | None = None, **options:
     clock = clock or Clock()
     settings = {"max_queue": 2, "queue_timeout": 5.0, "eject_after": 2, "eject_cooldown": 10.0,
                 "eject_cooldown_max": 25.0, **options}  # fmt: skip
-    pool = Pool([], clock=clock, **settings)  # type: ignore[arg-type]
+    roster = Roster(tmp_path, clock=clock)
+    pool = Pool(roster, clock=clock, **settings)  # type: ignore[arg-type]
     for i in range(count):
-        spec = ChildSpec(Profile(f"c{i}", tmp_path / f"c{i}.json"), PortTriple(1 + i, 2 + i, 3 + i))
-        child = Child(spec, log_dir=tmp_path, on_change=pool.on_change, clock=clock)
+        child = roster.enlist(
+            ChildSpec(Profile(f"c{i}", tmp_path / f"c{i}.json"), PortTriple(1 + i, 2 + i, 3 + i))
+        )
         child.models = ("mock",)
-        child.state = ChildState.STARTING
-        child.transition(ChildState.READY, "test")
-        pool.children.append(child)
+        child.start("test")
+        child.ready("test")
     return pool
 
 
@@ -98,12 +100,12 @@ async def test_failures_in_a_row_eject_for_a_growing_cooldown(tmp_path: Path) ->
     for _ in range(3):
         for _ in range(2):
             child = pool.children[0]
-            child.transition(ChildState.BUSY, "test") if child.state is ChildState.READY else None
+            child.take("r") if child.state is ChildState.READY else None
             pool.release(child, Outcome.FAILED)
-        assert pool.children[0].state is ChildState.COOLDOWN
-        cooldowns.append(pool.children[0].cooldown_until - clock.now)  # type: ignore[operator]
-        pool.children[0].cooldown_until = None
-        pool.children[0].transition(ChildState.READY, "test")
+        child = pool.children[0]
+        assert child.state is ChildState.COOLDOWN and child.cooldown_reason is CooldownReason.EJECTED
+        cooldowns.append(child.cooldown_until - clock.now)  # type: ignore[operator]
+        child.ready("test")
     assert cooldowns == [10.0, 20.0, 25.0]
 
 
@@ -113,8 +115,8 @@ async def test_a_retry_avoids_the_child_that_failed(tmp_path: Path) -> None:
     assert child.id == "c1"
     pool.release(child, Outcome.SERVED)
     # With no other child alive at all, the retry may go back to the one it tried.
-    pool.children[1].transition(ChildState.BACKOFF, "test")
-    pool.children[1].transition(ChildState.FATAL, "test")
+    pool.children[1].back_off(1.0, "test")
+    pool.children[1].fail("test")
     assert (await pool.acquire("r2", None, avoid=frozenset({"c0"}))).id == "c0"
 
 
@@ -153,9 +155,9 @@ async def test_all_children_out_of_quota_fails_at_once_with_retry_after(tmp_path
     clock = Clock()
     pool = make_pool(tmp_path, 2, clock)
     for child, seconds in zip(pool.children, (30.0, 90.0), strict=True):
-        child.transition(ChildState.BUSY, "test")
-        child.request_id = f"r-{child.id}"
+        child.take(f"r-{child.id}")
         pool.release(child, Outcome.QUOTA, cooldown=seconds)
+        assert child.cooldown_reason is CooldownReason.QUOTA
     with pytest.raises(AllCoolingDown) as caught:
         await pool.acquire("late", "mock")
     assert caught.value.retry_after == 30
@@ -163,6 +165,22 @@ async def test_all_children_out_of_quota_fails_at_once_with_retry_after(tmp_path
 
 async def test_nothing_that_could_serve_fails_at_once(tmp_path: Path) -> None:
     pool = make_pool(tmp_path, 1)
-    pool.children[0].transition(ChildState.AUTH_EXPIRED, "test")
+    pool.children[0].log_out("test", "test")  # no process: auth_expired at once
     with pytest.raises(NoChildAvailable, match="c0: auth_expired"):
         await pool.acquire("r", None)
+
+
+async def test_the_pool_schedules_from_the_roster_as_children_join_and_leave(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 1)
+    joined = pool.roster.enlist(ChildSpec(Profile("late", tmp_path / "late.json"), PortTriple(7, 8, 9)))
+    joined.models = ("mock",)
+    holder = await pool.acquire("first", "mock")
+    waiter = asyncio.create_task(pool.acquire("second", "mock"))
+    await asyncio.sleep(0)
+    joined.start("profile file added")
+    joined.ready("health check passed")  # the roster tells the pool, which hands it to the waiter
+    assert (await waiter) is joined and joined.request_id == "second"
+    pool.release(joined, Outcome.SERVED)
+    pool.release(holder, Outcome.SERVED)
+    pool.roster.remove(holder)
+    assert (await pool.acquire("third", "mock")) is joined  # round-robin would pick c0 next
