@@ -13,7 +13,8 @@ import sys
 
 import structlog
 
-from child.engines.base import EngineConfigError, create_engine
+from child.engines.base import EngineConfigError
+from child.engines.factory import create_engine
 from child.http.routes import run
 from child.settings import ConfigError, load_settings
 from coordinator.protocol.link import EXIT_CONFIG

@@ -42,16 +42,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from child.engines.base import Engine, EngineError, EngineState, Prompt, unavailable
 from child.session import RequestCancelled, Session, SessionBusy, Turn
 from child.settings import ChildSettings
-from coordinator.protocol.link import TOKEN_HEADER, Health, HealthStatus
+from coordinator.protocol.link import TOKEN_HEADER, AnswerError, AnswerEvent, Finish, Health, HealthStatus
 from coordinator.protocol.openai import (
-    SSE_DONE,
+    Answer,
+    AnswerStream,
+    Delta,
     InvalidRequest,
     error_body,
     message_text,
     parse_chat_request,
     run_settings,
     sse_error,
-    sse_event,
 )
 
 log = structlog.get_logger("child.http.routes")
@@ -145,11 +146,12 @@ async def _unless_gone(work: Coroutine[Any, Any, T], gone: asyncio.Task[None]) -
                 await task
 
 
-async def _collect(turn: Turn) -> str:
-    parts: list[str] = []
-    while (delta := await turn.next_delta()) is not None:
-        parts.append(delta)
-    return "".join(parts)
+async def _collect(turn: Turn) -> tuple[list[Delta], Finish]:
+    deltas: list[Delta] = []
+    while not isinstance(event := await turn.next_event(), Finish):
+        assert not isinstance(event, AnswerError)  # the turn raises these
+        deltas.append(event)
+    return deltas, event
 
 
 class _TurnStream(StreamingResponse):
@@ -298,15 +300,9 @@ class _Handlers:
                 "child_busy",
                 headers=headers,
             )
-        answer = _Answer(
-            request_id,
-            model,
-            include_usage=chat.include_usage,
-            prompt_tokens=count_words(messages),
-            created=int(time.time()),
-        )
+        answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
         exchange = _Exchange(request_id, stream=chat.stream, started=started)
-        return await self._serve(request, turn, answer, exchange, headers)
+        return await self._serve(request, turn, answer, count_words(messages), exchange, headers)
 
     def _choose_model(self, requested: str | None) -> str | JSONResponse:
         """The model to answer with, or the error that says why this child cannot."""
@@ -326,7 +322,13 @@ class _Handlers:
         return requested or offered[0]
 
     async def _serve(
-        self, request: Request, turn: Turn, answer: _Answer, exchange: _Exchange, headers: dict[str, str]
+        self,
+        request: Request,
+        turn: Turn,
+        answer: Answer,
+        prompt_tokens: int,
+        exchange: _Exchange,
+        headers: dict[str, str],
     ) -> Response:
         """Answer from a turn already begun; whatever happens, the turn is released."""
         gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
@@ -334,18 +336,19 @@ class _Handlers:
         try:
             if exchange.stream:
                 # No status line before the first token: an early failure stays a plain HTTP error.
-                first = await _unless_gone(turn.next_delta(), gone)
+                first = await _unless_gone(turn.next_event(), gone)
                 handed_off = True
                 release = functools.partial(self._release, turn, exchange)
                 return _TurnStream(
-                    answer.events(turn, first, exchange, release),
+                    _events(turn, first, answer.stream(), prompt_tokens, exchange, release),
                     exchange,
                     on_close=release,
                     headers={**headers, "Cache-Control": "no-cache"},
                 )
-            text = await _unless_gone(_collect(turn), gone)
+            deltas, finish = await _unless_gone(_collect(turn), gone)
             exchange.status = 200
-            return JSONResponse(answer.completion(text, turn.tokens), headers=headers)
+            body = answer.completion(deltas, finish.reason, turn.usage(finish, prompt_tokens))
+            return JSONResponse(body, headers=headers)
         except RequestCancelled:
             exchange.status = CANCELLED_STATUS
             return cancelled_response(answer.request_id, headers)
@@ -373,98 +376,39 @@ class _Handlers:
             exchange.finished(turn)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """Builds the OpenAI objects of one completion: the whole body, or its SSE chunks."""
+async def _events(
+    turn: Turn,
+    first: AnswerEvent,
+    stream: AnswerStream,
+    prompt_tokens: int,
+    exchange: _Exchange,
+    release: Callable[[], Awaitable[None]],
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body from the first event on; an error ends it with an error event, no [DONE].
 
-    request_id: str
-    model: str
-    include_usage: bool
-    prompt_tokens: int
-    created: int
-
-    @property
-    def id(self) -> str:
-        return f"chatcmpl-{self.request_id}"
-
-    def usage(self, completion_tokens: int) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": self.prompt_tokens + completion_tokens,
-        }
-
-    def completion(self, text: str, completion_tokens: int) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": self.usage(completion_tokens),
-        }
-
-    def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        return sse_event(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
-            }
+    The session is released before the last event goes out: a client that sends its
+    next request the moment it reads [DONE] must find the child free, not busy.
+    """
+    request_id = stream.answer.request_id
+    try:
+        event = first
+        while not isinstance(event, Finish):
+            assert not isinstance(event, AnswerError)  # the turn raises these
+            yield stream.delta(event)
+            event = await turn.next_event()
+    except RequestCancelled:
+        exchange.status = CANCELLED_STATUS
+        ending = sse_error(
+            f"Request {request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
         )
-
-    async def events(
-        self,
-        turn: Turn,
-        first: str | None,
-        exchange: _Exchange,
-        release: Callable[[], Awaitable[None]],
-    ) -> AsyncGenerator[bytes, None]:
-        """The SSE body after the first token; an error ends it with an error event, no [DONE].
-
-        The session is released before the last event goes out: a client that sends its
-        next request the moment it reads [DONE] must find the child free, not busy.
-        """
-        # The role rides on the first chunk, as OpenAI does; an empty answer still gets one.
-        yield self.chunk({"role": "assistant", "content": first or ""})
-        try:
-            if first is not None:
-                while (delta := await turn.next_delta()) is not None:
-                    yield self.chunk({"content": delta})
-        except RequestCancelled:
-            exchange.status = CANCELLED_STATUS
-            ending = sse_error(
-                f"Request {self.request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
-            )
-        except EngineError as exc:
-            exchange.status = exc.status
-            ending = sse_error(exc.message, status=exc.status, code=exc.code)
-        else:
-            exchange.status = 200
-            ending = self.chunk({}, finish_reason="stop")
-            if self.include_usage:
-                ending += sse_event(
-                    {
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": self.usage(turn.tokens),
-                    }
-                )
-            ending += SSE_DONE
-        await release()
-        yield ending
+    except EngineError as exc:
+        exchange.status = exc.status
+        ending = sse_error(exc.message, status=exc.status, code=exc.code)
+    else:
+        exchange.status = 200
+        ending = stream.end(event.reason, turn.usage(event, prompt_tokens))
+    await release()
+    yield ending
 
 
 class _TokenCheck:

@@ -29,6 +29,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
 
 from child.engines.base import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
+from coordinator.protocol.link import AnswerEvent, Finish, TextDelta
 from coordinator.protocol.openai import message_text
 
 log = structlog.get_logger("child.site.driver")
@@ -247,8 +248,12 @@ class AIStudio:
         where = parts.netloc + parts.path
         return any(pattern in where for pattern in self.config.login_url_patterns)
 
-    async def run(self, prompt: Prompt) -> AsyncGenerator[str, None]:
-        """Text deltas of the page's answer; closing early stops the generation."""
+    async def run(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
+        """The page's answer as text deltas, then a Finish; closing early stops the generation.
+
+        The rendered page shows neither usage nor why the answer ended: the Finish says
+        `stop` and leaves the usage to the child's estimate.
+        """
         page = self._page()
         selectors = self.config.selectors
         submitted = False
@@ -262,7 +267,8 @@ class AIStudio:
             await page.press(selectors["prompt"], "Control+Enter")
             submitted = True
             async for delta in self._stream(before):
-                yield delta
+                yield TextDelta(delta)
+            yield Finish()
         except PlaywrightError as exc:
             if page.is_closed():
                 raise EngineBroken("the browser page closed") from None
