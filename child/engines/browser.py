@@ -38,7 +38,8 @@ from child.engines.base import (
     Prompt,
     QuotaExhausted,
 )
-from child.site.driver import AIStudio, SiteConfigError, load_site_config
+from child.site.config import SiteConfigError, load_site_config
+from child.site.driver import AIStudio
 from coordinator.protocol.link import AnswerEvent
 
 if TYPE_CHECKING:
