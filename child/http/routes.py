@@ -1,9 +1,10 @@
-"""The child's HTTP edge: routes, the token check, every answer in OpenAI's shape, and the
-uvicorn server that serves them.
+"""The child's routes: /health, /v1/models, /v1/chat/completions, /v1/cancel/{id}, every
+answer in OpenAI's shape.
 
-Engine and session errors become HTTP statuses here and nowhere else. A streaming
-answer sends no status line until the engine has produced its first token, so a
-failure before that is a plain HTTP error the coordinator can retry on another child.
+Engine and session errors become HTTP statuses here and nowhere else (with the helpers
+of `child.http.responses`). A streaming answer sends no status line until the engine has
+produced its first event, so a failure before that is a plain HTTP error the coordinator
+can retry on another child.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import os
-import signal
 import time
 import uuid
 from collections.abc import (
@@ -22,33 +21,37 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
-    Generator,
     Mapping,
 )
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-import uvicorn
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from child.engines.base import Engine, EngineError, EngineState, Prompt, unavailable
+from child.http.middleware import Guard, TokenCheck
+from child.http.responses import (
+    CANCELLED_STATUS,
+    cancelled_response,
+    engine_error_response,
+    error_response,
+    http_error,
+)
 from child.session import RequestCancelled, Session, SessionBusy, Turn
 from child.settings import ChildSettings
-from coordinator.protocol.link import TOKEN_HEADER, AnswerError, AnswerEvent, Finish, Health, HealthStatus
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, Health, HealthStatus
 from coordinator.protocol.openai import (
     Answer,
     AnswerStream,
     Delta,
     InvalidRequest,
-    error_body,
     message_text,
     parse_chat_request,
     run_settings,
@@ -59,36 +62,7 @@ log = structlog.get_logger("child.http.routes")
 
 T = TypeVar("T")
 
-CANCELLED_STATUS = 499  # nginx's "client closed request": the request was stopped on purpose
-GRACEFUL_SHUTDOWN_S = 2
-KEEP_ALIVE_S = 60
 BROKEN_POLL_S = 0.5
-
-
-def error_response(
-    status: int,
-    message: str,
-    code: str,
-    *,
-    param: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(message, status=status, code=code, param=param), status_code=status, headers=headers
-    )
-
-
-def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    merged = dict(headers or {})
-    if exc.retry_after is not None:
-        merged["Retry-After"] = str(exc.retry_after)
-    return error_response(exc.status, exc.message, exc.code, headers=merged)
-
-
-def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return error_response(
-        CANCELLED_STATUS, f"Request {request_id} was cancelled.", "request_cancelled", headers=headers
-    )
 
 
 def count_words(messages: list[Any]) -> int:
@@ -411,70 +385,6 @@ async def _events(
     yield ending
 
 
-class _TokenCheck:
-    """Every route but GET /health needs the per-run token; without it, 403 before routing."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["path"] == "/health" and scope["method"] in ("GET", "HEAD")):
-            await self.app(scope, receive, send)
-            return
-        supplied = Headers(scope=scope).get(TOKEN_HEADER, "").encode()
-        if not hmac.compare_digest(supplied, self._token):
-            response = error_response(
-                403,
-                f"Missing or wrong {TOKEN_HEADER}: only the coordinator may call this child.",
-                "invalid_child_token",
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-class _Guard:
-    """Last line: an unexpected exception becomes a 500 in OpenAI shape, never a traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
-            if not started:
-                response = error_response(
-                    500, "The child failed on this request; see its log.", "internal_error"
-                )
-                await response(scope, receive, send)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (and any HTTPException) in OpenAI shape."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message, code = f"No route {request.method} {request.url.path} on this child.", "not_found"
-    elif exc.status_code == 405:
-        message = f"Method {request.method} is not allowed on {request.url.path}."
-        code = "method_not_allowed"
-    else:
-        message, code = exc.detail, "http_error"
-    return error_response(exc.status_code, message, code, headers=exc.headers)
-
-
 def create_app(
     settings: ChildSettings,
     session: Session,
@@ -491,55 +401,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_Guard), Middleware(_TokenCheck, token=settings.token)],
-        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(Guard), Middleware(TokenCheck, token=settings.token)],
+        exception_handlers={HTTPException: http_error},
         lifespan=handlers.lifespan,
     )
-
-
-def run(settings: ChildSettings, engine: Engine) -> int:
-    """Serve until told to stop; the exit code is 1 if the engine never started, else 0."""
-    exit_code = 0
-
-    def engine_failed() -> None:
-        nonlocal exit_code
-        exit_code = 1
-        server.should_exit = True
-
-    app = create_app(settings, Session(engine), on_engine_failure=engine_failed)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.api_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,  # our logging setup already routes uvicorn's warnings to JSON
-        log_level="warning",
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        # Longer than the coordinator keeps a connection idle, so it never reuses one we closed.
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )
-    server = _Server(config)
-    server.run()
-    return exit_code
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that a stop signal is not re-raised after shutdown.
-
-    uvicorn re-raises SIGTERM/SIGINT once it has shut down, so the process would die by
-    the signal (or print a KeyboardInterrupt traceback) and skip what follows; a child
-    stopped on purpose exits 0 after an orderly shutdown instead.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
