@@ -5,9 +5,11 @@ official openai client: reasoning, tool calls, finish reasons and the engine's u
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import Coordinator, Runs
@@ -53,31 +55,13 @@ def test_reasoning_arrives_as_reasoning_content(thinking: Coordinator) -> None:
 def test_streamed_reasoning_comes_before_the_answer_and_usage_carries_the_engines_counts(
     thinking: Coordinator,
 ) -> None:
-    stream = thinking.openai().chat.completions.create(
-        model="mock", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-    )
-    order: list[str] = []
-    reasoning: list[str] = []
-    content: list[str] = []
-    finish_reasons: list[str] = []
-    usage = None
-    for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
-        for choice in chunk.choices:
-            if piece := _extra(choice.delta, "reasoning_content"):
-                reasoning.append(piece)
-                order.append("reasoning")
-            if choice.delta.content:
-                content.append(choice.delta.content)
-                order.append("content")
-            if choice.finish_reason:
-                finish_reasons.append(choice.finish_reason)
-    assert "".join(reasoning) == REASONING
-    assert len(reasoning) == len(REASONING.split())  # streamed word by word, not at once
-    assert "".join(content) == "echo: hello there world"
-    assert order == sorted(order, key=lambda kind: kind == "content")  # all reasoning first
-    assert finish_reasons == ["length"]
+    streamed = _read(thinking)
+    assert "".join(streamed.reasoning) == REASONING
+    assert len(streamed.reasoning) == len(REASONING.split())  # streamed word by word, not at once
+    assert "".join(streamed.content) == "echo: hello there world"
+    assert streamed.order == sorted(streamed.order, key=lambda kind: kind == "content")  # reasoning first
+    assert streamed.finish_reasons == ["length"]
+    usage = streamed.usage
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (11, 13, 24)
     assert usage.completion_tokens_details is not None
@@ -98,33 +82,51 @@ def test_a_tool_call_arrives_as_tool_calls(calling: Coordinator) -> None:
 
 
 def test_a_streamed_tool_call_arrives_as_tool_call_deltas(calling: Coordinator) -> None:
-    stream = calling.openai().chat.completions.create(
+    streamed = _read(calling)
+    assert list(streamed.calls) == [0]
+    (call,) = streamed.calls.values()
+    assert call["id"].startswith("call_")
+    assert call["name"] == "get_weather"
+    assert json.loads(call["arguments"]) == ARGUMENTS
+    assert streamed.content == []
+    assert streamed.finish_reasons == ["tool_calls"]
+    # No counts from the engine here: the child's estimate, which the coordinator relays.
+    assert streamed.usage is not None and streamed.usage.prompt_tokens == 3
+
+
+@dataclass
+class Streamed:
+    """What a client assembles from a streamed answer."""
+
+    order: list[str] = field(default_factory=list)  # "reasoning" and "content", as they came
+    reasoning: list[str] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: CompletionUsage | None = None
+
+
+def _read(coordinator: Coordinator) -> Streamed:
+    stream = coordinator.openai().chat.completions.create(
         model="mock", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
     )
-    calls: dict[int, dict[str, str]] = {}
-    finish_reasons: list[str] = []
-    content: list[str] = []
-    usage = None
+    streamed = Streamed()
     for chunk in stream:
-        if chunk.usage is not None:
-            usage = chunk.usage
+        streamed.usage = chunk.usage or streamed.usage
         for choice in chunk.choices:
+            if piece := _extra(choice.delta, "reasoning_content"):
+                streamed.reasoning.append(piece)
+                streamed.order.append("reasoning")
             if choice.delta.content:
-                content.append(choice.delta.content)
+                streamed.content.append(choice.delta.content)
+                streamed.order.append("content")
             for delta in choice.delta.tool_calls or []:
                 # As a client must: the id and name come once, the arguments may come in pieces.
-                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                call = streamed.calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
                 call["id"] = delta.id or call["id"]
                 if delta.function is not None:
                     call["name"] = delta.function.name or call["name"]
                     call["arguments"] += delta.function.arguments or ""
             if choice.finish_reason:
-                finish_reasons.append(choice.finish_reason)
-    assert list(calls) == [0]
-    assert calls[0]["id"].startswith("call_")
-    assert calls[0]["name"] == "get_weather"
-    assert json.loads(calls[0]["arguments"]) == ARGUMENTS
-    assert content == []
-    assert finish_reasons == ["tool_calls"]
-    # No counts from the engine here: the child's estimate, which the coordinator relays.
-    assert usage is not None and usage.prompt_tokens == 3
+                streamed.finish_reasons.append(choice.finish_reason)
+    return streamed
