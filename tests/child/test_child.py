@@ -405,6 +405,9 @@ def test_fail_requests_is_500(spawn_child: SpawnChild) -> None:
         ({"profile_text": None}, "cannot read profile"),
         ({"profile_text": '{"cookies": [{"value": "SECRET-COOKIE"'}, "is not valid JSON"),
         ({"extra_args": ["--api-port", "0"]}, "bad command line"),
+        ({"env": {"MOCK_USAGE": "ten,five"}}, "MOCK_USAGE must be prompt,completion"),
+        ({"env": {"MOCK_TOOL_ARGUMENTS": "[1]"}}, "MOCK_TOOL_ARGUMENTS must be"),
+        ({"env": {"MOCK_FINISH_REASON": "done"}}, "MOCK_FINISH_REASON must be one of"),
     ],
 )
 def test_configuration_errors_exit_78(spawn_child: SpawnChild, kwargs: dict[str, Any], message: str) -> None:
