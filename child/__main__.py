@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, EngineConfigError) as exc:
         print(f"child: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    # JSON lines on stdout, each with the profile: the coordinator files them per child.
-    logs.configure(json=True, stream=sys.stdout, context=True)
+    # JSON lines on stdout, each with the profile: the coordinator files them per child, as
+    # they come, in the stdlib's spacing that readers of those files already expect.
+    logs.configure(json=True, stream=sys.stdout, context=True, compact=False)
     structlog.contextvars.bind_contextvars(profile=settings.profile)
     return run(settings, engine)
 

@@ -1,8 +1,9 @@
 """One request at a time: the turn in progress, its stop signal, and the served count.
 
 A turn runs the engine's generator of answer events in a task of its own (the pump) that
-feeds a queue, so the HTTP side can wait for the next event, a cancel, or the client leaving, whichever
-comes first, and stopping is always the same act: cancel the pump, wait for it.
+feeds a queue, so the HTTP side can wait for the next event, a cancel, or the client
+leaving, whichever comes first, and stopping is always the same act: cancel the pump,
+wait for it.
 No scheduling here: a second request while one runs is refused, never queued.
 """
 

@@ -23,11 +23,13 @@ def configure(
     *,
     stream: TextIO | None = None,
     context: bool = False,
+    compact: bool = True,
 ) -> None:
     """Route structlog and the standard library's loggers to `stream` (stderr by default).
 
     `json` None: JSON unless the stream is a terminal. `context`: merge the context bound
-    with `structlog.contextvars` into every event.
+    with `structlog.contextvars` into every event. `compact`: JSON by orjson, without
+    spaces; else by the stdlib, spaced as `json.dumps` spaces it.
     """
     stream = stream or sys.stderr
     if json is None:
@@ -37,7 +39,7 @@ def configure(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if json:
+    if json and compact:
         # orjson: the request line is written for every request, and this halves its cost.
         processors: list[structlog.typing.Processor] = [
             *shared,
@@ -50,10 +52,12 @@ def configure(
             structlog.processors.JSONRenderer(),
         ]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=True)
-        processors = [*shared, renderer]
+        renderer: structlog.typing.Processor = (
+            structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=True)
+        )
+        library = [structlog.processors.format_exc_info, renderer] if json else [renderer]
+        processors = [*shared, *library]
         factory = structlog.PrintLoggerFactory(stream)
-        library = [renderer]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),

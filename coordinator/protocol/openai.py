@@ -276,27 +276,17 @@ class Answer:
         }
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return sse_event(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
-            }
-        )
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        return self._chunk_event(choices=[choice])
 
     def usage_chunk(self, usage: Usage) -> bytes:
         """The last chunk when the client asked for `stream_options.include_usage`."""
+        return self._chunk_event(choices=[], usage=self.usage(usage))
+
+    def _chunk_event(self, **fields: Any) -> bytes:
         return sse_event(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": self.usage(usage),
-            }
+            {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+            | fields
         )
 
     def stream(self) -> AnswerStream:
