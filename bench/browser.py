@@ -44,7 +44,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from child.engines.browser import launch_args
 from child.replica import CHAT_PATH, ReplicaConfig
-from child.site.driver import SELECTORS
+from child.site.config import SELECTORS
 from coordinator.cli.demo import DEMO_PROFILES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -7,48 +7,17 @@ backoff), 78 configured wrongly (do not retry until something changes): see
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
 import structlog
 
-from child.engines.base import EngineConfigError, create_engine
-from child.http.routes import run
+from child.engines.base import EngineConfigError
+from child.engines.factory import create_engine
+from child.http.server import run
 from child.settings import ConfigError, load_settings
+from coordinator.protocol import logs
 from coordinator.protocol.link import EXIT_CONFIG
-
-
-def setup_logging() -> None:
-    """JSON lines on stdout for our events and for the warnings of the libraries below us."""
-    shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=True,
-    )
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                structlog.processors.JSONRenderer(),
-            ],
-        )
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, EngineConfigError) as exc:
         print(f"child: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging()
+    # JSON lines on stdout, each with the profile: the coordinator files them per child, as
+    # they come, in the stdlib's spacing that readers of those files already expect.
+    logs.configure(json=True, stream=sys.stdout, context=True, compact=False)
     structlog.contextvars.bind_contextvars(profile=settings.profile)
     return run(settings, engine)
 

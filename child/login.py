@@ -21,7 +21,7 @@ from playwright.async_api import async_playwright
 
 from child.engines.base import EngineConfigError
 from child.engines.browser import BrowserOptions, create_launcher
-from child.site.driver import SiteConfigError, load_site_config
+from child.site.config import SiteConfigError, load_site_config
 from coordinator.protocol.link import EXIT_CONFIG
 
 

@@ -1,8 +1,9 @@
 """One request at a time: the turn in progress, its stop signal, and the served count.
 
-A turn runs the engine's generator in a task of its own (the pump) that feeds a queue,
-so the HTTP side can wait for the next delta, a cancel, or the client leaving, whichever
-comes first, and stopping is always the same act: cancel the pump, wait for it.
+A turn runs the engine's generator of answer events in a task of its own (the pump) that
+feeds a queue, so the HTTP side can wait for the next event, a cancel, or the client
+leaving, whichever comes first, and stopping is always the same act: cancel the pump,
+wait for it.
 No scheduling here: a second request while one runs is refused, never queued.
 """
 
@@ -15,6 +16,7 @@ from typing import Final
 import structlog
 
 from child.engines.base import Engine, EngineError, Prompt
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, ReasoningDelta, TextDelta, Usage
 
 log = structlog.get_logger("child.session")
 
@@ -38,37 +40,40 @@ class RequestCancelled(Exception):
         self.request_id = request_id
 
 
-class _End:
-    """Marks the end of a generation in the pump's queue."""
-
-
-_END: Final = _End()
-
-
 class Turn:
-    """The request in progress. Read deltas with `next_delta` until it returns None."""
+    """The request in progress. Read events with `next_event` until it returns a Finish."""
 
     def __init__(self, request_id: str, engine: Engine, prompt: Prompt) -> None:
         self.request_id = request_id
         self.tokens = 0
+        self.reasoning_tokens = 0
         self.completed = False
         self._stopping = False
-        self._queue: asyncio.Queue[str | _End | BaseException] = asyncio.Queue()
+        self._queue: asyncio.Queue[AnswerEvent | BaseException] = asyncio.Queue()
         self._pump = asyncio.create_task(self._run(engine, prompt), name=f"turn-{request_id}")
         # A done-callback rather than an `except` in the pump: a pump cancelled before it
         # ever ran must still wake whoever waits for its next delta.
         self._pump.add_done_callback(self._pump_done)
 
-    async def next_delta(self) -> str | None:
-        """The next piece of text; None at the end. Raises EngineError or RequestCancelled."""
+    async def next_event(self) -> AnswerEvent:
+        """The next event; a Finish is the last. Raises EngineError or RequestCancelled.
+
+        `tokens` counts the text and reasoning deltas (`reasoning_tokens` the latter): the
+        estimate of the completion's length when the engine cannot count.
+        """
         item = await self._queue.get()
-        if isinstance(item, _End):
-            self.completed = True
-            return None
         if isinstance(item, BaseException):
             raise item
-        self.tokens += 1
+        if isinstance(item, Finish):
+            self.completed = True
+        elif isinstance(item, TextDelta | ReasoningDelta):
+            self.tokens += 1
+            self.reasoning_tokens += isinstance(item, ReasoningDelta)
         return item
+
+    def usage(self, finish: Finish, prompt_tokens: int) -> Usage:
+        """The engine's counts, or the estimate: `prompt_tokens` and the deltas seen."""
+        return finish.usage or Usage(prompt_tokens, self.tokens, self.reasoning_tokens)
 
     async def stop(self) -> None:
         """Stop the engine if it is still generating, and wait (bounded) until it has.
@@ -85,10 +90,14 @@ class Turn:
     async def _run(self, engine: Engine, prompt: Prompt) -> None:
         try:
             # aclosing: the engine's own cleanup (stop the page) runs before the pump ends.
-            async with contextlib.aclosing(engine.generate(prompt)) as deltas:
-                async for delta in deltas:
-                    self._queue.put_nowait(delta)
-            self._queue.put_nowait(_END)
+            async with contextlib.aclosing(engine.generate(prompt)) as events:
+                async for event in events:
+                    if isinstance(event, AnswerError):
+                        raise _engine_error(event)
+                    self._queue.put_nowait(event)
+                    if isinstance(event, Finish):
+                        return
+            self._queue.put_nowait(Finish())  # an engine that just stops has finished normally
         except EngineError as exc:
             self._queue.put_nowait(exc)
         except Exception as exc:
@@ -100,6 +109,13 @@ class Turn:
     def _pump_done(self, pump: asyncio.Task[None]) -> None:
         if pump.cancelled():
             self._queue.put_nowait(RequestCancelled(self.request_id))
+
+
+def _engine_error(event: AnswerError) -> EngineError:
+    error = EngineError(event.message)
+    error.status = event.status
+    error.code = event.code
+    return error
 
 
 class Session:

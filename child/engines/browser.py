@@ -38,7 +38,9 @@ from child.engines.base import (
     Prompt,
     QuotaExhausted,
 )
-from child.site.driver import AIStudio, SiteConfigError, load_site_config
+from child.site.config import SiteConfigError, load_site_config
+from child.site.driver import AIStudio
+from coordinator.protocol.link import AnswerEvent
 
 if TYPE_CHECKING:
     from child.settings import ChildSettings
@@ -286,11 +288,11 @@ class BrowserEngine:
     def models(self) -> tuple[str, ...]:
         return self.site.models
 
-    async def generate(self, prompt: Prompt) -> AsyncGenerator[str, None]:
+    async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         try:
-            async with contextlib.aclosing(self.site.run(prompt)) as deltas:
-                async for delta in deltas:
-                    yield delta
+            async with contextlib.aclosing(self.site.run(prompt)) as events:
+                async for event in events:
+                    yield event
         except QuotaExhausted as exc:
             self._cooldown_until = asyncio.get_running_loop().time() + (exc.retry_after or 300)
             self._set(EngineState.QUOTA_EXHAUSTED, exc.message)

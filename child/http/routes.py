@@ -1,9 +1,10 @@
-"""The child's HTTP edge: routes, the token check, every answer in OpenAI's shape, and the
-uvicorn server that serves them.
+"""The child's routes: /health, /v1/models, /v1/chat/completions, /v1/cancel/{id}, every
+answer in OpenAI's shape.
 
-Engine and session errors become HTTP statuses here and nowhere else. A streaming
-answer sends no status line until the engine has produced its first token, so a
-failure before that is a plain HTTP error the coordinator can retry on another child.
+Engine and session errors become HTTP statuses here and nowhere else (with the helpers
+of `child.http.responses`). A streaming answer sends no status line until the engine has
+produced its first event, so a failure before that is a plain HTTP error the coordinator
+can retry on another child.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import os
-import signal
 import time
 import uuid
 from collections.abc import (
@@ -22,72 +21,48 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
-    Generator,
     Mapping,
 )
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-import uvicorn
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from child.engines.base import Engine, EngineError, EngineState, Prompt, unavailable
+from child.http.middleware import Guard, TokenCheck
+from child.http.responses import (
+    CANCELLED_STATUS,
+    cancelled_response,
+    engine_error_response,
+    error_response,
+    http_error,
+)
 from child.session import RequestCancelled, Session, SessionBusy, Turn
 from child.settings import ChildSettings
-from coordinator.protocol.link import TOKEN_HEADER, Health, HealthStatus
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, Health, HealthStatus
 from coordinator.protocol.openai import (
-    SSE_DONE,
+    Answer,
+    AnswerStream,
+    Delta,
     InvalidRequest,
-    error_body,
     message_text,
     parse_chat_request,
     run_settings,
     sse_error,
-    sse_event,
 )
 
 log = structlog.get_logger("child.http.routes")
 
 T = TypeVar("T")
 
-CANCELLED_STATUS = 499  # nginx's "client closed request": the request was stopped on purpose
-GRACEFUL_SHUTDOWN_S = 2
-KEEP_ALIVE_S = 60
 BROKEN_POLL_S = 0.5
-
-
-def error_response(
-    status: int,
-    message: str,
-    code: str,
-    *,
-    param: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(message, status=status, code=code, param=param), status_code=status, headers=headers
-    )
-
-
-def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    merged = dict(headers or {})
-    if exc.retry_after is not None:
-        merged["Retry-After"] = str(exc.retry_after)
-    return error_response(exc.status, exc.message, exc.code, headers=merged)
-
-
-def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return error_response(
-        CANCELLED_STATUS, f"Request {request_id} was cancelled.", "request_cancelled", headers=headers
-    )
 
 
 def count_words(messages: list[Any]) -> int:
@@ -145,11 +120,12 @@ async def _unless_gone(work: Coroutine[Any, Any, T], gone: asyncio.Task[None]) -
                 await task
 
 
-async def _collect(turn: Turn) -> str:
-    parts: list[str] = []
-    while (delta := await turn.next_delta()) is not None:
-        parts.append(delta)
-    return "".join(parts)
+async def _collect(turn: Turn) -> tuple[list[Delta], Finish]:
+    deltas: list[Delta] = []
+    while not isinstance(event := await turn.next_event(), Finish):
+        assert not isinstance(event, AnswerError)  # the turn raises these
+        deltas.append(event)
+    return deltas, event
 
 
 class _TurnStream(StreamingResponse):
@@ -298,15 +274,9 @@ class _Handlers:
                 "child_busy",
                 headers=headers,
             )
-        answer = _Answer(
-            request_id,
-            model,
-            include_usage=chat.include_usage,
-            prompt_tokens=count_words(messages),
-            created=int(time.time()),
-        )
+        answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
         exchange = _Exchange(request_id, stream=chat.stream, started=started)
-        return await self._serve(request, turn, answer, exchange, headers)
+        return await self._serve(request, turn, answer, count_words(messages), exchange, headers)
 
     def _choose_model(self, requested: str | None) -> str | JSONResponse:
         """The model to answer with, or the error that says why this child cannot."""
@@ -326,7 +296,13 @@ class _Handlers:
         return requested or offered[0]
 
     async def _serve(
-        self, request: Request, turn: Turn, answer: _Answer, exchange: _Exchange, headers: dict[str, str]
+        self,
+        request: Request,
+        turn: Turn,
+        answer: Answer,
+        prompt_tokens: int,
+        exchange: _Exchange,
+        headers: dict[str, str],
     ) -> Response:
         """Answer from a turn already begun; whatever happens, the turn is released."""
         gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
@@ -334,18 +310,19 @@ class _Handlers:
         try:
             if exchange.stream:
                 # No status line before the first token: an early failure stays a plain HTTP error.
-                first = await _unless_gone(turn.next_delta(), gone)
+                first = await _unless_gone(turn.next_event(), gone)
                 handed_off = True
                 release = functools.partial(self._release, turn, exchange)
                 return _TurnStream(
-                    answer.events(turn, first, exchange, release),
+                    _events(turn, first, answer.stream(), prompt_tokens, exchange, release),
                     exchange,
                     on_close=release,
                     headers={**headers, "Cache-Control": "no-cache"},
                 )
-            text = await _unless_gone(_collect(turn), gone)
+            deltas, finish = await _unless_gone(_collect(turn), gone)
             exchange.status = 200
-            return JSONResponse(answer.completion(text, turn.tokens), headers=headers)
+            body = answer.completion(deltas, finish.reason, turn.usage(finish, prompt_tokens))
+            return JSONResponse(body, headers=headers)
         except RequestCancelled:
             exchange.status = CANCELLED_STATUS
             return cancelled_response(answer.request_id, headers)
@@ -373,162 +350,39 @@ class _Handlers:
             exchange.finished(turn)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """Builds the OpenAI objects of one completion: the whole body, or its SSE chunks."""
+async def _events(
+    turn: Turn,
+    first: AnswerEvent,
+    stream: AnswerStream,
+    prompt_tokens: int,
+    exchange: _Exchange,
+    release: Callable[[], Awaitable[None]],
+) -> AsyncGenerator[bytes, None]:
+    """The SSE body from the first event on; an error ends it with an error event, no [DONE].
 
-    request_id: str
-    model: str
-    include_usage: bool
-    prompt_tokens: int
-    created: int
-
-    @property
-    def id(self) -> str:
-        return f"chatcmpl-{self.request_id}"
-
-    def usage(self, completion_tokens: int) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": self.prompt_tokens + completion_tokens,
-        }
-
-    def completion(self, text: str, completion_tokens: int) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": self.usage(completion_tokens),
-        }
-
-    def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        return sse_event(
-            {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
-            }
+    The session is released before the last event goes out: a client that sends its
+    next request the moment it reads [DONE] must find the child free, not busy.
+    """
+    request_id = stream.answer.request_id
+    try:
+        event = first
+        while not isinstance(event, Finish):
+            assert not isinstance(event, AnswerError)  # the turn raises these
+            yield stream.delta(event)
+            event = await turn.next_event()
+    except RequestCancelled:
+        exchange.status = CANCELLED_STATUS
+        ending = sse_error(
+            f"Request {request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
         )
-
-    async def events(
-        self,
-        turn: Turn,
-        first: str | None,
-        exchange: _Exchange,
-        release: Callable[[], Awaitable[None]],
-    ) -> AsyncGenerator[bytes, None]:
-        """The SSE body after the first token; an error ends it with an error event, no [DONE].
-
-        The session is released before the last event goes out: a client that sends its
-        next request the moment it reads [DONE] must find the child free, not busy.
-        """
-        # The role rides on the first chunk, as OpenAI does; an empty answer still gets one.
-        yield self.chunk({"role": "assistant", "content": first or ""})
-        try:
-            if first is not None:
-                while (delta := await turn.next_delta()) is not None:
-                    yield self.chunk({"content": delta})
-        except RequestCancelled:
-            exchange.status = CANCELLED_STATUS
-            ending = sse_error(
-                f"Request {self.request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
-            )
-        except EngineError as exc:
-            exchange.status = exc.status
-            ending = sse_error(exc.message, status=exc.status, code=exc.code)
-        else:
-            exchange.status = 200
-            ending = self.chunk({}, finish_reason="stop")
-            if self.include_usage:
-                ending += sse_event(
-                    {
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": self.usage(turn.tokens),
-                    }
-                )
-            ending += SSE_DONE
-        await release()
-        yield ending
-
-
-class _TokenCheck:
-    """Every route but GET /health needs the per-run token; without it, 403 before routing."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["path"] == "/health" and scope["method"] in ("GET", "HEAD")):
-            await self.app(scope, receive, send)
-            return
-        supplied = Headers(scope=scope).get(TOKEN_HEADER, "").encode()
-        if not hmac.compare_digest(supplied, self._token):
-            response = error_response(
-                403,
-                f"Missing or wrong {TOKEN_HEADER}: only the coordinator may call this child.",
-                "invalid_child_token",
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-class _Guard:
-    """Last line: an unexpected exception becomes a 500 in OpenAI shape, never a traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
-            if not started:
-                response = error_response(
-                    500, "The child failed on this request; see its log.", "internal_error"
-                )
-                await response(scope, receive, send)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (and any HTTPException) in OpenAI shape."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message, code = f"No route {request.method} {request.url.path} on this child.", "not_found"
-    elif exc.status_code == 405:
-        message = f"Method {request.method} is not allowed on {request.url.path}."
-        code = "method_not_allowed"
+    except EngineError as exc:
+        exchange.status = exc.status
+        ending = sse_error(exc.message, status=exc.status, code=exc.code)
     else:
-        message, code = exc.detail, "http_error"
-    return error_response(exc.status_code, message, code, headers=exc.headers)
+        exchange.status = 200
+        ending = stream.end(event.reason, turn.usage(event, prompt_tokens))
+    await release()
+    yield ending
 
 
 def create_app(
@@ -547,55 +401,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_Guard), Middleware(_TokenCheck, token=settings.token)],
-        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(Guard), Middleware(TokenCheck, token=settings.token)],
+        exception_handlers={HTTPException: http_error},
         lifespan=handlers.lifespan,
     )
-
-
-def run(settings: ChildSettings, engine: Engine) -> int:
-    """Serve until told to stop; the exit code is 1 if the engine never started, else 0."""
-    exit_code = 0
-
-    def engine_failed() -> None:
-        nonlocal exit_code
-        exit_code = 1
-        server.should_exit = True
-
-    app = create_app(settings, Session(engine), on_engine_failure=engine_failed)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.api_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,  # our logging setup already routes uvicorn's warnings to JSON
-        log_level="warning",
-        server_header=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        # Longer than the coordinator keeps a connection idle, so it never reuses one we closed.
-        timeout_keep_alive=KEEP_ALIVE_S,
-    )
-    server = _Server(config)
-    server.run()
-    return exit_code
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, except that a stop signal is not re-raised after shutdown.
-
-    uvicorn re-raises SIGTERM/SIGINT once it has shut down, so the process would die by
-    the signal (or print a KeyboardInterrupt traceback) and skip what follows; a child
-    stopped on purpose exits 0 after an orderly shutdown instead.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)

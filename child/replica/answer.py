@@ -3,19 +3,18 @@
 Deterministic so that a test (or a newcomer running the demo) can predict every answer
 from the request alone: it names the model and repeats the last line of the prompt, then
 honours the two run settings whose effect a client can see, maximum tokens and stop
-sequences. A "token" here is a word with the whitespace before it.
+sequences. A "token" here is a word with the whitespace before it (`child.tokens`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Final
 
+from child.tokens import TOKEN
+
 # Enough to show the prompt came through without echoing a whole pasted conversation.
 MAX_ECHOED_WORDS: Final = 60
-
-_TOKEN = re.compile(r"\s*\S+")
 
 
 def last_line(prompt: str) -> str:
@@ -32,7 +31,7 @@ def first_words(text: str, count: int) -> str:
     if count <= 0:
         return ""
     end = 0
-    for index, match in enumerate(_TOKEN.finditer(text)):
+    for index, match in enumerate(TOKEN.finditer(text)):
         if index == count:
             break
         end = match.end()
@@ -54,16 +53,3 @@ def answer_for(prompt: str, model: str, max_tokens: int | None, stop: list[str])
     if max_tokens is not None:
         answer = first_words(answer, max_tokens)
     return cut_at_stop(answer, stop)
-
-
-def tokens_of(text: str) -> list[str]:
-    """`text` as words with their leading whitespace, so that the tokens join back to it."""
-    tokens = _TOKEN.findall(text)
-    tail = text[sum(map(len, tokens)) :]
-    if tail:
-        # Whitespace after the last word (a stop string cut just after a space) rides on it.
-        if tokens:
-            tokens[-1] += tail
-        else:
-            tokens.append(tail)
-    return tokens

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from child.replica.answer import tokens_of
 from child.replica.config import SESSION_COOKIE, ReplicaConfig
 from child.replica.pages import chat_page, login_page
 from child.replica.state import FINISHED_STATUSES, ReplicaState, RunRequest, RunStatus
+from child.tokens import split_tokens
 
 CHAT_PATH = "/prompts/new_chat"
 QUOTA_MESSAGE = "You've reached your rate limit. Please try again later."
@@ -150,7 +150,7 @@ class _Handlers:
         return JSONResponse(
             {
                 "run_id": run.run_id,
-                "tokens": tokens_of(run.answer),
+                "tokens": split_tokens(run.answer),
                 "first_token_ms": config.first_token_ms,
                 "token_ms": config.token_ms,
             }

@@ -11,26 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Generator
 from types import TracebackType
 from typing import Final
 
 import uvicorn
 
+from child.http.server import Server
 from child.replica.app import CHAT_PATH, create_app
 from child.replica.config import ReplicaConfig
 
 START_TIMEOUT_S: Final = 10.0
 # Open connections (a browser's keep-alive ones) get this long to finish when we stop.
 GRACEFUL_SHUTDOWN_S: Final = 1
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn, minus its signal handlers: stopping is the embedding process's decision."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class ReplicaServer:
@@ -46,7 +38,7 @@ class ReplicaServer:
         self.app = create_app(config)
         self._requested_port = port
         self._socket: socket.socket | None = None
-        self._server: _EmbeddedServer | None = None
+        self._server: Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -88,7 +80,7 @@ class ReplicaServer:
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
-        self._server = _EmbeddedServer(config)
+        self._server = Server(config, own_signals=False)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="replica-server")
         try:
             async with asyncio.timeout(START_TIMEOUT_S):

@@ -27,26 +27,6 @@ class RunStatus(StrEnum):
 FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.STOPPED})
 
 
-@dataclass(slots=True)
-class Run:
-    """One submission, as the server saw it and as the page later reported it."""
-
-    run_id: str
-    session: str
-    prompt: str
-    model: str
-    temperature: float
-    top_p: float
-    max_tokens: int | None
-    stop: list[str]
-    status: RunStatus
-    answer: str
-    text: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "status": str(self.status)}
-
-
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     """The run settings a page sent with its prompt."""
@@ -57,6 +37,29 @@ class RunRequest:
     top_p: float
     max_tokens: int | None
     stop: list[str]
+
+
+@dataclass(slots=True)
+class Run:
+    """One submission, as the server saw it and as the page later reported it."""
+
+    run_id: str
+    session: str
+    request: RunRequest
+    status: RunStatus
+    answer: str
+    text: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        # Flat, as tests and the demo read it: the request's fields beside the run's own.
+        return {
+            "run_id": self.run_id,
+            "session": self.session,
+            **asdict(self.request),
+            "status": str(self.status),
+            "answer": self.answer,
+            "text": self.text,
+        }
 
 
 @dataclass
@@ -83,12 +86,7 @@ class ReplicaState:
             # its old run under the id of a new one.
             run_id=secrets.token_hex(8),
             session=session,
-            prompt=request.prompt,
-            model=request.model,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            max_tokens=request.max_tokens,
-            stop=list(request.stop),
+            request=request,
             status=RunStatus.QUOTA if over_quota else RunStatus.RUNNING,
             answer=""
             if over_quota

@@ -1,9 +1,7 @@
 """The site driver: AI Studio's chat page, driven through Playwright.
 
-Selectors and page texts are data (`SELECTORS`, `QUOTA_PATTERNS`, …) because the page
-changes without notice: a user fixes one with `--site-config FILE` (TOML or JSON with a
-`[selectors]` table) instead of waiting for a release. `--site-url` replaces the origin,
-so the same driver runs against the local replica.
+What it looks for on the page is data (`child.site.config`), what it runs inside the page
+is `child.site.scripts`; this module is the request flow.
 
 One request: choose the model, apply the run settings, put the whole conversation in
 the prompt box, submit, and stream the answer as a MutationObserver in the page reports
@@ -14,13 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
-import tomllib
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,104 +24,14 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
 
 from child.engines.base import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
+from child.site import scripts
+from child.site.config import MODEL_PREFERENCE_KEY, MODELS_RESPONSE_PATTERN, SiteConfig
+from coordinator.protocol.link import AnswerEvent, Finish, TextDelta
 from coordinator.protocol.openai import message_text
 
 log = structlog.get_logger("child.site.driver")
 
-SITE_URL = "https://aistudio.google.com"
-NEW_CHAT_PATH = "/prompts/new_chat"
-
-# As last seen on the page (../shared/research/aistudio-page.md); override with --site-config.
-SELECTORS: dict[str, str] = {
-    "prompt": "ms-prompt-input-wrapper ms-autosize-textarea textarea",
-    "run_button": 'button[aria-label="Run"].run-button',
-    "spinner": 'button[aria-label="Run"].run-button svg .stoppable-spinner',
-    "model_turn": "ms-chat-turn .chat-turn-container.model",
-    "turn_text": "ms-cmark-node.cmark-node",
-    "new_chat": 'button[data-test-clear="outside"][aria-label="New chat"]',
-    "confirm_discard": 'button.ms-button-primary:has-text("Discard and continue")',
-    "new_chat_link": 'a.playground-link[href="/prompts/new_chat"]',
-    "dialog": ".mat-mdc-dialog-inner-container",
-    "toast": "div.toast.warning, div.toast.error",
-    "temperature": 'ms-slider input[type="number"][max="2"]',
-    "top_p": 'ms-slider input[type="number"][max="1"]',
-    "max_tokens": 'input[aria-label="Maximum output tokens"]',
-    "add_stop": 'input[aria-label="Add stop token"]',
-    "remove_stop": 'mat-chip-set mat-chip-row button[aria-label*="Remove"]',
-}
-# Where a logged-out session lands.
-LOGIN_URL_PATTERNS = ("accounts.google.com", "/login", "ServiceLogin")
-# Texts of the page's quota and rate-limit messages, and how long each keeps a profile out.
-QUOTA_PATTERNS: dict[str, int] = {
-    "rate limit": 300,
-    "exceeded quota": 4 * 3600,
-    "out of free generations": 4 * 3600,
-    "resource_exhausted": 300,
-}
-# Used until the page's own model list has been seen.
-DEFAULT_MODELS = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.0-flash")
-MODEL_PREFERENCE_KEY = "aiStudioUserPreference"
-MODELS_RESPONSE_PATTERN = "ListModels"
 _MODEL_NAME = re.compile(r"models/([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-@dataclass(frozen=True, slots=True)
-class SiteConfig:
-    url: str = SITE_URL
-    selectors: Mapping[str, str] = field(default_factory=lambda: dict(SELECTORS))
-    login_url_patterns: tuple[str, ...] = LOGIN_URL_PATTERNS
-    quota_patterns: Mapping[str, int] = field(default_factory=lambda: dict(QUOTA_PATTERNS))
-    default_models: tuple[str, ...] = DEFAULT_MODELS
-    # A cold page can take a minute and more; an answer can take minutes.
-    load_timeout_s: float = 90.0
-    start_timeout_s: float = 60.0
-    answer_timeout_s: float = 600.0
-
-    @property
-    def new_chat_url(self) -> str:
-        return self.url.rstrip("/") + NEW_CHAT_PATH
-
-
-class SiteConfigError(ValueError):
-    """The --site-config file cannot be used; the message says why."""
-
-
-def load_site_config(path: Path | None, url: str | None = None) -> SiteConfig:
-    """The defaults, overridden by a TOML or JSON file, with `url` replacing the origin."""
-    config = SiteConfig()
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (OSError, ValueError) as exc:
-            raise SiteConfigError(f"--site-config {path}: {exc}") from None
-        config = _apply_overrides(config, data, path)
-    if url:
-        config = replace(config, url=url.rstrip("/"))
-    return config
-
-
-def _apply_overrides(config: SiteConfig, data: Mapping[str, Any], path: Path) -> SiteConfig:
-    unknown = set(data) - {"url", "selectors", "login_url_patterns", "quota_patterns", "default_models"}
-    if unknown:
-        raise SiteConfigError(f"--site-config {path}: unknown keys {sorted(unknown)}")
-    selectors = data.get("selectors", {})
-    bad = set(selectors) - set(SELECTORS)
-    if bad or not all(isinstance(v, str) and v for v in selectors.values()):
-        raise SiteConfigError(
-            f"--site-config {path}: [selectors] takes non-empty strings for {sorted(SELECTORS)}; "
-            f"unknown: {sorted(bad)}"
-        )
-    changes: dict[str, Any] = {"selectors": {**config.selectors, **selectors}}
-    if "url" in data:
-        changes["url"] = str(data["url"]).rstrip("/")
-    if "login_url_patterns" in data:
-        changes["login_url_patterns"] = tuple(data["login_url_patterns"])
-    if "quota_patterns" in data:
-        changes["quota_patterns"] = {str(k).lower(): int(v) for k, v in data["quota_patterns"].items()}
-    if "default_models" in data:
-        changes["default_models"] = tuple(data["default_models"])
-    return replace(config, **changes)
 
 
 def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -145,63 +50,6 @@ def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
 
 def bare_model(name: str) -> str:
     return name.removeprefix("models/")
-
-
-# Installed in every document: reports the last model turn's text, whether the page is
-# generating, and any toast, each time the DOM changes (and only when they changed).
-_OBSERVER = """
-(selectors) => {
-  if (window.__coordinatorObserver) return;
-  const topLevel = (turn) => Array.from(turn.querySelectorAll(selectors.turn_text))
-    .filter((node) => !node.parentElement.closest(selectors.turn_text));
-  let last = null;
-  const report = () => {
-    const turns = document.querySelectorAll(selectors.model_turn);
-    const turn = turns[turns.length - 1];
-    const text = turn ? topLevel(turn).map((node) => node.textContent).join("") : "";
-    const generating = document.querySelector(selectors.spinner) !== null;
-    const toast = Array.from(document.querySelectorAll(selectors.toast))
-      .map((node) => node.textContent.trim()).join("\\n");
-    const state = JSON.stringify([turns.length, text, generating, toast]);
-    if (state === last) return;
-    last = state;
-    window.__coordinatorReport({turns: turns.length, text, generating, toast});
-  };
-  window.__coordinatorObserver = new MutationObserver(report);
-  window.__coordinatorObserver.observe(document.documentElement,
-    {subtree: true, childList: true, characterData: true, attributes: true});
-  report();
-}
-"""
-
-
-# Sets the run settings and the prompt the way typing would (the value, then the events
-# that the page's framework listens for), and reports what it found.
-_PREPARE = """
-([selectors, wanted, defaults, text]) => {
-  const result = {defaults: {}, chips: 0, missing: [], run_enabled: false};
-  const type = (element, value) => {
-    const prototype = Object.getPrototypeOf(element);
-    Object.getOwnPropertyDescriptor(prototype, "value").set.call(element, value);
-    element.dispatchEvent(new Event("input", {bubbles: true}));
-    element.dispatchEvent(new Event("change", {bubbles: true}));
-    element.dispatchEvent(new Event("blur"));
-  };
-  for (const name of ["temperature", "top_p", "max_tokens"]) {
-    const element = document.querySelector(selectors[name]);
-    if (!element) { result.missing.push(name); continue; }
-    result.defaults[name] = element.value;
-    const target = wanted[name] ?? defaults[name] ?? element.value;
-    if (element.value !== target) type(element, target);
-  }
-  result.chips = document.querySelectorAll(selectors.remove_stop).length;
-  const prompt = document.querySelector(selectors.prompt);
-  if (prompt) type(prompt, text); else result.missing.push("prompt");
-  const run = document.querySelector(selectors.run_button);
-  result.run_enabled = run !== null && !run.disabled;
-  return result;
-}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +86,7 @@ class AIStudio:
         if self.logged_out(page.url):
             raise AuthExpired(f"the site asked to sign in ({_origin(page.url)}); log the profile in again")
         await page.wait_for_selector(selectors["prompt"], timeout=self.config.load_timeout_s * 1000)
-        await page.evaluate(_OBSERVER, selectors)
+        await page.evaluate(scripts.OBSERVER, selectors)
         self.model = self.model or await self._current_model()
 
     def logged_out(self, url: str) -> bool:
@@ -247,8 +95,12 @@ class AIStudio:
         where = parts.netloc + parts.path
         return any(pattern in where for pattern in self.config.login_url_patterns)
 
-    async def run(self, prompt: Prompt) -> AsyncGenerator[str, None]:
-        """Text deltas of the page's answer; closing early stops the generation."""
+    async def run(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
+        """The page's answer as text deltas, then a Finish; closing early stops the generation.
+
+        The rendered page shows neither usage nor why the answer ended: the Finish says
+        `stop` and leaves the usage to the child's estimate.
+        """
         page = self._page()
         selectors = self.config.selectors
         submitted = False
@@ -262,7 +114,8 @@ class AIStudio:
             await page.press(selectors["prompt"], "Control+Enter")
             submitted = True
             async for delta in self._stream(before):
-                yield delta
+                yield TextDelta(delta)
+            yield Finish()
         except PlaywrightError as exc:
             if page.is_closed():
                 raise EngineBroken("the browser page closed") from None
@@ -313,22 +166,14 @@ class AIStudio:
             return
         page = self._page()
         await page.evaluate(
-            """([key, model]) => {
-                const preference = JSON.parse(localStorage.getItem(key) || "{}");
-                preference.promptModel = model;
-                localStorage.setItem(key, JSON.stringify(preference));
-            }""",
+            scripts.SET_MODEL,
             [MODEL_PREFERENCE_KEY, f"models/{wanted}"],
         )
         await self._load()
         self.model = wanted
 
     async def _current_model(self) -> str | None:
-        value = await self._page().evaluate(
-            "(key) => { try { return JSON.parse(localStorage.getItem(key) || '{}').promptModel || null; }"
-            " catch (e) { return null; } }",
-            MODEL_PREFERENCE_KEY,
-        )
+        value = await self._page().evaluate(scripts.CURRENT_MODEL, MODEL_PREFERENCE_KEY)
         return bare_model(value) if isinstance(value, str) else (self.models[0] if self.models else None)
 
     async def _prepare(self, prompt: Prompt) -> bool:
@@ -351,7 +196,8 @@ class AIStudio:
             )
         }
         result = await page.evaluate(
-            _PREPARE, [dict(selectors), wanted, self._page_defaults, conversation_text(prompt.messages)]
+            scripts.PREPARE,
+            [dict(selectors), wanted, self._page_defaults, conversation_text(prompt.messages)],
         )
         if result["missing"]:
             raise EngineError(

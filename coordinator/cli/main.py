@@ -18,9 +18,10 @@ import typer
 
 from coordinator import runtime as server
 from coordinator.cli import demo as demo_site
-from coordinator.cli import logs, status
 from coordinator.cli import profiles as inventory
+from coordinator.cli import status
 from coordinator.lifecycle.profiles import discover, name_problem
+from coordinator.protocol import logs
 from coordinator.settings import Engine, Settings
 
 app = typer.Typer(

@@ -240,3 +240,70 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+# -- answer events -----------------------------------------------------------------------
+# What an engine yields while it answers; the child turns them into OpenAI's JSON and SSE
+# (`coordinator.protocol.openai.Answer`). Text and reasoning come in pieces; a tool call
+# comes whole; a finish ends a complete answer, an error one that cannot complete.
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the answer's text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's thinking, shown apart from the answer (`reasoning_content`)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model asks the client to call; `arguments` is a JSON object as a string."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class FinishReason(StrEnum):
+    """Why an answer ended, in OpenAI's words."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    CONTENT_FILTER = "content_filter"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts as the engine knows them; reasoning tokens are part of `completion`."""
+
+    prompt: int
+    completion: int
+    reasoning: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of a complete answer. `usage` None: the engine cannot count; the child estimates."""
+
+    reason: FinishReason = FinishReason.STOP
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerError:
+    """An answer that cannot complete; `status` and `code` as in an OpenAI error body."""
+
+    message: str
+    status: int = 500
+    code: str = "engine_error"
+
+
+AnswerEvent = TextDelta | ReasoningDelta | ToolCall | Finish | AnswerError

@@ -1,15 +1,19 @@
 """The OpenAI wire format that the coordinator and its children both speak.
 
-Error bodies, server-sent-event framing and the validation of a chat request live
-here, in one place, so that both processes answer a client in exactly the same shape.
-This module is pure: no I/O, no state.
+Error bodies, server-sent-event framing, the validation of a chat request and the
+building of an answer (a whole `chat.completion`, or its stream of chunks) from the
+engine's answer events live here, in one place, so that both processes answer a client
+in exactly the same shape. This module is pure: no I/O.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 
 SSE_DONE = b"data: [DONE]\n\n"
 
@@ -213,3 +217,119 @@ def _json_kind(value: object) -> str:
     if value is None:
         return "null"
     return "an object"
+
+
+# -- answers -----------------------------------------------------------------------------
+
+# What may arrive between the start of an answer and its Finish.
+Delta = TextDelta | ReasoningDelta | ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Builds the OpenAI objects of one completion from its answer events."""
+
+    request_id: str
+    model: str
+    created: int
+    include_usage: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"chatcmpl-{self.request_id}"
+
+    @staticmethod
+    def usage(usage: Usage) -> dict[str, Any]:
+        return {
+            "prompt_tokens": usage.prompt,
+            "completion_tokens": usage.completion,
+            "total_tokens": usage.prompt + usage.completion,
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
+        }
+
+    def completion(self, events: Iterable[Delta], reason: FinishReason, usage: Usage) -> dict[str, Any]:
+        """The whole `chat.completion` body of a non-streamed answer."""
+        text: list[str] = []
+        reasoning: list[str] = []
+        tool_calls: list[dict[str, Any]] = []
+        for event in events:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ReasoningDelta):
+                reasoning.append(event.text)
+            else:
+                tool_calls.append(_tool_call(event))
+        # OpenAI sends null content with tool calls and no text; refusal is always present.
+        content = "".join(text) if text or not tool_calls else None
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if reasoning:
+            message["reasoning_content"] = "".join(reasoning)
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": reason.value, "logprobs": None}],
+            "usage": self.usage(usage),
+        }
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+        return self._chunk_event(choices=[choice])
+
+    def usage_chunk(self, usage: Usage) -> bytes:
+        """The last chunk when the client asked for `stream_options.include_usage`."""
+        return self._chunk_event(choices=[], usage=self.usage(usage))
+
+    def _chunk_event(self, **fields: Any) -> bytes:
+        return sse_event(
+            {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+            | fields
+        )
+
+    def stream(self) -> AnswerStream:
+        return AnswerStream(self)
+
+
+class AnswerStream:
+    """The SSE chunks of one streamed answer, event by event.
+
+    The role rides on the first chunk, as OpenAI sends it; tool calls are numbered
+    (`index`) in the order they come.
+    """
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self._started = False
+        self._tool_calls = 0
+
+    def delta(self, event: Delta) -> bytes:
+        if isinstance(event, TextDelta):
+            return self._chunk({"content": event.text})
+        if isinstance(event, ReasoningDelta):
+            return self._chunk({"reasoning_content": event.text})
+        index = self._tool_calls
+        self._tool_calls += 1
+        # As OpenAI: a message that opens with a tool call has null content, not "".
+        return self._chunk({"tool_calls": [{"index": index, **_tool_call(event)}]}, content=None)
+
+    def end(self, reason: FinishReason, usage: Usage) -> bytes:
+        """The finish chunk, the usage chunk if asked for, and `[DONE]`."""
+        # An empty answer still opens with the role, as OpenAI's does.
+        ending = b"" if self._started else self._chunk({})
+        ending += self.answer.chunk({}, finish_reason=reason.value)
+        if self.answer.include_usage:
+            ending += self.answer.usage_chunk(usage)
+        return ending + SSE_DONE
+
+    def _chunk(self, delta: dict[str, Any], content: str | None = "") -> bytes:
+        if not self._started:
+            self._started = True
+            delta = {"role": "assistant", "content": content, **delta}
+        return self.answer.chunk(delta)
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}

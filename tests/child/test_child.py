@@ -405,6 +405,9 @@ def test_fail_requests_is_500(spawn_child: SpawnChild) -> None:
         ({"profile_text": None}, "cannot read profile"),
         ({"profile_text": '{"cookies": [{"value": "SECRET-COOKIE"'}, "is not valid JSON"),
         ({"extra_args": ["--api-port", "0"]}, "bad command line"),
+        ({"env": {"MOCK_USAGE": "ten,five"}}, "MOCK_USAGE must be prompt,completion"),
+        ({"env": {"MOCK_TOOL_ARGUMENTS": "[1]"}}, "MOCK_TOOL_ARGUMENTS must be"),
+        ({"env": {"MOCK_FINISH_REASON": "done"}}, "MOCK_FINISH_REASON must be one of"),
     ],
 )
 def test_configuration_errors_exit_78(spawn_child: SpawnChild, kwargs: dict[str, Any], message: str) -> None:
@@ -446,9 +449,11 @@ def test_sigterm_stops_the_child_promptly_even_while_busy(spawn_child: SpawnChil
     assert time.monotonic() - started < 4  # the 2 s grace for the request in flight, then out
     with pytest.raises(httpx.HTTPError):
         pending.result(timeout=5).raise_for_status()
-    output = child.output()
-    assert '"reason": "shutdown"' in output
-    assert "child_stopped" in output
+    events = [json.loads(line) for line in child.output().splitlines() if line.startswith("{")]
+    assert {"event": "request_cancelled", "reason": "shutdown"}.items() <= next(
+        e for e in events if e["event"] == "request_cancelled"
+    ).items()
+    assert any(e["event"] == "child_stopped" for e in events)
 
 
 def test_sigint_stops_the_child_without_a_traceback(spawn_child: SpawnChild) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from child.replica import answer_for
-from child.replica.answer import MAX_ECHOED_WORDS, tokens_of
+from child.replica.answer import MAX_ECHOED_WORDS
 
 
 def test_names_the_model_and_repeats_the_last_non_empty_line() -> None:
@@ -40,14 +40,3 @@ def test_cuts_before_the_earliest_stop_string() -> None:
 
 def test_stop_applies_after_truncation() -> None:
     assert answer_for("one two three", "m", 4, ["two"]) == "Replica m answers: one"
-
-
-@pytest.mark.parametrize("text", ["", " ", "a", "a b  c", "Replica m answers: one ", "  lead"])
-def test_tokens_are_words_with_leading_space_and_join_back(text: str) -> None:
-    tokens = tokens_of(text)
-    assert "".join(tokens) == text
-    assert all(token.strip() for token in tokens) or text.isspace()
-
-
-def test_tokens_of_an_answer() -> None:
-    assert tokens_of("a b c") == ["a", " b", " c"]

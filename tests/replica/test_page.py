@@ -61,6 +61,15 @@ def wait_run(replica: ThreadedReplica, index: int, status: str, timeout: float =
     return run
 
 
+def generating(start_replica: StartReplica, open_page: OpenPage, words: int) -> tuple[ThreadedReplica, Page]:
+    """A page in the middle of a slow answer that already shows `words` words."""
+    replica = start_replica(token_ms=100)
+    page = open_page(replica)
+    submit(page, LONG_PROMPT)
+    wait_tokens(page, words)
+    return replica, page
+
+
 def wait_tokens(page: Page, count: int) -> None:
     """Until the last model turn shows at least `count` words."""
     page.wait_for_function(
@@ -134,10 +143,7 @@ def test_ctrl_enter_renders_the_answer_progressively(replica: ThreadedReplica, o
 
 
 def test_clicking_run_mid_generation_stops_it(start_replica: StartReplica, open_page: OpenPage) -> None:
-    replica = start_replica(token_ms=100)
-    page = open_page(replica)
-    submit(page, LONG_PROMPT)
-    wait_tokens(page, 4)
+    replica, page = generating(start_replica, open_page, words=4)
     expect(page.locator(SPINNER)).to_have_count(1)
     page.locator(RUN).click()
     expect(page.locator(SPINNER)).to_have_count(0)
@@ -152,10 +158,7 @@ def test_clicking_run_mid_generation_stops_it(start_replica: StartReplica, open_
 def test_new_chat_asks_then_discards_turns_and_stops_generation(
     start_replica: StartReplica, open_page: OpenPage
 ) -> None:
-    replica = start_replica(token_ms=100)
-    page = open_page(replica)
-    submit(page, LONG_PROMPT)
-    wait_tokens(page, 2)
+    replica, page = generating(start_replica, open_page, words=2)
     page.locator(NEW_CHAT).click()
     page.locator(f"{DIALOG} button", has_text="Cancel").click()
     expect(page.locator(DIALOG)).to_have_count(0)
@@ -235,10 +238,7 @@ def test_quota_shows_a_toast_until_new_chat(start_replica: StartReplica, open_pa
 def test_reload_mid_generation_reports_the_run_stopped(
     start_replica: StartReplica, open_page: OpenPage
 ) -> None:
-    replica = start_replica(token_ms=100)
-    page = open_page(replica)
-    submit(page, LONG_PROMPT)
-    wait_tokens(page, 3)
+    replica, page = generating(start_replica, open_page, words=3)
     page.reload()
     run = wait_run(replica, 0, "stopped")
     assert run["answer"].startswith(run["text"]) and len(run["text"]) < len(run["answer"])

@@ -1,12 +1,16 @@
-"""The OpenAI wire format: request validation and error shapes."""
+"""The OpenAI wire format: request validation, error shapes, answers built from events."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 from coordinator.protocol.openai import (
+    Answer,
+    Delta,
     InvalidRequest,
     error_body,
     message_text,
@@ -95,3 +99,115 @@ def test_run_settings_prefer_max_completion_tokens() -> None:
     body = {"temperature": 0.2, "top_p": 1, "max_tokens": 9, "max_completion_tokens": 5, "stop": "END"}
     assert run_settings(body) == RunSettings(temperature=0.2, top_p=1, max_tokens=5, stop=("END",))
     assert run_settings({}) == RunSettings()
+
+
+# -- building answers from answer events -------------------------------------------------
+
+ANSWER = Answer("r1", "m", created=1700000000, include_usage=True)
+USAGE = Usage(prompt=7, completion=5, reasoning=2)
+CALL = ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+
+
+def _events(raw: bytes) -> list[Any]:
+    """The JSON payloads of an SSE body, `[DONE]` as the string."""
+    payloads: list[Any] = []
+    for event in raw.split(b"\n\n"):
+        if event:
+            assert event.startswith(b"data: ")
+            data = event.removeprefix(b"data: ")
+            payloads.append("[DONE]" if data == b"[DONE]" else json.loads(data))
+    return payloads
+
+
+def _stream(events: list[Delta], reason: FinishReason, answer: Answer = ANSWER) -> list[Any]:
+    stream = answer.stream()
+    raw = b"".join(stream.delta(event) for event in events) + stream.end(reason, USAGE)
+    return _events(raw)
+
+
+def test_a_completion_with_reasoning_carries_it_beside_the_content() -> None:
+    body = ANSWER.completion(
+        [ReasoningDelta("think"), ReasoningDelta(" hard"), TextDelta("an"), TextDelta("swer")],
+        FinishReason.STOP,
+        USAGE,
+    )
+    assert body["id"] == "chatcmpl-r1"
+    assert body["object"] == "chat.completion"
+    (choice,) = body["choices"]
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": "answer",
+        "refusal": None,
+        "reasoning_content": "think hard",
+    }
+    assert choice["finish_reason"] == "stop"
+    assert body["usage"] == {
+        "prompt_tokens": 7,
+        "completion_tokens": 5,
+        "total_tokens": 12,
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    }
+
+
+def test_a_completion_with_a_tool_call_has_null_content() -> None:
+    body = ANSWER.completion([CALL], FinishReason.TOOL_CALLS, USAGE)
+    (choice,) = body["choices"]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] is None
+    assert choice["message"]["refusal"] is None
+    assert choice["message"]["tool_calls"] == [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+    ]
+
+
+def test_an_empty_completion_has_empty_content() -> None:
+    body = ANSWER.completion([], FinishReason.LENGTH, USAGE)
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "", "refusal": None}
+    assert body["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_stream_opens_with_the_role_and_ends_with_finish_usage_and_done() -> None:
+    chunks = _stream([ReasoningDelta("hm"), TextDelta("a"), TextDelta(" b")], FinishReason.LENGTH)
+    deltas = [chunk["choices"][0]["delta"] for chunk in chunks[:3]]
+    assert deltas == [
+        {"role": "assistant", "content": "", "reasoning_content": "hm"},
+        {"content": "a"},
+        {"content": " b"},
+    ]
+    assert chunks[3]["choices"] == [{"index": 0, "delta": {}, "finish_reason": "length", "logprobs": None}]
+    assert chunks[4]["choices"] == []
+    assert chunks[4]["usage"]["completion_tokens_details"] == {"reasoning_tokens": 2}
+    assert chunks[4]["usage"]["total_tokens"] == 12
+    assert chunks[5] == "[DONE]"
+    assert {chunk["id"] for chunk in chunks[:5]} == {"chatcmpl-r1"}
+    assert {chunk["object"] for chunk in chunks[:5]} == {"chat.completion.chunk"}
+
+
+def test_streamed_tool_calls_are_numbered_in_order() -> None:
+    second = ToolCall("call_2", "get_time", "{}")
+    chunks = _stream([CALL, second], FinishReason.TOOL_CALLS)
+    first_delta = chunks[0]["choices"][0]["delta"]
+    assert first_delta["role"] == "assistant"
+    assert first_delta["content"] is None
+    assert first_delta["tool_calls"] == [
+        {
+            "index": 0,
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+    ]
+    assert chunks[1]["choices"][0]["delta"]["tool_calls"][0]["index"] == 1
+    assert chunks[2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_an_empty_stream_still_sends_the_role_and_no_usage_unless_asked() -> None:
+    answer = Answer("r2", "m", created=0)
+    chunks = _stream([], FinishReason.STOP, answer)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[1]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[2:] == ["[DONE]"]

@@ -1,0 +1,91 @@
+"""A turn relays the engine's answer events: it ends every answer with a Finish, turns an
+error event into the error it means, and estimates the usage an engine cannot count."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+
+import pytest
+
+from child.engines.base import EngineError, EngineState, EngineStatus, Prompt
+from child.session import Session
+from coordinator.protocol.link import (
+    AnswerError,
+    AnswerEvent,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
+
+PROMPT = Prompt(model="m", messages=({"role": "user", "content": "hi"},))
+
+
+class ScriptedEngine:
+    """Yields the events it was given, in order."""
+
+    name = "scripted"
+
+    def __init__(self, events: Sequence[AnswerEvent]) -> None:
+        self.events = events
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def status(self) -> EngineStatus:
+        return EngineStatus(state=EngineState.READY, detail="ready")
+
+    def models(self) -> tuple[str, ...]:
+        return ("m",)
+
+    async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
+        for event in self.events:
+            yield event
+
+
+async def _events(engine: ScriptedEngine) -> tuple[list[AnswerEvent], Session]:
+    session = Session(engine)
+    turn = session.begin("r1", PROMPT)
+    events = [await turn.next_event()]
+    while not isinstance(events[-1], Finish):
+        events.append(await turn.next_event())
+    await session.finish(turn)
+    return events, session
+
+
+async def test_an_engine_that_just_stops_has_finished_with_stop_and_an_estimate() -> None:
+    engine = ScriptedEngine([ReasoningDelta("hm"), ReasoningDelta(" so"), TextDelta("a"), TextDelta(" b")])
+    session = Session(engine)
+    turn = session.begin("r1", PROMPT)
+    events = [await turn.next_event() for _ in range(5)]
+    assert events[-1] == Finish(FinishReason.STOP, None)
+    assert turn.usage(Finish(), prompt_tokens=7) == Usage(prompt=7, completion=4, reasoning=2)
+    await session.finish(turn)
+    assert session.served == 1 and not session.busy
+
+
+async def test_the_engines_own_counts_win_over_the_estimate() -> None:
+    finish = Finish(FinishReason.LENGTH, Usage(prompt=1, completion=2, reasoning=0))
+    events, session = await _events(ScriptedEngine([TextDelta("a"), finish, TextDelta("ignored")]))
+    assert events == [TextDelta("a"), finish]
+    assert session.served == 1
+
+
+async def test_an_error_event_is_raised_as_the_error_it_means() -> None:
+    engine = ScriptedEngine([TextDelta("a"), AnswerError("the page refused", status=400, code="refused")])
+    session = Session(engine)
+    turn = session.begin("r1", PROMPT)
+    assert await turn.next_event() == TextDelta("a")
+    with pytest.raises(EngineError) as caught:
+        await turn.next_event()
+    assert (caught.value.status, caught.value.code, caught.value.message) == (
+        400,
+        "refused",
+        "the page refused",
+    )
+    await session.finish(turn)
+    assert session.served == 0 and not session.busy
