@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -42,6 +42,36 @@ class ConnectionLost(TransportError):
 
 class Stalled(TransportError):
     """The child sent nothing for longer than the answer's idle limit."""
+
+
+class ChildAnswer(Protocol):
+    """What the proxy reads of a child's answer: status and headers, then the body as it comes."""
+
+    status: int
+    headers: dict[str, str]
+
+    async def next_chunk(self) -> bytes: ...
+    def watch_idle(self, seconds: float) -> None: ...
+    def take_buffered(self) -> bytes: ...
+    async def read(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class ChildLink(Protocol):
+    """The seam between the proxy and its children: `Transport` here, a fake in the tests."""
+
+    async def request(
+        self,
+        port: int,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+    ) -> ChildAnswer: ...
+
+    async def fetch(
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]: ...
 
 
 class _Connection(asyncio.Protocol):
