@@ -13,19 +13,26 @@ import json
 import os
 import platform
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+
+# The scripts run as `.venv/bin/python bench/x.py`: put the repository on the path for `tests`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Benchmarks take ports above the tests' so that both can run at once.
+from tests.support.processes import free_port as free_port
+from tests.support.processes import free_port_bases
+from tests.support.processes import stop_process_group as stop_process_group
+
+BENCH_PORTS = {"low": 30000, "high": 32700}
 
 PROMPT = "the quick brown fox"
 BODY = json.dumps({"model": "mock", "messages": [{"role": "user", "content": PROMPT}]}).encode()
@@ -45,32 +52,6 @@ def machine() -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port_base(count: int, low: int = 30000, high: int = 32700) -> int:
-    """The first of `count` free ports in a row, below the kernel's ephemeral range."""
-    start = low + (os.getpid() * 37) % (high - low - count)
-    for base in [*range(start, high - count, count), *range(low, start, count)]:
-        if all(_bindable(base + i) for i in range(count)):
-            return base
-    raise RuntimeError(f"no {count} free ports in a row between {low} and {high}")
-
-
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,27 +62,6 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
             pass
         time.sleep(0.05)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
-    """Stop a process started in its own session: its group, then any descendant left over."""
-    try:
-        descendants = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            process.wait()
-    for leftover in descendants:
-        with suppress(psutil.NoSuchProcess):
-            leftover.kill()
-    psutil.wait_procs(descendants, timeout=5)
 
 
 def spawn(argv: Sequence[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
@@ -152,7 +112,9 @@ def coordinator(
     for i in range(children):
         (profiles / f"bench-{i}.json").write_text(EMPTY_PROFILE)
     port = free_port()
-    base = free_port_base(3 * children)  # api, stream and browser ports, one after the other
+    (base,) = free_port_bases(
+        3 * children, **BENCH_PORTS
+    )  # api, stream and browser ports, one after the other
     argv = [
         sys.executable, "-m", "coordinator", "run", "--profiles", str(profiles), "--host", "127.0.0.1",
         "--port", str(port), "--engine", "mock", "--base-api-port", str(base),
@@ -170,7 +132,7 @@ def coordinator(
         yield run
     finally:
         run.http.close()
-        stop(process)
+        stop_process_group(process, timeout=15)
 
 
 @contextmanager
@@ -197,7 +159,7 @@ def direct_children(children: int, env: dict[str, str], folder: Path) -> Iterato
         yield ports, token
     finally:
         for process in processes:
-            stop(process)
+            stop_process_group(process, timeout=15)
 
 
 # -- the load generator ------------------------------------------------------------------

@@ -60,7 +60,7 @@ from common import (
     machine,
     percentile,
     spawn,
-    stop,
+    stop_process_group,
     wait_until,
 )
 
@@ -131,7 +131,7 @@ def nginx(
             raise RuntimeError(f"nginx did not start: {log[-2000:]}") from None
         yield process, port
     finally:
-        stop(process)
+        stop_process_group(process, timeout=15)
         shutil.rmtree(prefix, ignore_errors=True)
 
 

@@ -33,7 +33,8 @@ import typer.main
 from openai import OpenAI
 
 from coordinator.cli.main import app
-from tests.conftest import free_port, port_bases, wait_for, write_profile
+from tests.support.coordinator import write_profile
+from tests.support.processes import free_port, free_port_bases, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -159,7 +160,7 @@ class Runs:
         folder.mkdir()
         for name in profiles:
             write_profile(folder, name)
-        api, stream, browser = port_bases(max(1, len(profiles)) + 1)
+        api, stream, browser = free_port_bases(max(1, len(profiles)) + 1, ranges=3)
         port = free_port()
         inherited = {
             name: value

@@ -27,7 +27,8 @@ from playwright.sync_api import sync_playwright
 
 from child.engines.browser import find_chromium
 from coordinator.cli import demo
-from tests.conftest import Coordinator, Runs, wait_for
+from tests.support.coordinator import Coordinator, Runs
+from tests.support.processes import stop_process_group, wait_for
 
 pytestmark = pytest.mark.skipif(
     find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh` installs it"
@@ -303,8 +304,7 @@ def test_login_against_the_replica_saves_a_profile_that_run_accepts(
             wait_for(signed_in, 30, "the login page", interval=0.3)
             output, _ = login.communicate(timeout=60)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(login.pid, signal.SIGKILL)
+            stop_process_group(login, sig=signal.SIGKILL)
         assert login.returncode == 0, output.decode()
         profile = saved / "fresh.json"
         assert oct(profile.stat().st_mode & 0o777) == "0o600"

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 VALID = {"model": "mock", "messages": [{"role": "user", "content": "still here?"}]}

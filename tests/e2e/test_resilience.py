@@ -21,7 +21,8 @@ import httpx
 import openai
 import psutil
 
-from tests.conftest import Coordinator, StartCoordinator, wait_for
+from tests.support.coordinator import Coordinator, StartCoordinator
+from tests.support.processes import wait_for
 
 WORDS = "one two three four five six seven eight"
 EXPECTED = f"echo: {WORDS}"

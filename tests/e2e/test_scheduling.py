@@ -13,7 +13,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Coordinator, StartCoordinator, wait_for
+from tests.support.coordinator import Coordinator, StartCoordinator
+from tests.support.processes import wait_for
 
 ASK = [{"role": "user", "content": "one two three four five"}]
 

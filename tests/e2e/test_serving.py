@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there world"}]
 
