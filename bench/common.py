@@ -27,11 +27,11 @@ import psutil
 
 # The scripts run as `.venv/bin/python bench/x.py`: put the repository on the path for `tests`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# Benchmarks take ports above the tests' so that both can run at once.
 from tests.support.processes import free_port as free_port
-from tests.support.processes import free_port_bases
+from tests.support.processes import free_port_bases as free_port_bases
 from tests.support.processes import stop_process_group as stop_process_group
 
+# Benchmarks take ports above the tests' so that both can run at once.
 BENCH_PORTS = {"low": 30000, "high": 32700}
 
 PROMPT = "the quick brown fox"
@@ -153,9 +153,8 @@ def direct_children(children: int, env: dict[str, str], folder: Path) -> Iterato
             # Its log goes to a file, as a child's does under the coordinator (through a pipe).
             processes.append(spawn(argv, {**env, "CHILD_TOKEN": token}, folder / f"direct-{i}.log"))
         for port in ports:
-            wait_until(
-                lambda p=port: httpx.get(f"http://127.0.0.1:{p}/health").status_code == 200, 30, "a child"
-            )
+            health = f"http://127.0.0.1:{port}/health"
+            wait_until(lambda: httpx.get(health).status_code == 200, 30, "a child")  # noqa: B023
         yield ports, token
     finally:
         for process in processes:

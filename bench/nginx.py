@@ -282,7 +282,7 @@ def compare(
                 added = [proxied[f"{q}_ms"] - direct[f"{q}_ms"] for proxied, direct in pairs]
                 row[target][f"added_{q}_ms"] = round(statistics.median(added), 3)
     ours, theirs = row["coordinator"], row["nginx"]
-    ratios = {}
+    ratios: dict[str, Any] = {}
     for key in ("p50_ms", "p99_ms", "ok_per_s", "proxy_cpu_us", "added_p50_ms", "added_p99_ms"):
         # A ratio of two differences is only meaningful when nginx's is clearly above zero.
         floor = 0.05 if key.startswith("added") else 0.0

@@ -85,7 +85,7 @@ def seconds(value: str) -> float:
 
 def alive(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -113,7 +113,7 @@ class Supervisord:
     def tree(self) -> list[psutil.Process]:
         """supervisord's live descendants; each one is remembered for the teardown's sweep."""
         try:
-            found = psutil.Process(self.process.pid).children(recursive=True)
+            found: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
             return []
         for proc in found:

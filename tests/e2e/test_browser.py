@@ -23,6 +23,7 @@ import httpx
 import openai
 import psutil
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from playwright.sync_api import sync_playwright
 
 from child.engines.browser import find_chromium
@@ -33,7 +34,7 @@ from tests.support.processes import stop_process_group, wait_for
 pytestmark = pytest.mark.skipif(
     find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh` installs it"
 )
-QUESTION = [{"role": "user", "content": "what is the colour of the sky"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "what is the colour of the sky"}]
 
 
 @dataclass
@@ -168,7 +169,9 @@ def test_cancel_and_disconnect_stop_the_page_and_the_next_request_starts_clean(
     browsers: tuple[Coordinator, Site],
 ) -> None:
     run, site = browsers
-    long_question = [{"role": "user", "content": " ".join(f"word{n}" for n in range(40))}]
+    long_question: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": " ".join(f"word{n}" for n in range(40))}
+    ]
     client = run.openai(timeout=60, default_headers={"X-Request-ID": "browser-cancel"})
     stream = client.chat.completions.create(model="replica-pro", messages=long_question, stream=True)
     chunks = iter(stream)

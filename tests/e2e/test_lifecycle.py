@@ -116,7 +116,7 @@ def test_sigkill_of_the_coordinator_leaves_no_child(start_coordinator: StartCoor
 
 
 def _run_command(
-    tmp_path: Path, profiles: Path, *extra: str, bases: tuple[int, int, int] | None = None
+    tmp_path: Path, profiles: Path, *extra: str, bases: tuple[int, ...] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`coordinator run` in the foreground, for runs that are expected to refuse to start."""
     api, stream, browser = bases or free_port_bases(4, ranges=3)
@@ -296,7 +296,7 @@ def test_restarts_in_a_row_each_start_one_process_that_stays(start_coordinator: 
         old = run.child("a")["pid"]
         assert run.post("/admin/children/a/restart").status_code == 202
         new = wait_for(
-            lambda old=old: (c := run.child("a"))["state"] == "ready" and c["pid"] != old and c,
+            lambda: (c := run.child("a"))["state"] == "ready" and c["pid"] != old and c,  # noqa: B023
             10,
             f"restart {n} to bring a new process",
         )

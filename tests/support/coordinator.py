@@ -116,7 +116,8 @@ class Coordinator:
 
     def descendants(self) -> list[psutil.Process]:
         try:
-            return psutil.Process(self.process.pid).children(recursive=True)
+            found: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
+            return found
         except psutil.Error:
             return []
 

@@ -18,8 +18,9 @@ __all__ = ["alive", "free_port", "free_port_bases", "stop_process_group", "wait_
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll `condition` until it returns something truthy; fail naming `what` at the deadline."""
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll `condition` until it returns something truthy, and return that; fail naming `what`
+    at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
