@@ -61,12 +61,7 @@ class ChildLink(Protocol):
     """The seam between the proxy and its children: `Transport` here, a fake in the tests."""
 
     async def request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> ChildAnswer: ...
 
     async def fetch(
@@ -278,12 +273,7 @@ class Transport:
         self._idle: dict[int, list[_Connection]] = {}
 
     async def request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> ChildResponse:
         """Send a request and wait for the answer's status and headers."""
         connection = await self._connection(port)

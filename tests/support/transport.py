@@ -121,12 +121,7 @@ class FakeLink:
         return [sent.port for sent in self.sent if sent.path.startswith(path_start)]
 
     async def request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> FakeAnswer:
         self.sent.append(Sent(port, method, path, dict(headers or {}), body))
         if path.startswith("/v1/cancel/"):
