@@ -64,14 +64,32 @@ def sse_error(message: str, *, status: int, code: str | None = None) -> bytes:
     return sse_event(error_body(message, status=status, code=code))
 
 
-class InvalidRequest(Exception):
+class OpenAIError(Exception):
+    """An error answered in OpenAI's shape: HTTP status, `code` for programs, words for people,
+    the field at fault, and when to retry; the base of every such error, on both sides."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+
+class InvalidRequest(OpenAIError):
     """A chat request that cannot be served as sent: always the client's to fix (400)."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_request") -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
+        super().__init__(400, code, message, param=param)
 
 
 @dataclass(frozen=True, slots=True)

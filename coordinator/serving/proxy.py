@@ -28,15 +28,8 @@ log = structlog.get_logger("coordinator.serving.proxy")
 CANCEL_TIMEOUT = 2.0
 
 
-class ProxyError(Exception):
+class ProxyError(wire.OpenAIError):
     """A request that ends before any answer; the edge turns it into OpenAI's error shape."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 class _ChildFailed(Exception):

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import main
+from coordinator.cli import logs, main
 from coordinator.settings import Engine, Settings
 
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
-    """The settings `run` would start with; nothing is started."""
+    """The settings `run` would start with; nothing is started, and logging is left as it is
+    (configured, it would write to the runner's output, closed after the test)."""
     seen: list[Settings] = []
 
     def fake_run(settings: Settings, child_env: dict[str, str]) -> int:
@@ -22,6 +23,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
         return 0
 
     monkeypatch.setattr(main, "_run", fake_run)
+    monkeypatch.setattr(logs, "configure", lambda level, json: None)
     return seen
 
 
