@@ -14,6 +14,10 @@ from typing import Any
 SSE_DONE = b"data: [DONE]\n\n"
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# The limits of a request's sampling settings, checked here and stated in the OpenAPI description.
+NUMBER_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+WHOLE_NUMBERS = ("max_tokens", "max_completion_tokens")  # each at least 1
+MAX_STOP = 4
 
 # OpenAI's error "type" for each status family; clients switch on `code`, people read `message`.
 _ERROR_TYPES = {
@@ -186,21 +190,23 @@ def run_settings(body: dict[str, Any]) -> RunSettings:
 
 
 def _check_run_settings(body: dict[str, Any]) -> None:
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+    for name, (low, high) in NUMBER_RANGES.items():
         value = body.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise InvalidRequest(f"'{name}' must be a number from {low:g} to {high:g}.", param=name)
-    for name in ("max_tokens", "max_completion_tokens"):
+    for name in WHOLE_NUMBERS:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidRequest(f"'{name}' must be a whole number of at least 1.", param=name)
     stop = body.get("stop")
     if stop is None or isinstance(stop, str):
         return
-    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
-        raise InvalidRequest("'stop' must be a string or a list of up to 4 non-empty strings.", param="stop")
+    if not isinstance(stop, list) or len(stop) > MAX_STOP or not all(isinstance(s, str) and s for s in stop):
+        raise InvalidRequest(
+            f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings.", param="stop"
+        )
 
 
 def message_text(message: dict[str, Any]) -> str:
