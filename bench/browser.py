@@ -23,7 +23,6 @@ then every descendant it had (browsers included) by a sweep.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -48,7 +47,16 @@ from child.site.driver import SELECTORS
 from coordinator.cli.demo import DEMO_PROFILES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_PORTS, PROMPT, free_port_bases, machine, percentile, spawn, stop_process_group
+from common import (
+    BENCH_PORTS,
+    PROMPT,
+    command_line,
+    free_port_bases,
+    machine,
+    percentile,
+    spawn,
+    stop_process_group,
+)
 
 COORDINATOR = str(Path(sys.executable).with_name("coordinator"))
 CHROMIUM = "/usr/bin/chromium"
@@ -466,9 +474,7 @@ def memory(run: Demo, children: list[ChildInfo]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line(__doc__, children=False)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)

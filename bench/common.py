@@ -8,6 +8,7 @@ then kills any descendant it had that is still alive, so no process or port is l
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -40,6 +41,14 @@ STREAM_BODY = json.dumps(
     {"model": "mock", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
 ).encode()
 EMPTY_PROFILE = '{"cookies": [], "origins": []}'
+
+
+def command_line(doc: str | None, children: bool = True) -> argparse.ArgumentParser:
+    """A benchmark's options: its docstring as --help, and --children N unless it has none."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if children:
+        parser.add_argument("--children", type=int, default=2, help="N, the number of children (default 2)")
+    return parser
 
 
 def machine() -> dict[str, str]:

@@ -30,7 +30,6 @@ clients (at 4N direct is not a baseline: its clients collide).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -53,6 +52,7 @@ from common import (
     BODY,
     STREAM_BODY,
     Tally,
+    command_line,
     coordinator,
     direct_children,
     free_port,
@@ -293,10 +293,7 @@ def compare(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--children", type=int, default=2, help="N, the number of children (default 2)")
+    parser = command_line(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="requests per target and row, per round")
     parser.add_argument("--warmup", type=int, default=100, help="requests before each measured run")
     parser.add_argument("--rounds", type=int, default=5)
