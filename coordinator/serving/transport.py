@@ -69,6 +69,14 @@ class ChildLink(Protocol):
     ) -> tuple[int, bytes]: ...
 
 
+async def read_body(answer: ChildAnswer) -> bytes:
+    """The rest of an answer's body, to its end."""
+    parts = []
+    while chunk := await answer.next_chunk():
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -212,10 +220,7 @@ class ChildResponse:
         return data
 
     async def read(self) -> bytes:
-        parts = []
-        while chunk := await self.next_chunk():
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_body(self)
 
     def close(self) -> None:
         """Done with this answer: the connection goes back to the pool only if it was read to its end."""

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from coordinator.serving.transport import TransportError
+from coordinator.serving.transport import TransportError, read_body
 
 _END = object()
 
@@ -80,10 +80,7 @@ class FakeAnswer:
         self.idle_limit = seconds
 
     async def read(self) -> bytes:
-        parts = []
-        while chunk := await self.next_chunk():
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_body(self)
 
     def close(self) -> None:
         self.closed = True
