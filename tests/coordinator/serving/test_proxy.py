@@ -148,6 +148,21 @@ async def test_chunks_are_relayed_as_the_child_sends_them(tmp_path: Path) -> Non
     assert stream.closed and stream.idle_limit == proxy.settings.idle_timeout
 
 
+async def test_chunks_that_arrived_together_leave_in_one_write(tmp_path: Path) -> None:
+    proxy, link, _ = make_proxy(tmp_path, 1)
+    stream = FakeAnswer(200, event("one"), end=False)
+    link.script(1, stream)
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    relay = proxy.relay(answer, "r1")
+    await anext(relay)
+    stream.feed(event("two"))
+    stream.feed(event("three"))
+
+    assert await anext(relay) == event("two") + event("three")
+    await relay.aclose()
+
+
 async def test_a_client_leaving_before_the_first_byte_cancels_on_the_child(tmp_path: Path) -> None:
     proxy, link, (child,) = make_proxy(tmp_path, 1)
     link.script(1, Hang())
