@@ -23,7 +23,6 @@ then every descendant it had (browsers included) by a sweep.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -48,7 +47,16 @@ from child.site.config import SELECTORS
 from coordinator.cli.demo import DEMO_PROFILES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PROMPT, free_port_base, machine, percentile, spawn, stop
+from common import (
+    BENCH_PORTS,
+    PROMPT,
+    command_line,
+    free_port_bases,
+    machine,
+    percentile,
+    spawn,
+    stop_process_group,
+)
 
 COORDINATOR = str(Path(sys.executable).with_name("coordinator"))
 CHROMIUM = "/usr/bin/chromium"
@@ -97,7 +105,7 @@ def stop_all(process: subprocess.Popen[bytes]) -> None:
         tree = psutil.Process(process.pid).children(recursive=True)
     except psutil.Error:
         tree = []
-    stop(process)
+    stop_process_group(process, timeout=15)
     _, alive = psutil.wait_procs(tree, timeout=5)
     if alive:
         raise RuntimeError(f"processes left behind: {[p.pid for p in alive]}")
@@ -122,7 +130,7 @@ class ChildInfo:
 
 @contextlib.contextmanager
 def demo(folder: Path) -> Iterator[Demo]:
-    base = free_port_base(1 + 3 * CHILDREN)
+    (base,) = free_port_bases(1 + 3 * CHILDREN, **BENCH_PORTS)
     port, api, stream, browser = base, base + 1, base + 1 + CHILDREN, base + 1 + 2 * CHILDREN
     folder.mkdir(parents=True)
     argv = [
@@ -466,9 +474,7 @@ def memory(run: Demo, children: list[ChildInfo]) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line(__doc__, children=False)
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)

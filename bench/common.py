@@ -8,18 +8,17 @@ then kills any descendant it had that is still alive, so no process or port is l
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import platform
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,29 @@ from typing import Any
 import httpx
 import psutil
 
+# The scripts run as `.venv/bin/python bench/x.py`: put the repository on the path for `tests`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.processes import free_port as free_port
+from tests.support.processes import free_port_bases as free_port_bases
+from tests.support.processes import stop_process_group as stop_process_group
+
+# Benchmarks take ports above the tests' so that both can run at once.
+BENCH_PORTS = {"low": 30000, "high": 32700}
+
 PROMPT = "the quick brown fox"
 BODY = json.dumps({"model": "mock", "messages": [{"role": "user", "content": PROMPT}]}).encode()
 STREAM_BODY = json.dumps(
     {"model": "mock", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
 ).encode()
 EMPTY_PROFILE = '{"cookies": [], "origins": []}'
+
+
+def command_line(doc: str | None, children: bool = True) -> argparse.ArgumentParser:
+    """A benchmark's options: its docstring as --help, and --children N unless it has none."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if children:
+        parser.add_argument("--children", type=int, default=2, help="N, the number of children (default 2)")
+    return parser
 
 
 def machine() -> dict[str, str]:
@@ -45,32 +61,6 @@ def machine() -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port_base(count: int, low: int = 30000, high: int = 32700) -> int:
-    """The first of `count` free ports in a row, below the kernel's ephemeral range."""
-    start = low + (os.getpid() * 37) % (high - low - count)
-    for base in [*range(start, high - count, count), *range(low, start, count)]:
-        if all(_bindable(base + i) for i in range(count)):
-            return base
-    raise RuntimeError(f"no {count} free ports in a row between {low} and {high}")
-
-
 def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,27 +71,6 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> No
             pass
         time.sleep(0.05)
     raise RuntimeError(f"timed out waiting for {what}")
-
-
-def stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
-    """Stop a process started in its own session: its group, then any descendant left over."""
-    try:
-        descendants = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        except ProcessLookupError:
-            process.wait()
-    for leftover in descendants:
-        with suppress(psutil.NoSuchProcess):
-            leftover.kill()
-    psutil.wait_procs(descendants, timeout=5)
 
 
 def spawn(argv: Sequence[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
@@ -152,7 +121,9 @@ def coordinator(
     for i in range(children):
         (profiles / f"bench-{i}.json").write_text(EMPTY_PROFILE)
     port = free_port()
-    base = free_port_base(3 * children)  # api, stream and browser ports, one after the other
+    (base,) = free_port_bases(
+        3 * children, **BENCH_PORTS
+    )  # api, stream and browser ports, one after the other
     argv = [
         sys.executable, "-m", "coordinator", "run", "--profiles", str(profiles), "--host", "127.0.0.1",
         "--port", str(port), "--engine", "mock", "--base-api-port", str(base),
@@ -170,7 +141,7 @@ def coordinator(
         yield run
     finally:
         run.http.close()
-        stop(process)
+        stop_process_group(process, timeout=15)
 
 
 @contextmanager
@@ -191,13 +162,12 @@ def direct_children(children: int, env: dict[str, str], folder: Path) -> Iterato
             # Its log goes to a file, as a child's does under the coordinator (through a pipe).
             processes.append(spawn(argv, {**env, "CHILD_TOKEN": token}, folder / f"direct-{i}.log"))
         for port in ports:
-            wait_until(
-                lambda p=port: httpx.get(f"http://127.0.0.1:{p}/health").status_code == 200, 30, "a child"
-            )
+            health = f"http://127.0.0.1:{port}/health"
+            wait_until(lambda: httpx.get(health).status_code == 200, 30, "a child")  # noqa: B023
         yield ports, token
     finally:
         for process in processes:
-            stop(process)
+            stop_process_group(process, timeout=15)
 
 
 # -- the load generator ------------------------------------------------------------------

@@ -30,7 +30,6 @@ clients (at 4N direct is not a baseline: its clients collide).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -53,6 +52,7 @@ from common import (
     BODY,
     STREAM_BODY,
     Tally,
+    command_line,
     coordinator,
     direct_children,
     free_port,
@@ -60,7 +60,7 @@ from common import (
     machine,
     percentile,
     spawn,
-    stop,
+    stop_process_group,
     wait_until,
 )
 
@@ -131,7 +131,7 @@ def nginx(
             raise RuntimeError(f"nginx did not start: {log[-2000:]}") from None
         yield process, port
     finally:
-        stop(process)
+        stop_process_group(process, timeout=15)
         shutil.rmtree(prefix, ignore_errors=True)
 
 
@@ -282,7 +282,7 @@ def compare(
                 added = [proxied[f"{q}_ms"] - direct[f"{q}_ms"] for proxied, direct in pairs]
                 row[target][f"added_{q}_ms"] = round(statistics.median(added), 3)
     ours, theirs = row["coordinator"], row["nginx"]
-    ratios = {}
+    ratios: dict[str, Any] = {}
     for key in ("p50_ms", "p99_ms", "ok_per_s", "proxy_cpu_us", "added_p50_ms", "added_p99_ms"):
         # A ratio of two differences is only meaningful when nginx's is clearly above zero.
         floor = 0.05 if key.startswith("added") else 0.0
@@ -293,10 +293,7 @@ def compare(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--children", type=int, default=2, help="N, the number of children (default 2)")
+    parser = command_line(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="requests per target and row, per round")
     parser.add_argument("--warmup", type=int, default=100, help="requests before each measured run")
     parser.add_argument("--rounds", type=int, default=5)

@@ -16,7 +16,6 @@ measures.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     BODY,
     STREAM_BODY,
+    command_line,
     coordinator,
     direct_children,
     finished_requests,
@@ -112,10 +112,7 @@ def memory(folder: Path, requests: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--children", type=int, default=2)
+    parser = command_line(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="per target, mode and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)

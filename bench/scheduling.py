@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -43,6 +42,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     BODY,
+    command_line,
     coordinator,
     exchange,
     finished_requests,
@@ -334,10 +334,7 @@ def failover(trials: int, first_token_ms: int, folder: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--children", type=int, default=2, help="N (default 2)")
+    parser = command_line(__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the saturation run")
     parser.add_argument("--first-token-ms", type=int, default=100, help="the mock's delay under saturation")
     parser.add_argument("--fifo-requests", type=int, default=40)

@@ -1,249 +1,34 @@
-"""Fixtures that run the real `coordinator` with real mock children on real sockets.
-
-Every process a test starts is killed on teardown, by process group and by a sweep of
-its descendants, so that no test leaves a port or a process behind.
+"""Fixtures that run the real `coordinator` with real mock children (tests/support/coordinator.py),
+and the marks that tell the slow tests from the fast ones, given here by folder and module.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import random
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
-import psutil
 import pytest
-from openai import OpenAI
 
-COORDINATOR = [sys.executable, "-m", "coordinator"]
-# Fast lifecycle settings so that tests wait on conditions, not on defaults meant for browsers.
-FAST = [
-    "--health-interval", "0.3",
-    "--health-timeout", "1",
-    "--restart-backoff", "0.2",
-    "--restart-backoff-max", "1",
-    "--start-timeout", "15",
-    "--grace-period", "5",
-    "--stop-timeout", "3",
-    "--log-format", "json",
-]  # fmt: skip
+from tests.support.coordinator import Runs, StartCoordinator
+
+# Paths under tests/ (folders end with "/") and the marks their tests get.
+MARKS = {
+    "e2e/": ("e2e",),
+    "deploy/": ("e2e",),
+    "e2e/test_browser.py": ("e2e", "browser"),
+    "child/test_child.py": ("e2e",),
+    "replica/test_page.py": ("browser",),
+}
+TESTS = Path(__file__).parent
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll `condition` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _all_free(ports: list[int]) -> bool:
-    for port in ports:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def port_bases(count: int) -> tuple[int, int, int]:
-    """Three free, non-overlapping ranges of `count` ports, away from the ephemeral range."""
-    for _ in range(200):
-        base = random.randrange(12000, 30000, 10)
-        bases = (base, base + 1000, base + 2000)
-        if _all_free([b + i for b in bases for i in range(count)]):
-            return bases
-    raise RuntimeError("no free port range found")
-
-
-def write_profile(folder: Path, name: str, cookie_value: str = "demo") -> Path:
-    path = folder / f"{name}.json"
-    state = {
-        "cookies": [{"name": "sid", "value": cookie_value, "domain": "127.0.0.1", "path": "/"}],
-        "origins": [],
-    }
-    path.write_text(json.dumps(state))
-    return path
-
-
-def kill_tree(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM the coordinator, SIGKILL it on the deadline, then sweep every descendant."""
-    try:
-        descendants = psutil.Process(process.pid).children(recursive=True)
-    except psutil.Error:
-        descendants = []
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-    for proc in descendants:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-
-
-@dataclass
-class Coordinator:
-    process: subprocess.Popen[bytes]
-    port: int
-    profiles: Path
-    log_dir: Path
-    output_path: Path
-    child_ids: list[str] = field(default_factory=list)
-    api_key: str | None = None  # sent by the helpers below (and the openai client) when set
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def openai(self, **kwargs: Any) -> OpenAI:
-        kwargs.setdefault("max_retries", 0)
-        kwargs.setdefault("timeout", 30)
-        kwargs.setdefault("api_key", self.api_key or "unused")
-        return OpenAI(base_url=f"{self.url}/v1", **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("timeout", 10)
-        kwargs.setdefault("headers", self._auth())
-        return httpx.get(self.url + path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("timeout", 30)
-        kwargs.setdefault("headers", self._auth())
-        return httpx.post(self.url + path, **kwargs)
-
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-    def children(self) -> dict[str, dict[str, Any]]:
-        data = self.get("/admin/children").json()["data"]
-        return {child["id"]: child for child in data}
-
-    def child(self, child_id: str) -> dict[str, Any]:
-        return self.children()[child_id]
-
-    def wait_state(self, child_id: str, state: str, timeout: float = 15) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            child = self.child(child_id)
-            return child if child["state"] == state else None
-
-        result: dict[str, Any] = wait_for(reached, timeout, f"child {child_id} to be {state}")
-        return result
-
-    def wait_all_ready(self, timeout: float = 20) -> None:
-        wait_for(
-            lambda: all(c["state"] == "ready" for c in self.children().values()),
-            timeout,
-            "every child to be ready",
-        )
-
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace")
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.output().splitlines():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if event.get("event") == name:
-                    found.append(event)
-        return found
-
-    def descendants(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.Error:
-            return []
-
-
-StartCoordinator = Callable[..., Coordinator]
-
-
-class Runs:
-    """Starts coordinators for a test (or a module) and kills every one of them at the end."""
-
-    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self.tmp_path_factory = tmp_path_factory
-        self.started: list[Coordinator] = []
-
-    def start(
-        self,
-        profiles: list[str] | tuple[str, ...] = ("alpha", "beta"),
-        *,
-        env: dict[str, str] | None = None,
-        args: list[str] | None = None,
-        wait_ready: bool = True,
-        profiles_dir: Path | None = None,
-        api_key: str | None = None,
-    ) -> Coordinator:
-        root = self.tmp_path_factory.mktemp("run")
-        folder = profiles_dir or root / "profiles"
-        folder.mkdir(exist_ok=True)
-        for name in profiles:
-            write_profile(folder, name)
-        api, stream, browser = port_bases(max(1, len(profiles)) + 1)
-        port = free_port()
-        argv = [
-            *COORDINATOR, "run",
-            "--profiles", str(folder),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--base-api-port", str(api),
-            "--base-stream-port", str(stream),
-            "--base-browser-port", str(browser),
-            "--engine", "mock",
-            "--log-dir", str(root / "logs"),
-            *FAST,
-            *(args or []),
-        ]  # fmt: skip
-        output_path = root / "coordinator.out"
-        with output_path.open("wb") as output:
-            process = subprocess.Popen(
-                argv,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )
-        coordinator = Coordinator(process, port, folder, root / "logs", output_path, list(profiles), api_key)
-        self.started.append(coordinator)
-        wait_for(lambda: _answers(coordinator), 20, "the coordinator to listen")
-        if wait_ready:
-            coordinator.wait_all_ready()
-        return coordinator
-
-    def close(self) -> None:
-        for coordinator in self.started:
-            kill_tree(coordinator.process)
-            if os.environ.get("SHOW_COORDINATOR_OUTPUT"):
-                print(coordinator.output()[-6000:])
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(TESTS).as_posix()
+        for prefix, marks in MARKS.items():
+            if where == prefix or (prefix.endswith("/") and where.startswith(prefix)):
+                for mark in marks:
+                    item.add_marker(mark)
 
 
 @pytest.fixture
@@ -263,13 +48,3 @@ def module_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     runs = Runs(tmp_path_factory)
     yield runs
     runs.close()
-
-
-def _answers(coordinator: Coordinator) -> bool:
-    if coordinator.process.poll() is not None:
-        raise AssertionError(f"coordinator exited early:\n{coordinator.output()[-3000:]}")
-    try:
-        coordinator.get("/live")
-    except httpx.HTTPError:
-        return False
-    return True

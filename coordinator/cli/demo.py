@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from coordinator.lifecycle.process import die_with_parent
+from coordinator.lifecycle.process import die_with_parent, stop_process_group
 
 DEMO_PROFILES = ("demo-1", "demo-2")
 REPLICA_COOKIE = "replica_session"
@@ -81,13 +79,7 @@ def replica(sessions: list[str], log_path: Path, options: tuple[str, ...] = ()) 
         _wait_until_serving(url, process, log_path)
         yield Replica(url, process)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, timeout=5)
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from coordinator import runtime as server
 from coordinator.cli import demo as demo_site
 from coordinator.cli import profiles as inventory
 from coordinator.cli import status
+from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
 from coordinator.settings import Engine, Settings
@@ -38,7 +39,7 @@ def _option(name: str, help: str, default: Any = None, **extra: Any) -> Any:
     field = name.split("/")[0].lstrip("-").replace("-", "_")
     if default is None:
         default = getattr(_DEFAULTS, field)
-    return typer.Option(default, *name.split("/"), envvar=f"COORDINATOR_{field.upper()}", help=help, **extra)
+    return typer.Option(default, name, envvar=f"COORDINATOR_{field.upper()}", help=help, **extra)
 
 
 def _api_key_options(key_help: str, file_help: str) -> tuple[Any, Any]:
@@ -74,6 +75,7 @@ def _root() -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     profiles: Path = _option("--profiles", "Folder of profile files (Playwright storage state, *.json)."),
     demo: bool = _option(
         "--demo",
@@ -135,42 +137,12 @@ def run(
 ) -> None:
     """Start one child per profile and serve the OpenAI-compatible API."""
     logs.configure(log_level, json=None if log_format == "auto" else log_format == "json")
-    settings = Settings(
-        profiles=profiles,
-        host=host,
-        port=port,
-        base_api_port=base_api_port,
-        base_stream_port=base_stream_port,
-        base_browser_port=base_browser_port,
-        port_step=port_step,
-        engine=engine,
-        log_dir=log_dir,
-        headless=headless,
-        browser_path=browser_path,
-        site_url=site_url,
-        site_config=site_config,
-        api_keys=_api_keys(api_key, api_key_file),
-        max_queue=max_queue,
-        queue_timeout=queue_timeout,
-        max_attempts=max_attempts,
-        first_byte_timeout=first_byte_timeout,
-        idle_timeout=idle_timeout,
-        max_body_bytes=max_body_bytes,
-        eject_after=eject_after,
-        eject_cooldown=eject_cooldown,
-        eject_cooldown_max=eject_cooldown_max,
-        start_timeout=start_timeout,
-        health_interval=health_interval,
-        health_timeout=health_timeout,
-        health_failures=health_failures,
-        restart_backoff=restart_backoff,
-        restart_backoff_max=restart_backoff_max,
-        max_start_failures=max_start_failures,
-        healthy_run=healthy_run,
-        profiles_poll=profiles_poll,
-        grace_period=grace_period,
-        stop_timeout=stop_timeout,
-    )
+    try:
+        api_keys = read_api_keys(api_key, api_key_file)
+    except KeyFileError as exc:
+        raise _fail(str(exc)) from None
+    # Every other option is named after its Settings field.
+    settings = _settings(ctx.params, api_keys=api_keys)
     if not demo:
         raise typer.Exit(_run(settings, {}))
     with tempfile.TemporaryDirectory(prefix="coordinator-demo-") as folder:
@@ -254,15 +226,10 @@ def list_profiles(
     typer.echo(inventory.to_json(entries) if as_json else inventory.render(entries, folder))
 
 
-def _api_keys(listed: str | None, file: Path | None) -> tuple[str, ...]:
-    keys = [key.strip() for key in (listed or "").split(",") if key.strip()]
-    if file is not None:
-        try:
-            lines = file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise _fail(f"cannot read --api-key-file {file}: {exc.strerror or exc}") from None
-        keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    return tuple(keys)
+def _settings(options: dict[str, Any], **given: Any) -> Settings:
+    """Settings from the parsed options that bear a field's name, and `given` values."""
+    names = {field.name for field in fields(Settings)}
+    return Settings(**{name: value for name, value in options.items() if name in names}, **given)
 
 
 def _run(settings: Settings, child_env: dict[str, str]) -> int:

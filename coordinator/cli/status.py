@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.cli.table import clip, table
 
 DEFAULT_URL = "http://127.0.0.1:2048"
@@ -42,20 +43,15 @@ class Status:
 
 
 def first_key(listed: str | None, file: Path | None = None) -> str | None:
-    """The first API key of the server's setting: comma-separated keys, then a file's lines."""
-    for key in (listed or "").split(","):
-        if key.strip():
-            return key.strip()
-    if file is None:
-        return None
+    """The first API key of the server's setting: comma-separated keys, then a file's lines.
+
+    The file is read only when no key is listed, as `run` would use the listed one first.
+    """
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise StatusError(f"cannot read the API key file {file}: {exc.strerror or exc}") from None
-    for line in lines:
-        if line.strip() and not line.lstrip().startswith("#"):
-            return line.strip()
-    return None
+        keys = read_api_keys(listed) or read_api_keys(None, file)
+    except KeyFileError as exc:
+        raise StatusError(str(exc)) from None
+    return keys[0] if keys else None
 
 
 def fetch(

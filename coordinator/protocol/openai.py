@@ -18,6 +18,10 @@ from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, T
 SSE_DONE = b"data: [DONE]\n\n"
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# The limits of a request's sampling settings, checked here and stated in the OpenAPI description.
+NUMBER_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
+WHOLE_NUMBERS = ("max_tokens", "max_completion_tokens")  # each at least 1
+MAX_STOP = 4
 
 # OpenAI's error "type" for each status family; clients switch on `code`, people read `message`.
 _ERROR_TYPES = {
@@ -68,14 +72,32 @@ def sse_error(message: str, *, status: int, code: str | None = None) -> bytes:
     return sse_event(error_body(message, status=status, code=code))
 
 
-class InvalidRequest(Exception):
+class OpenAIError(Exception):
+    """An error answered in OpenAI's shape: HTTP status, `code` for programs, words for people,
+    the field at fault, and when to retry; the base of every such error, on both sides."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+
+
+class InvalidRequest(OpenAIError):
     """A chat request that cannot be served as sent: always the client's to fix (400)."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_request") -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
+        super().__init__(400, code, message, param=param)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,21 +194,23 @@ def run_settings(body: dict[str, Any]) -> RunSettings:
 
 
 def _check_run_settings(body: dict[str, Any]) -> None:
-    for name, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0)):
+    for name, (low, high) in NUMBER_RANGES.items():
         value = body.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise InvalidRequest(f"'{name}' must be a number from {low:g} to {high:g}.", param=name)
-    for name in ("max_tokens", "max_completion_tokens"):
+    for name in WHOLE_NUMBERS:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidRequest(f"'{name}' must be a whole number of at least 1.", param=name)
     stop = body.get("stop")
     if stop is None or isinstance(stop, str):
         return
-    if not isinstance(stop, list) or len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
-        raise InvalidRequest("'stop' must be a string or a list of up to 4 non-empty strings.", param="stop")
+    if not isinstance(stop, list) or len(stop) > MAX_STOP or not all(isinstance(s, str) and s for s in stop):
+        raise InvalidRequest(
+            f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings.", param="stop"
+        )
 
 
 def message_text(message: dict[str, Any]) -> str:

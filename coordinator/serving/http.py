@@ -28,6 +28,8 @@ from urllib.parse import unquote
 import httptools
 import structlog
 
+from coordinator.protocol.openai import OpenAIError
+
 log = structlog.get_logger("coordinator.serving.http")
 
 Headers = Iterable[tuple[bytes, bytes]]
@@ -40,14 +42,8 @@ _STATUS_LINES = {
 }
 
 
-class _Refused(Exception):
+class _Refused(OpenAIError):
     """A request refused while it is parsed; the connection answers and closes."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class Request:

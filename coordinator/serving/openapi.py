@@ -2,12 +2,15 @@
 
 Written out as data rather than derived from the routes: it is a contract for clients
 and for the fuzzing tests, which send what it describes (and what it does not) and
-require an answer in OpenAI's shape every time.
+require an answer in OpenAI's shape every time. The request's limits are the wire
+format's own (`coordinator.protocol.openai`), so the two cannot disagree.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from coordinator.protocol import openai as wire
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -30,7 +33,7 @@ _MESSAGE = {
     "type": "object",
     "required": ["role"],
     "properties": {
-        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool", "function"]},
+        "role": {"type": "string", "enum": sorted(wire.MESSAGE_ROLES)},
         "content": {
             "oneOf": [
                 {"type": "string"},
@@ -50,14 +53,15 @@ _CHAT_REQUEST = {
         "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
         "stream": {"type": "boolean"},
         "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        **{
+            name: {"type": "number", "minimum": low, "maximum": high}
+            for name, (low, high) in wire.NUMBER_RANGES.items()
+        },
+        **{name: {"type": "integer", "minimum": 1} for name in wire.WHOLE_NUMBERS},
         "stop": {
             "oneOf": [
                 {"type": "string"},
-                {"type": "array", "maxItems": 4, "items": {"type": "string", "minLength": 1}},
+                {"type": "array", "maxItems": wire.MAX_STOP, "items": {"type": "string", "minLength": 1}},
             ]
         },
     },

@@ -20,7 +20,7 @@ from coordinator.protocol import link
 from coordinator.protocol import openai as wire
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Outcome, Pool, RequestCancelled
-from coordinator.serving.transport import ChildResponse, Stalled, Transport, TransportError
+from coordinator.serving.transport import ChildAnswer, ChildLink, Stalled, TransportError
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.serving.proxy")
@@ -28,15 +28,8 @@ log = structlog.get_logger("coordinator.serving.proxy")
 CANCEL_TIMEOUT = 2.0
 
 
-class ProxyError(Exception):
+class ProxyError(wire.OpenAIError):
     """A request that ends before any answer; the edge turns it into OpenAI's error shape."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 class _ChildFailed(Exception):
@@ -57,12 +50,12 @@ class Answer:
     status: int
     body: bytes  # the whole body, or the first chunk of a stream
     content_type: str
-    stream: ChildResponse | None = None  # the rest of a stream, still coming
+    stream: ChildAnswer | None = None  # the rest of a stream, still coming
 
 
 class Proxy:
     def __init__(
-        self, pool: Pool, settings: Settings, transport: Transport, token: str, metrics: Metrics
+        self, pool: Pool, settings: Settings, transport: ChildLink, token: str, metrics: Metrics
     ) -> None:
         self.pool = pool
         self.settings = settings
@@ -115,7 +108,7 @@ class Proxy:
             "X-Request-ID": request_id,
             "Content-Type": "application/json",
         }
-        response: ChildResponse | None = None
+        response: ChildAnswer | None = None
         handed_over = False
         try:
             async with asyncio.timeout(self.settings.first_byte_timeout):

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -35,9 +35,7 @@ from coordinator.serving.pool import (
     Waiter,
 )
 from coordinator.serving.proxy import ProxyError
-
-if TYPE_CHECKING:
-    from coordinator.runtime import Coordinator
+from coordinator.serving.service import Service
 
 log = structlog.get_logger("coordinator.serving.routes")
 
@@ -111,30 +109,14 @@ def _dumps(content: Any) -> bytes:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-class Refusal(Exception):
+class Refusal(wire.OpenAIError):
     """A chat request refused at the edge, before any child is involved."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        param: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.retry_after = retry_after
 
 
 class App:
     """Routes a request, checks its API key, and gives it an id, a log line and metrics."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Service) -> None:
         self.coordinator = coordinator
         self.metrics = coordinator.metrics
         self.api_keys = tuple(key.encode() for key in coordinator.settings.api_keys)

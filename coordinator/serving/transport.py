@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -42,6 +42,39 @@ class ConnectionLost(TransportError):
 
 class Stalled(TransportError):
     """The child sent nothing for longer than the answer's idle limit."""
+
+
+class ChildAnswer(Protocol):
+    """What the proxy reads of a child's answer: status and headers, then the body as it comes."""
+
+    status: int
+    headers: dict[str, str]
+
+    async def next_chunk(self) -> bytes: ...
+    def watch_idle(self, seconds: float) -> None: ...
+    def take_buffered(self) -> bytes: ...
+    async def read(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
+class ChildLink(Protocol):
+    """The seam between the proxy and its children: `Transport` here, a fake in the tests."""
+
+    async def request(
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> ChildAnswer: ...
+
+    async def fetch(
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]: ...
+
+
+async def read_body(answer: ChildAnswer) -> bytes:
+    """The rest of an answer's body, to its end."""
+    parts = []
+    while chunk := await answer.next_chunk():
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class _Connection(asyncio.Protocol):
@@ -187,10 +220,7 @@ class ChildResponse:
         return data
 
     async def read(self) -> bytes:
-        parts = []
-        while chunk := await self.next_chunk():
-            parts.append(chunk)
-        return b"".join(parts)
+        return await read_body(self)
 
     def close(self) -> None:
         """Done with this answer: the connection goes back to the pool only if it was read to its end."""
@@ -248,12 +278,7 @@ class Transport:
         self._idle: dict[int, list[_Connection]] = {}
 
     async def request(
-        self,
-        port: int,
-        method: str,
-        path: str,
-        headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        self, port: int, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> ChildResponse:
         """Send a request and wait for the answer's status and headers."""
         connection = await self._connection(port)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import free_port, wait_for
+from tests.support.processes import free_port, stop_process_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 10.0
@@ -95,15 +94,7 @@ class ChildProcess:
     def kill(self) -> None:
         for client in self._clients:
             client.close()
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=3)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=3)
+        stop_process_group(self.proc, timeout=3)
 
 
 SpawnChild = Callable[..., ChildProcess]

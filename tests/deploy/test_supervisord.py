@@ -33,7 +33,8 @@ import typer.main
 from openai import OpenAI
 
 from coordinator.cli.main import app
-from tests.conftest import free_port, port_bases, wait_for, write_profile
+from tests.support.coordinator import write_profile
+from tests.support.processes import free_port, free_port_bases, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -84,7 +85,7 @@ def seconds(value: str) -> float:
 
 def alive(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -112,7 +113,7 @@ class Supervisord:
     def tree(self) -> list[psutil.Process]:
         """supervisord's live descendants; each one is remembered for the teardown's sweep."""
         try:
-            found = psutil.Process(self.process.pid).children(recursive=True)
+            found: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
             return []
         for proc in found:
@@ -159,7 +160,7 @@ class Runs:
         folder.mkdir()
         for name in profiles:
             write_profile(folder, name)
-        api, stream, browser = port_bases(max(1, len(profiles)) + 1)
+        api, stream, browser = free_port_bases(max(1, len(profiles)) + 1, ranges=3)
         port = free_port()
         inherited = {
             name: value

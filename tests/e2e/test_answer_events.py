@@ -12,7 +12,7 @@ import pytest
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there world"}]
 REASONING = "Let me think about the greeting"

@@ -8,7 +8,7 @@ import openai
 import psutil
 import pytest
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
 KEYS = ("key-one-ABC", "key-two-XYZ")
 ASK = {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}

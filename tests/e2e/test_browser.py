@@ -23,16 +23,18 @@ import httpx
 import openai
 import psutil
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from playwright.sync_api import sync_playwright
 
 from child.engines.browser import find_chromium
 from coordinator.cli import demo
-from tests.conftest import Coordinator, Runs, wait_for
+from tests.support.coordinator import Coordinator, Runs
+from tests.support.processes import stop_process_group, wait_for
 
 pytestmark = pytest.mark.skipif(
     find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh` installs it"
 )
-QUESTION = [{"role": "user", "content": "what is the colour of the sky"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "what is the colour of the sky"}]
 
 
 @dataclass
@@ -167,7 +169,9 @@ def test_cancel_and_disconnect_stop_the_page_and_the_next_request_starts_clean(
     browsers: tuple[Coordinator, Site],
 ) -> None:
     run, site = browsers
-    long_question = [{"role": "user", "content": " ".join(f"word{n}" for n in range(40))}]
+    long_question: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": " ".join(f"word{n}" for n in range(40))}
+    ]
     client = run.openai(timeout=60, default_headers={"X-Request-ID": "browser-cancel"})
     stream = client.chat.completions.create(model="replica-pro", messages=long_question, stream=True)
     chunks = iter(stream)
@@ -303,8 +307,7 @@ def test_login_against_the_replica_saves_a_profile_that_run_accepts(
             wait_for(signed_in, 30, "the login page", interval=0.3)
             output, _ = login.communicate(timeout=60)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(login.pid, signal.SIGKILL)
+            stop_process_group(login, sig=signal.SIGKILL)
         assert login.returncode == 0, output.decode()
         profile = saved / "fresh.json"
         assert oct(profile.stat().st_mode & 0o777) == "0o600"

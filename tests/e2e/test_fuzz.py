@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.core.result import Err
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 VALID = {"model": "mock", "messages": [{"role": "user", "content": "still here?"}]}
@@ -34,7 +35,12 @@ def fuzzed(module_runs: Runs) -> Coordinator:
 
 def api_operations(run: Coordinator) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{run.url}/openapi.json")
-    return [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
 
 
 def assert_openai_answer(response: httpx.Response | Any) -> None:

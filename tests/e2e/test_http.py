@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
 ASK = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "raw bytes"}]}).encode()
 STREAM = json.dumps(

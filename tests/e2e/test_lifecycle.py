@@ -14,27 +14,10 @@ from pathlib import Path
 import httpx
 import psutil
 
-from tests.conftest import (
-    COORDINATOR,
-    Coordinator,
-    StartCoordinator,
-    port_bases,
-    wait_for,
-    write_profile,
-)
+from tests.support.coordinator import COORDINATOR, Coordinator, StartCoordinator, write_profile
+from tests.support.processes import alive, free_port_bases, wait_for
 
 ASK = {"model": "mock", "messages": [{"role": "user", "content": "are you there"}]}
-
-
-def alive(pids: list[int]) -> list[int]:
-    living = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                living.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return living
 
 
 def test_crash_backoff_and_back_to_ready(start_coordinator: StartCoordinator) -> None:
@@ -133,10 +116,10 @@ def test_sigkill_of_the_coordinator_leaves_no_child(start_coordinator: StartCoor
 
 
 def _run_command(
-    tmp_path: Path, profiles: Path, *extra: str, bases: tuple[int, int, int] | None = None
+    tmp_path: Path, profiles: Path, *extra: str, bases: tuple[int, ...] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`coordinator run` in the foreground, for runs that are expected to refuse to start."""
-    api, stream, browser = bases or port_bases(4)
+    api, stream, browser = bases or free_port_bases(4, ranges=3)
     argv = [
         *COORDINATOR, "run", "--profiles", str(profiles), "--host", "127.0.0.1", "--port", str(api - 1),
         "--base-api-port", str(api), "--base-stream-port", str(stream),
@@ -150,7 +133,7 @@ def test_a_taken_port_is_named_with_its_holder(tmp_path: Path) -> None:
     profiles.mkdir()
     write_profile(profiles, "a")
     write_profile(profiles, "b")
-    bases = port_bases(3)
+    bases = free_port_bases(3, ranges=3)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", bases[0] + 1))
         squatter.listen()
@@ -313,7 +296,7 @@ def test_restarts_in_a_row_each_start_one_process_that_stays(start_coordinator: 
         old = run.child("a")["pid"]
         assert run.post("/admin/children/a/restart").status_code == 202
         new = wait_for(
-            lambda old=old: (c := run.child("a"))["state"] == "ready" and c["pid"] != old and c,
+            lambda: (c := run.child("a"))["state"] == "ready" and c["pid"] != old and c,  # noqa: B023
             10,
             f"restart {n} to bring a new process",
         )

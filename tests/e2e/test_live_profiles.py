@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.lifecycle.cooldowns import Cooldowns, FileStamp
-from tests.conftest import Coordinator, StartCoordinator, wait_for, write_profile
-from tests.e2e.test_lifecycle import alive
+from tests.support.coordinator import Coordinator, StartCoordinator, write_profile
+from tests.support.processes import alive, wait_for
 
 ASK = {"model": "mock", "messages": [{"role": "user", "content": "are you there"}]}
 POLL = ["--profiles-poll", "0.3"]

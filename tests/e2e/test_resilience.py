@@ -16,16 +16,18 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import openai
 import psutil
 
-from tests.conftest import Coordinator, StartCoordinator, wait_for
+from tests.support.coordinator import Coordinator, StartCoordinator
+from tests.support.processes import wait_for
 
 WORDS = "one two three four five six seven eight"
 EXPECTED = f"echo: {WORDS}"
-ASK = {"model": "mock", "messages": [{"role": "user", "content": WORDS}]}
+ASK: dict[str, Any] = {"model": "mock", "messages": [{"role": "user", "content": WORDS}]}
 
 
 def raw_chat_request(body: dict[str, object]) -> bytes:

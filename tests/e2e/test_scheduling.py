@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import Coordinator, StartCoordinator, wait_for
+from tests.support.coordinator import Coordinator, StartCoordinator
+from tests.support.processes import wait_for
 
-ASK = [{"role": "user", "content": "one two three four five"}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four five"}]
 
 
 def ask(coordinator: Coordinator, **headers: str) -> httpx.Response:
@@ -91,7 +93,9 @@ def test_queue_is_served_in_arrival_order(start_coordinator: StartCoordinator) -
             futures.append(pool.submit(numbered, n))
             # Each one is queued before the next is sent, so the arrival order is known.
             wait_for(
-                lambda n=n: run.get("/ready").json()["queue"]["waiting"] == n, 5, f"request {n} to queue"
+                lambda: run.get("/ready").json()["queue"]["waiting"] == n,  # noqa: B023
+                5,
+                f"request {n} to queue",
             )
         for future in futures:
             future.result()

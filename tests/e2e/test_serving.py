@@ -5,10 +5,14 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs
 
-MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there world"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "hello there world"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +37,7 @@ def test_stream_answer_arrives_in_chunks(three: Coordinator) -> None:
     stream = three.openai().chat.completions.create(
         model="mock", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
     )
-    deltas = []
+    deltas: list[str] = []
     usage = None
     for chunk in stream:
         if chunk.usage:

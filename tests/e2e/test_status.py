@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Coordinator, Runs, StartCoordinator, free_port, wait_for
+from tests.support.coordinator import Coordinator, Runs, StartCoordinator
+from tests.support.processes import free_port, wait_for
 
 STATUS = [sys.executable, "-m", "coordinator", "status"]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +13,8 @@ import httpx
 import pytest
 
 from child.replica import SESSION_COOKIE, ReplicaConfig, ReplicaServer, answer_for, serve
-from tests.conftest import free_port, wait_for
 from tests.replica.conftest import SESSION, StartReplica, ThreadedReplica
+from tests.support.processes import free_port, stop_process_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 LOGIN_REDIRECT = "/login?continue=/prompts/new_chat"
@@ -182,13 +180,7 @@ def test_command_line_serves_the_replica(tmp_path: Path) -> None:
             assert generate(client).status_code == 200
             assert generate(client).status_code == 429
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        stop_process_group(process, timeout=5)
 
 
 async def test_serve_runs_until_cancelled() -> None:

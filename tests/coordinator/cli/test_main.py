@@ -1,0 +1,64 @@
+"""`coordinator run` turns its options into Settings, field by field, with no process started."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import main
+from coordinator.protocol import logs
+from coordinator.settings import Engine, Settings
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """The settings `run` would start with; nothing is started, and logging is left as it is
+    (configured, it would write to the runner's output, closed after the test)."""
+    seen: list[Settings] = []
+
+    def fake_run(settings: Settings, child_env: dict[str, str]) -> int:
+        seen.append(settings)
+        return 0
+
+    monkeypatch.setattr(main, "_run", fake_run)
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
+    return seen
+
+
+def test_every_setting_is_an_option_of_run() -> None:
+    options = set(main.run.__annotations__)
+    assert {field.name for field in fields(Settings)} - {"api_keys"} <= options
+
+
+def test_options_become_settings(started: list[Settings], tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("# ours\nk3\n\n")
+    argv = ["run", "--profiles", str(tmp_path), "--engine", "mock", "--max-queue", "7", "--no-headless",
+            "--eject-cooldown", "2.5", "--api-key", "k1, k2", "--api-key-file", str(keys)]  # fmt: skip
+
+    result = CliRunner().invoke(main.app, argv, env={"COORDINATOR_PORT": "2049"})
+
+    assert result.exit_code == 0, result.output
+    expected = Settings(
+        profiles=tmp_path,
+        engine=Engine.MOCK,
+        max_queue=7,
+        headless=False,
+        eject_cooldown=2.5,
+        port=2049,
+        api_keys=("k1", "k2", "k3"),
+    )
+    assert started == [expected]
+
+
+def test_an_unreadable_key_file_is_refused(started: list[Settings], tmp_path: Path) -> None:
+    argv = ["run", "--profiles", str(tmp_path), "--api-key-file", str(tmp_path / "missing")]
+
+    result = CliRunner().invoke(main.app, argv)
+
+    assert result.exit_code == 2
+    assert "cannot read the API key file" in result.output
+    assert started == []

@@ -1,0 +1,220 @@
+"""The proxy's decisions, on a fake child link and a real pool of Child objects (no process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import pytest
+
+from coordinator.lifecycle.child import Child, ChildSpec
+from coordinator.lifecycle.ports import PortTriple
+from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.roster import Roster
+from coordinator.lifecycle.states import ChildState
+from coordinator.protocol import openai as wire
+from coordinator.serving.metrics import Metrics
+from coordinator.serving.pool import Pool
+from coordinator.serving.proxy import Proxy, ProxyError
+from coordinator.serving.transport import ConnectFailed, ConnectionLost
+from coordinator.settings import Settings
+from tests.support.transport import FakeAnswer, FakeLink, Hang
+
+STREAM = wire.parse_chat_request(
+    b'{"model": "mock", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+)
+PLAIN = wire.parse_chat_request(b'{"model": "mock", "messages": [{"role": "user", "content": "hi"}]}')
+OK_BODY = b'{"choices": [{"message": {"role": "assistant", "content": "hello"}}]}'
+
+
+def event(text: str) -> bytes:
+    return b"data: " + json.dumps({"choices": [{"delta": {"content": text}}]}).encode() + b"\n\n"
+
+
+def make_proxy(tmp_path: Path, count: int, **options: float) -> tuple[Proxy, FakeLink, list[Child]]:
+    """`count` ready children on API ports 1, 2, ...; the pool and settings as `run` builds them."""
+    settings = Settings(profiles=tmp_path, **options)  # type: ignore[arg-type]
+    roster = Roster(tmp_path)
+    pool = Pool(
+        roster,
+        max_queue=settings.max_queue,
+        queue_timeout=settings.queue_timeout,
+        eject_after=settings.eject_after,
+        eject_cooldown=settings.eject_cooldown,
+        eject_cooldown_max=settings.eject_cooldown_max,
+    )
+    # Where this test touches the lifecycle's API: children on the roster, made ready.
+    children = []
+    for i in range(count):
+        child = roster.enlist(
+            ChildSpec(Profile(f"c{i}", tmp_path / f"c{i}.json"), PortTriple(1 + i, 100 + i, 200 + i))
+        )
+        child.models = ("mock",)
+        child.start("test")
+        child.ready("test")
+        children.append(child)
+    link = FakeLink()
+    return Proxy(pool, settings, link, "token", Metrics()), link, children
+
+
+async def collect(chunks: AsyncGenerator[bytes, None]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        FakeAnswer(500, b'{"error": {"code": "engine_error"}}'),
+        FakeAnswer(429, b'{"error": {"code": "child_busy"}}'),
+        FakeAnswer(429, b'{"error": {"code": "quota_exhausted"}}', headers={"retry-after": "7"}),
+        FakeAnswer(401, b'{"error": {"code": "auth_expired"}}'),
+        ConnectFailed("connection refused"),
+        FakeAnswer(200, end=True),  # a stream closed before its first byte
+    ],
+    ids=["5xx", "busy", "quota", "logged-out", "refused", "empty-stream"],
+)
+async def test_a_failure_before_the_first_byte_goes_to_another_child(
+    tmp_path: Path, failure: FakeAnswer | ConnectFailed
+) -> None:
+    proxy, link, (first, second) = make_proxy(tmp_path, 2)
+    link.script(1, failure)
+    link.script(2, FakeAnswer(200, event("hello"), wire.SSE_DONE))
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+
+    assert link.asked() == [1, 2]
+    assert answer.child is second
+    assert await collect(proxy.relay(answer, "r1")) == event("hello") + wire.SSE_DONE
+    assert first.state is not ChildState.BUSY and second.state is ChildState.READY
+
+
+async def test_a_client_error_is_the_answer_and_not_retried(tmp_path: Path) -> None:
+    proxy, link, _ = make_proxy(tmp_path, 2)
+    link.script(1, FakeAnswer(400, b'{"error": {"code": "invalid_request"}}'))
+
+    answer = await proxy.open(PLAIN, b"{}", "r1")
+
+    assert (answer.status, link.asked()) == (400, [1])
+
+
+async def test_every_attempt_failing_ends_in_502_naming_the_last_reason(tmp_path: Path) -> None:
+    proxy, link, _ = make_proxy(tmp_path, 3, max_attempts=2)
+    link.script(1, FakeAnswer(500, b"{}"))
+    link.script(2, ConnectFailed("connection refused"))
+
+    with pytest.raises(ProxyError) as refused:
+        await proxy.open(PLAIN, b"{}", "r1")
+
+    assert (refused.value.status, refused.value.code) == (502, "child_failed")
+    assert "child c1: connection refused" in refused.value.message
+    assert link.asked() == [1, 2]
+
+
+async def test_a_stream_broken_after_its_first_byte_ends_with_an_error_event_and_no_done(
+    tmp_path: Path,
+) -> None:
+    proxy, link, (first, _) = make_proxy(tmp_path, 2)
+    link.script(1, FakeAnswer(200, event("hel"), ConnectionLost("connection closed mid-answer")))
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    body = await collect(proxy.relay(answer, "r1"))
+
+    assert link.asked() == [1]  # no retry once the client has bytes
+    assert body.startswith(event("hel"))
+    assert wire.SSE_DONE not in body
+    error = json.loads(body.split(b"data: ")[-1])["error"]
+    assert (error["code"], error["type"]) == ("child_failed", "server_error")
+    assert link.asked("/v1/cancel/r1") == [1]
+    assert first.state is ChildState.COOLDOWN
+
+
+async def test_chunks_are_relayed_as_the_child_sends_them(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1)
+    stream = FakeAnswer(200, event("one"), end=False)
+    link.script(1, stream)
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    relay = proxy.relay(answer, "r1")
+    assert await anext(relay) == event("one")
+
+    stream.feed(event("two"))
+    # The second chunk leaves before the child has finished its answer.
+    assert await asyncio.wait_for(anext(relay), 1) == event("two")
+    assert child.request_id == "r1"  # still serving it
+
+    stream.feed(wire.SSE_DONE)
+    stream.finish()
+    assert await collect(relay) == wire.SSE_DONE
+    assert child.state is ChildState.READY and child.served == 1
+    assert stream.closed and stream.idle_limit == proxy.settings.idle_timeout
+
+
+async def test_chunks_that_arrived_together_leave_in_one_write(tmp_path: Path) -> None:
+    proxy, link, _ = make_proxy(tmp_path, 1)
+    stream = FakeAnswer(200, event("one"), end=False)
+    link.script(1, stream)
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    relay = proxy.relay(answer, "r1")
+    await anext(relay)
+    stream.feed(event("two"))
+    stream.feed(event("three"))
+
+    assert await anext(relay) == event("two") + event("three")
+    await relay.aclose()
+
+
+async def test_a_client_leaving_before_the_first_byte_cancels_on_the_child(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1)
+    link.script(1, Hang())
+
+    opening = asyncio.create_task(proxy.open(STREAM, b"{}", "r1"))
+    while not link.sent:  # the child was acquired and asked
+        await asyncio.sleep(0)
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+
+    assert link.asked("/v1/cancel/") == [1]
+    assert link.sent[-1].path == "/v1/cancel/r1"
+    assert child.state is ChildState.READY
+
+
+async def test_a_client_leaving_mid_stream_cancels_on_the_child(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1)
+    link.script(1, FakeAnswer(200, event("one"), end=False))
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    relay = proxy.relay(answer, "r1")
+    await anext(relay)
+    await relay.aclose()
+
+    assert link.asked("/v1/cancel/r1") == [1]
+    assert child.state is ChildState.READY and child.served == 0
+
+
+async def test_a_child_failing_in_a_row_is_ejected(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1, max_attempts=1, eject_after=2)
+    link.script(1, FakeAnswer(500, b"{}"), FakeAnswer(500, b"{}"))
+
+    for n in range(2):
+        assert child.state is ChildState.READY
+        with pytest.raises(ProxyError):
+            await proxy.open(PLAIN, b"{}", f"r{n}")
+
+    assert child.state is ChildState.COOLDOWN
+    assert child.cooldown_reason == "ejected"
+
+
+async def test_a_success_resets_the_count_of_failures(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1, max_attempts=1, eject_after=2)
+    link.script(1, FakeAnswer(500, b"{}"), FakeAnswer(200, OK_BODY), FakeAnswer(500, b"{}"))
+
+    for n in range(3):
+        with pytest.raises(ProxyError) if n != 1 else contextlib.nullcontext():
+            await proxy.open(PLAIN, b"{}", f"r{n}")
+
+    assert child.state is ChildState.READY
