@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletionUserMessageParam
 
 if TYPE_CHECKING:
     # Types only: a runtime import would depend on how pytest names this test package.
-    from tests.child.conftest import ChildProcess, SpawnChild
+    from tests.support.child import ChildProcess, SpawnChild
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from child.replica import SESSION_COOKIE, ReplicaConfig, ReplicaServer, answer_for, serve
-from tests.replica.conftest import SESSION, StartReplica, ThreadedReplica
 from tests.support.processes import free_port, stop_process_group, wait_for
+from tests.support.replica import SESSION, StartReplica, ThreadedReplica
 
 REPO = Path(__file__).resolve().parents[2]
 LOGIN_REDIRECT = "/login?continue=/prompts/new_chat"

@@ -9,8 +9,8 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from child.replica import QUOTA_MESSAGE, answer_for
-from tests.replica.conftest import SESSION, OpenPage, StartReplica, ThreadedReplica
 from tests.support.processes import wait_for
+from tests.support.replica import SESSION, OpenPage, StartReplica, ThreadedReplica
 
 # The selectors as shared/research/aistudio-page.md lists them; the driver uses the same.
 TEXTAREA = "ms-prompt-input-wrapper ms-autosize-textarea textarea"

@@ -19,8 +19,12 @@ from typing import cast
 
 import psutil
 
+from coordinator.lifecycle.child import Child, ChildSpec
 from coordinator.lifecycle.health import HealthReport, unreachable
+from coordinator.lifecycle.ports import PortTriple
 from coordinator.lifecycle.process import Launcher
+from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.roster import Roster
 
 READY = HealthReport(status="ready", models=("mock",))
 
@@ -158,3 +162,17 @@ def profile_file(folder: Path, name: str, session: str = "s1") -> Path:
     cookie = {"name": "sid", "value": session, "domain": "aistudio.google.com", "path": "/"}
     path.write_text(json.dumps({"cookies": [cookie], "origins": []}))
     return path
+
+
+def enlist_ready(roster: Roster, folder: Path, count: int, model: str = "mock") -> list[Child]:
+    """`count` children on the roster, ready with `model`, API ports 1, 2, ... (no process)."""
+    children = []
+    for i in range(count):
+        child = roster.enlist(
+            ChildSpec(Profile(f"c{i}", folder / f"c{i}.json"), PortTriple(1 + i, 100 + i, 200 + i))
+        )
+        child.models = (model,)
+        child.start("test")
+        child.ready("test")
+        children.append(child)
+    return children

@@ -23,6 +23,7 @@ from coordinator.serving.pool import (
     RequestCancelled,
     UnknownModel,
 )
+from tests.support.lifecycle import enlist_ready
 
 
 class Clock:
@@ -39,13 +40,7 @@ def make_pool(tmp_path: Path, count: int, clock: Clock | None = None, **options:
                 "eject_cooldown_max": 25.0, **options}  # fmt: skip
     roster = Roster(tmp_path, clock=clock)
     pool = Pool(roster, clock=clock, **settings)  # type: ignore[arg-type]
-    for i in range(count):
-        child = roster.enlist(
-            ChildSpec(Profile(f"c{i}", tmp_path / f"c{i}.json"), PortTriple(1 + i, 2 + i, 3 + i))
-        )
-        child.models = ("mock",)
-        child.start("test")
-        child.ready("test")
+    enlist_ready(roster, tmp_path, count)
     return pool
 
 

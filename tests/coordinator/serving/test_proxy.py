@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.lifecycle.child import Child, ChildSpec
-from coordinator.lifecycle.ports import PortTriple
-from coordinator.lifecycle.profiles import Profile
+from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ChildState
 from coordinator.protocol import openai as wire
@@ -21,6 +19,7 @@ from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy, ProxyError
 from coordinator.serving.transport import ConnectFailed, ConnectionLost
 from coordinator.settings import Settings
+from tests.support.lifecycle import enlist_ready
 from tests.support.transport import FakeAnswer, FakeLink, Hang
 
 STREAM = wire.parse_chat_request(
@@ -46,16 +45,7 @@ def make_proxy(tmp_path: Path, count: int, **options: float) -> tuple[Proxy, Fak
         eject_cooldown=settings.eject_cooldown,
         eject_cooldown_max=settings.eject_cooldown_max,
     )
-    # Where this test touches the lifecycle's API: children on the roster, made ready.
-    children = []
-    for i in range(count):
-        child = roster.enlist(
-            ChildSpec(Profile(f"c{i}", tmp_path / f"c{i}.json"), PortTriple(1 + i, 100 + i, 200 + i))
-        )
-        child.models = ("mock",)
-        child.start("test")
-        child.ready("test")
-        children.append(child)
+    children = enlist_ready(roster, tmp_path, count)
     link = FakeLink()
     return Proxy(pool, settings, link, "token", Metrics()), link, children
 
