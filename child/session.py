@@ -89,15 +89,19 @@ class Turn:
 
     async def _run(self, engine: Engine, prompt: Prompt) -> None:
         try:
-            # aclosing: the engine's own cleanup (stop the page) runs before the pump ends.
+            # An engine that just stops has finished normally.
+            finish = Finish()
+            # aclosing: the engine's own cleanup (the page's reset to a new chat) runs before
+            # the Finish is passed on, so the next request finds a clean page.
             async with contextlib.aclosing(engine.generate(prompt)) as events:
                 async for event in events:
                     if isinstance(event, AnswerError):
                         raise _engine_error(event)
-                    self._queue.put_nowait(event)
                     if isinstance(event, Finish):
-                        return
-            self._queue.put_nowait(Finish())  # an engine that just stops has finished normally
+                        finish = event
+                        break
+                    self._queue.put_nowait(event)
+            self._queue.put_nowait(finish)
         except EngineError as exc:
             self._queue.put_nowait(exc)
         except Exception as exc:

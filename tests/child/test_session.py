@@ -3,6 +3,7 @@ error event into the error it means, and estimates the usage an engine cannot co
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Sequence
 
 import pytest
@@ -29,6 +30,7 @@ class ScriptedEngine:
 
     def __init__(self, events: Sequence[AnswerEvent]) -> None:
         self.events = events
+        self.cleanups = 0
 
     async def start(self) -> None:
         return None
@@ -43,8 +45,13 @@ class ScriptedEngine:
         return ("m",)
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
-        for event in self.events:
-            yield event
+        try:
+            for event in self.events:
+                yield event
+        finally:
+            # As the browser engine does: the page goes back to a new chat after every answer.
+            await asyncio.sleep(0)
+            self.cleanups += 1
 
 
 async def _events(engine: ScriptedEngine) -> tuple[list[AnswerEvent], Session]:
@@ -89,3 +96,16 @@ async def test_an_error_event_is_raised_as_the_error_it_means() -> None:
     )
     await session.finish(turn)
     assert session.served == 0 and not session.busy
+
+
+async def test_the_engine_has_cleaned_up_before_the_finish_is_passed_on() -> None:
+    """The page is reset before the client gets its [DONE], so the next request finds a new
+    chat: a Finish that overtook the reset would let answers pile up in one conversation."""
+    engine = ScriptedEngine([TextDelta("a"), Finish(FinishReason.STOP), TextDelta("after")])
+    session = Session(engine)
+    turn = session.begin("r1", PROMPT)
+    assert await turn.next_event() == TextDelta("a")
+    assert engine.cleanups == 0
+    assert isinstance(await turn.next_event(), Finish)
+    assert engine.cleanups == 1
+    await session.finish(turn)
