@@ -22,6 +22,7 @@ import structlog
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ChildState, CooldownReason
+from coordinator.protocol.openai import OpenAIError
 
 log = structlog.get_logger("coordinator.serving.pool")
 
@@ -44,41 +45,48 @@ class Outcome(enum.Enum):
     AUTH_EXPIRED = "auth_expired"
 
 
-class PoolError(Exception):
-    """Why a request cannot get a child; `retry_after` in seconds where waiting helps."""
+class PoolError(OpenAIError):
+    """Why a request cannot get a child; `retry_after` in seconds where waiting helps.
+
+    Each kind carries the status and code the client gets."""
+
+    status = 503
+    code = "unavailable"
 
     def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
+        super().__init__(type(self).status, type(self).code, message, retry_after=retry_after)
 
 
 class QueueFull(PoolError):
-    pass
+    status, code = 429, "queue_full"
 
 
 class QueueTimeout(PoolError):
-    pass
+    status, code = 503, "queue_timeout"
 
 
 class UnknownModel(PoolError):
-    pass
+    status, code = 404, "model_not_found"
 
 
 class PoolClosed(PoolError):
-    pass
+    status, code = 503, "shutting_down"
 
 
 class RequestCancelled(PoolError):
-    pass
+    status, code = 499, "request_cancelled"
 
 
 class AllCoolingDown(PoolError):
     """Every child that could serve is out of quota (or rate-limited) for a while."""
 
+    status, code = 429, "quota_exhausted"
+
 
 class NoChildAvailable(PoolError):
     """No child can serve now, nor will without an operator (or a cooldown after failures)."""
+
+    status, code = 503, "no_child_available"
 
 
 @dataclass(eq=False)

@@ -25,13 +25,7 @@ from coordinator.protocol import openai as wire
 from coordinator.serving.http import Request
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
-    AllCoolingDown,
-    NoChildAvailable,
-    PoolClosed,
     PoolError,
-    QueueFull,
-    QueueTimeout,
-    UnknownModel,
     Waiter,
 )
 from coordinator.serving.proxy import ProxyError
@@ -39,15 +33,6 @@ from coordinator.serving.service import Service
 
 log = structlog.get_logger("coordinator.serving.routes")
 
-# Pool errors at the edge: status and OpenAI error code.
-_POOL_ERRORS: dict[type[PoolError], tuple[int, str]] = {
-    QueueFull: (429, "queue_full"),
-    QueueTimeout: (503, "queue_timeout"),
-    UnknownModel: (404, "model_not_found"),
-    PoolClosed: (503, "shutting_down"),
-    AllCoolingDown: (429, "quota_exhausted"),
-    NoChildAvailable: (503, "no_child_available"),
-}
 # Probes and scrapes: no API key, no request log line (they come every few seconds).
 _OPEN_PATHS = frozenset({"/live", "/ready", "/health", "/metrics", "/openapi.json"})
 _JSON = b"application/json"
@@ -281,9 +266,8 @@ class App:
             context.error_code = exc.code
             return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         except PoolError as exc:
-            status, code = _POOL_ERRORS.get(type(exc), (503, "unavailable"))
-            context.error_code = code
-            return error_reply(status, code, exc.message, retry_after=exc.retry_after)
+            context.error_code = exc.code
+            return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         context.child = answer.child.id
         if answer.stream is None:
             return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
