@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from coordinator.protocol.link import AnswerEvent
-from coordinator.protocol.openai import RunSettings
+from coordinator.protocol.openai import OpenAIErrorKind, RunSettings
 
 
 class EngineState(StrEnum):
@@ -49,18 +49,12 @@ class Prompt:
     settings: RunSettings = field(default_factory=RunSettings)
 
 
-class EngineError(Exception):
-    """A failure with an HTTP meaning; subclasses fix the status and code."""
+class EngineError(OpenAIErrorKind):
+    """A failure with an HTTP meaning; subclasses fix the status and code.
 
-    status: int = 500
-    code: str = "engine_error"
-    default_retry_after: int | None = None
+    `retry_after`: seconds until trying this child again makes sense; sent as Retry-After."""
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        # Seconds until trying this child again makes sense; sent as Retry-After.
-        self.retry_after = self.default_retry_after if retry_after is None else retry_after
+    status, code = 500, "engine_error"
 
 
 class EngineStarting(EngineError):

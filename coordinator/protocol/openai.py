@@ -93,6 +93,20 @@ class OpenAIError(Exception):
         self.retry_after = retry_after
 
 
+class OpenAIErrorKind(OpenAIError):
+    """An error whose subclasses fix the status and code: raised with words and, where
+    waiting helps, a retry_after (else the kind's default)."""
+
+    status = 500
+    code = "server_error"
+    default_retry_after: int | None = None
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        kind = type(self)
+        retry_after = kind.default_retry_after if retry_after is None else retry_after
+        super().__init__(kind.status, kind.code, message, retry_after=retry_after)
+
+
 class InvalidRequest(OpenAIError):
     """A chat request that cannot be served as sent: always the client's to fix (400)."""
 

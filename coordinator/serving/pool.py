@@ -22,7 +22,7 @@ import structlog
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ChildState, CooldownReason
-from coordinator.protocol.openai import OpenAIError
+from coordinator.protocol.openai import OpenAIErrorKind
 
 log = structlog.get_logger("coordinator.serving.pool")
 
@@ -45,16 +45,12 @@ class Outcome(enum.Enum):
     AUTH_EXPIRED = "auth_expired"
 
 
-class PoolError(OpenAIError):
+class PoolError(OpenAIErrorKind):
     """Why a request cannot get a child; `retry_after` in seconds where waiting helps.
 
     Each kind carries the status and code the client gets."""
 
-    status = 503
-    code = "unavailable"
-
-    def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(type(self).status, type(self).code, message, retry_after=retry_after)
+    status, code = 503, "unavailable"
 
 
 class QueueFull(PoolError):
