@@ -16,18 +16,19 @@ from child.engines.base import Engine
 from child.http.routes import create_app
 from child.session import Session
 from child.settings import ChildSettings
+from coordinator.protocol.link import EXIT_BOOT_FAILED, EXIT_STOPPED
 
 GRACEFUL_SHUTDOWN_S: Final = 2
 KEEP_ALIVE_S: Final = 60
 
 
 def run(settings: ChildSettings, engine: Engine) -> int:
-    """Serve until told to stop; the exit code is 1 if the engine never started, else 0."""
-    exit_code = 0
+    """Serve until told to stop; the exit code says whether the engine failed (see `link`)."""
+    exit_code = EXIT_STOPPED
 
     def engine_failed() -> None:
         nonlocal exit_code
-        exit_code = 1
+        exit_code = EXIT_BOOT_FAILED
         server.should_exit = True
 
     app = create_app(settings, Session(engine), on_engine_failure=engine_failed)
