@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import secrets
 import signal
 import time
@@ -29,7 +30,7 @@ from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import SERVING
 from coordinator.lifecycle.supervisor import Supervisor
-from coordinator.serving.http import HttpServer
+from coordinator.serving.http import HttpServer, Limits
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy
@@ -41,6 +42,10 @@ log = structlog.get_logger("coordinator.runtime")
 
 # After the drain: how long a connection still writing an answer may take before it is cut.
 HTTP_CLOSE_SECONDS = 1.0
+# File descriptors kept for the run itself, beyond client connections: logs, the
+# listening socket, and per child its pipes and the link's keep-alive connections.
+_RESERVED_FILES = 64
+_FILES_PER_CHILD = 16
 
 
 class StartupError(Exception):
@@ -79,6 +84,41 @@ def plan(settings: Settings, profiles: tuple[Profile, ...]) -> Plan:
     except port_checks.PortError as exc:
         raise StartupError(str(exc)) from None
     return Plan(specs=tuple(ChildSpec(p, t) for p, t in zip(profiles, triples, strict=True)))
+
+
+def http_limits(settings: Settings, children: int) -> Limits:
+    """The public port's limits, with the connection cap kept under the file limit.
+
+    The soft limit is raised to the hard one first (the usual soft limit, 1,024, would
+    otherwise lock every new client out long before a sane cap); a cap that still does
+    not fit is lowered, with a warning, rather than left to fail at accept().
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    room = soft - _RESERVED_FILES - _FILES_PER_CHILD * children
+    max_connections = settings.max_connections
+    if max_connections > room:
+        log.warning(
+            "connection_cap_lowered",
+            asked=max_connections,
+            allowed=max(1, room),
+            file_limit=soft,
+            hint="raise the file limit (ulimit -n) or lower --max-connections",
+        )
+        max_connections = max(1, room)
+    return Limits(
+        max_connections=max_connections,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        send_timeout=settings.send_timeout,
+        keep_alive_timeout=settings.keep_alive_timeout,
+    )
 
 
 class HealthProbe:
@@ -193,7 +233,9 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
-    server = HttpServer(App(coordinator), error_body=error_body, max_body_bytes=settings.max_body_bytes)
+    server = HttpServer(
+        App(coordinator), error_body=error_body, limits=http_limits(settings, len(plan.specs))
+    )
     exit_code = 0
     try:
         await coordinator.supervisor.start()

@@ -40,6 +40,14 @@ class Settings:
     first_byte_timeout: float = 300.0
     idle_timeout: float = 120.0
     max_body_bytes: int = 50 * 1024 * 1024
+    # What one client may cost the public port (coordinator.serving.http.Limits).
+    max_connections: int = 1000
+    max_headers: int = 100
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    send_timeout: float = 30.0
+    keep_alive_timeout: float = 30.0
     # Passive ejection: this many failures in a row cool a child down, longer each time.
     eject_after: int = 3
     eject_cooldown: float = 10.0

@@ -108,6 +108,21 @@ def run(
     ),
     idle_timeout: float = _option("--idle-timeout", "Seconds a stream may go without data."),
     max_body_bytes: int = _option("--max-body-bytes", "Largest request body accepted; beyond it: 413."),
+    max_connections: int = _option(
+        "--max-connections", "Open client connections; beyond it the longest idle closes, or 503."
+    ),
+    max_headers: int = _option("--max-headers", "Headers a request may have; beyond it: 431."),
+    max_header_bytes: int = _option(
+        "--max-header-bytes", "Bytes of a request's line and headers, as sent; beyond it: 431."
+    ),
+    header_timeout: float = _option("--header-timeout", "Seconds a request's head may take; then: 408."),
+    body_timeout: float = _option("--body-timeout", "Seconds a request's body may take; then: 408."),
+    send_timeout: float = _option(
+        "--send-timeout", "Seconds a client may read nothing of its answer; then it is cancelled."
+    ),
+    keep_alive_timeout: float = _option(
+        "--keep-alive-timeout", "Seconds an idle client connection stays open."
+    ),
     eject_after: int = _option("--eject-after", "Failures in a row that cool a child down."),
     eject_cooldown: float = _option("--eject-cooldown", "Seconds of the first cooldown; doubles each time."),
     eject_cooldown_max: float = _option("--eject-cooldown-max", "Longest cooldown, in seconds."),

@@ -1,13 +1,20 @@
 """The coordinator's HTTP/1.1 server: connections, request parsing, and writing answers.
 
 The public surface is small and ours, so the server is too: httptools parses, one
-`asyncio.Protocol` per connection, one task per request, and a single handler (the app)
-that gets a parsed `Request` with its whole body and answers through it. It does what a
-proxy of streamed answers needs: keep-alive, `Expect: 100-continue`, limits on the head
-and the body, chunked answers whose writes wait while a slow reader catches up, a
-handler cancelled when its client disconnects, and a graceful close. uvicorn and
-Starlette did this before; their layers were about a third of the coordinator's CPU per
-request, which on a busy machine is most of the latency it adds (docs/benchmarks.md).
+`asyncio.Protocol` per connection, one task per request, and an application that is
+asked twice: `admit` when a request's head arrives (route, method, key, how much body it
+may send), then `__call__` with the whole request, to answer through it. It does what a
+proxy of streamed answers needs: keep-alive, `Expect: 100-continue`, chunked answers
+whose writes wait while a slow reader catches up, a handler cancelled when its client
+disconnects, and a graceful close. uvicorn and Starlette did this before; their layers
+were about a third of the coordinator's CPU per request, which on a busy machine is most
+of the latency it adds (docs/benchmarks.md).
+
+It is also the first thing a hostile client meets, so everything a client sends is
+bounded (`Limits`): connections, header count and bytes counted on the wire, the time a
+head, a body or a write may take, and requests pipelined behind the one in hand. A
+refused request's body is never buffered. One sweep task checks every deadline, so a
+request costs no timer of its own.
 
 Answers to requests that cannot be parsed are built by the caller's `error_body`, so
 that even those are in the app's error shape.
@@ -17,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import http
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email.utils import formatdate
-from typing import cast
+from typing import NoReturn, Protocol, cast
 from urllib.parse import unquote
 
 import httptools
@@ -33,17 +42,70 @@ from coordinator.protocol.openai import OpenAIError
 log = structlog.get_logger("coordinator.serving.http")
 
 Headers = Iterable[tuple[bytes, bytes]]
-Handler = Callable[["Request"], Awaitable[None]]
 ErrorBody = Callable[[int, str, str], bytes]
 
-MAX_HEAD_BYTES = 64 * 1024  # request line and headers together
+# A refused request's body up to this size is read and dropped, so that the connection
+# stays usable; a larger one is not read at all, and the connection closes after the answer.
+DISCARD_BYTES = 64 * 1024
+# After an answer sent while the client was still sending a body the server will not read,
+# the rest is read and dropped this long, so that the client reads the answer rather than
+# a reset; then the connection is cut.
+LINGER_SECONDS = 2.0
+# Each header costs its name, its value, and ": " and CRLF on the wire.
+_HEADER_OVERHEAD = 4
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in http.HTTPStatus
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client may cost: the defaults suit a public port; each has a flag."""
+
+    max_connections: int = 1000
+    max_headers: int = 100
+    max_header_bytes: int = 32 * 1024  # request line and headers, as sent
+    header_timeout: float = 10.0  # from a request's first byte to the end of its head
+    body_timeout: float = 60.0  # for the whole body, once the server reads it
+    send_timeout: float = 30.0  # a write may wait this long for a client that does not read
+    keep_alive_timeout: float = 30.0
+    max_pipelined: int = 16  # requests parsed while another is answered; more closes
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the application decides from a request's head, before any of its body is read."""
+
+    body_limit: int  # the most body bytes this request may send; beyond them: 413
+    refused: bool = False  # answer without the body: it is dropped, or never read
+    decision: object = None  # the application's own note, handed back as `Request.decision`
+
+
+class Application(Protocol):
+    def admit(self, request: Request) -> Admission:
+        """Decide from the head alone (`request.body` is empty). Must not block."""
+        ...
+
+    async def __call__(self, request: Request) -> None: ...
+
+
 class _Refused(OpenAIError):
     """A request refused while it is parsed; the connection answers and closes."""
+
+
+class _StopParsing(Exception):
+    """Raised in a parser callback: what follows in this connection is not read."""
+
+
+class _Phase(enum.Enum):
+    """What a connection waits for, which says which deadline applies."""
+
+    IDLE = "idle"  # between requests: keep-alive
+    HEAD = "head"
+    BODY = "body"
+    LINGER = "linger"  # answered; dropping what the client still sends before the close
+    NONE = "none"  # a handler runs: its own timeouts apply
 
 
 class Request:
@@ -59,6 +121,9 @@ class Request:
         "_head_only",
         "_unsent_head",
         "body",
+        "cancelled_by",
+        "decision",
+        "expects_continue",
         "finished",
         "first_byte_at",
         "headers",
@@ -66,6 +131,7 @@ class Request:
         "keep_alive",
         "method",
         "path",
+        "refused",
         "started",
         "status",
     )  # fmt: skip
@@ -79,6 +145,10 @@ class Request:
         self.body = b""
         self.keep_alive = keep_alive
         self.http_10 = False
+        self.expects_continue = False
+        self.refused = False
+        self.decision: object = None
+        self.cancelled_by: str | None = None  # why the server cut the answer short, if it did
         self.status = 0  # of the answer, once started
         self.started = False
         self.finished = False
@@ -142,11 +212,23 @@ def _head(server: HttpServer, status: int, headers: Headers, framing: bytes, *, 
     return b"".join(parts)
 
 
+def _error_answer(server: HttpServer, refused: _Refused) -> bytes:
+    body = server.error_body(refused.status, refused.code, refused.message)
+    framing = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+    return _head(server, refused.status, (), framing, close=True) + body
+
+
 class _Connection(asyncio.Protocol):
-    """One client connection: requests are parsed as bytes come, and handled one at a time."""
+    """One client connection: requests are parsed as bytes come, and handled one at a time.
+
+    While a request is handled, the next one's head may be parsed, but reading then
+    pauses until the first is answered: a client cannot make the server hold more than
+    what one read brings.
+    """
 
     def __init__(self, server: HttpServer) -> None:
         self.server = server
+        self.limits = server.limits
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -154,17 +236,27 @@ class _Connection(asyncio.Protocol):
         self.pending: deque[Request] = deque()  # parsed, waiting for the one in hand to end
         self.active: asyncio.Task[None] | None = None
         self.handling: Request | None = None  # the request of `active`
-        self.upgrade_ignored = False
-        self.idle_timer: asyncio.TimerHandle | None = None
-        self.last_active = 0.0
+        self.ignoring = False  # what the client sends from now on is dropped unread
+        self.eof = False  # the client has sent all it will send (it may still read)
+        self.refusal_after = b""  # an error answer that waits for the requests before it
+        self.reading = True
         self.write_paused = False
         self.drained: asyncio.Future[None] | None = None
+        # The one deadline of what the connection waits for, checked by the server's sweep.
+        self.phase = _Phase.IDLE
+        self.deadline: float | None = None
+        self.send_deadline: float | None = None
+        self.idle_since = 0.0
         # The request being parsed:
+        self.messages = 0  # begun on this connection
+        self.in_head = False
+        self.head_wire = 0  # bytes of a head that spans reads, as they came
         self.url = b""
         self.header_list: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
         self.body: list[bytes] = []
         self.body_bytes = 0
+        self.body_limit = 0
         self.request: Request | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -172,12 +264,21 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
+        if not self.server.admit_connection():
+            refused = _Refused(
+                503, "too_many_connections", "The server has too many connections open; retry shortly."
+            )
+            self.transport.write(_error_answer(self.server, refused))
+            self.closed = True
+            self.transport.close()
+            return
         self.server.connections.add(self)
         self._wait_idle()
 
     def data_received(self, data: bytes) -> None:
-        if self.upgrade_ignored:
+        if self.ignoring or self.closed:
             return
+        begun = self.messages
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -188,22 +289,35 @@ class _Connection(asyncio.Protocol):
                 self._refuse(_Refused(400, "upgrade_not_supported", "Protocol upgrades are not supported."))
             else:
                 last.keep_alive = False
-                self.upgrade_ignored = True
+                self.ignoring = True
+            return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
+            if isinstance(cause, _StopParsing):
+                return
             if isinstance(cause, _Refused):  # raised in a parser callback
                 self._refuse(cause)
             else:
                 self._refuse(_Refused(400, "malformed_request", "The request is not valid HTTP/1.1."))
+            return
+        if self.in_head:
+            # httptools gathers a header line before it calls back: one sent across many
+            # reads is counted here, as it arrives, not when it ends.
+            self.head_wire = self.head_wire + len(data) if self.messages == begun else 0
+            if self.head_wire > self.limits.max_header_bytes:
+                self._refuse(_Refused(431, "headers_too_large", "The request's headers are too large."))
 
     def eof_received(self) -> bool | None:
-        return None  # a client that stops sending has left: close, and cancel what it asked
+        if self.active is None and not self.pending:
+            return None  # nothing accepted: close
+        # A client may close its side once it has sent its request (a half-close): the
+        # accepted requests are still answered, then the connection closes.
+        self.eof = True
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         if self.active is not None:
             self.active.cancel()
         self._wake_writer()
@@ -218,12 +332,19 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.messages += 1
+        self.in_head = True
+        self.head_wire = 0
         self.url = b""
         self.header_list = []
         self.head_bytes = 0
         self.body = []
         self.body_bytes = 0
         self.request = None
+        if self.busy:
+            self._set_phase(_Phase.NONE)  # behind a request in hand: its head waits with it
+        else:
+            self._set_phase(_Phase.HEAD, self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -231,11 +352,19 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.header_list.append((name, value))
+        if len(self.header_list) > self.limits.max_headers:
+            raise _Refused(
+                431, "too_many_headers", f"The request has more than {self.limits.max_headers} headers."
+            )
         self._count_head(
-            len(name) + len(value), 431, "headers_too_large", "The request's headers are too large."
+            len(name) + len(value) + _HEADER_OVERHEAD,
+            431,
+            "headers_too_large",
+            "The request's headers are too large.",
         )
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self.header_list
         }
@@ -248,18 +377,39 @@ class _Connection(asyncio.Protocol):
             self.parser.should_keep_alive(),
         )
         request.http_10 = self.parser.get_http_version() == "1.0"
+        request.expects_continue = headers.get("expect", "").lower() == "100-continue"
         self.request = request
+        admission = self.server.app.admit(request)
+        request.decision = admission.decision
+        request.refused = admission.refused
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.server.max_body_bytes:
-            raise self._too_large()
-        if headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        size = int(declared) if declared.isdigit() else None
+        has_body = size != 0 and (size is not None or "chunked" in headers.get("transfer-encoding", ""))
+        if admission.refused:
+            # Not a byte of the body is kept. A small one is read and dropped so that the
+            # connection serves on; a large one, or one the client waits for leave to
+            # send, is not read at all: answer now and close.
+            self.body_limit = DISCARD_BYTES
+            if has_body and (size is None or size > DISCARD_BYTES or request.expects_continue):
+                self._answer_unread(request)
+        else:
+            self.body_limit = admission.body_limit
+            if size is not None and size > self.body_limit:
+                raise self._too_large()
+        if self.busy:
+            self._pause_reading()  # read no further until the request in hand is answered
+        elif has_body:
+            self._start_body(request)
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
-        if self.body_bytes > self.server.max_body_bytes:
+        if self.body_bytes > self.body_limit:
+            request = self.request
+            if request is not None and request.refused:
+                self._answer_unread(request)  # a refused chunked body that keeps coming
             raise self._too_large()
-        self.body.append(body)
+        if self.request is not None and not self.request.refused:
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
         request = self.request
@@ -267,22 +417,43 @@ class _Connection(asyncio.Protocol):
         request.body = b"".join(self.body)
         self.body = []
         self.request = None
-        if self.active is None:
-            self._run(request)
-        else:  # pipelined: hold it, and read no further until it is answered
-            self.pending.append(request)
-            if self.transport is not None:
-                self.transport.pause_reading()
+        if len(self.pending) >= self.limits.max_pipelined:
+            # A flood of pipelined requests: the ones taken are answered, then the
+            # connection closes; the client may send the rest again on a new one.
+            self.pending[-1].keep_alive = False
+            self._stop_reading()
+            raise _StopParsing
+        self._accept(request)
+
+    def _answer_unread(self, request: Request) -> NoReturn:
+        """Answer a refused request without reading the rest of its body, then close."""
+        request.keep_alive = False
+        self.request = None
+        self._stop_reading()
+        self._accept(request)
+        raise _StopParsing
 
     # -- handling and writing -----------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        return self.active is not None or bool(self.pending)
+
+    def _accept(self, request: Request) -> None:
+        if self.busy:
+            self.pending.append(request)
+            self._pause_reading()
+        else:
+            self._run(request)
+
     def _run(self, request: Request) -> None:
+        self._set_phase(_Phase.NONE)
         self.handling = request
         self.active = self.loop.create_task(self._handle(request))
 
     async def _handle(self, request: Request) -> None:
         try:
-            await self.server.handler(request)
+            await self.server.app(request)
         except asyncio.CancelledError:
             pass  # the client left, or the server is closing; the app has logged it
         except Exception:
@@ -301,108 +472,229 @@ class _Connection(asyncio.Protocol):
         self.handling = None
         if self.closed:
             return
-        if not request.finished or not request.keep_alive or self.server.closing:
+        if not request.finished or self.server.closing:
             self.close()
+        elif not request.keep_alive:
+            self._close_after_answer()
         elif self.pending:
-            assert self.transport is not None
-            self.transport.resume_reading()
             self._run(self.pending.popleft())
+        elif self.refusal_after:
+            assert self.transport is not None
+            self.transport.write(self.refusal_after)
+            self.close()
+        elif self.eof:
+            self.close()
+        elif self.request is not None:  # the next request's head is in; its body is not
+            self._resume_reading()
+            self._start_body(self.request)
         else:
+            self._resume_reading()
             self._wait_idle()
 
     async def write(self, data: bytes) -> None:
-        """Write, then wait while the client is slower than the answer (backpressure)."""
+        """Write, then wait while the client is slower than the answer (backpressure).
+
+        The wait is bounded: a client that reads nothing for `send_timeout` is cut off by
+        the sweep, which cancels the request and so frees its child.
+        """
         if self.closed or self.transport is None:
             return
         self.transport.write(data)
         if self.write_paused and not self.closed:
             self.drained = self.loop.create_future()
-            await self.drained
+            self.send_deadline = self.loop.time() + self.limits.send_timeout
+            try:
+                await self.drained
+            finally:
+                self.send_deadline = None
 
     def _wake_writer(self) -> None:
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
         self.drained = None
 
-    # -- refusals, idling, closing ------------------------------------------------------
+    # -- limits, refusals, closing ------------------------------------------------------
+
+    def _start_body(self, request: Request) -> None:
+        """The request is in hand and its body is wanted: ask for it, and time it."""
+        self._set_phase(_Phase.BODY, self.limits.body_timeout)
+        if request.expects_continue and not request.refused and self.transport is not None:
+            self.transport.write(_CONTINUE)
 
     def _count_head(self, size: int, status: int, code: str, message: str) -> None:
         self.head_bytes += size
-        if self.head_bytes > MAX_HEAD_BYTES:
+        if self.head_bytes > self.limits.max_header_bytes:
             raise _Refused(status, code, message)
 
     def _too_large(self) -> _Refused:
-        limit = self.server.max_body_bytes
         return _Refused(
             413,
             "request_too_large",
-            f"The request body is larger than {limit} bytes; send a shorter conversation or raise "
-            "--max-body-bytes.",
+            f"The request body is larger than {self.body_limit} bytes; send a shorter conversation "
+            "or raise --max-body-bytes.",
         )
 
     def _refuse(self, refused: _Refused) -> None:
-        """Answer a request that could not be taken, and close: the stream of bytes is lost."""
+        """Answer a request that could not be taken, and close: the stream of bytes is lost.
+
+        Requests accepted before it are answered first."""
         if self.closed or self.transport is None:
             return
-        if self.active is None:
-            body = self.server.error_body(refused.status, refused.code, refused.message)
-            framing = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
-            self.transport.write(_head(self.server, refused.status, (), framing, close=True) + body)
-        self.close()
+        self._stop_reading()
+        if self.busy:
+            self.refusal_after = _error_answer(self.server, refused)
+        else:
+            self.transport.write(_error_answer(self.server, refused))
+            self._close_after_answer()
+
+    def _close_after_answer(self) -> None:
+        """Close; if the client may still be sending, first read and drop it for a moment
+        so that it gets the answer rather than a reset."""
+        if self.eof or not (self.ignoring or self.request is not None) or self.transport is None:
+            self.close()
+            return
+        self.ignoring = True
+        self._resume_reading()
+        with contextlib.suppress(OSError, RuntimeError, NotImplementedError):
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+        self._set_phase(_Phase.LINGER, LINGER_SECONDS)
+
+    def _stop_reading(self) -> None:
+        """Nothing more of what this client sends will be used: pause until the close."""
+        self.ignoring = True
+        self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        if self.reading and self.transport is not None:
+            self.reading = False
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self.reading and self.transport is not None and not self.closed:
+            self.reading = True
+            self.transport.resume_reading()
+
+    def _set_phase(self, phase: _Phase, seconds: float | None = None) -> None:
+        self.phase = phase
+        self.deadline = None if seconds is None else self.loop.time() + seconds
 
     def _wait_idle(self) -> None:
-        # One timer per connection, armed once and moved on when it fires: re-arming it for
-        # every request would cost a timer per request.
-        self.last_active = self.loop.time()
-        if self.idle_timer is None:
-            self.idle_timer = self.loop.call_at(
-                self.last_active + self.server.keep_alive_timeout, self._on_idle_timer
-            )
+        self.idle_since = self.loop.time()
+        self._set_phase(_Phase.IDLE, self.limits.keep_alive_timeout)
 
-    def _on_idle_timer(self) -> None:
-        self.idle_timer = None
-        due = self.last_active + self.server.keep_alive_timeout
-        if self.idle and self.loop.time() >= due:
-            self.close()
-        elif not self.closed:
-            self.idle_timer = self.loop.call_at(max(due, self.loop.time() + 1.0), self._on_idle_timer)
+    def check_deadlines(self, now: float) -> None:
+        """Called by the server's sweep: act on a deadline that has passed."""
+        if self.send_deadline is not None and now >= self.send_deadline:
+            self._send_timed_out()
+        elif self.deadline is not None and now >= self.deadline:
+            phase, self.deadline = self.phase, None
+            if phase is _Phase.HEAD:
+                self._refuse(
+                    _Refused(
+                        408,
+                        "request_timeout",
+                        f"The request's head did not arrive within {self.limits.header_timeout:g}s.",
+                    )
+                )
+            elif phase is _Phase.BODY:
+                self._refuse(
+                    _Refused(
+                        408,
+                        "request_timeout",
+                        f"The request's body did not arrive within {self.limits.body_timeout:g}s.",
+                    )
+                )
+            elif phase is _Phase.LINGER:
+                self.abort()
+            else:
+                self.close()
+
+    def _send_timed_out(self) -> None:
+        self.send_deadline = None
+        request = self.handling
+        log.warning(
+            "send_timeout",
+            method=request.method if request else None,
+            path=request.path if request else None,
+            seconds=self.limits.send_timeout,
+            reason="the client read nothing; its request is cancelled and its child freed",
+        )
+        if request is not None:
+            request.cancelled_by = "send_timeout"
+        self.abort()  # connection_lost cancels the handler
+
+    @property
+    def idle(self) -> bool:
+        return self.active is None and not self.pending and self.request is None and not self.in_head
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
 
-    @property
-    def idle(self) -> bool:
-        return self.active is None and not self.pending and self.request is None
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
 
 
 class HttpServer:
-    """Listens, hands every request to `handler`, and closes gracefully."""
+    """Listens, hands every request to `app`, and closes gracefully."""
 
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        error_body: ErrorBody,
-        max_body_bytes: int,
-        keep_alive_timeout: float = 30.0,
-    ) -> None:
-        self.handler = handler
+    def __init__(self, app: Application, *, error_body: ErrorBody, limits: Limits | None = None) -> None:
+        self.app = app
         self.error_body = error_body
-        self.max_body_bytes = max_body_bytes
-        self.keep_alive_timeout = keep_alive_timeout
+        self.limits = limits or Limits()
         self.connections: set[_Connection] = set()
         self.closing = False
+        self.refused_connections = 0
         self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._date_second = 0
         self._date = b""
+        self._cap_logged_at = 0.0
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: _Connection(self), host or None, port, backlog=2048, reuse_address=True
         )
+        self._sweeper = loop.create_task(self._sweep(), name="http-deadlines")
+
+    def admit_connection(self) -> bool:
+        """Room for one more connection: under the cap, or by closing the longest idle one."""
+        if len(self.connections) < self.limits.max_connections:
+            return True
+        idle = [connection for connection in self.connections if connection.idle]
+        if idle:
+            min(idle, key=lambda connection: connection.idle_since).close()
+            self.connections.difference_update(c for c in idle if c.closed)
+            return True
+        self.refused_connections += 1
+        now = time.monotonic()
+        if now - self._cap_logged_at >= 10.0:  # one line per burst, not one per connection
+            self._cap_logged_at = now
+            log.warning(
+                "connection_limit",
+                max_connections=self.limits.max_connections,
+                refused_so_far=self.refused_connections,
+                hint="raise --max-connections, or look for a client that holds connections open",
+            )
+        return False
+
+    async def _sweep(self) -> None:
+        limits = self.limits
+        shortest = min(
+            limits.header_timeout, limits.body_timeout, limits.send_timeout, limits.keep_alive_timeout
+        )
+        interval = max(0.05, min(1.0, shortest / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for connection in list(self.connections):
+                connection.check_deadlines(now)
 
     async def shutdown(self, timeout: float) -> None:
         """Stop listening, close idle connections, give busy ones `timeout`, then cut them."""
@@ -421,6 +713,10 @@ class HttpServer:
                 connection.transport.abort()
         if handlers:  # cut off: they are cancelled now, and clean up (stop a child's page) first
             await asyncio.wait(handlers, timeout=2.0)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._server is not None:
             await self._server.wait_closed()
 

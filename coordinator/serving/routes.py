@@ -16,13 +16,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from coordinator.protocol import openai as wire
-from coordinator.serving.http import Request
+from coordinator.serving.http import Admission, Request
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
     PoolError,
@@ -43,6 +43,8 @@ _SSE_HEADERS = (
 )
 _MAX_REQUEST_ID = 128
 _CHAT = "/v1/chat/completions"
+# The body a route other than chat may send (none reads one); the chat route's is --max-body-bytes.
+_SMALL_BODY = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -62,9 +64,11 @@ class Reply:
     body: bytes
     content_type: bytes = _JSON
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    error_code: str | None = None  # of an error reply, for the log line and metrics
 
 
 Handler = Callable[[Request, Context, list[str]], Awaitable[Reply | None]]
+_Route = tuple[Handler, list[str]]
 
 
 def json_reply(content: Any, status: int = 200) -> Reply:
@@ -82,7 +86,7 @@ def error_reply(
 ) -> Reply:
     if retry_after is not None:
         headers = (*headers, (b"retry-after", str(retry_after).encode()))
-    return Reply(status, error_body(status, code, message, param=param), headers=headers)
+    return Reply(status, error_body(status, code, message, param=param), headers=headers, error_code=code)
 
 
 def error_body(status: int, code: str | None, message: str, *, param: str | None = None) -> bytes:
@@ -98,6 +102,14 @@ class Refusal(wire.OpenAIError):
     """A chat request refused at the edge, before any child is involved."""
 
 
+_UNAUTHORIZED = error_reply(
+    401,
+    "invalid_api_key",
+    "Missing or wrong API key: send it as 'Authorization: Bearer KEY' (or 'X-API-Key: KEY').",
+    headers=((b"www-authenticate", b"Bearer"),),
+)
+
+
 class App:
     """Routes a request, checks its API key, and gives it an id, a log line and metrics."""
 
@@ -105,6 +117,7 @@ class App:
         self.coordinator = coordinator
         self.metrics = coordinator.metrics
         self.api_keys = tuple(key.encode() for key in coordinator.settings.api_keys)
+        self.max_body_bytes = coordinator.settings.max_body_bytes
         self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count(1)
         get = ("GET", "HEAD")
@@ -124,10 +137,22 @@ class App:
             ("/admin/children/", 2, ("POST",), self.admin_action),
         )
 
+    def admit(self, request: Request) -> Admission:
+        """Route, method and key, from the head alone: a request refused here is answered
+        without its body ever being read, and one accepted may send only its route's body."""
+        path = request.path
+        if path not in _OPEN_PATHS and self.api_keys and not self._authorized(request.headers):
+            return Admission(0, refused=True, decision=_UNAUTHORIZED)
+        route = self._resolve(request)
+        if isinstance(route, Reply):
+            return Admission(0, refused=True, decision=route)
+        return Admission(self.max_body_bytes if path == _CHAT else _SMALL_BODY, decision=route)
+
     async def __call__(self, request: Request) -> None:
+        decision = request.decision
         path = request.path
         if path in _OPEN_PATHS:
-            reply = await self._route(request, Context(""))
+            reply = decision if isinstance(decision, Reply) else await self._handle(request, Context(""))
             assert reply is not None
             await self._send(request, reply, ())
             return
@@ -135,16 +160,11 @@ class App:
         stamp = path.startswith("/v1/")
         started = time.perf_counter()
         try:
-            if self.api_keys and not self._authorized(request.headers):
-                context.error_code = "invalid_api_key"
-                reply = error_reply(
-                    401,
-                    "invalid_api_key",
-                    "Missing or wrong API key: send it as 'Authorization: Bearer KEY' (or 'X-API-Key: KEY').",
-                    headers=((b"www-authenticate", b"Bearer"),),
-                )
+            if isinstance(decision, Reply):
+                context.error_code = decision.error_code
+                reply = decision
             else:
-                reply = await self._route(request, context)
+                reply = await self._handle(request, context)
             if reply is not None:
                 await self._send(request, reply, self._stamp(context) if stamp else ())
         except Exception as exc:
@@ -159,7 +179,12 @@ class App:
         finally:
             self._record(request, context, started)
 
-    async def _route(self, request: Request, context: Context) -> Reply | None:
+    async def _handle(self, request: Request, context: Context) -> Reply | None:
+        handler, params = cast(_Route, request.decision)
+        return await handler(request, context, params)
+
+    def _resolve(self, request: Request) -> _Route | Reply:
+        """The handler of a request and its path parameters, or the 404 or 405 it gets."""
         path = request.path
         route = self.routes.get(path)
         params: list[str] = []
@@ -182,7 +207,7 @@ class App:
                 f"{request.method} is not allowed on {path}.",
                 headers=((b"allow", ", ".join(methods).encode()),),
             )
-        return await handler(request, context, params)
+        return handler, params
 
     @staticmethod
     async def _send(request: Request, reply: Reply, stamp: tuple[tuple[bytes, bytes], ...]) -> None:
@@ -222,6 +247,7 @@ class App:
             model=context.model,
             stream=context.stream,
             duration_ms=round(seconds * 1000, 2),
+            cancelled_by=request.cancelled_by,
         )
 
     def _request_id(self, headers: dict[str, str]) -> str:

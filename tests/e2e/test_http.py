@@ -5,12 +5,12 @@ never be able to break (malformed requests, oversized heads and bodies)."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
 
 from tests.support.coordinator import Coordinator, Runs
+from tests.support.raw import assert_openai_error, connect, post, read_answer, read_until_closed
 
 ASK = json.dumps({"model": "mock", "messages": [{"role": "user", "content": "raw bytes"}]}).encode()
 STREAM = json.dumps(
@@ -22,47 +22,6 @@ LIMIT = 2000
 @pytest.fixture(scope="module")
 def run(module_runs: Runs) -> Coordinator:
     return module_runs.start(("h1",), args=["--max-body-bytes", str(LIMIT)])
-
-
-def connect(run: Coordinator) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", run.port), timeout=10)
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
-
-
-def read_answer(sock: socket.socket, buffer: bytes = b"") -> tuple[bytes, dict[str, str], bytes, bytes]:
-    """One Content-Length answer: (status line, headers, body, bytes read past it)."""
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed mid-head: {buffer!r}"
-        buffer += chunk
-    head, _, rest = buffer.partition(b"\r\n\r\n")
-    status, *lines = head.split(b"\r\n")
-    headers = {k.decode().lower(): v.decode().strip() for k, _, v in (line.partition(b":") for line in lines)}
-    length = int(headers["content-length"])
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        rest += chunk
-    return status, headers, rest[:length], rest[length:]
-
-
-def post(body: bytes, extra: str = "", version: str = "1.1") -> bytes:
-    return (
-        f"POST /v1/chat/completions HTTP/{version}\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n{extra}\r\n"
-    ).encode() + body
-
-
-def assert_openai_error(body: bytes, code: str) -> None:
-    error = json.loads(body)["error"]
-    assert error["code"] == code
-    assert error["message"]
 
 
 def test_malformed_request_gets_400_in_openai_shape_and_a_close(run: Coordinator) -> None:
