@@ -54,6 +54,7 @@ LINGER_SECONDS = 2.0
 # Each header costs its name, its value, and ": " and CRLF on the wire.
 _HEADER_OVERHEAD = 4
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_PROCESSING = b"HTTP/1.1 102 Processing\r\n\r\n"
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in http.HTTPStatus
 }
@@ -311,7 +312,8 @@ class _Connection(asyncio.Protocol):
         if self.active is None and not self.pending:
             return None  # nothing accepted: close
         # A client may close its side once it has sent its request (a half-close): the
-        # accepted requests are still answered, then the connection closes.
+        # accepted requests are still answered, then the connection closes. One that has
+        # left altogether looks the same until something is written to it; see `probe`.
         self.eof = True
         return True
 
@@ -583,8 +585,23 @@ class _Connection(asyncio.Protocol):
         self.idle_since = self.loop.time()
         self._set_phase(_Phase.IDLE, self.limits.keep_alive_timeout)
 
+    def probe(self) -> None:
+        """Tell a half-closed client from one that has gone, while its answer is not due yet.
+
+        Only a write can: a client that has closed its socket answers one with a reset,
+        which fails the next write and cancels its request, freeing its place in the
+        queue or its child. An interim 102 is what HTTP/1.1 lets a server send before
+        any answer, and clients skip it; HTTP/1.0 clients get none.
+        """
+        request = self.handling
+        if self.eof and request is not None and not request.started and not request.http_10:
+            assert self.transport is not None
+            self.transport.write(_PROCESSING)
+
     def check_deadlines(self, now: float) -> None:
         """Called by the server's sweep: act on a deadline that has passed."""
+        if self.eof:
+            self.probe()
         if self.send_deadline is not None and now >= self.send_deadline:
             self._send_timed_out()
         elif self.deadline is not None and now >= self.deadline:
