@@ -9,10 +9,7 @@ the right status here, and nowhere else. Handlers read the `Coordinator` built b
 from __future__ import annotations
 
 import contextlib
-import hmac
-import itertools
 import json
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +19,8 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from coordinator.protocol import openai as wire
+from coordinator.serving import ids
+from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.http import Request
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
@@ -41,7 +40,6 @@ _SSE_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tells nginx in front not to buffer the stream
 )
-_MAX_REQUEST_ID = 128
 _CHAT = "/v1/chat/completions"
 
 
@@ -54,6 +52,8 @@ class Context:
     model: str | None = None
     stream: bool | None = None
     error_code: str | None = None
+    # The key that let the request in (its label, never the key), which alone may cancel it.
+    grant: Grant = OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +104,9 @@ class App:
     def __init__(self, coordinator: Service) -> None:
         self.coordinator = coordinator
         self.metrics = coordinator.metrics
-        self.api_keys = tuple(key.encode() for key in coordinator.settings.api_keys)
-        self._id_prefix = secrets.token_hex(8)
-        self._ids = itertools.count(1)
+        self.keys = KeyRing.from_settings(coordinator.settings)
+        # Chat requests in progress by id, for cancel to learn whose each is.
+        self.running: dict[str, Context] = {}
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
@@ -131,19 +131,23 @@ class App:
             assert reply is not None
             await self._send(request, reply, ())
             return
-        context = Context(self._request_id(request.headers))
+        given_id = self._request_id(request.headers)
+        context = Context(given_id or ids.new_request_id())
         stamp = path.startswith("/v1/")
         started = time.perf_counter()
         try:
-            if self.api_keys and not self._authorized(request.headers):
-                context.error_code = "invalid_api_key"
-                reply = error_reply(
-                    401,
-                    "invalid_api_key",
-                    "Missing or wrong API key: send it as 'Authorization: Bearer KEY' (or 'X-API-Key: KEY').",
-                    headers=((b"www-authenticate", b"Bearer"),),
-                )
+            grant = self._authorized(request.headers, path)
+            if not grant.allowed:
+                context.error_code = grant.code
+                reply = error_reply(grant.status, grant.code, grant.message, headers=grant.headers)
+            elif given_id is None:
+                context.error_code = "invalid_request_id"
+                reply = error_reply(400, "invalid_request_id", ids.INVALID)
             else:
+                context.grant = grant
+                if path == _CHAT:
+                    # The first request of an id owns it; a second one is refused as a duplicate.
+                    self.running.setdefault(context.request_id, context)
                 reply = await self._route(request, context)
             if reply is not None:
                 await self._send(request, reply, self._stamp(context) if stamp else ())
@@ -198,52 +202,46 @@ class App:
         )
 
     def _record(self, request: Request, context: Context, started: float) -> None:
+        """Every request's log line, and its metrics; nothing here may keep the line from being written."""
         seconds = time.perf_counter() - started
         status = request.status if request.finished else 499
         path = request.path
-        if path == _CHAT:
-            first_byte = request.first_byte_at
-            self.metrics.request_done(
-                status,
-                context.model,
-                bool(context.stream),
-                seconds,
-                None if first_byte is None else first_byte - started,
-                context.error_code,
+        try:
+            if self.running.get(context.request_id) is context:
+                del self.running[context.request_id]
+            if path == _CHAT:
+                first_byte = request.first_byte_at
+                self.metrics.request_done(
+                    status,
+                    context.model,
+                    bool(context.stream),
+                    seconds,
+                    None if first_byte is None else first_byte - started,
+                    context.error_code,
+                )
+        finally:
+            log.info(
+                "request",
+                request_id=context.request_id,
+                method=request.method,
+                path=path,
+                status=status,
+                child=context.child,
+                profile=context.child,
+                model=context.model,
+                stream=context.stream,
+                key=context.grant.owner,
+                duration_ms=round(seconds * 1000, 2),
             )
-        log.info(
-            "request",
-            request_id=context.request_id,
-            method=request.method,
-            path=path,
-            status=status,
-            child=context.child,
-            profile=context.child,
-            model=context.model,
-            stream=context.stream,
-            duration_ms=round(seconds * 1000, 2),
-        )
 
-    def _request_id(self, headers: dict[str, str]) -> str:
-        """The client's X-Request-ID if it is usable, else a new one."""
-        candidate = headers.get("x-request-id", "")
-        if (
-            0 < len(candidate) <= _MAX_REQUEST_ID
-            and candidate.isascii()
-            and candidate.isprintable()
-            and "/" not in candidate
-        ):
-            return candidate
-        # A random prefix per run and a counter: unique, without a system call per request.
-        return f"req_{self._id_prefix}{next(self._ids):016x}"
+    @staticmethod
+    def _request_id(headers: dict[str, str]) -> str | None:
+        """The client's X-Request-ID, a new unguessable id if it sent none, None if its id is unusable."""
+        return ids.request_id(headers)
 
-    def _authorized(self, headers: dict[str, str]) -> bool:
-        authorization = headers.get("authorization", "")
-        bearer = authorization[7:] if authorization[:7].lower() == "bearer " else ""
-        offered = (bearer.strip() or headers.get("x-api-key", "").strip()).encode("latin-1")
-        # Compared with every key, in constant time: neither timing nor order says which is close.
-        matches = [hmac.compare_digest(offered, key) for key in self.api_keys]
-        return bool(offered) and any(matches)
+    def _authorized(self, headers: dict[str, str], path: str) -> Grant:
+        """Whether the request's key may reach `path` (401, 403 or in), and whose key it is."""
+        return self.keys.check(headers, path)
 
     # -- POST /v1/chat/completions, the hot path ----------------------------------------
 
@@ -306,7 +304,9 @@ class App:
         coordinator = self.coordinator
         (request_id,) = params
         holder = coordinator.pool.locate(request_id)
-        if holder is None:
+        running = self.running.get(request_id)
+        # Another key's request is answered as one that does not exist: ids cannot be probed.
+        if holder is None or running is None or not may_cancel(context.grant, running.grant.owner):
             return error_reply(
                 404,
                 "request_not_found",
