@@ -136,7 +136,7 @@ class App:
         stamp = path.startswith("/v1/")
         started = time.perf_counter()
         try:
-            grant = self._authorized(request.headers, path)
+            context.grant = grant = self._authorized(request.headers, path)
             if not grant.allowed:
                 context.error_code = grant.code
                 reply = error_reply(grant.status, grant.code, grant.message, headers=grant.headers)
@@ -144,7 +144,6 @@ class App:
                 context.error_code = "invalid_request_id"
                 reply = error_reply(400, "invalid_request_id", ids.INVALID)
             else:
-                context.grant = grant
                 if path == _CHAT:
                     # The first request of an id owns it; a second one is refused as a duplicate.
                     self.running.setdefault(context.request_id, context)

@@ -162,6 +162,10 @@ def test_a_client_key_is_refused_on_admin(run: Coordinator, method: str, path: s
     assert error["code"] == "permission_denied" and error["type"] == "permission_error"
     assert "admin key" in error["message"]
     assert run.child("a")["state"] == "ready"  # the drain did not happen
+    logged = wait_for(
+        lambda: [e for e in run.events("request") if e["path"] == path and e["status"] == 403], 5, "the log"
+    )
+    assert logged[-1]["key"] == "client-0"
 
 
 def test_the_admin_key_reaches_admin_and_v1(run: Coordinator) -> None:
