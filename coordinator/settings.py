@@ -30,8 +30,13 @@ class Settings:
     browser_path: Path | None = None
     site_url: str | None = None
     site_config: Path | None = None
-    # Keys that /v1 and /admin accept; none means open. Kept out of repr: never logged.
+    # Keys that /v1 accepts (and /admin too, while no admin key is set); none means open.
+    # Kept out of repr, as are the admin keys: never logged.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Keys that /admin and /v1 accept; with one set, a client key no longer reaches /admin.
+    admin_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Origins whose browser pages may call the API ("*": any); none means no CORS headers.
+    cors_origins: tuple[str, ...] = ()
     # Scheduling.
     max_queue: int = 100
     queue_timeout: float = 120.0

@@ -23,6 +23,7 @@ from coordinator.cli import status
 from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
+from coordinator.serving.cors import parse_origins
 from coordinator.settings import Engine, Settings
 
 app = typer.Typer(
@@ -42,24 +43,36 @@ def _option(name: str, help: str, default: Any = None, **extra: Any) -> Any:
     return typer.Option(default, name, envvar=f"COORDINATOR_{field.upper()}", help=help, **extra)
 
 
-def _api_key_options(key_help: str, file_help: str) -> tuple[Any, Any]:
-    """--api-key and --api-key-file, shared by `run` (which checks keys) and `status` (which sends one)."""
+def _key_options(kind: str, key_help: str, file_help: str) -> tuple[Any, Any]:
+    """--{kind}-key and --{kind}-key-file: `run` checks such keys, `status` sends one."""
+    env = f"COORDINATOR_{kind.upper()}_KEY"
     key = typer.Option(
         None,
-        "--api-key",
-        envvar="COORDINATOR_API_KEY",
+        f"--{kind}-key",
+        envvar=env,
         show_envvar=False,  # --help must not print a key that is set in the environment
-        help=f"{key_help} Env: COORDINATOR_API_KEY.",
+        help=f"{key_help} Visible in `ps` to every local user: prefer --{kind}-key-file or {env}.",
     )
-    return key, typer.Option(None, "--api-key-file", envvar="COORDINATOR_API_KEY_FILE", help=file_help)
+    return key, typer.Option(None, f"--{kind}-key-file", envvar=f"{env}_FILE", help=file_help)
 
 
-_RUN_KEY, _RUN_KEY_FILE = _api_key_options(
-    "Key(s) that /v1 and /admin require, comma-separated. Default: open.",
-    "File with one accepted key per line.",
+_RUN_KEY, _RUN_KEY_FILE = _key_options(
+    "api",
+    "Key(s) that /v1 requires (and /admin, unless admin keys are set), comma-separated. Default: open.",
+    "File with one accepted key per line (env COORDINATOR_API_KEY_FILE).",
 )
-_STATUS_KEY, _STATUS_KEY_FILE = _api_key_options(
-    "The coordinator's API key (the first, if comma-separated).", "File of keys; the first is used."
+_RUN_ADMIN_KEY, _RUN_ADMIN_KEY_FILE = _key_options(
+    "admin",
+    "Key(s) that /admin requires, comma-separated; client keys then reach /v1 only. Default: the API keys.",
+    "File with one admin key per line (env COORDINATOR_ADMIN_KEY_FILE).",
+)
+_STATUS_KEY, _STATUS_KEY_FILE = _key_options(
+    "api", "The coordinator's API key (the first, if comma-separated).", "File of keys; the first is used."
+)
+_STATUS_ADMIN_KEY, _STATUS_ADMIN_KEY_FILE = _key_options(
+    "admin",
+    "The coordinator's admin key, for /admin/children (default: the API key).",
+    "File of admin keys; the first is used.",
 )
 
 
@@ -100,6 +113,14 @@ def run(
     ),
     api_key: str | None = _RUN_KEY,
     api_key_file: Path | None = _RUN_KEY_FILE,
+    admin_key: str | None = _RUN_ADMIN_KEY,
+    admin_key_file: Path | None = _RUN_ADMIN_KEY_FILE,
+    cors_origins: str | None = typer.Option(
+        None,
+        "--cors-origins",
+        envvar="COORDINATOR_CORS_ORIGINS",
+        help="Origins of browser pages that may call the API, comma-separated, or '*'. Default: none.",
+    ),
     max_queue: int = _option("--max-queue", "Requests that may wait for a free child; beyond it: 429."),
     queue_timeout: float = _option("--queue-timeout", "Seconds a request may wait for a child; then: 503."),
     max_attempts: int = _option("--max-attempts", "Children tried for one request before its first byte."),
@@ -154,10 +175,13 @@ def run(
     logs.configure(log_level, json=None if log_format == "auto" else log_format == "json")
     try:
         api_keys = read_api_keys(api_key, api_key_file)
-    except KeyFileError as exc:
+        admin_keys = read_api_keys(admin_key, admin_key_file, kind="admin")
+        origins = parse_origins(cors_origins)
+    except (KeyFileError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    _warn_keys_on_command_line(ctx)
     # Every other option is named after its Settings field.
-    settings = _settings(ctx.params, api_keys=api_keys)
+    settings = _settings(ctx.params, api_keys=api_keys, admin_keys=admin_keys, cors_origins=origins)
     if not demo:
         raise typer.Exit(_run(settings, {}))
     with tempfile.TemporaryDirectory(prefix="coordinator-demo-") as folder:
@@ -215,12 +239,15 @@ def show_status(
     url: str = _option("--url", "The coordinator's address.", default=status.DEFAULT_URL),
     api_key: str | None = _STATUS_KEY,
     api_key_file: Path | None = _STATUS_KEY_FILE,
+    admin_key: str | None = _STATUS_ADMIN_KEY,
+    admin_key_file: Path | None = _STATUS_ADMIN_KEY_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print /admin/children and the summary as JSON."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the coordinator."),
 ) -> None:
     """Show a running coordinator's children: state, pid, ports, request, served, errors."""
     try:
-        found = status.fetch(url, status.first_key(api_key, api_key_file), timeout=timeout)
+        key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
+        found = status.fetch(url, key, timeout=timeout)
     except status.StatusError as exc:
         raise _fail(exc.message, code=1) from None
     typer.echo(status.to_json(found) if as_json else status.render(found))
@@ -242,9 +269,24 @@ def list_profiles(
 
 
 def _settings(options: dict[str, Any], **given: Any) -> Settings:
-    """Settings from the parsed options that bear a field's name, and `given` values."""
+    """Settings from the parsed options that bear a field's name, and `given` values, which win."""
     names = {field.name for field in fields(Settings)}
-    return Settings(**{name: value for name, value in options.items() if name in names}, **given)
+    return Settings(**{**{name: value for name, value in options.items() if name in names}, **given})
+
+
+def _warn_keys_on_command_line(ctx: typer.Context) -> None:
+    """A key in argv is in /proc/PID/cmdline, which `ps` shows every local user; never log the key."""
+    for name in ("api_key", "admin_key"):
+        # By name: typer ships its own copy of click, whose enum is not click's.
+        source = getattr(ctx.get_parameter_source(name), "name", None)
+        if ctx.params.get(name) and source == "COMMANDLINE":
+            flag = f"--{name.replace('_', '-')}"
+            env = f"COORDINATOR_{name.upper()}"
+            log.warning(
+                "api_key_on_command_line",
+                flag=flag,
+                hint=f"every local user can read {flag} with `ps`; use {flag}-file or {env}",
+            )
 
 
 def _run(settings: Settings, child_env: dict[str, str]) -> int:

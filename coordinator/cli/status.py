@@ -140,7 +140,12 @@ def _text(value: Any) -> str:
 
 def _get(client: httpx.Client, path: str, api_key: str | None, accept: tuple[int, ...]) -> dict[str, Any]:
     response = client.get(path)
-    if response.status_code in (401, 403):
+    if response.status_code == 403:
+        raise StatusError(
+            f"the coordinator took the key but {path} needs an admin key: "
+            "pass --admin-key or set COORDINATOR_ADMIN_KEY"
+        )
+    if response.status_code == 401:
         if api_key:
             raise StatusError("the coordinator refused the API key: check --api-key or COORDINATOR_API_KEY")
         raise StatusError("the coordinator wants an API key: pass --api-key or set COORDINATOR_API_KEY")

@@ -4,10 +4,15 @@ The coordinator logs to stderr (JSON, or coloured lines on a terminal); a child 
 lines to stdout, with the context it binds (its profile) on every line. Library loggers
 (asyncio, httpx, uvicorn) go through the same renderer, warnings and up. Nothing here
 decides what is logged; callers never pass a cookie, token, API key or prompt text.
+
+No event is ever dropped for a value that cannot be encoded (a client's model name with
+a lone surrogate, an integer past 64 bits): such an event is written by an escaping
+serializer instead, so a client cannot keep its request out of the log.
 """
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 import sys
 from collections.abc import Callable
@@ -44,16 +49,18 @@ def configure(
         processors: list[structlog.typing.Processor] = [
             *shared,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=orjson.dumps, option=orjson.OPT_NON_STR_KEYS),
+            structlog.processors.JSONRenderer(serializer=_fast_dumps, option=orjson.OPT_NON_STR_KEYS),
         ]
         factory: Callable[..., Any] = structlog.BytesLoggerFactory(stream.buffer)
         library: list[structlog.typing.Processor] = [
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ]
     else:
         renderer: structlog.typing.Processor = (
-            structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=True)
+            structlog.processors.JSONRenderer(serializer=_dumps)
+            if json
+            else structlog.dev.ConsoleRenderer(colors=True)
         )
         library = [structlog.processors.format_exc_info, renderer] if json else [renderer]
         processors = [*shared, *library]
@@ -74,3 +81,39 @@ def configure(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.WARNING)
+
+
+# What the stdlib's encoder raises: odd keys, cycles, depth.
+_UNENCODABLE = (TypeError, ValueError, RecursionError)
+
+
+def _fast_dumps(event: dict[str, Any], *, default: Callable[[Any], Any], option: int) -> bytes:
+    """orjson, or the escaping serializer for the rare event orjson refuses."""
+    try:
+        return orjson.dumps(event, default=default, option=option)
+    except orjson.JSONEncodeError:  # lone surrogates, integers past 64 bits, deep nesting
+        return _dumps(event, default=default, separators=(",", ":")).encode("ascii")
+
+
+def _dumps(event: dict[str, Any], **options: Any) -> str:
+    """The stdlib's JSON, all ASCII (a lone surrogate becomes `\\udXXX`); a value it cannot
+    encode either (a cycle, a key that is no string) is written as its repr."""
+    try:
+        return stdlib_json.dumps(event, ensure_ascii=True, **options)
+    except _UNENCODABLE:
+        pass
+    fallback: dict[str, Any] = {}
+    for key, value in event.items():
+        try:
+            stdlib_json.dumps(value, ensure_ascii=True, **options)
+        except _UNENCODABLE:
+            value = _repr(value)
+        fallback[key if isinstance(key, str) else _repr(key)] = value
+    return stdlib_json.dumps(fallback, ensure_ascii=True, **options)
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)[:4000]
+    except Exception as exc:  # a value whose own repr fails still leaves a trace
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"

@@ -67,7 +67,12 @@ _CHAT_REQUEST = {
     },
 }
 
-_ID = {"name": "X-Request-ID", "in": "header", "required": False, "schema": {"type": "string"}}
+_ID = {
+    "name": "X-Request-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+}
 
 
 def openapi() -> dict[str, Any]:

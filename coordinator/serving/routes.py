@@ -2,17 +2,15 @@
 
 This is the edge: every failure of the layers below becomes an OpenAI error body with
 the right status here, and nowhere else. Handlers read the `Coordinator` built by the
-`run` command; nothing here holds state of its own. `App` is the handler that
-`coordinator.serving.http.HttpServer` calls with every request.
+`run` command. `App` is the application that `coordinator.serving.http.HttpServer`
+asks twice about every request: `admit` when its head arrives (CORS preflight, key,
+request id, route, method, body limit), then `__call__` to answer it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import itertools
 import json
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +20,9 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from coordinator.protocol import openai as wire
+from coordinator.serving import ids
+from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
+from coordinator.serving.cors import Cors
 from coordinator.serving.http import Admission, Request
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
@@ -41,7 +42,6 @@ _SSE_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tells nginx in front not to buffer the stream
 )
-_MAX_REQUEST_ID = 128
 _CHAT = "/v1/chat/completions"
 # The body a route other than chat may send (none reads one); the chat route's is --max-body-bytes.
 _SMALL_BODY = 64 * 1024
@@ -56,6 +56,8 @@ class Context:
     model: str | None = None
     stream: bool | None = None
     error_code: str | None = None
+    # The key that let the request in (its label, never the key), which alone may cancel it.
+    grant: Grant = OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,19 @@ class Reply:
 
 Handler = Callable[[Request, Context, list[str]], Awaitable[Reply | None]]
 _Route = tuple[Handler, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """What `App.admit` decided from a request's head, read back when it is handled."""
+
+    grant: Grant
+    request_id: str | None  # the client's, or a new one; None where the id was refused
+    route: _Route | Reply  # the handler and its parameters, or the refusal to send
+
+
+def _refuse(grant: Grant, request_id: str | None, reply: Reply) -> Admission:
+    return Admission(0, refused=True, decision=_Admitted(grant, request_id, reply))
 
 
 def json_reply(content: Any, status: int = 200) -> Reply:
@@ -102,24 +117,17 @@ class Refusal(wire.OpenAIError):
     """A chat request refused at the edge, before any child is involved."""
 
 
-_UNAUTHORIZED = error_reply(
-    401,
-    "invalid_api_key",
-    "Missing or wrong API key: send it as 'Authorization: Bearer KEY' (or 'X-API-Key: KEY').",
-    headers=((b"www-authenticate", b"Bearer"),),
-)
-
-
 class App:
     """Routes a request, checks its API key, and gives it an id, a log line and metrics."""
 
     def __init__(self, coordinator: Service) -> None:
         self.coordinator = coordinator
         self.metrics = coordinator.metrics
-        self.api_keys = tuple(key.encode() for key in coordinator.settings.api_keys)
+        self.keys = KeyRing.from_settings(coordinator.settings)
+        # Chat requests in progress by id, for cancel to learn whose each is.
+        self.running: dict[str, Context] = {}
+        self.cors = Cors(coordinator.settings.cors_origins)
         self.max_body_bytes = coordinator.settings.max_body_bytes
-        self._id_prefix = secrets.token_hex(8)
-        self._ids = itertools.count(1)
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
@@ -138,35 +146,59 @@ class App:
         )
 
     def admit(self, request: Request) -> Admission:
-        """Route, method and key, from the head alone: a request refused here is answered
-        without its body ever being read, and one accepted may send only its route's body."""
+        """Preflight, key, request id, route and method, from the head alone: a request
+        refused here is answered without its body ever being read, and one accepted may
+        send only as much body as its route reads."""
         path = request.path
-        if path not in _OPEN_PATHS and self.api_keys and not self._authorized(request.headers):
-            return Admission(0, refused=True, decision=_UNAUTHORIZED)
+        headers = request.headers
+        preflight = self.cors.preflight(request.method, headers)
+        if preflight is not None:  # browsers send these without a key
+            body = error_body(403, "cors_refused", preflight.refusal) if preflight.refusal else b""
+            reply = Reply(preflight.status, body, headers=preflight.headers, error_code="cors_refused")
+            return _refuse(OPEN, None, reply)
+        if path in _OPEN_PATHS:
+            grant, request_id = OPEN, ""
+        else:
+            grant = self.keys.check(headers, path)
+            if not grant.allowed:
+                return _refuse(
+                    grant, None, error_reply(grant.status, grant.code, grant.message, headers=grant.headers)
+                )
+            given = ids.request_id(headers)
+            if given is None:
+                return _refuse(grant, None, error_reply(400, "invalid_request_id", ids.INVALID))
+            request_id = given
         route = self._resolve(request)
         if isinstance(route, Reply):
-            return Admission(0, refused=True, decision=route)
-        return Admission(self.max_body_bytes if path == _CHAT else _SMALL_BODY, decision=route)
+            return _refuse(grant, request_id, route)
+        limit = self.max_body_bytes if path == _CHAT else _SMALL_BODY
+        return Admission(limit, decision=_Admitted(grant, request_id, route))
 
     async def __call__(self, request: Request) -> None:
-        decision = request.decision
+        admitted = cast(_Admitted, request.decision)
         path = request.path
-        if path in _OPEN_PATHS:
-            reply = decision if isinstance(decision, Reply) else await self._handle(request, Context(""))
+        cors = self._cors(request)
+        if path in _OPEN_PATHS and not isinstance(admitted.route, Reply):
+            handler, params = admitted.route
+            reply = await handler(request, Context(""), params)
             assert reply is not None
-            await self._send(request, reply, ())
+            await self._send(request, reply, cors)
             return
-        context = Context(self._request_id(request.headers))
-        stamp = path.startswith("/v1/")
+        context = Context(admitted.request_id or ids.new_request_id(), grant=admitted.grant)
+        stamp = (*self._stamp(context), *cors) if path.startswith("/v1/") else cors
         started = time.perf_counter()
         try:
-            if isinstance(decision, Reply):
-                context.error_code = decision.error_code
-                reply = decision
+            if isinstance(admitted.route, Reply):
+                reply = admitted.route
+                context.error_code = reply.error_code
             else:
-                reply = await self._handle(request, context)
+                if path == _CHAT:
+                    # The first request of an id owns it; a second one is refused as a duplicate.
+                    self.running.setdefault(context.request_id, context)
+                handler, params = admitted.route
+                reply = await handler(request, context, params)
             if reply is not None:
-                await self._send(request, reply, self._stamp(context) if stamp else ())
+                await self._send(request, reply, stamp)
         except Exception as exc:
             log.error("internal_error", path=path, error=repr(exc))
             if not request.started:
@@ -175,13 +207,9 @@ class App:
                     "internal_error",
                     "The coordinator failed on this request; the error is logged. Retry the request.",
                 )
-                await self._send(request, reply, self._stamp(context) if stamp else ())
+                await self._send(request, reply, stamp)
         finally:
             self._record(request, context, started)
-
-    async def _handle(self, request: Request, context: Context) -> Reply | None:
-        handler, params = cast(_Route, request.decision)
-        return await handler(request, context, params)
 
     def _resolve(self, request: Request) -> _Route | Reply:
         """The handler of a request and its path parameters, or the 404 or 405 it gets."""
@@ -223,53 +251,45 @@ class App:
         )
 
     def _record(self, request: Request, context: Context, started: float) -> None:
+        """Every request's log line, and its metrics; nothing here may keep the line from being written."""
         seconds = time.perf_counter() - started
         status = request.status if request.finished else 499
         path = request.path
-        if path == _CHAT:
-            first_byte = request.first_byte_at
-            self.metrics.request_done(
-                status,
-                context.model,
-                bool(context.stream),
-                seconds,
-                None if first_byte is None else first_byte - started,
-                context.error_code,
+        try:
+            if self.running.get(context.request_id) is context:
+                del self.running[context.request_id]
+            if path == _CHAT:
+                first_byte = request.first_byte_at
+                self.metrics.request_done(
+                    status,
+                    context.model,
+                    bool(context.stream),
+                    seconds,
+                    None if first_byte is None else first_byte - started,
+                    context.error_code,
+                )
+        finally:
+            log.info(
+                "request",
+                request_id=context.request_id,
+                method=request.method,
+                path=path,
+                status=status,
+                child=context.child,
+                profile=context.child,
+                model=context.model,
+                stream=context.stream,
+                key=context.grant.owner,
+                duration_ms=round(seconds * 1000, 2),
+                cancelled_by=request.cancelled_by,
             )
-        log.info(
-            "request",
-            request_id=context.request_id,
-            method=request.method,
-            path=path,
-            status=status,
-            child=context.child,
-            profile=context.child,
-            model=context.model,
-            stream=context.stream,
-            duration_ms=round(seconds * 1000, 2),
-            cancelled_by=request.cancelled_by,
-        )
 
-    def _request_id(self, headers: dict[str, str]) -> str:
-        """The client's X-Request-ID if it is usable, else a new one."""
-        candidate = headers.get("x-request-id", "")
-        if (
-            0 < len(candidate) <= _MAX_REQUEST_ID
-            and candidate.isascii()
-            and candidate.isprintable()
-            and "/" not in candidate
-        ):
-            return candidate
-        # A random prefix per run and a counter: unique, without a system call per request.
-        return f"req_{self._id_prefix}{next(self._ids):016x}"
-
-    def _authorized(self, headers: dict[str, str]) -> bool:
-        authorization = headers.get("authorization", "")
-        bearer = authorization[7:] if authorization[:7].lower() == "bearer " else ""
-        offered = (bearer.strip() or headers.get("x-api-key", "").strip()).encode("latin-1")
-        # Compared with every key, in constant time: neither timing nor order says which is close.
-        matches = [hmac.compare_digest(offered, key) for key in self.api_keys]
-        return bool(offered) and any(matches)
+    def _cors(self, request: Request) -> tuple[tuple[bytes, bytes], ...]:
+        """The CORS headers of an answer to a page of an allowed origin (a preflight's
+        answer has its own)."""
+        if not self.cors.enabled or request.method == "OPTIONS":
+            return ()
+        return self.cors.headers(request.headers.get("origin"))
 
     # -- POST /v1/chat/completions, the hot path ----------------------------------------
 
@@ -298,7 +318,7 @@ class App:
         if answer.stream is None:
             return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
         async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
-            request.start(200, (*_SSE_HEADERS, *self._stamp(context)))
+            request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
             async for chunk in relay:
                 await request.write(chunk)
             await request.end()
@@ -332,7 +352,9 @@ class App:
         coordinator = self.coordinator
         (request_id,) = params
         holder = coordinator.pool.locate(request_id)
-        if holder is None:
+        running = self.running.get(request_id)
+        # Another key's request is answered as one that does not exist: ids cannot be probed.
+        if holder is None or running is None or not may_cancel(context.grant, running.grant.owner):
             return error_reply(
                 404,
                 "request_not_found",

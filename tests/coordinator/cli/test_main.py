@@ -6,6 +6,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from coordinator.cli import main
@@ -30,7 +31,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
 
 def test_every_setting_is_an_option_of_run() -> None:
     options = set(main.run.__annotations__)
-    assert {field.name for field in fields(Settings)} - {"api_keys"} <= options
+    assert {field.name for field in fields(Settings)} - {"api_keys", "admin_keys"} <= options
 
 
 def test_options_become_settings(started: list[Settings], tmp_path: Path) -> None:
@@ -52,6 +53,53 @@ def test_options_become_settings(started: list[Settings], tmp_path: Path) -> Non
         api_keys=("k1", "k2", "k3"),
     )
     assert started == [expected]
+
+
+def test_admin_keys_and_cors_origins_become_settings(started: list[Settings], tmp_path: Path) -> None:
+    admins = tmp_path / "admins"
+    admins.write_text("a2\n")
+    argv = ["run", "--profiles", str(tmp_path), "--admin-key-file", str(admins),
+            "--cors-origins", "https://Chat.example.com/, http://localhost:3000"]  # fmt: skip
+
+    result = CliRunner().invoke(
+        main.app, argv, env={"COORDINATOR_ADMIN_KEY": "a1", "COORDINATOR_API_KEY": "k1"}
+    )
+
+    assert result.exit_code == 0, result.output
+    (settings,) = started
+    assert settings.api_keys == ("k1",) and settings.admin_keys == ("a1", "a2")
+    assert settings.cors_origins == ("https://chat.example.com", "http://localhost:3000")
+    assert "a1" not in repr(settings) and "k1" not in repr(settings)
+
+
+def test_a_bad_cors_origin_is_refused(started: list[Settings], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main.app, ["run", "--profiles", str(tmp_path), "--cors-origins", "example.com"]
+    )
+
+    assert result.exit_code == 2 and "is not an origin" in result.output
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "flags"),
+    [
+        (["--api-key", "k1"], {}, ["--api-key"]),
+        (["--admin-key", "a1"], {"COORDINATOR_API_KEY": "k1"}, ["--admin-key"]),
+        ([], {"COORDINATOR_API_KEY": "k1", "COORDINATOR_ADMIN_KEY": "a1"}, []),
+    ],
+)
+def test_a_key_on_the_command_line_is_warned_about(
+    started: list[Settings], tmp_path: Path, argv: list[str], env: dict[str, str], flags: list[str]
+) -> None:
+    with structlog.testing.capture_logs() as captured:
+        result = CliRunner().invoke(main.app, ["run", "--profiles", str(tmp_path), *argv], env=env)
+
+    assert result.exit_code == 0, result.output
+    warnings = [event for event in captured if event["event"] == "api_key_on_command_line"]
+    assert [event["flag"] for event in warnings] == flags
+    for event in warnings:
+        assert f"{event['flag']}-file" in event["hint"] and "k1" not in str(event) and "a1" not in str(event)
 
 
 def test_an_unreadable_key_file_is_refused(started: list[Settings], tmp_path: Path) -> None:

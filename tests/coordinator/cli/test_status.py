@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from coordinator.cli import status
+from coordinator.cli import main, status
 from coordinator.cli.status import Status, StatusError
 
 SUMMARY = {
@@ -99,6 +100,27 @@ def test_a_coordinator_that_wants_a_key() -> None:
         status.fetch("http://c", "nope", transport=coordinator(key="k1"))
     assert "refused the API key" in wrong.value.message
     assert "nope" not in wrong.value.message
+
+
+def test_a_client_key_refused_on_admin_asks_for_an_admin_key() -> None:
+    forbidden = {"/admin/children": httpx.Response(403, json={"error": {"message": "needs an admin key"}})}
+    with pytest.raises(StatusError) as refused:
+        status.fetch("http://c", "client-key", transport=coordinator(routes=forbidden))
+    assert "--admin-key" in refused.value.message and "client-key" not in refused.value.message
+
+
+def test_status_sends_the_admin_key_before_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str | None] = []
+
+    def fetch(url: str, key: str | None, timeout: float) -> Status:
+        sent.append(key)
+        return Status(url, SUMMARY, LISTING)
+
+    monkeypatch.setattr(status, "fetch", fetch)
+    env = {"COORDINATOR_API_KEY": "k1"}
+    assert CliRunner().invoke(main.app, ["status"], env=env).exit_code == 0
+    assert CliRunner().invoke(main.app, ["status", "--admin-key", "a1"], env=env).exit_code == 0
+    assert sent == ["k1", "a1"]
 
 
 def test_ready_503_still_gives_the_summary() -> None:
