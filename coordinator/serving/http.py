@@ -48,9 +48,10 @@ ErrorBody = Callable[[int, str, str], bytes]
 # stays usable; a larger one is not read at all, and the connection closes after the answer.
 DISCARD_BYTES = 64 * 1024
 # After an answer sent while the client was still sending a body the server will not read,
-# the rest is read and dropped this long, so that the client reads the answer rather than
-# a reset; then the connection is cut.
+# the rest is read and dropped for this long or this much, so that the client reads the
+# answer rather than a reset; then the connection is cut.
 LINGER_SECONDS = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
 # Each header costs its name, its value, and ": " and CRLF on the wire.
 _HEADER_OVERHEAD = 4
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -248,6 +249,7 @@ class _Connection(asyncio.Protocol):
         self.deadline: float | None = None
         self.send_deadline: float | None = None
         self.idle_since = 0.0
+        self.lingered = 0
         # The request being parsed:
         self.messages = 0  # begun on this connection
         self.in_head = False
@@ -278,6 +280,10 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.ignoring or self.closed:
+            if self.phase is _Phase.LINGER:
+                self.lingered += len(data)
+                if self.lingered > LINGER_BYTES:
+                    self.abort()
             return
         begun = self.messages
         try:
