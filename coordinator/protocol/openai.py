@@ -233,8 +233,14 @@ def message_text(message: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
+        # Checked by parse_chat_request, yet never trusted here: a child must not fail on a
+        # body after it has taken its turn.
         return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+            text
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") == "text"
+            and isinstance(text := part.get("text"), str)
         )
     return ""
 

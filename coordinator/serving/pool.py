@@ -30,6 +30,8 @@ log = structlog.get_logger("coordinator.serving.pool")
 _WILL_SERVE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.BACKOFF, ChildState.DRAINING}
 )
+# Cooldowns that a health check ends, soon: a request may wait for them too.
+_UNTIL_HEALTHY = frozenset({CooldownReason.UNREACHABLE, CooldownReason.STRAY})
 # States whose child may serve again without anyone's intervention.
 _RECOVERABLE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.COOLDOWN, ChildState.BACKOFF}
@@ -40,7 +42,8 @@ class Outcome(enum.Enum):
     SERVED = "served"
     FAILED = "failed"  # the child's fault: counts towards ejection
     UNREACHABLE = "unreachable"  # refused or dropped: the process died or hung, the supervisor's business
-    NEUTRAL = "neutral"  # cancelled, client gone, client error, child busy
+    NEUTRAL = "neutral"  # cancelled, client gone, client error
+    BUSY = "busy"  # the child says it serves another request: out until its /health says it is idle
     QUOTA = "quota"  # the child's account is out of quota or rate-limited
     AUTH_EXPIRED = "auth_expired"
 
@@ -202,6 +205,10 @@ class Pool:
         elif outcome is Outcome.UNREACHABLE:
             # Likely dead or hung: out until its exit is seen or a health check says it serves.
             child.cool_down(CooldownReason.UNREACHABLE, None, reason or "child unreachable")
+        elif outcome is Outcome.BUSY:
+            # Ready again at once, it would be picked again and refuse again; the supervisor
+            # sees what it is busy with, and asks it to stop.
+            child.cool_down(CooldownReason.STRAY, None, reason or "child answered child_busy")
         elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
             seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
             child.ejections += 1
@@ -270,8 +277,7 @@ class Pool:
         """Fail at once, rather than after the queue timeout, when waiting cannot help soon."""
         candidates = [c for c in self.children if model is None or not c.models or model in c.models]
         if any(
-            c.state in _WILL_SERVE
-            or (c.state is ChildState.COOLDOWN and c.cooldown_reason is CooldownReason.UNREACHABLE)
+            c.state in _WILL_SERVE or (c.state is ChildState.COOLDOWN and c.cooldown_reason in _UNTIL_HEALTHY)
             for c in candidates
         ):
             return

@@ -144,7 +144,9 @@ class Proxy:
             return
         code = _error_code(body)
         if status == 429 and code == "child_busy":
-            raise _ChildFailed(Outcome.NEUTRAL, "busy")
+            raise _ChildFailed(
+                Outcome.BUSY, "answered child_busy: it serves a request the pool did not give it"
+            )
         if status == 429 or code == "quota_exhausted":
             retry_after = headers.get("retry-after", "")
             raise _ChildFailed(

@@ -12,7 +12,7 @@ import pytest
 
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
-from coordinator.lifecycle.states import ChildState
+from coordinator.lifecycle.states import ChildState, CooldownReason
 from coordinator.protocol import openai as wire
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
@@ -208,3 +208,17 @@ async def test_a_success_resets_the_count_of_failures(tmp_path: Path) -> None:
             await proxy.open(PLAIN, b"{}", f"r{n}")
 
     assert child.state is ChildState.READY
+
+
+async def test_a_child_answering_busy_is_kept_out_until_its_health_says_it_is_idle(tmp_path: Path) -> None:
+    # Busy with a request the pool did not give it: put back as ready, it would be picked again.
+    proxy, link, (stuck, other) = make_proxy(tmp_path, 2)
+    link.script(1, FakeAnswer(429, b'{"error": {"code": "child_busy"}}'))
+    link.script(2, FakeAnswer(200, OK_BODY), FakeAnswer(200, OK_BODY))
+
+    for n in range(2):
+        assert (await proxy.open(PLAIN, b"{}", f"r{n}")).child is other
+
+    assert link.asked() == [1, 2, 2]
+    assert stuck.state is ChildState.COOLDOWN and stuck.cooldown_reason is CooldownReason.STRAY
+    assert stuck.errors_in_row == 0
