@@ -40,6 +40,19 @@ def serves_from_every_child(run: Coordinator) -> None:
     wait_for(all_answered, 10, "every child to answer")
 
 
+def test_twenty_malformed_requests_leave_every_child_serving(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("a", "b"))
+    for index in range(20):
+        response = run.post("/v1/chat/completions", json=MALFORMED[index % len(MALFORMED)])
+        assert response.status_code == 400, response.text
+        assert response.headers["x-coordinator-child"] == "-"  # refused before any child
+    for child in run.children().values():
+        assert (child["state"], child["request_id"], child["errors_in_row"]) == ("ready", None, 0)
+        health = httpx.get(f"http://127.0.0.1:{child['ports']['api']}/health", timeout=5).json()
+        assert (health["status"], health["request_id"]) == ("ready", None)
+    serves_from_every_child(run)
+
+
 def test_a_child_busy_with_a_request_the_pool_did_not_give_it_is_recovered(
     start_coordinator: StartCoordinator,
 ) -> None:
