@@ -210,16 +210,25 @@ class Pool:
             # sees what it is busy with, and asks it to stop.
             child.cool_down(CooldownReason.STRAY, None, reason or "child answered child_busy")
         elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
-            seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
-            child.ejections += 1
-            child.errors_in_row = 0
-            child.cool_down(
-                CooldownReason.EJECTED,
-                self.clock() + seconds,
-                f"ejected for {seconds:g}s after {self.eject_after} failures in a row",
-            )
+            self._eject(child)
         else:
             child.ready(f"request {request_id} {outcome.value}")
+
+    def _eject(self, child: Child) -> None:
+        seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
+        child.ejections += 1
+        child.errors_in_row = 0
+        child.cool_down(
+            CooldownReason.EJECTED,
+            self.clock() + seconds,
+            f"ejected for {seconds:g}s after {self.eject_after} failures in a row",
+        )
+
+    def charge(self, child: Child) -> None:
+        """Count a failure against `child` after the fact (its request went on elsewhere meanwhile)."""
+        child.errors_in_row += 1
+        if child.state is ChildState.READY and child.errors_in_row >= self.eject_after:
+            self._eject(child)
 
     # -- cancel and shutdown ------------------------------------------------------------
 

@@ -93,3 +93,21 @@ def test_a_child_busy_with_a_request_the_pool_did_not_give_it_is_recovered(
     states = [json.dumps(e) for e in run.events("child_state") if e.get("child") == "a"]
     assert not any("ejected" in s or '"backoff"' in s for s in states), states
     assert run.child("a")["pid"] == stuck["pid"]  # recovered without a restart
+
+
+def test_a_request_failing_the_same_way_on_two_children_ejects_none(
+    start_coordinator: StartCoordinator,
+) -> None:
+    # What "\ud800" once did: every child answers this request 500. With --eject-after 1, one
+    # failure counted against a child would eject it; two such requests emptied the pool.
+    run = start_coordinator(("a", "b", "c"), env={"MOCK_FAIL_REQUESTS": "a,b,c"}, args=["--eject-after", "1"])
+    for n in range(5):
+        response = run.post("/v1/chat/completions", json=ASK, headers={"X-Request-ID": f"poison-{n}"})
+        assert response.status_code == 502, response.text
+        error = response.json()["error"]
+        assert error["code"] == "child_failed" and "failed the same way" in error["message"]
+    assert len(run.events("request_retry")) == 5  # two children each, at once: never the third
+    assert len(run.events("request_poison")) == 5
+    for child in run.children().values():
+        assert (child["state"], child["errors_in_row"], child["ejections"]) == ("ready", 0, 0)
+    assert not [e for e in run.events("child_state") if e.get("new") == "cooldown"]
