@@ -362,7 +362,9 @@ class Supervisor:
     def _on_health(self, child: Child, report: HealthReport) -> None:
         if not child.running or child.state not in ALIVE:
             return
-        if report.models:
+        if report.models and report.can_serve:
+            # Not before: a starting child names its built-in models until it has read the
+            # page's list, and /v1/models would offer names the scheduler then refuses.
             child.models = report.models
         self._check_stray(child, report)
         if report.status == HealthStatus.AUTH_EXPIRED:

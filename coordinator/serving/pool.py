@@ -108,6 +108,7 @@ class Pool:
         eject_cooldown_max: float,
         clock: Callable[[], float] = time.monotonic,
         on_queue_wait: Callable[[float], None] | None = None,
+        service_estimate: float = 30.0,
     ) -> None:
         self.roster = roster
         self.max_queue = max_queue
@@ -121,7 +122,11 @@ class Pool:
         self.active: dict[str, Child] = {}  # request id → the child serving it
         self.closed: str | None = None
         self._next = 0
-        self._service_seconds = 1.0  # moving average, for Retry-After
+        # Seconds an answer takes, for Retry-After: until one is timed, a guess on the long
+        # side (a browser answers in seconds to tens of seconds; a client told 1 s comes back
+        # too soon), then the moving average of what was measured.
+        self._service_seconds = service_estimate
+        self._timed = False
         self._started: dict[str, float] = {}
         roster.subscribe(self.on_change)
 
@@ -134,6 +139,7 @@ class Pool:
     def on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
         if new is ChildState.READY:
             self._dispatch()
+            self._refuse_unknown_models()
 
     # -- acquiring and releasing --------------------------------------------------------
 
@@ -192,7 +198,9 @@ class Pool:
             child.errors_in_row = 0
             child.ejections = 0
             if started is not None:
-                self._service_seconds = 0.8 * self._service_seconds + 0.2 * (self.clock() - started)
+                seconds = self.clock() - started
+                average = 0.8 * self._service_seconds + 0.2 * seconds if self._timed else seconds
+                self._service_seconds, self._timed = average, True
         elif outcome is Outcome.FAILED:
             child.errors_in_row += 1
         if child.state is not ChildState.BUSY:
@@ -326,6 +334,17 @@ class Pool:
         ):
             return fallback
         return None
+
+    def _refuse_unknown_models(self) -> None:
+        """Fail the waiters for a model that no child offers, now that the children have said
+        what they offer: they would wait for the queue timeout, for nothing."""
+        for waiter in list(self.waiters):
+            if waiter.future.done():
+                continue
+            try:
+                self._check_model(waiter.model)
+            except UnknownModel as exc:
+                waiter.future.set_exception(exc)
 
     def _assign(self, child: Child, request_id: str) -> None:
         self.active[request_id] = child

@@ -268,6 +268,18 @@ async def test_a_child_busy_with_the_request_the_pool_gave_it_is_left_alone(rig:
     assert rig.state("a") is S.BUSY and rig.prober.cancelled == []
 
 
+async def test_models_are_the_ones_a_child_names_once_it_can_serve(rig: Rig) -> None:
+    # Starting, a browser child names its built-in models before it has read the page's list:
+    # listed, they would be offered by /v1/models and then refused.
+    child = rig.child("a")
+    rig.answer("a", HealthReport(status="starting", models=("gemini-2.5-pro",)))
+    await rig.supervisor.probe_due()
+    assert child.models == ()
+    rig.answer("a", HealthReport(status="ready", models=("replica-pro", "replica-flash")))
+    await poll(rig)
+    assert (rig.state("a"), rig.child("a").models) == (S.READY, ("replica-pro", "replica-flash"))
+
+
 async def test_a_child_not_ready_in_time_is_killed(rig: Rig) -> None:
     child = rig.child("a")
     rig.answer("a", HealthReport(status="starting"))
