@@ -30,6 +30,7 @@ from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import SERVING
 from coordinator.lifecycle.supervisor import Supervisor
+from coordinator.protocol.link import TOKEN_HEADER
 from coordinator.serving.http import HttpServer, Limits
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
@@ -122,10 +123,11 @@ def http_limits(settings: Settings, children: int) -> Limits:
 
 
 class HealthProbe:
-    """The supervisor's `Prober`, over the coordinator's own HTTP client to its children."""
+    """The supervisor's `Prober` and `Canceller`, over the coordinator's own HTTP client to its children."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, token: str) -> None:
         self.transport = transport
+        self.token = token
 
     async def __call__(self, port: int, timeout: float) -> HealthReport:
         try:
@@ -136,6 +138,15 @@ class HealthProbe:
         except TransportError as exc:
             return unreachable(str(exc))
         return read_health(status_code, raw)
+
+    async def cancel(self, port: int, request_id: str, timeout: float) -> bool:
+        headers = {TOKEN_HEADER: self.token}
+        try:
+            async with asyncio.timeout(timeout):
+                status_code, _ = await self.transport.fetch(port, "POST", f"/v1/cancel/{request_id}", headers)
+        except (TimeoutError, TransportError):
+            return False
+        return status_code == 200
 
 
 class Coordinator:
@@ -151,13 +162,15 @@ class Coordinator:
         self.roster = Roster(settings.log_dir)
         for spec in plan.specs:
             self.roster.enlist(spec)
+        probe = HealthProbe(self.transport, token)
         # Listeners hear a state change in this order: the supervisor (state file, stops),
         # the pool (hands a ready child to a waiter), the metrics.
         self.supervisor = Supervisor(
             settings,
             self.roster,
             launcher=Launcher(),
-            prober=HealthProbe(self.transport),
+            prober=probe,
+            canceller=probe.cancel,
             token=token,
             child_env=child_env or {},
         )
@@ -169,6 +182,7 @@ class Coordinator:
             eject_cooldown=settings.eject_cooldown,
             eject_cooldown_max=settings.eject_cooldown_max,
             on_queue_wait=self.metrics.queue_wait.observe,
+            service_estimate=min(30.0, settings.first_byte_timeout),
         )
         self.roster.subscribe(self.metrics.on_transition)
         self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)

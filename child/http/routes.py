@@ -263,9 +263,15 @@ class _Handlers:
         if isinstance(model, JSONResponse):
             model.headers.update(headers)
             return model
+        # Everything that can fail is done before the turn is taken: from `begin` on, only
+        # `_serve`'s try/finally stands between the turn and its release, or the child would
+        # answer child_busy for ever.
         messages: list[Any] = chat.body["messages"]
+        prompt = Prompt(model=model, messages=tuple(messages), settings=run_settings(chat.body))
+        prompt_tokens = count_words(messages)
+        answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
+        exchange = _Exchange(request_id, stream=chat.stream, started=started)
         try:
-            prompt = Prompt(model=model, messages=tuple(messages), settings=run_settings(chat.body))
             turn = self.session.begin(request_id, prompt)
         except SessionBusy:
             return error_response(
@@ -274,9 +280,7 @@ class _Handlers:
                 "child_busy",
                 headers=headers,
             )
-        answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
-        exchange = _Exchange(request_id, stream=chat.stream, started=started)
-        return await self._serve(request, turn, answer, count_words(messages), exchange, headers)
+        return await self._serve(request, turn, answer, prompt_tokens, exchange, headers)
 
     def _choose_model(self, requested: str | None) -> str | JSONResponse:
         """The model to answer with, or the error that says why this child cannot."""
@@ -305,9 +309,10 @@ class _Handlers:
         headers: dict[str, str],
     ) -> Response:
         """Answer from a turn already begun; whatever happens, the turn is released."""
-        gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
+        gone: asyncio.Task[None] | None = None
         handed_off = False
         try:
+            gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
             if exchange.stream:
                 # No status line before the first token: an early failure stays a plain HTTP error.
                 first = await _unless_gone(turn.next_event(), gone)
@@ -335,7 +340,8 @@ class _Handlers:
             exchange.interrupted_by = "shutdown"
             raise
         finally:
-            gone.cancel()
+            if gone is not None:
+                gone.cancel()
             if not handed_off:
                 await self._release(turn, exchange)
 

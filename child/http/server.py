@@ -28,6 +28,10 @@ def run(settings: ChildSettings, engine: Engine) -> int:
 
     def engine_failed() -> None:
         nonlocal exit_code
+        if server.should_exit:
+            # Asked to stop first (SIGTERM, or Ctrl-C): the browser in our process group got
+            # the signal too and died, which is no failure of ours. Stopped on request: 0.
+            return
         exit_code = EXIT_BOOT_FAILED
         server.should_exit = True
 

@@ -92,6 +92,9 @@ class Child:
         self.start_failures = 0  # starts in a row that never became ready
         self.health_misses = 0
         self.probed_at: float | None = None
+        # A request the child says it serves though the pool gave it none, and for how many polls.
+        self.stray_request: str | None = None
+        self.stray_polls = 0
         self.restarts = 0
         self.last_error: str | None = None
         self.kill_reason: str | None = None  # why we killed the current process, if we did
@@ -128,6 +131,8 @@ class Child:
         self.next_start_at = None
         self.kill_reason = None
         self.health_misses = 0
+        self.stray_request = None
+        self.stray_polls = 0
         self._move(_S.STARTING, reason)
 
     def ready(self, reason: str) -> None:
@@ -309,6 +314,8 @@ class Child:
             },
             "request_id": self.request_id,
             "served": self.served,
+            "errors_in_row": self.errors_in_row,
+            "ejections": self.ejections,
             "restarts": self.restarts,
             "last_error": self.last_error,
             "models": list(self.models),

@@ -23,6 +23,7 @@ class HealthReport:
     detail: str | None = None
     models: tuple[str, ...] = ()
     retry_after: float | None = None  # seconds until a quota cooldown ends, if the child knows
+    request_id: str | None = None  # the request the child says it is serving
 
     @property
     def can_serve(self) -> bool:
@@ -33,6 +34,12 @@ class Prober(Protocol):
     """`GET /health` of the child on `port`, answered within `timeout` seconds or `unreachable`."""
 
     async def __call__(self, port: int, timeout: float) -> HealthReport: ...
+
+
+class Canceller(Protocol):
+    """`POST /v1/cancel/{request_id}` on the child on `port`; True if it stopped that request."""
+
+    async def __call__(self, port: int, request_id: str, timeout: float) -> bool: ...
 
 
 def unreachable(detail: str) -> HealthReport:
@@ -53,5 +60,9 @@ def read_health(status_code: int, raw: bytes) -> HealthReport:
     if status_code == 200 and not health.can_serve:
         status = HealthStatus.READY.value
     return HealthReport(
-        status=status, detail=health.detail, models=health.models, retry_after=health.retry_after
+        status=status,
+        detail=health.detail,
+        models=health.models,
+        retry_after=health.retry_after,
+        request_id=health.request_id,
     )

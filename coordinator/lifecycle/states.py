@@ -25,6 +25,8 @@ class CooldownReason(enum.StrEnum):
     QUOTA = "quota"  # the account is out of quota or rate-limited; outlives the process
     EJECTED = "ejected"  # failures in a row; the process's own, a fresh one starts clean
     UNREACHABLE = "unreachable"  # refused or dropped a request: dead or hung, until told otherwise
+    # Busy with a request the pool did not give it: out until its /health says it is idle.
+    STRAY = "stray"
 
 
 # States in which the child's process is expected to be running and may serve again.

@@ -27,7 +27,7 @@ import structlog
 from coordinator.lifecycle.child import Child, backoff_delay
 from coordinator.lifecycle.cooldowns import FILE_NAME as COOLDOWNS_FILE
 from coordinator.lifecycle.cooldowns import Cooldowns, Reason
-from coordinator.lifecycle.health import HealthReport, Prober
+from coordinator.lifecycle.health import Canceller, HealthReport, Prober
 from coordinator.lifecycle.process import Launcher
 from coordinator.lifecycle.reconcile import Reconciler
 from coordinator.lifecycle.roster import Roster
@@ -39,6 +39,11 @@ log = structlog.get_logger("coordinator.lifecycle.supervisor")
 
 TICK = 0.2
 LAST_WORDS_SECONDS = 0.5
+# Polls in a row that find a child busy with a request the pool did not give it: at the
+# first count it is asked to cancel that request, at the second it is killed and restarted.
+# One poll is not enough: a child may finish a request a moment after the pool let it go.
+STRAY_CANCEL_POLLS = 2
+STRAY_KILL_POLLS = 4
 _SECRETS_NOT_FOR_CHILDREN = frozenset({"COORDINATOR_API_KEY", "COORDINATOR_API_KEY_FILE"})
 _S = ChildState
 
@@ -52,6 +57,7 @@ class Supervisor:
         launcher: Launcher,
         prober: Prober,
         token: str,
+        canceller: Canceller | None = None,
         child_env: Mapping[str, str] | None = None,
         cooldowns: Cooldowns | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -62,6 +68,7 @@ class Supervisor:
         self.roster = roster
         self.launcher = launcher
         self.prober = prober
+        self.canceller = canceller
         self.token = token
         self.stopping = False
         self._wake = asyncio.Event()
@@ -355,8 +362,11 @@ class Supervisor:
     def _on_health(self, child: Child, report: HealthReport) -> None:
         if not child.running or child.state not in ALIVE:
             return
-        if report.models:
+        if report.models and report.can_serve:
+            # Not before: a starting child names its built-in models until it has read the
+            # page's list, and /v1/models would offer names the scheduler then refuses.
             child.models = report.models
+        self._check_stray(child, report)
         if report.status == HealthStatus.AUTH_EXPIRED:
             child.log_out(
                 report.detail or "the site asked to sign in",
@@ -374,7 +384,8 @@ class Supervisor:
             child.health_misses = 0
             if child.state is _S.STARTING:
                 self._started(child)
-            elif child.state is _S.COOLDOWN and child.cooldown_until is None:
+            elif child.state is _S.COOLDOWN and child.cooldown_until is None and report.request_id is None:
+                # Not while it still serves a request of its own: the pool would find it busy.
                 child.ready("child reports it can serve again")
         elif report.status == HealthStatus.BROKEN:
             child.kill(self.launcher, f"child reports it is broken: {report.detail}")
@@ -386,6 +397,33 @@ class Supervisor:
                     f"did not pass {child.health_misses} health checks in a row "
                     f"({report.status}: {report.detail})",
                 )
+
+    def _check_stray(self, child: Child, report: HealthReport) -> None:
+        """Recover a child busy with a request the pool does not know it holds.
+
+        Such a child answers every request `child_busy` while the pool sees it ready: it is
+        taken out of rotation, asked to cancel that request, and killed if it stays busy.
+        """
+        stray = report.request_id if report.request_id != child.request_id else None
+        if stray is None or stray != child.stray_request:
+            child.stray_request = stray
+            child.stray_polls = 1 if stray is not None else 0
+            return
+        child.stray_polls += 1
+        why = f"busy with request {stray}, which the pool did not give it"
+        if child.stray_polls == STRAY_CANCEL_POLLS:
+            log.warning("child_stray_request", child=child.id, request_id=stray, action="cancel", reason=why)
+            if child.state is _S.READY:
+                child.cool_down(CooldownReason.STRAY, None, why)
+            if self.canceller is not None:
+                self._background(self._cancel_stray(child, stray))
+        elif child.stray_polls >= STRAY_KILL_POLLS:
+            child.kill(self.launcher, f"{why}, for {child.stray_polls} health checks and after a cancel")
+
+    async def _cancel_stray(self, child: Child, request_id: str) -> None:
+        assert self.canceller is not None
+        cancelled = await self.canceller(child.spec.ports.api, request_id, self.settings.health_timeout)
+        log.info("child_stray_cancelled", child=child.id, request_id=request_id, cancelled=cancelled)
 
     def _started(self, child: Child) -> None:
         until = child.cooldown_until if child.cooldown_reason is CooldownReason.QUOTA else None

@@ -9,6 +9,7 @@ in exactly the same shape. This module is pure: no I/O.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,12 @@ MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "
 NUMBER_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 WHOLE_NUMBERS = ("max_tokens", "max_completion_tokens")  # each at least 1
 MAX_STOP = 4
+# Content parts: those read as the prompt's text, those a page could take but we cannot yet.
+TEXT_PARTS = {"text": "text", "refusal": "refusal"}  # type → the field that holds its text
+UNSUPPORTED_PARTS = frozenset({"image_url", "input_audio", "file"})
+# A surrogate can only reach a decoded string as a \u escape (the body must be UTF-8):
+# where the body has none, no string needs walking.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 # OpenAI's error "type" for each status family; clients switch on `code`, people read `message`.
 _ERROR_TYPES = {
@@ -125,13 +132,29 @@ class ChatRequest:
 
 
 def parse_chat_request(raw: bytes) -> ChatRequest:
-    """Check a `/v1/chat/completions` body the way OpenAI does, or raise InvalidRequest."""
+    """Check a `/v1/chat/completions` body the way OpenAI does, or raise InvalidRequest.
+
+    A body accepted here is safe for every reader of it on both sides: each string is
+    valid Unicode, each content part is one we can read, and the prompt has text.
+    """
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(
+            "The request body is not UTF-8. Send a JSON object with 'model' and 'messages'.",
+            code="invalid_json",
+        ) from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
         raise InvalidRequest(
             f"The request body is not valid JSON ({exc}). Send a JSON object with 'model' and 'messages'.",
             code="invalid_json",
+        ) from None
+    except RecursionError:
+        # The parser recurses per level: a body of 100,000 brackets is refused, not a crash.
+        raise InvalidRequest(
+            "The request body is nested too deeply to be a chat request.", code="invalid_json"
         ) from None
     if not isinstance(body, dict):
         raise InvalidRequest(
@@ -161,6 +184,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
             raise InvalidRequest(
                 f"{param}.content must be a string or a list of content parts.", param=f"{param}.content"
             )
+        if isinstance(content, list):
+            _check_parts(content, f"{param}.content")
 
     model = body.get("model")
     if model is not None and (not isinstance(model, str) or not model):
@@ -180,7 +205,67 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     include_usage = bool(options and options.get("include_usage"))
 
     _check_run_settings(body)
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_unicode(body)
+    if not any(message_text(message).strip() for message in messages):
+        raise InvalidRequest(
+            "The prompt is empty: no message has any text. Send at least one message with text.",
+            param="messages",
+        )
     return ChatRequest(body=body, model=model, stream=stream, include_usage=include_usage)
+
+
+def _check_parts(parts: list[Any], param: str) -> None:
+    for index, part in enumerate(parts):
+        where = f"{param}[{index}]"
+        if not isinstance(part, dict):
+            raise InvalidRequest(f"{where} must be an object with a 'type'.", param=where)
+        kind = part.get("type")
+        if kind in UNSUPPORTED_PARTS:
+            raise InvalidRequest(
+                f"{where} is an {kind} part: images, audio and files are not supported yet; "
+                "send text parts only.",
+                param=where,
+            )
+        field = TEXT_PARTS.get(kind) if isinstance(kind, str) else None
+        if field is None:
+            raise InvalidRequest(
+                f"{where}.type is {kind!r}; use 'text' (images are not supported yet).", param=f"{where}.type"
+            )
+        if not isinstance(part.get(field), str):
+            raise InvalidRequest(f"{where}.{field} must be a string.", param=f"{where}.{field}")
+
+
+def _check_unicode(body: dict[str, Any]) -> None:
+    """Refuse a lone surrogate in any string (key or value): no reader could encode it again."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:  # a loop, not recursion: the body may be nested as deep as the parser allows
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                raise InvalidRequest(
+                    f"{path or 'the body'} has a lone surrogate (an unpaired \\ud800-\\udfff escape), "
+                    "which is not a character; send valid Unicode.",
+                    param=path or None,
+                )
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{path}.{key}" if path else key
+                if not _encodable(key):
+                    raise InvalidRequest(
+                        f"a key in {path or 'the body'} has a lone surrogate.", param=path or None
+                    )
+                pending.append((name, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +318,14 @@ def message_text(message: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
+        # Checked by parse_chat_request, yet never trusted here: a child must not fail on a
+        # body after it has taken its turn.
         return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+            text
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") == "text"
+            and isinstance(text := part.get("text"), str)
         )
     return ""
 

@@ -30,6 +30,8 @@ log = structlog.get_logger("coordinator.serving.pool")
 _WILL_SERVE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.BACKOFF, ChildState.DRAINING}
 )
+# Cooldowns that a health check ends, soon: a request may wait for them too.
+_UNTIL_HEALTHY = frozenset({CooldownReason.UNREACHABLE, CooldownReason.STRAY})
 # States whose child may serve again without anyone's intervention.
 _RECOVERABLE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.COOLDOWN, ChildState.BACKOFF}
@@ -40,7 +42,8 @@ class Outcome(enum.Enum):
     SERVED = "served"
     FAILED = "failed"  # the child's fault: counts towards ejection
     UNREACHABLE = "unreachable"  # refused or dropped: the process died or hung, the supervisor's business
-    NEUTRAL = "neutral"  # cancelled, client gone, client error, child busy
+    NEUTRAL = "neutral"  # cancelled, client gone, client error
+    BUSY = "busy"  # the child says it serves another request: out until its /health says it is idle
     QUOTA = "quota"  # the child's account is out of quota or rate-limited
     AUTH_EXPIRED = "auth_expired"
 
@@ -105,6 +108,7 @@ class Pool:
         eject_cooldown_max: float,
         clock: Callable[[], float] = time.monotonic,
         on_queue_wait: Callable[[float], None] | None = None,
+        service_estimate: float = 30.0,
     ) -> None:
         self.roster = roster
         self.max_queue = max_queue
@@ -118,7 +122,11 @@ class Pool:
         self.active: dict[str, Child] = {}  # request id → the child serving it
         self.closed: str | None = None
         self._next = 0
-        self._service_seconds = 1.0  # moving average, for Retry-After
+        # Seconds an answer takes, for Retry-After: until one is timed, a guess on the long
+        # side (a browser answers in seconds to tens of seconds; a client told 1 s comes back
+        # too soon), then the moving average of what was measured.
+        self._service_seconds = service_estimate
+        self._timed = False
         self._started: dict[str, float] = {}
         roster.subscribe(self.on_change)
 
@@ -131,6 +139,7 @@ class Pool:
     def on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
         if new is ChildState.READY:
             self._dispatch()
+            self._refuse_unknown_models()
 
     # -- acquiring and releasing --------------------------------------------------------
 
@@ -189,7 +198,9 @@ class Pool:
             child.errors_in_row = 0
             child.ejections = 0
             if started is not None:
-                self._service_seconds = 0.8 * self._service_seconds + 0.2 * (self.clock() - started)
+                seconds = self.clock() - started
+                average = 0.8 * self._service_seconds + 0.2 * seconds if self._timed else seconds
+                self._service_seconds, self._timed = average, True
         elif outcome is Outcome.FAILED:
             child.errors_in_row += 1
         if child.state is not ChildState.BUSY:
@@ -202,17 +213,30 @@ class Pool:
         elif outcome is Outcome.UNREACHABLE:
             # Likely dead or hung: out until its exit is seen or a health check says it serves.
             child.cool_down(CooldownReason.UNREACHABLE, None, reason or "child unreachable")
+        elif outcome is Outcome.BUSY:
+            # Ready again at once, it would be picked again and refuse again; the supervisor
+            # sees what it is busy with, and asks it to stop.
+            child.cool_down(CooldownReason.STRAY, None, reason or "child answered child_busy")
         elif outcome is Outcome.FAILED and child.errors_in_row >= self.eject_after:
-            seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
-            child.ejections += 1
-            child.errors_in_row = 0
-            child.cool_down(
-                CooldownReason.EJECTED,
-                self.clock() + seconds,
-                f"ejected for {seconds:g}s after {self.eject_after} failures in a row",
-            )
+            self._eject(child)
         else:
             child.ready(f"request {request_id} {outcome.value}")
+
+    def _eject(self, child: Child) -> None:
+        seconds = min(self.eject_cooldown_max, self.eject_cooldown * 2**child.ejections)
+        child.ejections += 1
+        child.errors_in_row = 0
+        child.cool_down(
+            CooldownReason.EJECTED,
+            self.clock() + seconds,
+            f"ejected for {seconds:g}s after {self.eject_after} failures in a row",
+        )
+
+    def charge(self, child: Child) -> None:
+        """Count a failure against `child` after the fact (its request went on elsewhere meanwhile)."""
+        child.errors_in_row += 1
+        if child.state is ChildState.READY and child.errors_in_row >= self.eject_after:
+            self._eject(child)
 
     # -- cancel and shutdown ------------------------------------------------------------
 
@@ -270,8 +294,7 @@ class Pool:
         """Fail at once, rather than after the queue timeout, when waiting cannot help soon."""
         candidates = [c for c in self.children if model is None or not c.models or model in c.models]
         if any(
-            c.state in _WILL_SERVE
-            or (c.state is ChildState.COOLDOWN and c.cooldown_reason is CooldownReason.UNREACHABLE)
+            c.state in _WILL_SERVE or (c.state is ChildState.COOLDOWN and c.cooldown_reason in _UNTIL_HEALTHY)
             for c in candidates
         ):
             return
@@ -311,6 +334,17 @@ class Pool:
         ):
             return fallback
         return None
+
+    def _refuse_unknown_models(self) -> None:
+        """Fail the waiters for a model that no child offers, now that the children have said
+        what they offer: they would wait for the queue timeout, for nothing."""
+        for waiter in list(self.waiters):
+            if waiter.future.done():
+                continue
+            try:
+                self._check_model(waiter.model)
+            except UnknownModel as exc:
+                waiter.future.set_exception(exc)
 
     def _assign(self, child: Child, request_id: str) -> None:
         self.active[request_id] = child

@@ -1,8 +1,10 @@
 """Forwarding a chat request to a child: retries before the first byte, a relay after it.
 
 Until the first byte of an answer is in hand, any failure of a child (refused, died,
-5xx, busy, timed out) sends the request to another child. After it, nothing is
-retried: a stream that breaks ends with an OpenAI error event and no `[DONE]`.
+5xx, busy, timed out) sends the request to another child, unless it fails the same way
+twice: then the request is at fault, and its client gets a 502. A child's other 4xx is
+the request's fault too: the client's answer, never retried. After the first byte,
+nothing is retried: a stream that breaks ends with an OpenAI error event and no `[DONE]`.
 Transport errors become reasons in words here, and the client's error is built at the edge.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -33,13 +35,41 @@ class ProxyError(wire.OpenAIError):
 
 
 class _ChildFailed(Exception):
-    """This child could not answer; another one may."""
+    """This child could not answer; another one may.
 
-    def __init__(self, outcome: Outcome, reason: str, cooldown: float | None = None) -> None:
+    `answered`: the status and error code of a failure the child answered in words (a
+    5xx), by which the same failure on another child is recognised.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        reason: str,
+        cooldown: float | None = None,
+        answered: tuple[int, str | None] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
         self.cooldown = cooldown
+        self.answered = answered
+
+
+@dataclass(slots=True)
+class _Answered:
+    """The failures children answered (status, code) for one request, and who answered them."""
+
+    failures: list[tuple[tuple[int, str | None], Child]] = field(default_factory=list)
+    poison: tuple[int, str | None] | None = None  # the failure that proved to be the request's
+
+    def earlier(self, failure: tuple[int, str | None]) -> Child | None:
+        return next((child for seen, child in self.failures if seen == failure), None)
+
+    def add(self, failure: tuple[int, str | None], child: Child) -> None:
+        self.failures.append((failure, child))
+
+    def to_charge(self) -> list[Child]:
+        return [child for seen, child in self.failures if seen != self.poison]
 
 
 @dataclass(slots=True)
@@ -64,7 +94,21 @@ class Proxy:
         self.metrics = metrics
 
     async def open(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
-        """Find a child and get the start of its answer, trying others until one gives it."""
+        """Find a child and get the start of its answer, trying others until one gives it.
+
+        A request that fails the same way twice (same status and code) is taken to be at
+        fault itself: its client gets a 502 at once, and those failures count against no
+        child, or one such request could eject every child in turn. So the failures that
+        children answer are charged to them only once the request's fate is known.
+        """
+        answered = _Answered()
+        try:
+            return await self._open(chat, raw, request_id, answered)
+        finally:
+            for child in answered.to_charge():
+                self.pool.charge(child)
+
+    async def _open(self, chat: wire.ChatRequest, raw: bytes, request_id: str, answered: _Answered) -> Answer:
         avoid: set[str] = set()
         last = "no child was tried"
         for attempt in range(1, self.settings.max_attempts + 1):
@@ -75,7 +119,16 @@ class Proxy:
             try:
                 answer = await self._ask(child, raw, chat.stream, request_id)
             except _ChildFailed as failure:
-                self.pool.release(child, failure.outcome, cooldown=failure.cooldown, reason=failure.reason)
+                if failure.answered is None:
+                    self.pool.release(
+                        child, failure.outcome, cooldown=failure.cooldown, reason=failure.reason
+                    )
+                else:
+                    self.pool.release(child, Outcome.NEUTRAL)
+                    earlier = answered.earlier(failure.answered)
+                    answered.add(failure.answered, child)
+                    if earlier is not None:
+                        raise self._poison(earlier, child, failure, request_id, answered) from None
                 avoid.add(child.id)
                 last = f"child {child.id}: {failure.reason}"
                 self.metrics.retries.labels(failure.outcome.value).inc()
@@ -100,6 +153,24 @@ class Proxy:
             "child_failed",
             f"{self.settings.max_attempts} attempts failed before any answer; last: {last}. "
             "Retry the request; if it keeps failing, look at GET /admin/children.",
+        )
+
+    @staticmethod
+    def _poison(
+        earlier: Child, child: Child, failure: _ChildFailed, request_id: str, answered: _Answered
+    ) -> ProxyError:
+        answered.poison = failure.answered
+        log.warning(
+            "request_poison", request_id=request_id, children=[earlier.id, child.id], reason=failure.reason
+        )
+        where = (
+            f"children {earlier.id} and {child.id}" if earlier is not child else f"child {child.id}, twice"
+        )
+        return ProxyError(
+            502,
+            "child_failed",
+            f"the request failed the same way on {where} ({failure.reason}); "
+            "the request itself is the likely cause: check it before retrying.",
         )
 
     async def _ask(self, child: Child, raw: bytes, stream: bool, request_id: str) -> Answer:
@@ -144,7 +215,9 @@ class Proxy:
             return
         code = _error_code(body)
         if status == 429 and code == "child_busy":
-            raise _ChildFailed(Outcome.NEUTRAL, "busy")
+            raise _ChildFailed(
+                Outcome.BUSY, "answered child_busy: it serves a request the pool did not give it"
+            )
         if status == 429 or code == "quota_exhausted":
             retry_after = headers.get("retry-after", "")
             raise _ChildFailed(
@@ -154,9 +227,14 @@ class Proxy:
             )
         if code == "auth_expired":
             raise _ChildFailed(Outcome.AUTH_EXPIRED, "the profile is logged out")
-        if status >= 500 or status == 403:
+        if status == 403:
             # 403 here means the child does not know our token: it belongs to another run.
             raise _ChildFailed(Outcome.FAILED, f"answered {status} ({code or 'no code'})")
+        if status >= 500:
+            raise _ChildFailed(
+                Outcome.FAILED, f"answered {status} ({code or 'no code'})", answered=(status, code)
+            )
+        # Any other 4xx is the request's fault: the client's answer, never retried elsewhere.
 
     async def relay(self, answer: Answer, request_id: str) -> AsyncGenerator[bytes, None]:
         """The stream, chunk by chunk as the child sends it; releases the child however it ends."""

@@ -202,8 +202,14 @@ def test_request_id_header_is_the_id(child: ChildProcess) -> None:
         (b'{"messages": [{"role": "wizard", "content": "x"}]}', "messages[0].role"),
         (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
         (b'{"messages": [{"role": "user", "content": "x"}], "model": 5}', "model"),
+        # Once accepted, then failed after the child had taken its turn: busy for ever.
+        (b'{"messages": [{"role": "user", "content": [{"type": "text", "text": null}]}]}',
+         "messages[0].content[0].text"),
+        (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content"),
+        (b'{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}',
+         "messages[0].content[0]"),
     ],
-)
+)  # fmt: skip
 def test_invalid_bodies_are_400(child: ChildProcess, body: bytes, param: str | None) -> None:
     response = child.http().post(
         "/v1/chat/completions", content=body, headers={"content-type": "application/json"}
@@ -211,6 +217,8 @@ def test_invalid_bodies_are_400(child: ChildProcess, body: bytes, param: str | N
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
     assert response.json()["error"]["type"] == "invalid_request_error"
+    health = child.health().json()
+    assert (health["status"], health["request_id"]) == ("ready", None)
 
 
 def test_unknown_model_is_404(child: ChildProcess) -> None:

@@ -122,6 +122,7 @@ class FakeProber:
     def __init__(self) -> None:
         self.answers: dict[int, HealthReport] = {}
         self.asked: list[int] = []
+        self.cancelled: list[tuple[int, str]] = []
 
     def answer(self, port: int, report: HealthReport) -> None:
         self.answers[port] = report
@@ -132,6 +133,11 @@ class FakeProber:
     async def __call__(self, port: int, timeout: float) -> HealthReport:
         self.asked.append(port)
         return self.answers.get(port, READY)
+
+    async def cancel(self, port: int, request_id: str, timeout: float) -> bool:
+        """The supervisor's `Canceller`: recorded; the child goes on answering as set."""
+        self.cancelled.append((port, request_id))
+        return True
 
 
 async def settle(rounds: int = 20) -> None:

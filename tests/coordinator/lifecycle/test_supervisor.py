@@ -111,7 +111,15 @@ def build(tmp_path: Path, names: tuple[str, ...]) -> Rig:
         path = folder / f"{name}.json"
         roster.enlist(ChildSpec(Profile(name, path if path.exists() else profile_file(folder, name)), triple))
     launcher, prober = FakeLauncher(), FakeProber()
-    supervisor = Supervisor(settings, roster, launcher=launcher, prober=prober, token="t0ken", clock=clock)
+    supervisor = Supervisor(
+        settings,
+        roster,
+        launcher=launcher,
+        prober=prober,
+        canceller=prober.cancel,
+        token="t0ken",
+        clock=clock,
+    )
     return Rig(supervisor, roster, launcher, prober, clock, settings)
 
 
@@ -208,6 +216,68 @@ async def test_a_hung_child_is_killed_and_restarted(rig: Rig) -> None:
     await rig.tick(10.0)
     await rig.ready("a")
     assert rig.process("a") is not hung
+
+
+async def poll(rig: Rig, times: int = 1) -> None:
+    for _ in range(times):
+        rig.clock.advance(rig.settings.health_interval)
+        await rig.supervisor.probe_due()
+        await settle()
+
+
+async def test_a_child_busy_with_a_request_the_pool_did_not_give_it_is_cancelled_and_serves_again(
+    rig: Rig,
+) -> None:
+    child = rig.child("a")
+    await rig.ready("a")
+    rig.answer("a", HealthReport(status="busy", models=("mock",), request_id="lost-1"))
+    await poll(rig)  # once may be a request finishing just after the pool let it go
+    assert rig.state("a") is S.READY and rig.prober.cancelled == []
+    await poll(rig)
+    assert rig.state("a") is S.COOLDOWN and child.cooldown_reason is CooldownReason.STRAY
+    assert rig.prober.cancelled == [(child.spec.ports.api, "lost-1")]
+    await poll(rig)  # still busy: it stays out
+    assert rig.state("a") is S.COOLDOWN
+    rig.prober.answers.clear()  # the cancel took: idle again
+    await poll(rig)
+    assert rig.state("a") is S.READY
+    assert rig.process("a").signals == []
+
+
+async def test_a_child_that_stays_busy_with_a_stray_request_is_killed_and_restarted(rig: Rig) -> None:
+    child = rig.child("a")
+    await rig.ready("a")
+    stuck = rig.process("a")
+    rig.answer("a", HealthReport(status="busy", models=("mock",), request_id="lost-1"))
+    await poll(rig, 4)
+    await until(lambda: rig.state("a") is S.BACKOFF, "the stuck child to be killed")
+    assert stuck.signals == [signal.SIGKILL]
+    assert child.last_error is not None and "busy with request lost-1" in child.last_error
+    rig.prober.answers.clear()
+    await rig.tick(10.0)
+    await rig.ready("a")
+    assert rig.process("a") is not stuck
+
+
+async def test_a_child_busy_with_the_request_the_pool_gave_it_is_left_alone(rig: Rig) -> None:
+    child = rig.child("a")
+    await rig.ready("a")
+    child.take("mine")
+    rig.answer("a", HealthReport(status="busy", models=("mock",), request_id="mine"))
+    await poll(rig, 5)
+    assert rig.state("a") is S.BUSY and rig.prober.cancelled == []
+
+
+async def test_models_are_the_ones_a_child_names_once_it_can_serve(rig: Rig) -> None:
+    # Starting, a browser child names its built-in models before it has read the page's list:
+    # listed, they would be offered by /v1/models and then refused.
+    child = rig.child("a")
+    rig.answer("a", HealthReport(status="starting", models=("gemini-2.5-pro",)))
+    await rig.supervisor.probe_due()
+    assert child.models == ()
+    rig.answer("a", HealthReport(status="ready", models=("replica-pro", "replica-flash")))
+    await poll(rig)
+    assert (rig.state("a"), rig.child("a").models) == (S.READY, ("replica-pro", "replica-flash"))
 
 
 async def test_a_child_not_ready_in_time_is_killed(rig: Rig) -> None:

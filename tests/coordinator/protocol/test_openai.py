@@ -54,6 +54,55 @@ def test_invalid_requests_name_the_parameter(raw: bytes, param: str | None) -> N
     assert caught.value.message
 
 
+def user(content: object) -> bytes:
+    return json.dumps({"messages": [{"role": "user", "content": content}]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "param", "words"),
+    [
+        (user([{"type": "text", "text": None}]), "messages[0].content[0].text", "must be a string"),
+        (user([{"type": "text", "text": 5}]), "messages[0].content[0].text", "must be a string"),
+        (user(["hi"]), "messages[0].content[0]", "must be an object"),
+        (user([{"text": "hi"}]), "messages[0].content[0].type", "use 'text'"),
+        (user([{"type": "video", "text": "hi"}]), "messages[0].content[0].type", "use 'text'"),
+        (user([{"type": "text", "text": "see"}, {"type": "image_url", "image_url": {"url": "data:"}}]),
+         "messages[0].content[1]", "not supported yet"),
+        (user([{"type": "input_audio", "input_audio": {}}]), "messages[0].content[0]", "not supported yet"),
+        (user(""), "messages", "prompt is empty"),
+        (user(" \n\t "), "messages", "prompt is empty"),
+        (user([]), "messages", "prompt is empty"),
+        (json.dumps({"messages": [{"role": "assistant", "content": None}]}).encode(), "messages", "empty"),
+        (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content", "lone surrogate"),
+        (b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "a\\udfffb"}]}]}',
+         "messages[0].content[0].text", "lone surrogate"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "model": "\\udc80"}', "model", "lone surrogate"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "x": {"\\ud800": 1}}', "x", "lone surrogate"),
+        (b'{"messages": [{"role": "user", "content": "\xed\xa0\x80"}]}', None, "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, None, "nested too deeply"),
+        (b'{"messages": ' + b"[" * 100_000, None, "nested too deeply"),
+    ],
+)  # fmt: skip
+def test_content_a_child_could_not_read_is_refused_naming_the_part(
+    raw: bytes, param: str | None, words: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(raw)
+    assert (caught.value.status, caught.value.param) == (400, param)
+    assert words in caught.value.message
+
+
+def test_valid_unicode_and_text_parts_pass() -> None:
+    pair = (
+        b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "\\ud83d\\ude00 \\\\ud800"}]}]}'
+    )
+    chat = parse_chat_request(pair)
+    assert message_text(chat.body["messages"][0]) == "\U0001f600 \\ud800"  # a pair, and an escaped backslash
+    refusal = [{"type": "refusal", "refusal": "no"}]
+    history = [{"role": "assistant", "content": refusal}, {"role": "user", "content": "go on"}]
+    assert parse_chat_request(json.dumps({"messages": history}).encode())
+
+
 def test_error_shapes() -> None:
     assert error_body("nope", status=429, code="queue_full") == {
         "error": {"message": "nope", "type": "rate_limit_error", "param": None, "code": "queue_full"}

@@ -179,3 +179,36 @@ async def test_the_pool_schedules_from_the_roster_as_children_join_and_leave(tmp
     pool.release(holder, Outcome.SERVED)
     pool.roster.remove(holder)
     assert (await pool.acquire("third", "mock")) is joined  # round-robin would pick c0 next
+
+
+async def test_a_waiter_for_a_model_no_ready_child_offers_is_refused_at_once(tmp_path: Path) -> None:
+    # While the only child starts, its models are unknown: a request for any model may wait.
+    roster = Roster(tmp_path)
+    pool = Pool(roster, max_queue=2, queue_timeout=30.0, eject_after=2, eject_cooldown=1.0,
+                eject_cooldown_max=1.0)  # fmt: skip
+    child = roster.enlist(ChildSpec(Profile("c0", tmp_path / "c0.json"), PortTriple(1, 2, 3)))
+    child.start("test")
+    assert pool.models() == []
+    waiting = asyncio.create_task(pool.acquire("r", "gemini-2.5-pro"))
+    await asyncio.sleep(0)
+    assert len(pool.waiters) == 1
+    child.models = ("replica-pro",)  # what its /health says once it can serve
+    child.ready("health check passed")
+    with pytest.raises(UnknownModel, match="available models: replica-pro"):
+        await asyncio.wait_for(waiting, 1)
+    assert pool.models() == ["replica-pro"] and child.state is ChildState.READY
+
+
+async def test_retry_after_guesses_long_until_an_answer_is_timed_then_measures(tmp_path: Path) -> None:
+    clock = Clock()
+    pool = make_pool(tmp_path, 1, clock, max_queue=0)
+    child = await pool.acquire("first", None)
+    with pytest.raises(QueueFull) as full:
+        await pool.acquire("overflow", None)
+    assert full.value.retry_after == 30  # nothing timed yet: not "1" while an answer takes seconds
+    clock.now += 4.0
+    pool.release(child, Outcome.SERVED)
+    await pool.acquire("second", None)
+    with pytest.raises(QueueFull) as full:
+        await pool.acquire("overflow", None)
+    assert full.value.retry_after == 4  # the one answer measured, not blended with the guess

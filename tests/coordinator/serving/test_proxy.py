@@ -12,7 +12,7 @@ import pytest
 
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
-from coordinator.lifecycle.states import ChildState
+from coordinator.lifecycle.states import ChildState, CooldownReason
 from coordinator.protocol import openai as wire
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
@@ -208,3 +208,81 @@ async def test_a_success_resets_the_count_of_failures(tmp_path: Path) -> None:
             await proxy.open(PLAIN, b"{}", f"r{n}")
 
     assert child.state is ChildState.READY
+
+
+async def test_a_child_answering_busy_is_kept_out_until_its_health_says_it_is_idle(tmp_path: Path) -> None:
+    # Busy with a request the pool did not give it: put back as ready, it would be picked again.
+    proxy, link, (stuck, other) = make_proxy(tmp_path, 2)
+    link.script(1, FakeAnswer(429, b'{"error": {"code": "child_busy"}}'))
+    link.script(2, FakeAnswer(200, OK_BODY), FakeAnswer(200, OK_BODY))
+
+    for n in range(2):
+        assert (await proxy.open(PLAIN, b"{}", f"r{n}")).child is other
+
+    assert link.asked() == [1, 2, 2]
+    assert stuck.state is ChildState.COOLDOWN and stuck.cooldown_reason is CooldownReason.STRAY
+    assert stuck.errors_in_row == 0
+
+
+@pytest.mark.parametrize("status", [400, 404, 413, 422])
+async def test_a_client_error_counts_against_no_child(tmp_path: Path, status: int) -> None:
+    proxy, link, (child, _) = make_proxy(tmp_path, 2, eject_after=1)
+    link.script(1, FakeAnswer(status, b'{"error": {"code": "invalid_request"}}'))
+
+    answer = await proxy.open(PLAIN, b"{}", "r1")
+
+    assert (answer.status, link.asked()) == (status, [1])
+    assert child.state is ChildState.READY and child.errors_in_row == 0
+
+
+async def test_a_request_failing_the_same_way_on_two_children_is_a_502_that_ejects_none(
+    tmp_path: Path,
+) -> None:
+    proxy, link, children = make_proxy(tmp_path, 3, eject_after=2)
+    poison = b'{"error": {"code": "engine_error"}}'
+    for port in (1, 2, 3):
+        link.script(port, *[FakeAnswer(500, poison) for _ in range(4)])
+
+    for n in range(4):
+        with pytest.raises(ProxyError) as refused:
+            await proxy.open(PLAIN, b"{}", f"r{n}")
+        assert (refused.value.status, refused.value.code) == (502, "child_failed")
+        assert "failed the same way" in refused.value.message
+
+    assert len(link.asked()) == 8  # two children each, never the third
+    assert [(c.state, c.errors_in_row) for c in children] == [(ChildState.READY, 0)] * 3
+
+
+async def test_different_failures_are_the_children_and_go_on_to_the_next(tmp_path: Path) -> None:
+    proxy, link, (first, second, third) = make_proxy(tmp_path, 3)
+    link.script(1, FakeAnswer(500, b'{"error": {"code": "engine_error"}}'))
+    link.script(2, FakeAnswer(502, b'{"error": {"code": "engine_error"}}'))
+    link.script(3, FakeAnswer(200, OK_BODY))
+
+    answer = await proxy.open(PLAIN, b"{}", "r1")
+
+    assert (answer.child, link.asked()) == (third, [1, 2, 3])
+    assert (first.errors_in_row, second.errors_in_row) == (1, 1)
+
+
+async def test_the_same_failure_twice_on_the_only_child_ends_the_request(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1, eject_after=1)
+    link.script(1, *[FakeAnswer(500, b"{}") for _ in range(3)])
+
+    with pytest.raises(ProxyError) as refused:
+        await proxy.open(PLAIN, b"{}", "r1")
+
+    assert "failed the same way on child c0, twice" in refused.value.message
+    assert link.asked() == [1, 1]
+    assert (child.state, child.errors_in_row) == (ChildState.READY, 0)
+
+
+async def test_a_failure_is_charged_once_the_request_is_served_elsewhere(tmp_path: Path) -> None:
+    # Charged after the fact, the failure still ejects a child that fails alone.
+    proxy, link, (bad, good) = make_proxy(tmp_path, 2, eject_after=1)
+    link.script(1, FakeAnswer(500, b'{"error": {"code": "engine_error"}}'))
+    link.script(2, FakeAnswer(200, OK_BODY))
+
+    assert (await proxy.open(PLAIN, b"{}", "r1")).child is good
+
+    assert bad.state is ChildState.COOLDOWN and bad.cooldown_reason is CooldownReason.EJECTED

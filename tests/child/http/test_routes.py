@@ -1,0 +1,56 @@
+"""The child's routes in process (Starlette's TestClient, the mock engine): the turn is always given back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from child.engines.mock import MockEngine, MockSettings
+from child.http import routes
+from child.http.routes import create_app
+from child.session import Session
+from child.settings import ChildSettings
+from coordinator.protocol.link import TOKEN_HEADER
+from tests.support.processes import wait_for
+
+TOKEN = "t0ken"
+ASK = {"messages": [{"role": "user", "content": "hello there"}]}
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = ChildSettings(
+        profile_path=tmp_path / "alpha.json", engine="mock", api_port=1, stream_port=2, browser_port=3,
+        token=TOKEN,
+    )  # fmt: skip
+    app = create_app(settings, Session(MockEngine(MockSettings())))
+    with TestClient(app, raise_server_exceptions=False, headers={TOKEN_HEADER: TOKEN}) as client:
+        wait_for(lambda: health(client)["status"] == "ready", 5, "the mock engine to start")
+        yield client
+
+
+def health(client: TestClient) -> dict[str, Any]:
+    body: dict[str, Any] = client.get("/health").json()
+    return body
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_failure_while_preparing_the_answer_never_keeps_the_turn(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    # Whatever fails between reading the request and serving it (here: the prompt's word
+    # count, which once raised on a null text part) must not leave the child busy for ever.
+    def broken(messages: list[Any]) -> int:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(routes, "count_words", broken)
+    assert client.post("/v1/chat/completions", json={**ASK, "stream": stream}).status_code == 500
+    assert (health(client)["status"], health(client)["request_id"]) == ("ready", None)
+    monkeypatch.undo()
+    answer = client.post("/v1/chat/completions", json=ASK)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"] == "echo: hello there"
