@@ -185,7 +185,7 @@ class App:
             await self._send(request, reply, cors)
             return
         context = Context(admitted.request_id or ids.new_request_id(), grant=admitted.grant)
-        stamp = (*self._stamp(context), *cors) if path.startswith("/v1/") else cors
+        stamped = path.startswith("/v1/")
         started = time.perf_counter()
         try:
             if isinstance(admitted.route, Reply):
@@ -198,7 +198,7 @@ class App:
                 handler, params = admitted.route
                 reply = await handler(request, context, params)
             if reply is not None:
-                await self._send(request, reply, stamp)
+                await self._send(request, reply, (*self._stamp(context), *cors) if stamped else cors)
         except Exception as exc:
             log.error("internal_error", path=path, error=repr(exc))
             if not request.started:
@@ -207,7 +207,7 @@ class App:
                     "internal_error",
                     "The coordinator failed on this request; the error is logged. Retry the request.",
                 )
-                await self._send(request, reply, stamp)
+                await self._send(request, reply, (*self._stamp(context), *cors) if stamped else cors)
         finally:
             self._record(request, context, started)
 
