@@ -44,7 +44,9 @@ LAST_WORDS_SECONDS = 0.5
 # One poll is not enough: a child may finish a request a moment after the pool let it go.
 STRAY_CANCEL_POLLS = 2
 STRAY_KILL_POLLS = 4
-_SECRETS_NOT_FOR_CHILDREN = frozenset({"COORDINATOR_API_KEY", "COORDINATOR_API_KEY_FILE"})
+_SECRETS_NOT_FOR_CHILDREN = frozenset(
+    {"COORDINATOR_API_KEY", "COORDINATOR_API_KEY_FILE", "COORDINATOR_ADMIN_KEY", "COORDINATOR_ADMIN_KEY_FILE"}
+)
 _S = ChildState
 
 

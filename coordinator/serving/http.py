@@ -495,6 +495,9 @@ class _Connection(asyncio.Protocol):
         elif self.request is not None:  # the next request's head is in; its body is not
             self._resume_reading()
             self._start_body(self.request)
+        elif self.in_head:  # the next request's head is coming: it is timed from now
+            self._resume_reading()
+            self._set_phase(_Phase.HEAD, self.limits.header_timeout)
         else:
             self._resume_reading()
             self._wait_idle()

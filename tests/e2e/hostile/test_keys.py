@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.support.coordinator import Coordinator, Runs
@@ -207,3 +208,10 @@ def test_a_key_on_the_command_line_is_warned_about_once_and_never_logged(run: Co
     output = run.output()
     for secret in (ALICE, BOB, ADMIN):
         assert secret not in output
+
+
+def test_children_get_no_key(run: Coordinator) -> None:
+    for child in run.children().values():
+        environ = psutil.Process(child["pid"]).environ()
+        assert "COORDINATOR_ADMIN_KEY" not in environ and "COORDINATOR_API_KEY" not in environ
+        assert not {ALICE, BOB, ADMIN} & set(environ.values())
