@@ -395,8 +395,8 @@ class _Connection(asyncio.Protocol):
         has_body = size != 0 and (size is not None or "chunked" in headers.get("transfer-encoding", ""))
         if admission.refused:
             # Not a byte of the body is kept. A small one is read and dropped so that the
-            # connection serves on; a large one, or one the client waits for leave to
-            # send, is not read at all: answer now and close.
+            # connection serves on; a large one, one of unknown size, or one the client
+            # waits for leave to send, is not read at all: answer now and close.
             self.body_limit = DISCARD_BYTES
             if has_body and (size is None or size > DISCARD_BYTES or request.expects_continue):
                 self._answer_unread(request)
@@ -412,11 +412,8 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
         if self.body_bytes > self.body_limit:
-            request = self.request
-            if request is not None and request.refused:
-                self._answer_unread(request)  # a refused chunked body that keeps coming
             raise self._too_large()
-        if self.request is not None and not self.request.refused:
+        if self.request is not None and not self.request.refused:  # a refused one's is dropped
             self.body.append(body)
 
     def on_message_complete(self) -> None:
