@@ -29,7 +29,7 @@ from playwright.sync_api import sync_playwright
 from child.engines.browser import find_chromium
 from coordinator.cli import demo
 from tests.support.coordinator import Coordinator, Runs
-from tests.support.processes import stop_process_group, wait_for
+from tests.support.processes import free_port, free_port_bases, stop_process_group, wait_for
 
 pytestmark = pytest.mark.skipif(
     find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh` installs it"
@@ -207,6 +207,72 @@ def test_models_come_from_the_page(browsers: tuple[Coordinator, Site]) -> None:
     health = run.children()
     for child in health.values():
         assert child["state"] == "ready"
+
+
+def test_models_listed_while_the_browsers_start_are_the_pages_and_are_served(
+    runs: Runs, tmp_path: Path
+) -> None:
+    # Issue 10: a starting child names its built-in models (gemini-2.5-pro) until it has read
+    # the page's list; listed then, such a name got 404 model_not_found once the child was up.
+    folder = tmp_path / "profiles"
+    with site_and_profiles(folder, "--first-token-ms", "50", "--token-ms", "10") as site:
+        run = start(runs, site, folder, wait_ready=False)
+        page_models = {"replica-pro", "replica-flash"}
+        served: set[str] = set()
+
+        def started() -> bool:
+            listed = {model["id"] for model in run.get("/v1/models").json()["data"]}
+            assert listed <= page_models, f"listed during start-up: {sorted(listed)}"
+            for model in sorted(listed - served):
+                answer = run.post(
+                    "/v1/chat/completions", json={"model": model, "messages": QUESTION}, timeout=30
+                )
+                assert answer.status_code == 200, f"{model!r} was listed but answered {answer.text}"
+                served.add(model)
+            return all(child["state"] == "ready" for child in run.children().values())
+
+        wait_for(started, 60, "every child to be ready")
+        assert served == page_models
+
+
+def test_ctrl_c_of_the_demo_stops_every_child_with_exit_0(tmp_path: Path) -> None:
+    # Issue 10: on Ctrl-C the browser, in its child's process group, dies of the signal too;
+    # a child whose browser died after it was told to stop exited 1. A terminal's Ctrl-C is
+    # SIGINT to the whole foreground group: the coordinator, the replica, children, browsers.
+    port = free_port()
+    api, stream, browser = free_port_bases(2, ranges=3)
+    argv = [
+        sys.executable, "-m", "coordinator", "run", "--demo",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--base-api-port", str(api),
+        "--base-stream-port", str(stream),
+        "--base-browser-port", str(browser),
+        "--log-dir", str(tmp_path / "logs"),
+        "--log-format", "json",
+    ]  # fmt: skip
+    output_path = tmp_path / "coordinator.out"
+    with output_path.open("wb") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    run = Coordinator(process, port, tmp_path, tmp_path / "logs", output_path, ["demo-1", "demo-2"])
+    try:
+
+        def all_ready() -> bool:
+            assert process.poll() is None, run.output()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                children = run.children()
+                return sorted(children) == run.child_ids and all(
+                    child["state"] == "ready" for child in children.values()
+                )
+            return False
+
+        wait_for(all_ready, 60, "every demo child to be ready")
+        code = stop_process_group(process, timeout=20, sig=signal.SIGINT)
+        assert code == 0, run.output()[-3000:]
+        exits = {event["child"]: event["how"] for event in run.events("child_exit")}
+        assert exits == {"demo-1": "exit code 0", "demo-2": "exit code 0"}, run.output()[-3000:]
+    finally:
+        stop_process_group(process)
 
 
 def test_a_logged_out_profile_is_auth_expired_and_not_restarted(runs: Runs, tmp_path: Path) -> None:
