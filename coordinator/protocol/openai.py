@@ -207,7 +207,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     _check_run_settings(body)
     if _SURROGATE_ESCAPE.search(raw):
         _check_unicode(body)
-    if not any(message_text(message).strip() for message in messages):
+    # isspace() stops at the first character that is not a space; strip() would copy the text.
+    if not any((said := message_text(message)) and not said.isspace() for message in messages):
         raise InvalidRequest(
             "The prompt is empty: no message has any text. Send at least one message with text.",
             param="messages",

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import NoReturn, Protocol, cast
+from typing import NamedTuple, NoReturn, Protocol, cast
 from urllib.parse import unquote
 
 import httptools
@@ -75,9 +75,11 @@ class Limits:
     max_pipelined: int = 16  # requests parsed while another is answered; more closes
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """What the application decides from a request's head, before any of its body is read."""
+class Admission(NamedTuple):
+    """What the application decides from a request's head, before any of its body is read.
+
+    A named tuple rather than a frozen dataclass: one is made per request, and a tuple is
+    built several times faster."""
 
     body_limit: int  # the most body bytes this request may send; beyond them: 413
     refused: bool = False  # answer without the body: it is dropped, or never read

@@ -139,7 +139,10 @@ class Pool:
     def on_change(self, child: Child, old: ChildState, new: ChildState) -> None:
         if new is ChildState.READY:
             self._dispatch()
-            self._refuse_unknown_models()
+            if old is not ChildState.BUSY:
+                # A child's models are learnt as it comes (back) into service, not as it
+                # finishes a request: the waiters are looked over then, not per request.
+                self._refuse_unknown_models()
 
     # -- acquiring and releasing --------------------------------------------------------
 

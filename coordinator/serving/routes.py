@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -73,9 +73,9 @@ Handler = Callable[[Request, Context, list[str]], Awaitable[Reply | None]]
 _Route = tuple[Handler, list[str]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Admitted:
-    """What `App.admit` decided from a request's head, read back when it is handled."""
+class _Admitted(NamedTuple):
+    """What `App.admit` decided from a request's head, read back when it is handled (a
+    tuple, as `Admission` is: one per request)."""
 
     grant: Grant
     request_id: str | None  # the client's, or a new one; None where the id was refused
