@@ -250,7 +250,6 @@ class _Connection(asyncio.Protocol):
         self.phase = _Phase.IDLE
         self.deadline: float | None = None
         self.send_deadline: float | None = None
-        self.idle_since = 0.0
         self.lingered = 0
         # The request being parsed:
         self.messages = 0  # begun on this connection
@@ -328,6 +327,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
+        self.server.idle.pop(self, None)
         if self.active is not None:
             self.active.cancel()
         self._wake_writer()
@@ -342,6 +342,7 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.server.idle.pop(self, None)
         self.messages += 1
         self.in_head = True
         self.head_wire = 0
@@ -569,6 +570,7 @@ class _Connection(asyncio.Protocol):
             if self.transport.can_write_eof():
                 self.transport.write_eof()
         self._set_phase(_Phase.LINGER, LINGER_SECONDS)
+        self._mark_idle()  # nothing more will be answered here: first to go if room is needed
 
     def _stop_reading(self) -> None:
         """Nothing more of what this client sends will be used: pause until the close."""
@@ -590,8 +592,13 @@ class _Connection(asyncio.Protocol):
         self.deadline = None if seconds is None else self.loop.time() + seconds
 
     def _wait_idle(self) -> None:
-        self.idle_since = self.loop.time()
         self._set_phase(_Phase.IDLE, self.limits.keep_alive_timeout)
+        self._mark_idle()
+
+    def _mark_idle(self) -> None:
+        """Last in the server's queue of idle connections: the first is closed first."""
+        self.server.idle.pop(self, None)
+        self.server.idle[self] = None
 
     def probe(self) -> None:
         """Tell a half-closed client from one that has gone, while its answer is not due yet.
@@ -656,11 +663,13 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
+            self.server.idle.pop(self, None)
             self.transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.closed = True
+            self.server.idle.pop(self, None)
             self.transport.abort()
 
 
@@ -672,6 +681,8 @@ class HttpServer:
         self.error_body = error_body
         self.limits = limits or Limits()
         self.connections: set[_Connection] = set()
+        # Connections with no request under way, longest idle first (a dict keeps order).
+        self.idle: dict[_Connection, None] = {}
         self.closing = False
         self.refused_connections = 0
         self._server: asyncio.AbstractServer | None = None
@@ -691,10 +702,12 @@ class HttpServer:
         """Room for one more connection: under the cap, or by closing the longest idle one."""
         if len(self.connections) < self.limits.max_connections:
             return True
-        idle = [connection for connection in self.connections if connection.idle]
-        if idle:
-            min(idle, key=lambda connection: connection.idle_since).close()
-            self.connections.difference_update(c for c in idle if c.closed)
+        # As nginx does when it runs out of connections: the least recently used idle one
+        # goes. A busy client's connection is seldom that one; an idle hoarder's always is.
+        oldest = next(iter(self.idle), None)
+        if oldest is not None:
+            oldest.close()
+            self.connections.discard(oldest)
             return True
         self.refused_connections += 1
         now = time.monotonic()
