@@ -44,7 +44,7 @@ def test_models_listed_during_start_up_are_served(start_coordinator: StartCoordi
         assert time.monotonic() < deadline, f"children still not ready: {states}"
         time.sleep(0.05)
     assert polls_while_starting >= 5, "the start-up was not watched"
-    assert listed == ["mock"]
+    assert [model["id"] for model in run.get("/v1/models").json()["data"]] == ["mock"]
 
 
 def test_first_queue_full_retry_after_is_conservative(start_coordinator: StartCoordinator) -> None:
