@@ -297,7 +297,7 @@ class _Connection(asyncio.Protocol):
                 self._refuse(_Refused(400, "upgrade_not_supported", "Protocol upgrades are not supported."))
             else:
                 last.keep_alive = False
-                self.ignoring = True
+                self._stop_reading()
             return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
