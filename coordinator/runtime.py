@@ -248,7 +248,10 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
     server = HttpServer(
-        App(coordinator), error_body=error_body, limits=http_limits(settings, len(plan.specs))
+        App(coordinator),
+        error_body=error_body,
+        limits=http_limits(settings, len(plan.specs)),
+        on_limit=coordinator.metrics.limit_met,
     )
     exit_code = 0
     try:

@@ -43,6 +43,7 @@ log = structlog.get_logger("coordinator.serving.http")
 
 Headers = Iterable[tuple[bytes, bytes]]
 ErrorBody = Callable[[int, str, str], bytes]
+LimitMet = Callable[[str], None]
 
 # A refused request's body up to this size is read and dropped, so that the connection
 # stays usable; a larger one is not read at all, and the connection closes after the answer.
@@ -96,6 +97,10 @@ class Application(Protocol):
 
 class _Refused(OpenAIError):
     """A request refused while it is parsed; the connection answers and closes."""
+
+    def __init__(self, status: int, code: str, message: str, limit: str | None = None) -> None:
+        super().__init__(status, code, message)
+        self.limit = limit  # the limit met, where the code does not say which
 
 
 class _StopParsing(Exception):
@@ -429,6 +434,7 @@ class _Connection(asyncio.Protocol):
             # A flood of pipelined requests: the ones taken are answered, then the
             # connection closes; the client may send the rest again on a new one.
             self.pending[-1].keep_alive = False
+            self.server.on_limit("max_pipelined")
             self._stop_reading()
             raise _StopParsing
         self._accept(request)
@@ -551,6 +557,7 @@ class _Connection(asyncio.Protocol):
         Requests accepted before it are answered first."""
         if self.closed or self.transport is None:
             return
+        self.server.on_limit(refused.limit or refused.code)
         self._stop_reading()
         if self.busy:
             self.refusal_after = _error_answer(self.server, refused)
@@ -627,6 +634,7 @@ class _Connection(asyncio.Protocol):
                         408,
                         "request_timeout",
                         f"The request's head did not arrive within {self.limits.header_timeout:g}s.",
+                        limit="header_timeout",
                     )
                 )
             elif phase is _Phase.BODY:
@@ -635,6 +643,7 @@ class _Connection(asyncio.Protocol):
                         408,
                         "request_timeout",
                         f"The request's body did not arrive within {self.limits.body_timeout:g}s.",
+                        limit="body_timeout",
                     )
                 )
             elif phase is _Phase.LINGER:
@@ -654,6 +663,7 @@ class _Connection(asyncio.Protocol):
         )
         if request is not None:
             request.cancelled_by = "send_timeout"
+        self.server.on_limit("send_timeout")
         self.abort()  # connection_lost cancels the handler
 
     @property
@@ -676,10 +686,18 @@ class _Connection(asyncio.Protocol):
 class HttpServer:
     """Listens, hands every request to `app`, and closes gracefully."""
 
-    def __init__(self, app: Application, *, error_body: ErrorBody, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        app: Application,
+        *,
+        error_body: ErrorBody,
+        limits: Limits | None = None,
+        on_limit: LimitMet = lambda limit: None,
+    ) -> None:
         self.app = app
         self.error_body = error_body
         self.limits = limits or Limits()
+        self.on_limit = on_limit  # told each limit a client meets, by name (for the metrics)
         self.connections: set[_Connection] = set()
         # Connections with no request under way, longest idle first (a dict keeps order).
         self.idle: dict[_Connection, None] = {}
@@ -708,7 +726,9 @@ class HttpServer:
         if oldest is not None:
             oldest.close()
             self.connections.discard(oldest)
+            self.on_limit("idle_closed")
             return True
+        self.on_limit("too_many_connections")
         self.refused_connections += 1
         now = time.monotonic()
         if now - self._cap_logged_at >= 10.0:  # one line per burst, not one per connection

@@ -106,6 +106,15 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.http_limits = Counter(
+            "coordinator_http_limits",
+            "Connections and requests the public port refused or cut, by the limit they met "
+            "(too_many_connections, idle_closed, header_timeout, body_timeout, send_timeout, "
+            "headers_too_large, too_many_headers, uri_too_long, request_too_large, "
+            "max_pipelined, malformed_request, upgrade_not_supported).",
+            ["limit"],
+            registry=self.registry,
+        )
         self._models: Callable[[], Sequence[str]] = list
         self._requests_by: dict[tuple[int, str], Counter] = {}
         self._duration_by = {kind: self.duration.labels(kind) for kind in ("true", "false")}
@@ -142,6 +151,10 @@ class Metrics:
             self._first_token_by[kind].observe(first_byte)
         if status >= 400:
             self.rejections.labels(error_code or str(status)).inc()
+
+    def limit_met(self, limit: str) -> None:
+        """The HTTP server's report of a limit a client met; `limit` is one of a fixed set."""
+        self.http_limits.labels(limit).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -316,3 +316,24 @@ def _file_limits(pid: int) -> tuple[int, int]:
     found = re.search(r"Max open files\s+(\d+)\s+(\d+)", text)
     assert found
     return int(found.group(1)), int(found.group(2))
+
+
+# -- watching it -------------------------------------------------------------------------
+
+
+def test_each_limit_met_is_counted_in_the_metrics(run: Coordinator) -> None:
+    def counts() -> dict[str, float]:
+        text = run.get("/metrics").text
+        found = re.findall(r'^coordinator_http_limits_total\{limit="(\w+)"\} (\S+)$', text, re.MULTILINE)
+        return {limit: float(value) for limit, value in found}
+
+    before = counts()
+    with connect(run) as sock:
+        sock.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n" + b"X:\r\n" * 200 + b"\r\n")
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 431 ")
+    with connect(run) as sock:
+        sock.sendall(b"GET /live HTTP/1.1\r\n")
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 408 ")
+    after = counts()
+    assert after["too_many_headers"] == before.get("too_many_headers", 0) + 1
+    assert after["header_timeout"] == before.get("header_timeout", 0) + 1
