@@ -154,7 +154,8 @@ class App:
         preflight = self.cors.preflight(request.method, headers)
         if preflight is not None:  # browsers send these without a key
             body = error_body(403, "cors_refused", preflight.refusal) if preflight.refusal else b""
-            reply = Reply(preflight.status, body, headers=preflight.headers, error_code="cors_refused")
+            code = "cors_refused" if preflight.refusal else None
+            reply = Reply(preflight.status, body, headers=preflight.headers, error_code=code)
             return _refuse(OPEN, None, reply)
         if path in _OPEN_PATHS:
             grant, request_id = OPEN, ""
