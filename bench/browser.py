@@ -403,6 +403,11 @@ def breakdown(run: Demo, children: list[ChildInfo], requests: int) -> dict[str, 
             pages[child.id] = (page, clock_offset_ms(page))
         # One more request first, to warm our connection; it is paired with its run, then dropped.
         through = [stream_once(client, run.port, model) for _ in range(requests + 1)]
+        # [DONE] leaves before the page's reset: let the last run of each page record its own.
+        for page, _ in pages.values():
+            page.wait_for_function(
+                "() => window.__bench.runs.every((run) => run.reset != null)", timeout=10_000
+            )
         in_page = {cid: iter(page.evaluate("() => window.__bench.runs")) for cid, (page, _) in pages.items()}
     steps: dict[str, list[float]] = {}
     for number, request in enumerate(through):

@@ -4,6 +4,11 @@ A turn runs the engine's generator of answer events in a task of its own (the pu
 feeds a queue, so the HTTP side can wait for the next event, a cancel, or the client
 leaving, whichever comes first, and stopping is always the same act: cancel the pump,
 wait for it.
+
+An answer ends for its client as soon as its last event is in: the engine's cleanup (the
+page's reset to a new chat, about 100 ms) runs after, while the session is already free,
+and the next turn waits for it before it starts generating, so no answer starts on top
+of the last one.
 No scheduling here: a second request while one runs is refused, never queued.
 """
 
@@ -43,14 +48,17 @@ class RequestCancelled(Exception):
 class Turn:
     """The request in progress. Read events with `next_event` until it returns a Finish."""
 
-    def __init__(self, request_id: str, engine: Engine, prompt: Prompt) -> None:
+    def __init__(
+        self, request_id: str, engine: Engine, prompt: Prompt, after: asyncio.Task[None] | None = None
+    ) -> None:
         self.request_id = request_id
         self.tokens = 0
         self.reasoning_tokens = 0
-        self.completed = False
+        self.completed = False  # the Finish has been read
+        self._delivered = False  # the Finish is queued: what the pump does now is cleanup
         self._stopping = False
         self._queue: asyncio.Queue[AnswerEvent | BaseException] = asyncio.Queue()
-        self._pump = asyncio.create_task(self._run(engine, prompt), name=f"turn-{request_id}")
+        self._pump = asyncio.create_task(self._run(engine, prompt, after), name=f"turn-{request_id}")
         # A done-callback rather than an `except` in the pump: a pump cancelled before it
         # ever ran must still wake whoever waits for its next delta.
         self._pump.add_done_callback(self._pump_done)
@@ -79,20 +87,30 @@ class Turn:
         """Stop the engine if it is still generating, and wait (bounded) until it has.
 
         The pump is cancelled once: a second cancel (a cancel request and the client's
-        disconnect, say) would interrupt the engine's own cleanup, which stops the page.
+        disconnect, say) would interrupt the engine's own cleanup, which stops the page. Nor
+        is it cancelled once the answer is whole: what it does then is that cleanup.
         """
-        if not self._stopping:
+        if not self._stopping and not self._delivered:
             self._stopping = True
             self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._pump), STOP_TIMEOUT_S)
 
-    async def _run(self, engine: Engine, prompt: Prompt) -> None:
+    async def settled(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Wait (bounded) until the engine is done with this turn, cleanup included."""
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._pump), timeout)
+
+    async def _run(self, engine: Engine, prompt: Prompt, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            # The last turn's engine may still be resetting the page: start on a clean one.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(after), STOP_TIMEOUT_S)
         try:
             # An engine that just stops has finished normally.
             finish = Finish()
-            # aclosing: the engine's own cleanup (the page's reset to a new chat) runs before
-            # the Finish is passed on, so the next request finds a clean page.
+            # aclosing: the engine's own cleanup (the page's reset to a new chat) runs when
+            # the block ends, after the Finish has gone to the client.
             async with contextlib.aclosing(engine.generate(prompt)) as events:
                 async for event in events:
                     if isinstance(event, AnswerError):
@@ -101,17 +119,24 @@ class Turn:
                         finish = event
                         break
                     self._queue.put_nowait(event)
-            self._queue.put_nowait(finish)
+                self._delivered = True
+                self._queue.put_nowait(finish)
         except EngineError as exc:
-            self._queue.put_nowait(exc)
+            self._failed(exc)
         except Exception as exc:
             # An engine bug must not leave the client hanging; the traceback goes to the log,
             # the client gets a generic message (an exception text may quote the page).
             log.exception("engine_failed", request_id=self.request_id)
-            self._queue.put_nowait(EngineError(f"the engine failed unexpectedly ({type(exc).__name__})"))
+            self._failed(EngineError(f"the engine failed unexpectedly ({type(exc).__name__})"))
+
+    def _failed(self, error: EngineError) -> None:
+        if self._delivered:  # the answer went out whole; only the cleanup after it failed
+            log.warning("engine_cleanup_failed", request_id=self.request_id, error=error.message)
+        else:
+            self._queue.put_nowait(error)
 
     def _pump_done(self, pump: asyncio.Task[None]) -> None:
-        if pump.cancelled():
+        if pump.cancelled() and not self._delivered:
             self._queue.put_nowait(RequestCancelled(self.request_id))
 
 
@@ -129,6 +154,7 @@ class Session:
         self.engine = engine
         self.served = 0
         self._turn: Turn | None = None
+        self._last: Turn | None = None  # whose cleanup the next turn waits for
 
     @property
     def busy(self) -> bool:
@@ -145,16 +171,20 @@ class Session:
         """
         if self._turn is not None:
             raise SessionBusy(self._turn.request_id)
-        self._turn = Turn(request_id, self.engine, prompt)
+        last = self._last._pump if self._last is not None and not self._last._pump.done() else None
+        self._turn = Turn(request_id, self.engine, prompt, after=last)
         return self._turn
 
     async def finish(self, turn: Turn) -> None:
-        """Stop what is left of the turn and release the session; safe to call twice."""
+        """Release the session; safe to call twice. A turn cut short is stopped first; a
+        whole one is released at once, its engine's cleanup left to run on its own."""
         try:
-            await turn.stop()
+            if not turn.completed:
+                await turn.stop()
         finally:
             if self._turn is turn:
                 self._turn = None
+                self._last = turn
                 if turn.completed:
                     self.served += 1
 
@@ -171,6 +201,9 @@ class Session:
         return True
 
     async def close(self) -> None:
-        """At shutdown: stop the turn in progress, if any; its handler releases it."""
+        """At shutdown: stop the turn in progress, if any (its handler releases it), and let
+        the last one's cleanup end before the engine goes."""
         if self._turn is not None:
             await self._turn.stop()
+        if self._last is not None:
+            await self._last.settled()

@@ -28,9 +28,11 @@ class ScriptedEngine:
 
     name = "scripted"
 
-    def __init__(self, events: Sequence[AnswerEvent]) -> None:
+    def __init__(self, events: Sequence[AnswerEvent], reset: asyncio.Event | None = None) -> None:
         self.events = events
         self.cleanups = 0
+        self.generations = 0
+        self.reset = reset  # when given, each cleanup waits for it, as a slow page reset would
 
     async def start(self) -> None:
         return None
@@ -45,11 +47,15 @@ class ScriptedEngine:
         return ("m",)
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
+        self.generations += 1
         try:
             for event in self.events:
                 yield event
         finally:
             # As the browser engine does: the page goes back to a new chat after every answer.
+            if self.reset is not None:
+                await self.reset.wait()
+                self.reset.clear()
             await asyncio.sleep(0)
             self.cleanups += 1
 
@@ -98,14 +104,35 @@ async def test_an_error_event_is_raised_as_the_error_it_means() -> None:
     assert session.served == 0 and not session.busy
 
 
-async def test_the_engine_has_cleaned_up_before_the_finish_is_passed_on() -> None:
-    """The page is reset before the client gets its [DONE], so the next request finds a new
-    chat: a Finish that overtook the reset would let answers pile up in one conversation."""
-    engine = ScriptedEngine([TextDelta("a"), Finish(FinishReason.STOP), TextDelta("after")])
+async def test_the_finish_goes_out_before_the_cleanup_and_the_next_turn_waits_for_it() -> None:
+    """[DONE] need not wait for the page's reset; the next answer must, or it would start in
+    the last one's chat and answers would pile up in one conversation."""
+    async with asyncio.timeout(10):  # a regression may wait forever for the reset
+        await _finish_first_then_wait()
+
+
+async def _finish_first_then_wait() -> None:
+    reset = asyncio.Event()
+    engine = ScriptedEngine([TextDelta("a"), Finish(FinishReason.STOP), TextDelta("after")], reset=reset)
     session = Session(engine)
     turn = session.begin("r1", PROMPT)
     assert await turn.next_event() == TextDelta("a")
-    assert engine.cleanups == 0
     assert isinstance(await turn.next_event(), Finish)
-    assert engine.cleanups == 1
-    await session.finish(turn)
+    assert engine.cleanups == 0  # the reset is still to come
+    await asyncio.wait_for(session.finish(turn), 1)  # and the session is free without it
+    assert not session.busy and session.served == 1
+
+    second = session.begin("r2", PROMPT)
+    next_event = asyncio.ensure_future(second.next_event())
+    for _ in range(20):  # every task gets to run, more than once: none may start answering yet
+        await asyncio.sleep(0)
+    assert not next_event.done() and engine.generations == 1
+    reset.set()
+    assert await asyncio.wait_for(next_event, 1) == TextDelta("a")
+    assert engine.cleanups == 1 and engine.generations == 2
+    reset.set()
+    while not isinstance(await second.next_event(), Finish):
+        pass
+    await session.finish(second)
+    await session.close()  # lets the last reset end before the engine goes
+    assert engine.cleanups == 2
