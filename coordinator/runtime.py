@@ -30,13 +30,12 @@ from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import SERVING
 from coordinator.lifecycle.supervisor import Supervisor
-from coordinator.protocol.link import TOKEN_HEADER
 from coordinator.serving.http import HttpServer, Limits
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy
 from coordinator.serving.routes import App, error_body
-from coordinator.serving.transport import Transport, TransportError
+from coordinator.serving.transport import Transport, TransportError, cancel_request
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.runtime")
@@ -140,13 +139,7 @@ class HealthProbe:
         return read_health(status_code, raw)
 
     async def cancel(self, port: int, request_id: str, timeout: float) -> bool:
-        headers = {TOKEN_HEADER: self.token}
-        try:
-            async with asyncio.timeout(timeout):
-                status_code, _ = await self.transport.fetch(port, "POST", f"/v1/cancel/{request_id}", headers)
-        except (TimeoutError, TransportError):
-            return False
-        return status_code == 200
+        return await cancel_request(self.transport, port, self.token, request_id, timeout)
 
 
 class Coordinator:

@@ -22,7 +22,13 @@ from coordinator.protocol import link
 from coordinator.protocol import openai as wire
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Outcome, Pool, RequestCancelled
-from coordinator.serving.transport import ChildAnswer, ChildLink, Stalled, TransportError
+from coordinator.serving.transport import (
+    ChildAnswer,
+    ChildLink,
+    Stalled,
+    TransportError,
+    cancel_request,
+)
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.serving.proxy")
@@ -275,14 +281,9 @@ class Proxy:
 
     async def cancel_on(self, child: Child, request_id: str) -> bool:
         """Ask a child to stop generating `request_id`; True if it was generating it."""
-        try:
-            async with asyncio.timeout(CANCEL_TIMEOUT):
-                status, _ = await self.transport.fetch(
-                    child.spec.ports.api, "POST", f"/v1/cancel/{request_id}", {link.TOKEN_HEADER: self.token}
-                )
-        except (TransportError, TimeoutError):
-            return False
-        return status == 200
+        return await cancel_request(
+            self.transport, child.spec.ports.api, self.token, request_id, CANCEL_TIMEOUT
+        )
 
 
 def _error_code(body: bytes) -> str | None:

@@ -20,6 +20,8 @@ from typing import Protocol, cast
 
 import httptools
 
+from coordinator.protocol.link import TOKEN_HEADER
+
 # Pause reading from a child once this much of its answer waits for a slow client.
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
@@ -75,6 +77,18 @@ async def read_body(answer: ChildAnswer) -> bytes:
     while chunk := await answer.next_chunk():
         parts.append(chunk)
     return b"".join(parts)
+
+
+async def cancel_request(link: ChildLink, port: int, token: str, request_id: str, timeout: float) -> bool:
+    """`POST /v1/cancel/{request_id}` on the child on `port`; True if it was generating it.
+
+    Unreachable or too slow counts as not cancelled: the caller decides what follows."""
+    try:
+        async with asyncio.timeout(timeout):
+            status, _ = await link.fetch(port, "POST", f"/v1/cancel/{request_id}", {TOKEN_HEADER: token})
+    except (TransportError, TimeoutError):
+        return False
+    return status == 200
 
 
 class _Connection(asyncio.Protocol):
