@@ -666,10 +666,6 @@ class _Connection(asyncio.Protocol):
         self.server.on_limit("send_timeout")
         self.abort()  # connection_lost cancels the handler
 
-    @property
-    def idle(self) -> bool:
-        return self.active is None and not self.pending and self.request is None and not self.in_head
-
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
@@ -761,9 +757,8 @@ class HttpServer:
             self._server.close()
         deadline = time.monotonic() + timeout
         while self.connections and time.monotonic() < deadline:
-            for connection in list(self.connections):
-                if connection.idle:
-                    connection.close()
+            for connection in list(self.idle):
+                connection.close()
             await asyncio.sleep(0.01)
         handlers = [c.active for c in self.connections if c.active is not None]
         for connection in list(self.connections):
