@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator.protocol.link import TOKEN_ENV, ArgsError, ChildArgs
+from coordinator.protocol.link import TOKEN_ENV, ArgsError, ChildArgs, default_ca_file
 
 
 class ConfigError(Exception):
@@ -32,6 +32,7 @@ class ChildSettings:
     browser_path: str | None = None
     site_url: str | None = None
     site_config: Path | None = None
+    ca_file: Path = field(default_factory=default_ca_file)
 
     @property
     def profile(self) -> str:
@@ -58,6 +59,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSetti
         browser_path=args.browser_path,
         site_url=args.site_url,
         site_config=args.site_config,
+        ca_file=args.ca_file or default_ca_file(),
     )
 
 

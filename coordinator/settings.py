@@ -30,6 +30,8 @@ class Settings:
     browser_path: Path | None = None
     site_url: str | None = None
     site_config: Path | None = None
+    # The capture's CA, shared by every child (made by the first); None: default_ca_file().
+    ca_file: Path | None = None
     # Keys that /v1 accepts (and /admin too, while no admin key is set); none means open.
     # Kept out of repr, as are the admin keys: never logged.
     api_keys: tuple[str, ...] = field(default=(), repr=False)

@@ -18,17 +18,23 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import certifi
 import psutil
 import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
+from child.capture import Capture
+from child.capture.ca import CAError, CertificateAuthority
+from child.capture.exchange import NetworkCapture, NoCapture
+from child.capture.proxy import CaptureProxy, Target
 from child.engines.base import (
     AuthExpired,
     EngineBroken,
@@ -38,7 +44,7 @@ from child.engines.base import (
     Prompt,
     QuotaExhausted,
 )
-from child.site.config import SiteConfigError, load_site_config
+from child.site.config import SiteConfig, SiteConfigError, load_site_config
 from child.site.driver import AIStudio
 from coordinator.protocol.link import AnswerEvent
 
@@ -69,11 +75,15 @@ class BrowserOptions:
     port: int  # the browser's remote endpoint, 127.0.0.1 only
     headless: bool = True
     executable: str | None = None  # --browser-path / COORDINATOR_BROWSER_PATH
+    # The capture CA's key hash: Chromium accepts certificates under that CA, and no others.
+    trusted_spki: str | None = None
 
 
 class Launcher(Protocol):
     name: str
     options: BrowserOptions
+    # True when the browser cannot be told to trust the capture's CA alone (Firefox).
+    ignores_certificate_errors: bool
 
     async def launch(self, playwright: Playwright) -> Browser: ...
 
@@ -114,11 +124,15 @@ def launch_args() -> list[str]:
 
 
 def chromium_args(options: BrowserOptions) -> list[str]:
-    return [*launch_args(), f"--remote-debugging-port={options.port}", "--remote-debugging-address=127.0.0.1"]
+    args = [*launch_args(), f"--remote-debugging-port={options.port}", "--remote-debugging-address=127.0.0.1"]
+    if options.trusted_spki:
+        args.append(f"--ignore-certificate-errors-spki-list={options.trusted_spki}")
+    return args
 
 
 class ChromiumLauncher:
     name = "chromium"
+    ignores_certificate_errors = False
 
     def __init__(self, options: BrowserOptions, executable: str) -> None:
         self.options = options
@@ -167,6 +181,9 @@ class CamoufoxLauncher:
     """Camoufox's own Playwright server on the browser port; the child connects to it."""
 
     name = "camoufox"
+    # Juggler has no per-CA trust: a Firefox context takes the capture's certificate only
+    # by ignoring certificate errors (the passed-through hosts still go end to end).
+    ignores_certificate_errors = True
 
     def __init__(self, options: BrowserOptions) -> None:
         self.options = options
@@ -228,11 +245,15 @@ class BrowserEngine:
         launcher: Launcher,
         site: AIStudio,
         profile: Path,
+        capture: CaptureProxy | None = None,
+        capture_port: int = 0,
     ) -> None:
         self.name = launcher.name
         self.launcher = launcher
         self.site = site
         self.profile = profile
+        self.capture = capture
+        self.capture_port = capture_port
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
@@ -243,12 +264,14 @@ class BrowserEngine:
         self._browser_pid: int | None = None
 
     async def start(self) -> None:
+        if self.capture is not None:
+            await self.capture.start(self.capture_port)
         self._playwright = await async_playwright().start()
         self._browser = await self.launcher.launch(self._playwright)
         self._browser.on("disconnected", lambda _: self._broken("the browser disconnected or crashed"))
         self._browser_pid = self.launcher.browser_pid()
         self._detail = "opening the site"
-        self._context = await self._browser.new_context(storage_state=str(self.profile))
+        self._context = await self._browser.new_context(**self._context_options())
         page = await self._context.new_page()
         try:
             await self.site.open(page)
@@ -256,6 +279,14 @@ class BrowserEngine:
             self._set(EngineState.AUTH_EXPIRED, exc.message)
             return
         self._set(EngineState.READY, f"{self.site.config.url} open")
+
+    def _context_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"storage_state": str(self.profile)}
+        if self.capture is not None:
+            # All of the page's traffic takes the capture's path; it decrypts one host only.
+            options["proxy"] = {"server": f"http://127.0.0.1:{self.capture_port}"}
+            options["ignore_https_errors"] = self.launcher.ignores_certificate_errors
+        return options
 
     async def close(self) -> None:
         self._closing = True
@@ -268,6 +299,8 @@ class BrowserEngine:
         await self.launcher.close()
         if self._playwright is not None:
             await self._playwright.stop()
+        if self.capture is not None:
+            await self.capture.close()
 
     def status(self) -> EngineStatus:
         if (
@@ -316,12 +349,36 @@ class BrowserEngine:
 
 
 def create_browser_engine(settings: ChildSettings, environ: Mapping[str, str]) -> BrowserEngine:
-    options = BrowserOptions(
-        port=settings.browser_port, headless=settings.headless, executable=settings.browser_path
-    )
-    launcher = create_launcher(settings.engine, options, environ)
     try:
-        site = AIStudio(load_site_config(settings.site_config, settings.site_url))
+        config = load_site_config(settings.site_config, settings.site_url)
     except SiteConfigError as exc:
         raise EngineConfigError(str(exc)) from None
-    return BrowserEngine(launcher, site, settings.profile_path)
+    proxy: CaptureProxy | None = None
+    capture: Capture = NoCapture()
+    if config.answer_source == "network":
+        capture = NetworkCapture()
+        proxy = create_capture_proxy(capture, config, settings.ca_file)
+    options = BrowserOptions(
+        port=settings.browser_port,
+        headless=settings.headless,
+        executable=settings.browser_path,
+        trusted_spki=proxy.ca.spki_sha256 if proxy is not None else None,
+    )
+    launcher = create_launcher(settings.engine, options, environ)
+    return BrowserEngine(
+        launcher, AIStudio(config, capture), settings.profile_path, proxy, settings.stream_port
+    )
+
+
+def create_capture_proxy(capture: NetworkCapture, config: SiteConfig, ca_file: Path) -> CaptureProxy:
+    """The proxy that reads the answers, or EngineConfigError saying what is wrong with its setup."""
+    try:
+        ca = CertificateAuthority.load_or_create(ca_file)
+        target = Target.parse(config.answer_host, config.answer_path)
+        upstream = ssl.create_default_context(cafile=certifi.where())
+        if config.answer_ca is not None:
+            upstream.load_verify_locations(config.answer_ca)
+    except (CAError, ValueError, OSError) as exc:
+        raise EngineConfigError(f"cannot set up the answer capture: {exc}") from None
+    upstream.set_alpn_protocols(["http/1.1"])
+    return CaptureProxy(capture, ca, target, upstream)

@@ -111,6 +111,10 @@ def run(
     site_config: Path | None = _option(
         "--site-config", "TOML or JSON file that overrides the site's selectors."
     ),
+    ca_file: Path | None = _option(
+        "--ca-file",
+        "The capture's CA (mode 600, made once if missing). Default: ~/.local/share/coordinator/capture-ca.pem.",
+    ),
     api_key: str | None = _RUN_KEY,
     api_key_file: Path | None = _RUN_KEY_FILE,
     admin_key: str | None = _RUN_ADMIN_KEY,

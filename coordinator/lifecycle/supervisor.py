@@ -210,6 +210,7 @@ class Supervisor:
             browser_path=str(self.settings.browser_path) if self.settings.browser_path else None,
             site_url=self.settings.site_url,
             site_config=self.settings.site_config.resolve() if self.settings.site_config else None,
+            ca_file=self.settings.ca_file.resolve() if self.settings.ca_file else None,
         )
         return [sys.executable, "-m", "child", *args.to_argv()]
 

@@ -14,6 +14,7 @@ contract is a change here, seen by both sides at once. Stdlib only.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,6 +64,8 @@ class ChildArgs:
     browser_path: str | None = None
     site_url: str | None = None
     site_config: Path | None = None
+    # The capture's CA (made by the first child that needs it); None: default_ca_file().
+    ca_file: Path | None = None
 
     def to_argv(self) -> list[str]:
         """The arguments after `python -m child`."""
@@ -83,6 +86,7 @@ class ChildArgs:
             ("--browser-path", self.browser_path),
             ("--site-url", self.site_url),
             ("--site-config", self.site_config),
+            ("--ca-file", self.ca_file),
         ):
             if value:
                 argv += [flag, str(value)]
@@ -101,6 +105,7 @@ class ChildArgs:
             browser_path=args.browser_path,
             site_url=args.site_url,
             site_config=args.site_config,
+            ca_file=args.ca_file,
         )
 
 
@@ -131,7 +136,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--browser-path", help="the browser executable (else found as --engine says)")
     parser.add_argument("--site-url", help="the site's origin, e.g. a local replica's")
     parser.add_argument("--site-config", type=Path, help="TOML or JSON file overriding selectors")
+    parser.add_argument("--ca-file", type=Path, help="the capture's CA (PEM, mode 600; made if missing)")
     return parser
+
+
+def default_ca_file() -> Path:
+    """Where the capture's CA lives unless --ca-file says: one per user and machine."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "coordinator" / "capture-ca.pem"
 
 
 # -- /health ------------------------------------------------------------------------------
