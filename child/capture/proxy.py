@@ -12,7 +12,9 @@ answer body is decoded on the side into answer events.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hmac
 import re
 import ssl
 import zlib
@@ -37,6 +39,7 @@ CONNECT_TIMEOUT_S = 30.0
 MAX_CONNECTIONS = 256
 COPY_CHUNK = 64 * 1024
 READABLE_ENCODINGS = b"gzip, deflate"
+PROXY_USER = "browser"
 _ACCEPT_ENCODING = re.compile(rb"^accept-encoding:", re.IGNORECASE)
 
 
@@ -69,11 +72,15 @@ class CaptureProxy:
         ca: CertificateAuthority,
         target: Target,
         upstream_tls: ssl.SSLContext,
+        password: str | None = None,
     ) -> None:
         self.capture = capture
         self.ca = ca
         self.target = target
         self.upstream_tls = upstream_tls
+        # Any local process could use an open proxy; the browser gets this password, no one else.
+        self.password = password
+        self._credentials = base64.b64encode(f"{PROXY_USER}:{password}".encode()) if password else None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -109,6 +116,12 @@ class CaptureProxy:
         request_line, _, _ = head.partition(b"\r\n")
         method, _, rest = request_line.partition(b" ")
         target, _, _ = rest.partition(b" ")
+        if not self._authorized(head):
+            writer.write(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="capture"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+            )
+            return
         if method == b"CONNECT":
             host, _, port = target.decode("latin-1").rpartition(":")
             host = host.strip("[]").lower()
@@ -121,6 +134,18 @@ class CaptureProxy:
                 await self._tunnel(reader, writer, host, int(port))
         else:
             await self._forward(reader, writer, head)
+
+    def _authorized(self, head: bytes) -> bool:
+        if self._credentials is None:
+            return True
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"proxy-authorization":
+                scheme, _, credentials = value.strip().partition(b" ")
+                return scheme.lower() == b"basic" and hmac.compare_digest(
+                    credentials.strip(), self._credentials
+                )
+        return False
 
     async def _tunnel(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
@@ -150,7 +175,10 @@ class CaptureProxy:
         kept = [
             line
             for line in headers.split(b"\r\n")
-            if line and not line.lower().startswith((b"proxy-connection:", b"connection:", b"keep-alive:"))
+            if line
+            and not line.lower().startswith(
+                (b"proxy-connection:", b"proxy-authorization:", b"connection:", b"keep-alive:")
+            )
         ]
         # One request per connection: the next one may be for another host.
         upstream[1].write(

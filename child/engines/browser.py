@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -34,7 +35,7 @@ from playwright.async_api import Browser, BrowserContext, Playwright, async_play
 from child.capture import Capture
 from child.capture.ca import CAError, CertificateAuthority
 from child.capture.exchange import NetworkCapture, NoCapture
-from child.capture.proxy import CaptureProxy, Target
+from child.capture.proxy import PROXY_USER, CaptureProxy, Target
 from child.engines.base import (
     AuthExpired,
     EngineBroken,
@@ -284,7 +285,11 @@ class BrowserEngine:
         options: dict[str, Any] = {"storage_state": str(self.profile)}
         if self.capture is not None:
             # All of the page's traffic takes the capture's path; it decrypts one host only.
-            options["proxy"] = {"server": f"http://127.0.0.1:{self.capture_port}"}
+            options["proxy"] = {
+                "server": f"http://127.0.0.1:{self.capture_port}",
+                "username": PROXY_USER,
+                "password": self.capture.password,
+            }
             options["ignore_https_errors"] = self.launcher.ignores_certificate_errors
         return options
 
@@ -381,4 +386,4 @@ def create_capture_proxy(capture: NetworkCapture, config: SiteConfig, ca_file: P
     except (CAError, ValueError, OSError) as exc:
         raise EngineConfigError(f"cannot set up the answer capture: {exc}") from None
     upstream.set_alpn_protocols(["http/1.1"])
-    return CaptureProxy(capture, ca, target, upstream)
+    return CaptureProxy(capture, ca, target, upstream, password=secrets.token_urlsafe(24))

@@ -91,13 +91,15 @@ async def setup(
     trust_site = ssl.create_default_context(cadata=site_ca.certificate_pem.decode())
     capture = NetworkCapture()
     proxy = CaptureProxy(
-        capture, capture_ca, Target.parse(f"localhost:{port}", "/GenerateContent"), trust_site
+        capture, capture_ca, Target.parse(f"localhost:{port}", "/GenerateContent"), trust_site, password="pw"
     )
     await proxy.start(0)
     assert proxy._server is not None
     proxy_port = proxy._server.sockets[0].getsockname()[1]
     browser_trust = ssl.create_default_context(cadata=capture_ca.certificate_pem.decode())
-    client = httpx.AsyncClient(proxy=f"http://127.0.0.1:{proxy_port}", verify=browser_trust, timeout=5)
+    client = httpx.AsyncClient(
+        proxy=f"http://browser:pw@127.0.0.1:{proxy_port}", verify=browser_trust, timeout=5
+    )
     upstream.url = f"https://localhost:{port}"  # type: ignore[attr-defined]
     yield proxy, upstream, client, capture
     upstream.release.set()
@@ -156,7 +158,7 @@ async def test_other_hosts_are_tunnelled_not_decrypted(tmp_path: Path, setup) ->
     site_trust = ssl.create_default_context(cadata=upstream.ca.certificate_pem.decode())
     site_trust.check_hostname = False
     assert proxy._server is not None
-    proxy_url = f"http://127.0.0.1:{proxy._server.sockets[0].getsockname()[1]}"
+    proxy_url = f"http://browser:pw@127.0.0.1:{proxy._server.sockets[0].getsockname()[1]}"
     upstream.release.set()
     async with httpx.AsyncClient(proxy=proxy_url, verify=site_trust, timeout=5) as direct:
         response = await direct.post(other + PATH, content=b"[]")
@@ -173,3 +175,12 @@ def test_the_ca_is_made_once_with_mode_600(tmp_path: Path) -> None:
     with pytest.raises(CAError, match="chmod 600"):
         CertificateAuthority.load_or_create(path)
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".ca-")]
+
+
+async def test_only_the_browser_may_use_the_proxy(setup) -> None:  # type: ignore[no-untyped-def]
+    proxy, upstream, _, _ = setup
+    port = proxy._server.sockets[0].getsockname()[1]
+    for credentials in ("", "browser:wrong@", "browser:PW@"):
+        async with httpx.AsyncClient(proxy=f"http://{credentials}127.0.0.1:{port}", timeout=5) as stranger:
+            response = await stranger.get("http://127.0.0.1:9/")
+        assert response.status_code == 407, credentials
