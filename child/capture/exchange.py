@@ -12,7 +12,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import structlog
+
 from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, TextDelta, Usage
+
+log = structlog.get_logger("child.capture")
 
 
 @dataclass(slots=True)
@@ -29,6 +33,23 @@ class ExchangeStats:
     sent_at: float | None = None  # monotonic: the request went out
     first_text_at: float | None = None  # monotonic: the first text arrived from the site
     ended_at: float | None = None
+
+    def to_log(self) -> dict[str, object]:
+        """Counts and times only (monotonic, comparable across processes): never the text."""
+        usage = self.usage
+        return {
+            "status": self.status,
+            "encoding": self.encoding,
+            "bytes": self.bytes,
+            "frames": self.frames,
+            "finish": self.finish,
+            "error": self.error,
+            "prompt_tokens": usage.prompt if usage else None,
+            "completion_tokens": usage.completion if usage else None,
+            "sent_at": self.sent_at,
+            "first_text_at": self.first_text_at,
+            "ended_at": self.ended_at,
+        }
 
 
 class Watch:
@@ -83,6 +104,7 @@ class Watch:
                 self.stats.finish, self.stats.usage = event.reason.value, event.usage
             else:
                 self.stats.error = event.code
+            log.info("answer_captured", **self.stats.to_log())
         self._events.put_nowait(event)
 
 
