@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from structlog.testing import capture_logs
 
 from child.site.config import SELECTORS, ZERO_STATE_KEYS
 from child.site.drift import Drift, check_request, read_matches
 
 
-def _matches(missing: set[str], fallback: frozenset[str] = frozenset()) -> dict[str, int]:
+def _matches(missing: Collection[str], fallback: Collection[str] = ()) -> dict[str, int]:
     return {key: -1 if key in missing else (1 if key in fallback else 0) for key in ZERO_STATE_KEYS}
 
 
