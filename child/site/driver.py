@@ -345,7 +345,9 @@ class AIStudio:
                     key="run_button",
                     selector=selectors["run_button"],
                 ) from None
-        await page.press(selectors["prompt"], "Control+Enter", timeout=self._step_ms)
+        # A bare key press: PREPARE left the focus in the prompt (a Playwright press on a
+        # selector first waits for the element to be stable: a few frames, ~100 ms).
+        await page.keyboard.press("Control+Enter")
         if await self._started(prepared.turns, watch, SUBMIT_RETRY_S):
             return
         outcome = await page.evaluate(
@@ -369,10 +371,11 @@ class AIStudio:
     async def _started(self, turns_before: int, watch: AnswerWatch | None, seconds: float) -> bool:
         page = self._page()
         arg = [dict(self.config.selectors), turns_before]
-        if watch is not None and await watch.wait_seen(seconds):
-            return True
         if watch is not None:
-            return bool(await page.evaluate(scripts.STARTED, arg))
+            return await watch.wait_seen(seconds) or bool(await page.evaluate(scripts.STARTED, arg))
+        # Usually true at once (the page turns Run into Stop as it sends): one round trip.
+        if await page.evaluate(scripts.STARTED, arg):
+            return True
         try:
             await page.wait_for_function(scripts.STARTED, arg=arg, timeout=seconds * 1000)
         except PlaywrightTimeout:

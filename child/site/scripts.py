@@ -196,6 +196,7 @@ PREPARE: Final = _script(
   const prompt = q(document, s.prompt);
   if (!prompt) { result.missing = "prompt"; return result; }
   type(prompt, text);
+  prompt.focus();  // so that the submit is a bare key press, not a Playwright focus first
   const run = q(document, s.run_button);
   if (!run) { result.missing = "run_button"; return result; }
   result.run_enabled = !disabled(run);
