@@ -158,6 +158,9 @@ class AIStudio:
                 await page.wait_for_selector(ready, timeout=self.config.load_timeout_s * 1000)
             except PlaywrightTimeout:
                 self._check_login(page.url)
+                # What does match, for /health and check-site: the page may have been renamed.
+                found = await page.evaluate(scripts.MATCHES, check_request(selectors))
+                self.drift.update(read_matches(selectors, found))
                 raise DriverError(
                     "load",
                     f"neither the empty chat nor the prompt box showed within "
