@@ -55,8 +55,9 @@ log = structlog.get_logger("child.site.driver")
 _MODEL_NAME = re.compile(r"models/([A-Za-z0-9][A-Za-z0-9._-]*)")
 # Settings in the collapsed "Advanced settings" group: it is opened only for these.
 ADVANCED = ("top_p", "max_tokens")
-# How long Ctrl+Enter gets to start an answer before the Run button is clicked instead.
-SUBMIT_RETRY_S = 2.0
+# How long Ctrl+Enter gets to start an answer before the Run button is clicked instead
+# (a pop-up that opened just before the key press makes the page ignore it).
+SUBMIT_RETRY_S = 1.0
 # How long the capture gets, once the page has started, to see the page's request.
 CAPTURE_GRACE_S = 3.0
 # The step a missing key belongs to, in errors from PREPARE.
@@ -70,6 +71,10 @@ _STEP_OF = {
     "prompt": "prompt",
     "run_button": "prompt",
 }
+
+
+# The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
+_WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
 
 
 def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -260,7 +265,8 @@ class AIStudio:
             )
             if result["missing"]:
                 key = result["missing"]
-                raise missing(_STEP_OF.get(key, "prepare"), key, selectors[key], self.config.step_timeout_s)
+                waited = self._step_s if key in _WAITED_FOR else None
+                raise missing(_STEP_OF.get(key, "prepare"), key, selectors[key], waited)
             self.model = bare_model(result["label"])
             if same_model(result["label"], wanted):
                 break
@@ -331,6 +337,7 @@ class AIStudio:
             await page.fill(selectors["add_stop"], stop, timeout=self._step_ms)
             await page.press(selectors["add_stop"], "Enter", timeout=self._step_ms)
         self._stops_set = bool(stops)
+        await page.focus(selectors["prompt"], timeout=self._step_ms)  # the submit is a key press
 
     async def _submit(self, prepared: AIStudio.Prepared, watch: AnswerWatch | None) -> None:
         """Ctrl+Enter in the prompt; if no answer starts, one click on Run (never on Stop)."""
@@ -466,10 +473,16 @@ class AIStudio:
             if not started:
                 continue
             generated = generated or state.generating
-            if state.text.startswith(sent) and len(state.text) > len(sent):
-                yield state.text[len(sent) :]
-                sent = state.text
-            if state.finished or (generated and not state.generating and state.turns > turns_before):
+            done = state.finished or (generated and not state.generating and state.turns > turns_before)
+            # While it grows, only whole lines: the page renders a line again as its markdown
+            # completes ("# Ti" becomes the heading "Title"), and a delta cannot be taken back.
+            text = state.text if done else state.text[: state.text.rfind("\n") + 1]
+            if text.startswith(sent) and len(text) > len(sent):
+                yield text[len(sent) :]
+                sent = text
+            elif done and not text.startswith(sent):
+                log.warning("answer_from_dom_rewritten", sent_chars=len(sent), final_chars=len(text))
+            if done:
                 return
 
     async def _next_report(self, deadline: float) -> PageState:

@@ -127,4 +127,4 @@ async def test_a_renamed_element_is_reported_and_a_broken_selector_names_its_ste
     assert site.selectors_missing == ("prompt",)
     with pytest.raises(DriverError) as caught:
         await _answer(site, _prompt("hi"))
-    assert caught.value.message.startswith("step prompt: selector prompt (`textarea.gone`) matched nothing")
+    assert caught.value.message == "step prompt: selector prompt (`textarea.gone`) matched nothing"
