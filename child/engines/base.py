@@ -38,6 +38,12 @@ class EngineStatus:
     browser_connected: bool | None = None
     # When the state is expected to clear (quota resets), in seconds, if the site says.
     retry_after: int | None = None
+    # Selectors of the site's empty chat that matched nothing at the last check (drift).
+    selectors_missing: tuple[str, ...] = ()
+    # Where the last answer was read ("network", or "dom": the labelled fallback), and how
+    # many answers were read from the rendered page.
+    answer_source: str | None = None
+    answers_from_dom: int = 0
 
 
 @dataclass(frozen=True, slots=True)

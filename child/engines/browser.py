@@ -321,6 +321,9 @@ class BrowserEngine:
             browser_pid=self._browser_pid,
             browser_connected=connected,
             retry_after=remaining if self._state is EngineState.QUOTA_EXHAUSTED else None,
+            selectors_missing=self.site.selectors_missing,
+            answer_source=self.site.answers.last.value if self.site.answers.last else None,
+            answers_from_dom=self.site.answers.dom,
         )
 
     def models(self) -> tuple[str, ...]:

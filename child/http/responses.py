@@ -34,7 +34,7 @@ def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = 
     merged = dict(headers or {})
     if exc.retry_after is not None:
         merged["Retry-After"] = str(exc.retry_after)
-    return error_response(exc.status, exc.message, exc.code, headers=merged)
+    return error_response(exc.status, exc.message, exc.code, param=exc.param, headers=merged)
 
 
 def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

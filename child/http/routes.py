@@ -229,6 +229,7 @@ class _Handlers:
             api_port=self.settings.api_port,
             stream_port=self.settings.stream_port,
             browser_port=self.settings.browser_port,
+            selectors_missing=status.selectors_missing,
         )
         return JSONResponse(health.to_json(), status_code=health.http_status)
 

@@ -1,20 +1,97 @@
-"""The replica's "model": a deterministic answer for a prompt, and its split into tokens.
+"""The replica's "model": what it answers to a request, decided from the request alone.
 
-Deterministic so that a test (or a newcomer running the demo) can predict every answer
-from the request alone: it names the model and repeats the last line of the prompt, then
-honours the two run settings whose effect a client can see, maximum tokens and stop
-sequences. A "token" here is a word with the whitespace before it (`child.tokens`).
+Deterministic so that a test (or a newcomer running the demo) can predict every answer:
+by default it names the model and repeats the last line of the prompt; a last line that
+asks for `markdown` gets a fixed markdown document (headings, bold, a list, a table, a
+fenced code block), the kind of answer a DOM reader gets wrong; a thinking model thinks
+first. Then it honours the settings whose effect a client can see: stop sequences end
+the answer (finish 1), maximum output tokens cut it (finish 2). A "token" is a word with
+the whitespace before it (`child.tokens`), and every count in the usage is of those.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
 from typing import Final
 
-from child.tokens import TOKEN
+from child.tokens import split_tokens
 
 # Enough to show the prompt came through without echoing a whole pasted conversation.
 MAX_ECHOED_WORDS: Final = 60
+MARKDOWN_WORD: Final = re.compile(r"\bmarkdown\b", re.IGNORECASE)
+
+# Indented code, a table and nested emphasis: what a DOM reader flattens or mixes with
+# the code block's icon texts. `{model}` and `{line}` are filled in.
+MARKDOWN_DOCUMENT: Final = """# Replica report
+
+The replica **{model}** renders *markdown* with `inline code` too.
+
+## Steps
+
+- read the **prompt**
+- think *briefly*
+- answer in `markdown`
+
+1. first
+2. second
+
+| name | value |
+| --- | --- |
+| alpha | 1 |
+| beta | **2** |
+
+```python
+def greet(name):
+    if name:
+        return f"hello {{name}}"
+    return "hello"
+```
+
+You asked: {line}"""
+
+THOUGHTS: Final = """**Reading the request**
+
+The prompt ends with: {line}
+
+I answer as {model}, deterministically."""
+
+
+class Finish(IntEnum):
+    """Why an answer ended, as the wire codes it."""
+
+    STOP = 1
+    MAX_TOKENS = 2
+    SAFETY = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts, as the answer's usage reports them."""
+
+    prompt: int = 0
+    candidates: int = 0
+    thoughts: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.candidates + self.thoughts
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole answer before it is sent: thought tokens, answer tokens, how it ends."""
+
+    thoughts: tuple[str, ...]
+    answer: tuple[str, ...]
+    finish: Finish
+    prompt_tokens: int
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.prompt_tokens, len(self.answer), len(self.thoughts))
 
 
 def last_line(prompt: str) -> str:
@@ -26,30 +103,50 @@ def last_line(prompt: str) -> str:
     return ""
 
 
-def first_words(text: str, count: int) -> str:
-    """The prefix of `text` that ends with its `count`-th whitespace-separated word."""
-    if count <= 0:
-        return ""
-    end = 0
-    for index, match in enumerate(TOKEN.finditer(text)):
-        if index == count:
-            break
-        end = match.end()
-    else:
-        # Fewer words than the limit: nothing is cut, not even trailing whitespace.
-        return text
-    return text[:end]
-
-
 def cut_at_stop(text: str, stop: Iterable[str]) -> str:
     """`text` up to (not including) the earliest occurrence of any non-empty stop string."""
     found = [index for index in (text.find(s) for s in stop if s) if index >= 0]
     return text[: min(found)] if found else text
 
 
+def full_answer(prompt: str, model: str) -> str:
+    """The answer before any setting applies: the markdown document, or the echo."""
+    line = last_line(prompt)
+    if MARKDOWN_WORD.search(line):
+        return MARKDOWN_DOCUMENT.format(model=model, line=line)
+    return f"Replica {model} answers: {line}"
+
+
+def thoughts_for(prompt: str, model: str) -> str:
+    return THOUGHTS.format(model=model, line=last_line(prompt))
+
+
+def reply_for(
+    prompt: str,
+    model: str,
+    *,
+    max_tokens: int | None = None,
+    stop: Iterable[str] = (),
+    thinking: bool = False,
+    context: Iterable[str] = (),
+) -> Reply:
+    """The replica's reply to `prompt` on `model` (a bare id); `context` is the rest of
+    the request's text (system instruction, earlier turns), counted in the prompt usage."""
+    # As a model generates: token by token until the limit, ending early where a stop
+    # sequence has appeared in full (the stop sequence itself is not sent).
+    text, finish = full_answer(prompt, model), Finish.STOP
+    tokens = split_tokens(text)
+    if max_tokens is not None and len(tokens) > max_tokens:
+        text, finish = "".join(tokens[: max(max_tokens, 0)]), Finish.MAX_TOKENS
+    cut = cut_at_stop(text, stop)
+    if cut != text:
+        text, finish = cut, Finish.STOP
+    answer = split_tokens(text)
+    thoughts = split_tokens(thoughts_for(prompt, model)) if thinking else []
+    prompt_tokens = sum(len(split_tokens(text)) for text in (prompt, *context))
+    return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens)
+
+
 def answer_for(prompt: str, model: str, max_tokens: int | None, stop: list[str]) -> str:
-    """The full answer the replica gives to `prompt` on `model` (a bare id, no `models/`)."""
-    answer = f"Replica {model} answers: " + last_line(prompt)
-    if max_tokens is not None:
-        answer = first_words(answer, max_tokens)
-    return cut_at_stop(answer, stop)
+    """The answer text the replica sends for `prompt` on `model` (no thoughts)."""
+    return "".join(reply_for(prompt, model, max_tokens=max_tokens, stop=stop).answer)

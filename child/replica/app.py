@@ -1,17 +1,16 @@
-"""The replica's routes: login, the chat page, the backend calls the page makes, and the
-record of runs that tests read back.
+"""The replica's page origin (plain HTTP): login, the chat page, the page's report of what
+it rendered, and the record of runs that tests read back.
 
-The backend answers the way AI Studio's does where the driver can see it: the model list
-from a `ListModels` call, `RESOURCE_EXHAUSTED` with 429 when the quota is spent, errors as
-`{"error": {"code", "message", "status"}}`. A page or API call without an accepted session
-cookie is sent to the login page (pages) or refused with 401 (API).
+A page without an accepted session cookie is sent to the login page, as AI Studio sends
+a logged-out browser to accounts.google.com; the answers themselves come from the other
+origin (`child.replica.api`).
 """
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,26 +18,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from child.replica.config import SESSION_COOKIE, ReplicaConfig
-from child.replica.pages import chat_page, login_page
-from child.replica.state import FINISHED_STATUSES, ReplicaState, RunRequest, RunStatus
-from child.tokens import split_tokens
+from child.replica.pages import chat_page, login_page, page_boot
+from child.replica.state import ReplicaState
 
-CHAT_PATH = "/prompts/new_chat"
-QUOTA_MESSAGE = "You've reached your rate limit. Please try again later."
-
-
-class BadRequest(Exception):
-    """A request body the replica cannot use; the message says which field and why."""
-
-
-def google_error(status: int, code: str, message: str) -> JSONResponse:
-    """An error in the shape of Google's APIs (the page shows `error.message` in a toast)."""
-    return JSONResponse({"error": {"code": status, "message": message, "status": code}}, status_code=status)
-
-
-def display_name(model: str) -> str:
-    """ "replica-pro" -> "Replica Pro": the kind of name AI Studio shows beside the id."""
-    return " ".join(part.capitalize() for part in model.replace("_", "-").split("-"))
+CHAT_PATH: Final = "/prompts/new_chat"
+QUOTA_MESSAGE: Final = "You've reached your rate limit. Please try again later."
+PERMISSION_MESSAGE: Final = "Failed to generate content: permission denied. Please try again."
 
 
 def safe_continue(target: str | None) -> str:
@@ -48,39 +33,8 @@ def safe_continue(target: str | None) -> str:
     return target
 
 
-def _number(body: dict[str, Any], key: str, default: float) -> float:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadRequest(f"{key} must be a number")
-    return float(value)
-
-
-def parse_run_request(body: Any, models: tuple[str, ...]) -> RunRequest:
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise BadRequest("prompt must be a non-empty string")
-    model = body.get("model", models[0])
-    if not isinstance(model, str):
-        raise BadRequest("model must be a string")
-    model = model.removeprefix("models/")
-    if model not in models:
-        raise BadRequest(f"model {model!r} is not offered; choose one of {', '.join(models)}")
-    max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
-        raise BadRequest("max_tokens must be an integer or null")
-    stop = body.get("stop") or []
-    if not isinstance(stop, list) or not all(isinstance(item, str) for item in stop):
-        raise BadRequest("stop must be a list of strings")
-    return RunRequest(
-        prompt=prompt,
-        model=model,
-        temperature=_number(body, "temperature", 1.0),
-        top_p=_number(body, "top_p", 0.95),
-        max_tokens=max_tokens,
-        stop=stop,
-    )
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": status, "message": message}}, status_code=status)
 
 
 class _Handlers:
@@ -91,12 +45,6 @@ class _Handlers:
         session = request.cookies.get(SESSION_COOKIE)
         return session if self.state.accepts(session) else None
 
-    def _models(self) -> list[dict[str, Any]]:
-        return [
-            {"name": f"models/{model}", "displayName": display_name(model)}
-            for model in self.state.config.models
-        ]
-
     # ---- pages
 
     async def root(self, request: Request) -> Response:
@@ -105,10 +53,13 @@ class _Handlers:
         return RedirectResponse(CHAT_PATH, status_code=302)
 
     async def new_chat(self, request: Request) -> Response:
-        if self._session(request) is None:
+        session = self._session(request)
+        if session is None:
             return self._to_login()
-        # no-store: a reload must run the page's start-up again (model preference, ListModels).
-        return HTMLResponse(chat_page(self._models()), headers={"Cache-Control": "no-store"})
+        page = self.state.open_page(session)
+        boot = page_boot(self.state.config, page, self.state.api_url)
+        # no-store: every load is a new page load, with its own proof secret.
+        return HTMLResponse(chat_page(boot, self.state.config.drift), headers={"Cache-Control": "no-store"})
 
     def _to_login(self) -> Response:
         # Slashes left as they are: the driver may look for "continue=/prompts/new_chat".
@@ -128,52 +79,26 @@ class _Handlers:
         )
         return response
 
-    # ---- the page's backend
-
-    async def list_models(self, request: Request) -> Response:
-        if self._session(request) is None:
-            return _unauthenticated()
-        return JSONResponse({"models": self._models()})
-
-    async def generate(self, request: Request) -> Response:
-        session = self._session(request)
-        if session is None:
-            return _unauthenticated()
-        try:
-            run_request = parse_run_request(await _json(request), self.state.config.models)
-        except BadRequest as exc:
-            return google_error(400, "INVALID_ARGUMENT", str(exc))
-        run = self.state.start_run(session, run_request)
-        if run.status is RunStatus.QUOTA:
-            return google_error(429, "RESOURCE_EXHAUSTED", QUOTA_MESSAGE)
-        config = self.state.config
-        return JSONResponse(
-            {
-                "run_id": run.run_id,
-                "tokens": split_tokens(run.answer),
-                "first_token_ms": config.first_token_ms,
-                "token_ms": config.token_ms,
-            }
-        )
+    # ---- the page's report on a run
 
     async def finished(self, request: Request) -> Response:
         if self._session(request) is None:
-            return _unauthenticated()
+            return _error(401, "sign in first: the session cookie is missing or unknown")
         run = self.state.find(request.path_params["run_id"])
         if run is None:
-            return google_error(404, "NOT_FOUND", "no such run")
+            return _error(404, "no such run")
+        # Parsed whatever the content type: navigator.sendBeacon posts the report as text/plain.
         try:
-            body = await _json(request)
-        except BadRequest:
+            body: Any = json.loads(await request.body())
+        except ValueError:
             body = None
-        status = body.get("status") if isinstance(body, dict) else None
         text = body.get("text") if isinstance(body, dict) else None
-        if not isinstance(status, str) or status not in FINISHED_STATUSES or not isinstance(text, str):
-            return google_error(400, "INVALID_ARGUMENT", 'expected {"status": "completed"|"stopped", "text"}')
-        self.state.finish(run, RunStatus(status), text)
+        if not isinstance(text, str):
+            return _error(400, 'expected {"text": "<what the page rendered>"}')
+        self.state.report(run, text)
         return JSONResponse(run.to_json())
 
-    # ---- the record, for tests
+    # ---- the record, for tests and the demo
 
     async def runs(self, request: Request) -> Response:
         return JSONResponse([run.to_json() for run in self.state.runs])
@@ -182,33 +107,25 @@ class _Handlers:
         self.state.reset()
         return JSONResponse({"ok": True})
 
-
-async def _json(request: Request) -> Any:
-    # Parsed whatever the content type: navigator.sendBeacon posts the report as text/plain.
-    try:
-        return json.loads(await request.body())
-    except ValueError as exc:
-        raise BadRequest("the request body is not JSON") from exc
+    async def info(self, request: Request) -> Response:
+        """Where the answer endpoint is, for a process that started the replica as a command."""
+        return JSONResponse({"api_url": self.state.api_url, "models": list(self.state.config.models)})
 
 
-def _unauthenticated() -> JSONResponse:
-    return google_error(401, "UNAUTHENTICATED", "sign in first: the session cookie is missing or unknown")
-
-
-def create_app(config: ReplicaConfig) -> Starlette:
-    """The replica as an ASGI app; its state lives on `app.state.replica`."""
-    state = ReplicaState(config)
+def create_app(config: ReplicaConfig, state: ReplicaState | None = None) -> Starlette:
+    """The page origin as an ASGI app; its state (shared with the answer endpoint's app)
+    lives on `app.state.replica`."""
+    state = state if state is not None else ReplicaState(config)
     handlers = _Handlers(state)
     routes = [
         Route("/", handlers.root, methods=["GET"]),
         Route(CHAT_PATH, handlers.new_chat, methods=["GET"]),
         Route("/login", handlers.login_form, methods=["GET"]),
         Route("/login", handlers.login, methods=["POST"]),
-        Route("/api/ListModels", handlers.list_models, methods=["GET", "POST"]),
-        Route("/api/GenerateContent", handlers.generate, methods=["POST"]),
         Route("/api/runs/{run_id}/finished", handlers.finished, methods=["POST"]),
         Route("/__replica/runs", handlers.runs, methods=["GET"]),
         Route("/__replica/reset", handlers.reset, methods=["POST"]),
+        Route("/__replica/info", handlers.info, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.replica = state

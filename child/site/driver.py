@@ -3,9 +3,12 @@
 What it looks for on the page is data (`child.site.config`), what it runs inside the page
 is `child.site.scripts`; this module is the request flow.
 
-One request: choose the model, apply the run settings, put the whole conversation in
-the prompt box, submit, and stream the answer as a MutationObserver in the page reports
-its text; then reset to a new chat, whatever happened.
+One request: check the model on its label (opening `?model=<id>` when another is asked
+for), make sure the chat is temporary, apply the run settings, put the whole conversation
+in the prompt box, submit, and read the answer from the page's own network answer
+(`child.capture`); only when that is not to be had, from the rendered page, and then
+say so. Then reset to a new chat, whatever happened. Every failure names its step and
+the selector that failed (`child.site.errors`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,16 +25,56 @@ from urllib.parse import urlsplit
 import structlog
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Response
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from child.capture import AnswerWatch, Capture
 from child.engines.base import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
 from child.site import scripts
-from child.site.config import MODEL_PREFERENCE_KEY, MODELS_RESPONSE_PATTERN, SiteConfig
-from coordinator.protocol.link import AnswerEvent, Finish, TextDelta
+from child.site.config import (
+    MODELS_RESPONSE_PATTERN,
+    PERMISSION_PATTERNS,
+    POPUP_KEYS,
+    AnswerSource,
+    SiteConfig,
+)
+from child.site.drift import Drift, check_request, read_matches
+from child.site.errors import (
+    DriverError,
+    ModelNotOffered,
+    PermissionDenied,
+    UnsupportedSetting,
+    missing,
+)
+from child.site.trace import AnswerSources, Trace, first_line
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, TextDelta
 from coordinator.protocol.openai import message_text
 
 log = structlog.get_logger("child.site.driver")
 
+
 _MODEL_NAME = re.compile(r"models/([A-Za-z0-9][A-Za-z0-9._-]*)")
+# Settings in the collapsed "Advanced settings" group: it is opened only for these.
+ADVANCED = ("top_p", "max_tokens")
+# How long Ctrl+Enter gets to start an answer before the Run button is clicked instead
+# (a pop-up that opened just before the key press makes the page ignore it).
+SUBMIT_RETRY_S = 1.0
+# How long the capture gets, once the page has started, to see the page's request.
+CAPTURE_GRACE_S = 3.0
+# The step a missing key belongs to, in errors from PREPARE.
+_STEP_OF = {
+    "model_label": "model",
+    "more_actions": "temporary_chat",
+    "temporary_chat": "temporary_chat",
+    "temporary_on": "temporary_chat",
+    "run_settings": "settings",
+    "advanced_settings": "settings",
+    "prompt": "prompt",
+    "run_button": "prompt",
+}
+
+
+# The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
+_WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
 
 
 def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -49,45 +92,97 @@ def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def bare_model(name: str) -> str:
-    return name.removeprefix("models/")
+    return name.strip().removeprefix("models/")
+
+
+def same_model(label: str | None, wanted: str) -> bool:
+    """Whether the model label shows `wanted` (the label may carry a `models/` prefix)."""
+    return label is not None and bare_model(label).lower() == wanted.lower()
 
 
 @dataclass(frozen=True, slots=True)
 class PageState:
+    """The rendered page as the DOM fallback's observer reports it."""
+
     turns: int = 0
     text: str = ""
     generating: bool = False
+    finished: bool = False
+    error: str = ""
     toast: str = ""
 
 
 class AIStudio:
-    """Drives one page. Not safe for two requests at once: the session guarantees one."""
+    """Drives one page. Not safe for two requests at once: the session guarantees one.
 
-    def __init__(self, config: SiteConfig) -> None:
+    `selectors_missing` (the zero-state keys that matched nothing at the last check),
+    `answers` (where answers were read) and `trace` (the last request's steps) are what
+    the engine and `check-site` report.
+    """
+
+    def __init__(self, config: SiteConfig, capture: Capture | None = None) -> None:
         self.config = config
+        self.capture = capture
         self.page: Page | None = None
         self.models: tuple[str, ...] = config.default_models
-        self.model: str | None = None
-        self._state = PageState()
+        self.model: str | None = None  # as the model label showed it last
+        self.drift = Drift()
+        self.answers = AnswerSources()
+        self.trace = Trace()
         self._reports: asyncio.Queue[PageState] | None = None
-        self._page_defaults: dict[str, str] = {}  # run settings as the page had them at first
+        self._defaults: dict[str, str] = {}  # run settings as the page had them at first
+        self._dirty: set[str] = set()  # settings a request moved away from the page's default
+        self._stops_set = False
+        self._reload_next = False
+
+    @property
+    def selectors_missing(self) -> tuple[str, ...]:
+        return self.drift.missing
+
+    # -- the page -------------------------------------------------------------------------
 
     async def open(self, page: Page) -> None:
         """Open a new chat; raise AuthExpired if the site asks to sign in."""
         self.page = page
+        await page.add_init_script(scripts.popup_guard(self.config.selectors, POPUP_KEYS))
         await page.expose_function("__coordinatorReport", self._on_report)
         page.on("response", self._on_response)
-        await self._load()
+        self.trace = Trace()
+        await self._load(None)
 
-    async def _load(self) -> None:
+    async def _load(self, model: str | None) -> None:
+        """(Re)open the new-chat page, on `model` if given, and settle it: temporary chat on,
+        the model label read, the empty chat's selectors checked."""
         page = self._page()
-        selectors = dict(self.config.selectors)
-        await page.goto(self.config.new_chat_url, timeout=self.config.load_timeout_s * 1000)
-        if self.logged_out(page.url):
-            raise AuthExpired(f"the site asked to sign in ({_origin(page.url)}); log the profile in again")
-        await page.wait_for_selector(selectors["prompt"], timeout=self.config.load_timeout_s * 1000)
-        await page.evaluate(scripts.OBSERVER, selectors)
-        self.model = self.model or await self._current_model()
+        selectors = self.config.selectors
+        async with self.trace.step("load") as detail:
+            await page.goto(self.config.chat_url(model), timeout=self.config.load_timeout_s * 1000)
+            self._check_login(page.url)
+            ready = f"{selectors['zero_state']}, {selectors['prompt']}"
+            try:
+                await page.wait_for_selector(ready, timeout=self.config.load_timeout_s * 1000)
+            except PlaywrightTimeout:
+                self._check_login(page.url)
+                # What does match, for /health and check-site: the page may have been renamed.
+                found = await page.evaluate(scripts.MATCHES, check_request(selectors))
+                self.drift.update(read_matches(selectors, found))
+                raise DriverError(
+                    "load",
+                    f"neither the empty chat nor the prompt box showed within "
+                    f"{self.config.load_timeout_s:g}s",
+                    key="zero_state",
+                    selector=ready,
+                ) from None
+            result = await page.evaluate(
+                scripts.SETTLE,
+                [dict(selectors), POPUP_KEYS, check_request(selectors), self._step_ms],
+            )
+            self.drift.update(read_matches(selectors, result["matches"]))
+            self.model = bare_model(result["label"]) if result["label"] else None
+            detail.append(f"model {self.model}")
+            if not result["temporary"]["on"]:
+                log.warning("temporary_chat_off", key=result["temporary"]["key"])
+        self._reload_next = False
 
     def logged_out(self, url: str) -> bool:
         # Host and path only: a sign-in URL carries the chat's URL in its query.
@@ -95,165 +190,410 @@ class AIStudio:
         where = parts.netloc + parts.path
         return any(pattern in where for pattern in self.config.login_url_patterns)
 
-    async def run(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
-        """The page's answer as text deltas, then a Finish; closing early stops the generation.
+    def _check_login(self, url: str) -> None:
+        if self.logged_out(url):
+            raise AuthExpired(f"the site asked to sign in ({_origin(url)}); log the profile in again")
 
-        The rendered page shows neither usage nor why the answer ended: the Finish says
-        `stop` and leaves the usage to the child's estimate.
-        """
+    # -- one request ----------------------------------------------------------------------
+
+    async def run(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
+        """The answer's events, ending with a Finish; closing early stops the generation."""
         page = self._page()
-        selectors = self.config.selectors
-        submitted = False
+        self.trace = Trace()
+        submitted = complete = False
+        watch: AnswerWatch | None = None
         try:
-            await self._choose_model(prompt.model)
-            run_enabled = await self._prepare(prompt)
-            if not run_enabled:
-                await page.wait_for_selector(f"{selectors['run_button']}:not([disabled])", timeout=10_000)
-            self._reports = asyncio.Queue()
-            before = self._state.turns
-            await page.press(selectors["prompt"], "Control+Enter")
+            async with self.trace.step("prepare") as detail:
+                prepared = await self._prepare(prompt)
+                detail.append(f"model {self.model}")
+            if self._network_wanted():
+                assert self.capture is not None
+                watch = self.capture.watch()
+            async with self.trace.step("submit"):
+                await self._submit(prepared, watch)
             submitted = True
-            async for delta in self._stream(before):
-                yield TextDelta(delta)
-            yield Finish()
+            source, reason = await self._source(watch)
+            async with self.trace.step("answer") as detail:
+                events = self._network(watch) if source is AnswerSource.NETWORK else self._dom(prepared)
+                if source is AnswerSource.DOM:
+                    log.warning("answer_from_dom", reason=reason, answers_from_dom=self.answers.dom + 1)
+                self.answers = self.answers.counted(source, reason)
+                detail.append(f"source {source.value}" + (f" ({reason})" if reason else ""))
+                started = time.perf_counter()
+                first = True
+                async for event in events:
+                    if first:
+                        detail.append(f"first event after {(time.perf_counter() - started) * 1000:.0f} ms")
+                        first = False
+                    yield event
+                complete = True
         except PlaywrightError as exc:
             if page.is_closed():
                 raise EngineBroken("the browser page closed") from None
-            raise EngineError(f"the page did not behave as expected: {_first_line(exc)}") from None
+            raise DriverError("request", first_line(exc)) from None
+        except DriverError as exc:
+            log.warning("driver_failed", step=exc.step, key=exc.key, error=exc.message)
+            raise
+        finally:
+            if watch is not None:
+                watch.close()
+            await self._reset(stop=submitted and not complete)
+
+    @dataclass(frozen=True, slots=True)
+    class Prepared:
+        turns: int
+        run_enabled: bool
+
+    async def _prepare(self, prompt: Prompt) -> AIStudio.Prepared:
+        """Model, temporary chat, settings and prompt, in one round trip when nothing is off.
+
+        Each Playwright call is a round trip of a few milliseconds, and they add up to most
+        of what a child adds to the time to first token, so the work is done inside the
+        page. What a request leaves out goes back to the page's own default: the page keeps
+        run settings from one chat to the next.
+        """
+        page = self._page()
+        selectors = self.config.selectors
+        wanted = bare_model(prompt.model)
+        targets = self._targets(prompt)
+        stops = "strict" if prompt.settings.stop else ("restore" if self._stops_set else None)
+        text = conversation_text(prompt.messages)
+        for attempt in (1, 2):
+            result = await page.evaluate(
+                scripts.PREPARE,
+                [dict(selectors), POPUP_KEYS, wanted, targets, ADVANCED, stops, text, self._step_ms],
+            )
+            if result["missing"]:
+                key = result["missing"]
+                waited = self._step_s if key in _WAITED_FOR else None
+                raise missing(_STEP_OF.get(key, "prepare"), key, selectors[key], waited)
+            self.model = bare_model(result["label"])
+            if same_model(result["label"], wanted):
+                break
+            if attempt == 2:
+                if wanted not in self.models:
+                    raise ModelNotOffered(
+                        f"this site does not offer the model {wanted}; it offers {', '.join(self.models)}"
+                    )
+                raise DriverError(
+                    "model",
+                    f"shows {result['label']!r} after opening ?model={wanted}",
+                    key="model_label",
+                    selector=selectors["model_label"],
+                )
+            await self._load(wanted)
+        if result["unsupported"]:
+            name = result["unsupported"][0]
+            key = "add_stop" if name == "stop" else name
+            raise UnsupportedSetting(
+                name,
+                self.model or wanted,
+                f" (If it should, the selector {key} may be out of date: see --site-config.)",
+            )
+        self._remember(prompt, result["defaults"])
+        if stops:
+            await self._set_stops(prompt.settings.stop)
+        return AIStudio.Prepared(turns=int(result.get("turns", 0)), run_enabled=bool(result["run_enabled"]))
+
+    def _targets(self, prompt: Prompt) -> dict[str, dict[str, Any]]:
+        """Each setting to set: the request's value (strict: refused if the page lacks it), or
+        the page's default again where an earlier request moved it."""
+        settings = prompt.settings
+        targets: dict[str, dict[str, Any]] = {}
+        for name, value in (
+            ("temperature", settings.temperature),
+            ("top_p", settings.top_p),
+            ("max_tokens", settings.max_tokens),
+        ):
+            if value is not None:
+                targets[name] = {"value": _number_text(value), "strict": True}
+            elif name in self._dirty and name in self._defaults:
+                targets[name] = {"value": self._defaults[name], "strict": False}
+        return targets
+
+    def _remember(self, prompt: Prompt, defaults: Mapping[str, str]) -> None:
+        for name, value in defaults.items():
+            self._defaults.setdefault(name, value)
+        settings = prompt.settings
+        asked = {
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_tokens,
+        }
+        self._dirty = {name for name, value in asked.items() if value is not None and name in defaults}
+
+    async def _set_stops(self, stops: Sequence[str]) -> None:
+        """Stop sequences replace whatever the page had, so requests don't leak into each other.
+
+        Real key presses: the chip input takes Enter only as a key the page believes."""
+        page = self._page()
+        selectors = self.config.selectors
+        remove = page.locator(selectors["remove_stop"])
+        for _ in range(50):  # bounded: a chip that will not go is a broken page, not a loop
+            if not await remove.count():
+                break
+            await remove.first.click(timeout=self._step_ms)
+        for stop in stops:
+            await page.fill(selectors["add_stop"], stop, timeout=self._step_ms)
+            await page.press(selectors["add_stop"], "Enter", timeout=self._step_ms)
+        self._stops_set = bool(stops)
+        await page.focus(selectors["prompt"], timeout=self._step_ms)  # the submit is a key press
+
+    async def _submit(self, prepared: AIStudio.Prepared, watch: AnswerWatch | None) -> None:
+        """Ctrl+Enter in the prompt; if no answer starts, one click on Run (never on Stop)."""
+        page = self._page()
+        selectors = self.config.selectors
+        seconds = self.config.step_timeout_s
+        if not prepared.run_enabled:
+            try:
+                enabled = f":is({selectors['run_button']}):not([disabled])"
+                await page.wait_for_selector(enabled, timeout=seconds * 1000)
+            except PlaywrightTimeout:
+                raise DriverError(
+                    "submit",
+                    f"stayed disabled within {seconds:g}s after the prompt was typed",
+                    key="run_button",
+                    selector=selectors["run_button"],
+                ) from None
+        # A bare key press: PREPARE left the focus in the prompt (a Playwright press on a
+        # selector first waits for the element to be stable: a few frames, ~100 ms).
+        await page.keyboard.press("Control+Enter")
+        if await self._started(prepared.turns, watch, SUBMIT_RETRY_S):
+            return
+        outcome = await page.evaluate(
+            scripts.CLICK_RUN, [dict(selectors), POPUP_KEYS, prepared.turns, self._step_ms]
+        )
+        if outcome == "started":
+            return
+        if outcome != "clicked":
+            raise DriverError("submit", f"is {outcome}", key="run_button", selector=selectors["run_button"])
+        log.info("submit_clicked", reason="Ctrl+Enter started no answer")
+        if await self._started(prepared.turns, watch, seconds):
+            return
+        raise DriverError(
+            "submit",
+            f"neither Ctrl+Enter nor a click started an answer within {seconds:g}s "
+            f"(no Stop button `{selectors['stop_button'][:60]}`, no new model turn; a pop-up in the way?)",
+            key="run_button",
+            selector=selectors["run_button"],
+        )
+
+    async def _started(self, turns_before: int, watch: AnswerWatch | None, seconds: float) -> bool:
+        page = self._page()
+        arg = [dict(self.config.selectors), turns_before]
+        if watch is not None:
+            return await watch.wait_seen(seconds) or bool(await page.evaluate(scripts.STARTED, arg))
+        # Usually true at once (the page turns Run into Stop as it sends): one round trip.
+        if await page.evaluate(scripts.STARTED, arg):
+            return True
+        try:
+            await page.wait_for_function(scripts.STARTED, arg=arg, timeout=seconds * 1000)
+        except PlaywrightTimeout:
+            return False
+        return True
+
+    def _network_wanted(self) -> bool:
+        return (
+            self.config.answer_source is AnswerSource.NETWORK
+            and self.capture is not None
+            and self.capture.enabled
+        )
+
+    async def _source(self, watch: AnswerWatch | None) -> tuple[AnswerSource, str | None]:
+        """Where this answer is read, and if from the DOM, why."""
+        if self.config.answer_source is AnswerSource.DOM:
+            return AnswerSource.DOM, "answer_source = dom in the site config"
+        if self.capture is None or not self.capture.enabled or watch is None:
+            return AnswerSource.DOM, "the capture is disabled"
+        if await watch.wait_seen(CAPTURE_GRACE_S):
+            return AnswerSource.NETWORK, None
+        return AnswerSource.DOM, f"the capture saw no answer request within {CAPTURE_GRACE_S:g}s"
+
+    # -- the answer -----------------------------------------------------------------------
+
+    async def _network(self, watch: AnswerWatch | None) -> AsyncGenerator[AnswerEvent, None]:
+        """The capture's events, bounded: the first within the start timeout, all within the
+        answer timeout."""
+        assert watch is not None
+        events = watch.events().__aiter__()
+        deadline = time.monotonic() + self.config.start_timeout_s
+        end = time.monotonic() + self.config.answer_timeout_s
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), max(0.0, deadline - time.monotonic()))
+            except StopAsyncIteration:
+                raise DriverError("answer", "the capture's stream ended without a finish") from None
+            except TimeoutError:
+                raise DriverError("answer", "the capture's stream went quiet: no event in time") from None
+            deadline = end
+            if isinstance(event, AnswerError):
+                raise self._answer_error(event)
+            yield event
+            if isinstance(event, Finish):
+                return
+
+    def _answer_error(self, event: AnswerError) -> EngineError:
+        said = event.message[:200]
+        lowered = said.lower()
+        if event.status == 429 or "quota" in event.code or "exhausted" in lowered:
+            return QuotaExhausted(f"the site says: {said}", retry_after=self._quota_seconds(lowered) or 300)
+        if event.status == 403 or "permission" in event.code or _any_in(lowered, PERMISSION_PATTERNS):
+            self._reload_next = True
+            return PermissionDenied(f"the site refused the request: {said}")
+        error = EngineError(f"the site answered with an error: {said}")
+        error.status, error.code = event.status, event.code
+        return error
+
+    async def _dom(self, prepared: AIStudio.Prepared) -> AsyncGenerator[AnswerEvent, None]:
+        """The labelled fallback: the rendered answer's text as it grows, then a Finish
+        (reason `stop`, usage left to the child's estimate: the page shows neither)."""
+        page = self._page()
+        self._reports = asyncio.Queue()
+        try:
+            await page.evaluate(scripts.OBSERVER, dict(self.config.selectors))
+            async for delta in self._stream(prepared.turns):
+                yield TextDelta(delta)
+            yield Finish()
         finally:
             self._reports = None
-            await self._reset(stop=submitted)
+            if not page.is_closed():
+                with contextlib.suppress(PlaywrightError):
+                    await page.evaluate(scripts.STOP_OBSERVER)
 
-    async def _stream(self, turns_before: int) -> AsyncGenerator[str, None]:
+    async def _stream(self, turns_before: int) -> AsyncIterator[str]:
         sent = ""
         started = generated = False
         deadline = time.monotonic() + self.config.start_timeout_s
         while True:
             state = await self._next_report(deadline)
-            self._check_toast(state.toast)
+            self._check_page_error(state)
             if not started and (state.turns > turns_before or state.generating):
                 started = True
                 deadline = time.monotonic() + self.config.answer_timeout_s
             if not started:
                 continue
             generated = generated or state.generating
-            if state.text.startswith(sent) and len(state.text) > len(sent):
-                yield state.text[len(sent) :]
-                sent = state.text
-            if generated and not state.generating:
+            done = state.finished or (generated and not state.generating and state.turns > turns_before)
+            # While it grows, only whole lines: the page renders a line again as its markdown
+            # completes ("# Ti" becomes the heading "Title"), and a delta cannot be taken back.
+            text = state.text if done else state.text[: state.text.rfind("\n") + 1]
+            if text.startswith(sent) and len(text) > len(sent):
+                yield text[len(sent) :]
+                sent = text
+            elif done and not text.startswith(sent):
+                log.warning("answer_from_dom_rewritten", sent_chars=len(sent), final_chars=len(text))
+            if done:
                 return
 
     async def _next_report(self, deadline: float) -> PageState:
         assert self._reports is not None
-        remaining = deadline - time.monotonic()
         try:
-            async with asyncio.timeout(max(0.0, remaining)):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 return await self._reports.get()
         except TimeoutError:
-            raise EngineError(
-                "the page showed no progress in time; the selectors may be out of date (see --site-config)"
-            ) from None
+            raise missing("answer", "finished", self.config.selectors["finished"]) from None
 
-    def _check_toast(self, toast: str) -> None:
-        lowered = toast.lower()
+    def _check_page_error(self, state: PageState) -> None:
+        """The error callout of the turn, or a toast: quota, permission, or anything else."""
+        for said in (state.error, state.toast):
+            if not said:
+                continue
+            lowered = said.lower()
+            seconds = self._quota_seconds(lowered)
+            if seconds is not None:
+                raise QuotaExhausted(f"the site says: {said[:200]}", retry_after=seconds)
+            if _any_in(lowered, PERMISSION_PATTERNS):
+                self._reload_next = True
+                raise PermissionDenied(f"the site says: {said[:200]}")
+            if said is state.error:
+                raise DriverError("answer", f"the page shows an error: {said[:200]}")
+
+    def _quota_seconds(self, lowered: str) -> int | None:
         for pattern, seconds in self.config.quota_patterns.items():
             if pattern in lowered:
-                raise QuotaExhausted(f"the site says: {toast[:200]}", retry_after=seconds)
+                return seconds
+        return None
 
-    async def _choose_model(self, model: str) -> None:
-        wanted = bare_model(model)
-        if wanted == self.model:
-            return
-        page = self._page()
-        await page.evaluate(
-            scripts.SET_MODEL,
-            [MODEL_PREFERENCE_KEY, f"models/{wanted}"],
-        )
-        await self._load()
-        self.model = wanted
+    def _check_toast(self, toast: str) -> None:
+        self._check_page_error(PageState(toast=toast))
 
-    async def _current_model(self) -> str | None:
-        value = await self._page().evaluate(scripts.CURRENT_MODEL, MODEL_PREFERENCE_KEY)
-        return bare_model(value) if isinstance(value, str) else (self.models[0] if self.models else None)
-
-    async def _prepare(self, prompt: Prompt) -> bool:
-        """Settings and prompt in the page in one round trip; True if Run is enabled already.
-
-        Each Playwright call is a round trip of a few milliseconds, and they add up to most of
-        what a child adds to the time to first token, so the values are set inside the page,
-        with the input and change events the page listens for. What a request leaves out goes
-        back to the page's own default: the page keeps run settings from one chat to the next.
-        """
-        page = self._page()
-        selectors = self.config.selectors
-        settings = prompt.settings
-        wanted = {
-            name: None if value is None else str(value)
-            for name, value in (
-                ("temperature", settings.temperature),
-                ("top_p", settings.top_p),
-                ("max_tokens", settings.max_tokens),
-            )
-        }
-        result = await page.evaluate(
-            scripts.PREPARE,
-            [dict(selectors), wanted, self._page_defaults, conversation_text(prompt.messages)],
-        )
-        if result["missing"]:
-            raise EngineError(
-                f"the page has no {', '.join(result['missing'])} (selectors out of date? see --site-config)"
-            )
-        for name, value in result["defaults"].items():
-            self._page_defaults.setdefault(name, value)
-        if result["chips"] or settings.stop:
-            # Stop sequences replace whatever the page had, so requests don't leak into each other.
-            remove = page.locator(selectors["remove_stop"])
-            while await remove.count():
-                await remove.first.click()
-            for stop in settings.stop:
-                await page.fill(selectors["add_stop"], stop)
-                await page.press(selectors["add_stop"], "Enter")
-        return bool(result["run_enabled"])
+    # -- reset ----------------------------------------------------------------------------
 
     async def _reset(self, *, stop: bool) -> None:
-        """Back to an empty new chat: stop a generation left running, discard the turns."""
+        """Back to an empty temporary chat, and the empty chat's selectors checked.
+
+        New chat → Discard and continue in one round trip; when that fails (a button
+        moved, a dialog in the way, a refused proof), a fresh page is always clean."""
         page = self.page
         if page is None or page.is_closed():
             return
         selectors = self.config.selectors
-        try:
-            if stop and self._state.generating:
-                await page.click(selectors["run_button"], timeout=5_000)
-                await page.wait_for_selector(selectors["spinner"], state="detached", timeout=5_000)
-            await page.click(selectors["new_chat"], timeout=5_000)
-            with contextlib.suppress(PlaywrightError):
-                await page.click(selectors["confirm_discard"], timeout=2_000)
-            await page.wait_for_selector(selectors["model_turn"], state="detached", timeout=5_000)
-        except PlaywrightError as exc:
-            # The buttons moved or a dialog is in the way: a fresh page is always clean.
-            log.warning("reset_by_reload", reason=_first_line(exc))
-            with contextlib.suppress(PlaywrightError):
-                await self._load()
+        reason: str | None = "the site refused the page's proof" if self._reload_next else None
+        async with self.trace.step("reset") as detail:
+            if reason is None:
+                try:
+                    result = await page.evaluate(
+                        scripts.RESET,
+                        [dict(selectors), POPUP_KEYS, check_request(selectors), stop, self._step_ms],
+                    )
+                except PlaywrightError as exc:
+                    reason = first_line(exc)
+                else:
+                    if result["failed"]:
+                        key = result["key"]
+                        reason = missing(
+                            result["failed"], key, selectors.get(key, ""), self.config.step_timeout_s
+                        ).message
+                    else:
+                        self.drift.update(read_matches(selectors, result["matches"]))
+                        detail.append(
+                            "stopped"
+                            if result["stopped"]
+                            else "discarded"
+                            if result["discarded"]
+                            else "empty"
+                        )
+            if reason is not None:
+                log.warning("reset_by_reload", reason=reason)
+                detail.append(f"reload: {reason}")
+                try:
+                    await self._load(self.model)
+                except (PlaywrightError, EngineError) as exc:
+                    log.warning("reload_failed", error=getattr(exc, "message", first_line(exc)))
 
     # -- page callbacks -------------------------------------------------------------------
 
     def _on_report(self, report: dict[str, Any]) -> None:
-        self._state = PageState(
-            turns=int(report.get("turns", 0)),
-            text=str(report.get("text", "")),
-            generating=bool(report.get("generating")),
-            toast=str(report.get("toast", "")),
+        if self._reports is None:
+            return
+        self._reports.put_nowait(
+            PageState(
+                turns=int(report.get("turns", 0)),
+                text=str(report.get("text", "")),
+                generating=bool(report.get("generating")),
+                finished=bool(report.get("finished")),
+                error=str(report.get("error", "")),
+                toast=str(report.get("toast", "")),
+            )
         )
-        if self._reports is not None:
-            self._reports.put_nowait(self._state)
 
     async def _on_response(self, response: Response) -> None:
         if MODELS_RESPONSE_PATTERN not in response.url:
             return
-        with contextlib.suppress(PlaywrightError):
+        try:
             names = tuple(dict.fromkeys(_MODEL_NAME.findall(await response.text())))
-            if names:
-                self.models = names
+        except PlaywrightError:
+            return
+        if names:
+            self.models = names
+
+    @property
+    def _step_s(self) -> float:
+        return self.config.step_timeout_s
+
+    @property
+    def _step_ms(self) -> float:
+        return self.config.step_timeout_s * 1000
 
     def _page(self) -> Page:
         if self.page is None or self.page.is_closed():
@@ -261,9 +601,14 @@ class AIStudio:
         return self.page
 
 
+def _number_text(value: float | int) -> str:
+    """A setting as the page's number field shows it: 1 not 1.0, 0.5 as 0.5."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _any_in(text: str, patterns: Sequence[str]) -> bool:
+    return any(pattern in text for pattern in patterns)
+
+
 def _origin(url: str) -> str:
     return "/".join(url.split("/")[:3])
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

@@ -17,6 +17,7 @@ import structlog
 import typer
 
 from coordinator import runtime as server
+from coordinator.cli import check_site as site_check
 from coordinator.cli import demo as demo_site
 from coordinator.cli import profiles as inventory
 from coordinator.cli import status
@@ -234,6 +235,40 @@ def login(
     ):
         if value:
             argv += [flag, str(value)]
+    # The browser lives in the child package: the coordinator holds no browser code.
+    raise typer.Exit(subprocess.run(argv).returncode)
+
+
+@app.command("check-site")
+def check_site(
+    profile: Path = typer.Option(..., "--profile", help="The profile file (storage state) to log in with."),
+    site_url: str | None = _option("--site-url", "The site's origin, e.g. a replica's (default: AI Studio)."),
+    site_config: Path | None = _option(
+        "--site-config", "TOML or JSON file that overrides the site's selectors."
+    ),
+    engine: Engine = typer.Option(Engine.AUTO, "--engine", help="The browser to check with."),
+    browser_path: Path | None = _option("--browser-path", "The browser executable (default: found)."),
+    headless: bool = typer.Option(True, "--headless/--no-headless", help="Run the browser without a window."),
+    prompt: str | None = typer.Option(None, "--prompt", help="The prompt to send (default: a short one)."),
+    model: str | None = typer.Option(None, "--model", help="The model to ask (default: the page's own)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Run one whole request against the site and print what matched, each step's time and
+    what the capture saw; exit 1 if a step failed. Run it after the page changed, before and
+    after a --site-config fix."""
+    if engine is Engine.MOCK:
+        raise _fail("check-site drives a real browser: use --engine chromium, camoufox or auto")
+    argv = site_check.argv(
+        profile,
+        site_url=site_url,
+        site_config=site_config,
+        engine=engine.value,
+        browser_path=browser_path,
+        headless=headless,
+        prompt=prompt,
+        model=model,
+        as_json=as_json,
+    )
     # The browser lives in the child package: the coordinator holds no browser code.
     raise typer.Exit(subprocess.run(argv).returncode)
 

@@ -79,12 +79,30 @@ def fetch(
 
 
 def render(status: Status) -> str:
-    """The headline, a blank line, then one row per child."""
+    """The headline, a blank line, one row per child, then the site's drift if any."""
     children = status.children
     if not children:
         return f"{headline(status)}\n\nno children"
     rows = [_row(child) for child in children]
-    return f"{headline(status)}\n\n{table(HEADERS, rows, right=_NUMERIC)}"
+    text = f"{headline(status)}\n\n{table(HEADERS, rows, right=_NUMERIC)}"
+    drift = drift_lines(children)
+    return f"{text}\n\n" + "\n".join(drift) if drift else text
+
+
+def drift_lines(children: list[dict[str, Any]]) -> list[str]:
+    """One line per child whose page no longer matches some of the site's selectors."""
+    lines = []
+    for child in children:
+        missing = child.get("selectors_missing")
+        keys = [clip(key, 40) for key in missing if isinstance(key, str)] if isinstance(missing, list) else []
+        if keys:
+            name = _text(child.get("profile", child.get("id")))
+            lines.append(f"{name}: selectors missing: {', '.join(keys)}")
+    if lines:
+        lines.append(
+            "the site's page changed: see `coordinator check-site --profile FILE`, fix with --site-config"
+        )
+    return lines
 
 
 def headline(status: Status) -> str:

@@ -96,6 +96,8 @@ class Child:
         self.stray_request: str | None = None
         self.stray_polls = 0
         self.restarts = 0
+        # The site's selectors the child last said match nothing on its page (drift).
+        self.selectors_missing: tuple[str, ...] = ()
         self.last_error: str | None = None
         self.kill_reason: str | None = None  # why we killed the current process, if we did
         # Scheduling bookkeeping, read by the pool.
@@ -318,6 +320,7 @@ class Child:
             "ejections": self.ejections,
             "restarts": self.restarts,
             "last_error": self.last_error,
+            "selectors_missing": list(self.selectors_missing),
             "models": list(self.models),
             "seconds_in_state": round(now - self.state_since, 3),
             "cooldown_seconds": round(self.cooldown_until - now, 3) if self.cooldown_until else None,

@@ -24,6 +24,7 @@ class HealthReport:
     models: tuple[str, ...] = ()
     retry_after: float | None = None  # seconds until a quota cooldown ends, if the child knows
     request_id: str | None = None  # the request the child says it is serving
+    selectors_missing: tuple[str, ...] = ()  # the site's selectors that no longer match (drift)
 
     @property
     def can_serve(self) -> bool:
@@ -65,4 +66,5 @@ def read_health(status_code: int, raw: bytes) -> HealthReport:
         models=health.models,
         retry_after=health.retry_after,
         request_id=health.request_id,
+        selectors_missing=health.selectors_missing,
     )

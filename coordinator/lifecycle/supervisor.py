@@ -27,7 +27,7 @@ import structlog
 from coordinator.lifecycle.child import Child, backoff_delay
 from coordinator.lifecycle.cooldowns import FILE_NAME as COOLDOWNS_FILE
 from coordinator.lifecycle.cooldowns import Cooldowns, Reason
-from coordinator.lifecycle.health import Canceller, HealthReport, Prober
+from coordinator.lifecycle.health import UNREACHABLE, Canceller, HealthReport, Prober
 from coordinator.lifecycle.process import Launcher
 from coordinator.lifecycle.reconcile import Reconciler
 from coordinator.lifecycle.roster import Roster
@@ -369,6 +369,8 @@ class Supervisor:
             # Not before: a starting child names its built-in models until it has read the
             # page's list, and /v1/models would offer names the scheduler then refuses.
             child.models = report.models
+        if report.status != UNREACHABLE:
+            child.selectors_missing = report.selectors_missing
         self._check_stray(child, report)
         if report.status == HealthStatus.AUTH_EXPIRED:
             child.log_out(

@@ -185,6 +185,8 @@ class Health:
     api_port: int | None = None
     stream_port: int | None = None
     browser_port: int | None = None
+    # The site's selectors that no longer match its empty chat: the page changed (drift).
+    selectors_missing: tuple[str, ...] = ()
 
     @property
     def can_serve(self) -> bool:
@@ -210,6 +212,7 @@ class Health:
             "api_port": self.api_port,
             "stream_port": self.stream_port,
             "browser_port": self.browser_port,
+            "selectors_missing": list(self.selectors_missing),
         }
 
     @classmethod
@@ -222,6 +225,7 @@ class Health:
         except ValueError:
             raise HealthError(f"/health answered an unknown status {body.get('status')!r}") from None
         models = body.get("models")
+        missing = body.get("selectors_missing")
         retry_after = _number(body.get("retry_after"))
         return cls(
             status=status,
@@ -231,13 +235,14 @@ class Health:
             pid=_typed(body, "pid", int),
             browser_pid=_typed(body, "browser_pid", int),
             browser_connected=_typed(body, "browser_connected", bool),
-            models=tuple(m for m in models if isinstance(m, str)) if isinstance(models, list) else (),
+            models=_strings(models),
             retry_after=retry_after if retry_after is not None and retry_after > 0 else None,
             request_id=_typed(body, "request_id", str),
             served=_typed(body, "served", int) or 0,
             api_port=_typed(body, "api_port", int),
             stream_port=_typed(body, "stream_port", int),
             browser_port=_typed(body, "browser_port", int),
+            selectors_missing=_strings(missing),
         )
 
 
@@ -246,6 +251,10 @@ def _typed(body: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
     if kind is int and isinstance(value, bool):
         return None
     return value if isinstance(value, kind) else None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
 
 
 def _number(value: object) -> float | None:

@@ -12,6 +12,7 @@ fixed reason codes: never a cookie, a token, a key or a prompt.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 # Browser answers take seconds to minutes; the low buckets are for the proxy's own work.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _WAIT_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The site's selector keys a child may report missing: short names, a bounded number.
+_SELECTOR_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_MAX_SELECTOR_LABELS = 64
 
 
 class _Present(Collector):
@@ -47,6 +51,17 @@ class _Present(Collector):
         yield GaugeMetricFamily(
             "coordinator_queue_depth", "Requests waiting for a free child.", value=self.queue_depth()
         )
+        drift = GaugeMetricFamily(
+            "coordinator_child_selectors_missing",
+            "1 for each selector of the site's empty chat that matched nothing on a child's page "
+            "at its last check (the page changed; see `coordinator check-site`).",
+            labels=["profile", "selector"],
+        )
+        for child in self.children():
+            for key in child.selectors_missing[:_MAX_SELECTOR_LABELS]:
+                if _SELECTOR_KEY.fullmatch(key):  # names only, as the child's config has them
+                    drift.add_metric([child.id, key], 1)
+        yield drift
 
 
 class Metrics:

@@ -18,6 +18,7 @@ from tests.support.replica import (
     FAST,
     SESSION,
     OpenPage,
+    PageClient,
     StartReplica,
     ThreadedReplica,
 )
@@ -25,11 +26,15 @@ from tests.support.replica import (
 
 @pytest.fixture
 def start_replica() -> Iterator[StartReplica]:
-    """start_replica(quota_after=2, ...) serves a replica that accepts SESSION; stopped at teardown."""
+    """start_replica(quota_after=2, ...) serves a replica that accepts SESSION; stopped at teardown.
+
+    Pop-ups are off unless a test turns them on: they have tests of their own, and every
+    other test would first have to dismiss them.
+    """
     started: list[ThreadedReplica] = []
 
     def start(**overrides: Any) -> ThreadedReplica:
-        settings: dict[str, Any] = {"sessions": frozenset({SESSION}), **FAST, **overrides}
+        settings: dict[str, Any] = {"sessions": frozenset({SESSION}), "popups": False, **FAST, **overrides}
         replica = ThreadedReplica(ReplicaConfig(**settings))
         started.append(replica)
         return replica
@@ -44,6 +49,13 @@ def replica(start_replica: StartReplica) -> ThreadedReplica:
     return start_replica()
 
 
+@pytest.fixture
+def page_client(replica: ThreadedReplica) -> Iterator[PageClient]:
+    client = PageClient(replica)
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if shutil.which(CHROMIUM) is None:
@@ -56,17 +68,22 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator[OpenPage]:
-    """open_page(replica, session=SESSION) -> a page on the replica's chat, in a fresh context."""
+    """open_page(replica, session=SESSION, path=...) -> a page on the replica's chat, in a
+    fresh context that trusts the answer endpoint's certificate."""
     contexts = []
 
-    def open_(replica: ThreadedReplica, session: str | None = SESSION) -> Page:
-        context = browser.new_context()
+    def open_(
+        replica: ThreadedReplica, session: str | None = SESSION, path: str = "/prompts/new_chat"
+    ) -> Page:
+        # The replica's CA is not in Chromium's store; the driver's browser has the
+        # capture's CA instead, so certificate errors are waved through here as there.
+        context = browser.new_context(ignore_https_errors=True)
         context.set_default_timeout(5_000)
         contexts.append(context)
         if session is not None:
             context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": replica.url}])
         page = context.new_page()
-        page.goto(replica.url + "/prompts/new_chat")
+        page.goto(replica.url + path)
         return page
 
     yield open_

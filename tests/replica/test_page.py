@@ -1,64 +1,41 @@
-"""The replica's chat page in a real headless Chromium: the selectors of the research note,
-progressive answers, stop, New chat, run settings, model choice, quota, login.
+"""The replica's chat page in a real headless Chromium, through the selectors of spec-11 A:
+the elements, a run from Ctrl+Enter to its finish markers, markdown and thinking as the
+page renders them, Stop, New chat, error callouts, the proof, login and reload.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
-from child.replica import QUOTA_MESSAGE, answer_for
-from tests.support.processes import wait_for
+from child.replica import PERMISSION_MESSAGE, QUOTA_MESSAGE, answer_for
+from child.replica.answer import thoughts_for
+from tests.replica import contract as ui
 from tests.support.replica import SESSION, OpenPage, StartReplica, ThreadedReplica
 
-# The selectors as shared/research/aistudio-page.md lists them; the driver uses the same.
-TEXTAREA = "ms-prompt-input-wrapper ms-autosize-textarea textarea"
-RUN = 'button[aria-label="Run"].run-button'
-RUN_SUBMIT = 'ms-run-button button[type="submit"].run-button'
-SPINNER = 'button[aria-label="Run"].run-button svg .stoppable-spinner'
-MODEL_TURN = "ms-chat-turn .chat-turn-container.model"
-USER_TURN = "ms-chat-turn .chat-turn-container.user"
-CMARK = "ms-cmark-node.cmark-node"
-NEW_CHAT = 'button[data-test-clear="outside"][aria-label="New chat"]'
-DISCARD = "button.ms-button-primary"
-NAV_NEW_CHAT = 'a.playground-link[href="/prompts/new_chat"]'
-DIALOG = ".mat-mdc-dialog-inner-container"
-TOAST = "div.toast.warning, div.toast.error"
-TEMPERATURE = 'ms-slider input[type="number"][max="2"]'
-TOP_P = 'ms-slider input[type="number"][max="1"]'
-MAX_TOKENS = 'input[aria-label="Maximum output tokens"]'
-ADD_STOP = 'input[aria-label="Add stop token"]'
-REMOVE_STOP = 'mat-chip-set mat-chip-row button[aria-label*="Remove"]'
-EDIT_LAST = "ms-chat-turn:last-child .actions-container button.toggle-edit-button"
-
-LAST_MODEL_TEXT = """() => {
-  const turns = document.querySelectorAll("ms-chat-turn .chat-turn-container.model");
-  if (turns.length === 0) return null;
-  return [...turns[turns.length - 1].querySelectorAll("ms-cmark-node.cmark-node")]
-    .map((node) => node.textContent).join("");
-}"""
+pytestmark = pytest.mark.browser
 
 LONG_PROMPT = " ".join(f"word{i}" for i in range(30))
 
 
-def model_text(page: Page) -> str | None:
-    text: str | None = page.evaluate(LAST_MODEL_TEXT)
+def answer_text(page: Page) -> str | None:
+    text: str | None = page.evaluate(ui.LAST_ANSWER_TEXT)
     return text
 
 
 def submit(page: Page, prompt: str) -> None:
-    page.locator(TEXTAREA).fill(prompt)
-    page.locator(TEXTAREA).press("Control+Enter")
+    page.locator(ui.PROMPT).fill(prompt)
+    page.locator(ui.PROMPT).press("Control+Enter")
 
 
-def wait_run(replica: ThreadedReplica, index: int, status: str, timeout: float = 5.0) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        runs = replica.runs()
-        return runs[index] if len(runs) > index and runs[index]["status"] == status else None
-
-    run: dict[str, Any] = wait_for(reached, timeout, f"run {index} to be {status}")
-    return run
+def wait_words(page: Page, count: int) -> None:
+    """Until the last model turn's answer shows at least `count` words."""
+    page.wait_for_function(
+        f"() => (({ui.LAST_ANSWER_TEXT})() || '').split(/\\s+/).filter(Boolean).length >= {count}",
+        timeout=5_000,
+    )
 
 
 def generating(start_replica: StartReplica, open_page: OpenPage, words: int) -> tuple[ThreadedReplica, Page]:
@@ -66,183 +43,232 @@ def generating(start_replica: StartReplica, open_page: OpenPage, words: int) -> 
     replica = start_replica(token_ms=100)
     page = open_page(replica)
     submit(page, LONG_PROMPT)
-    wait_tokens(page, words)
+    wait_words(page, words)
     return replica, page
 
 
-def wait_tokens(page: Page, count: int) -> None:
-    """Until the last model turn shows at least `count` words."""
-    page.wait_for_function(
-        f"() => (({LAST_MODEL_TEXT})() || '').split(/\\s+/).filter(Boolean).length >= {count}", timeout=5_000
-    )
-
-
-def test_every_selector_of_the_research_note_matches(replica: ThreadedReplica, open_page: OpenPage) -> None:
+def test_the_elements_of_the_contract(replica: ThreadedReplica, open_page: OpenPage) -> None:
     page = open_page(replica)
-    static = (TEXTAREA, RUN, RUN_SUBMIT, NEW_CHAT, NAV_NEW_CHAT, TEMPERATURE, TOP_P, MAX_TOKENS, ADD_STOP)
-    for selector in static:
+    for selector in (ui.ZERO_STATE, ui.PROMPT, ui.RUN, ui.MODEL_LABEL, ui.NEW_CHAT, ui.MORE_ACTIONS,
+                     ui.SYSTEM_BUTTON, ui.SETTINGS, ui.TEMPERATURE, ui.ADVANCED):  # fmt: skip
         expect(page.locator(selector)).to_have_count(1)
         expect(page.locator(selector)).to_be_visible()
-    expect(page.locator(TEMPERATURE)).to_have_value("1")
-    expect(page.locator(TOP_P)).to_have_value("0.95")
-    expect(page.locator(MAX_TOKENS)).to_have_value("8192")
-    expect(page.locator(RUN)).to_be_disabled()
-    page.locator(TEXTAREA).fill("   ")
-    expect(page.locator(RUN)).to_be_disabled()
-    page.locator(TEXTAREA).fill("hi")
-    expect(page.locator(RUN)).to_be_enabled()
-
-    page.locator(ADD_STOP).fill("STOP")
-    page.locator(ADD_STOP).press("Enter")
-    expect(page.locator("mat-chip-set mat-chip-row")).to_have_text("STOP")
-    expect(page.locator(REMOVE_STOP)).to_have_attribute("aria-label", "Remove STOP")
-    page.locator(REMOVE_STOP).click()
-    expect(page.locator("mat-chip-set mat-chip-row")).to_have_count(0)
-
-    page.locator(RUN).click()
-    expect(page.locator(SPINNER)).to_have_count(0)
-    expect(page.locator(USER_TURN)).to_have_count(1)
-    expect(page.locator(MODEL_TURN)).to_have_count(1)
-    expect(page.locator(f"{MODEL_TURN} {CMARK}")).to_have_text(answer_for("hi", "replica-pro", 8192, []))
-    expect(page.locator(EDIT_LAST)).to_have_count(1)
-
-    page.locator(NEW_CHAT).click()
-    expect(page.locator(DIALOG)).to_be_visible()
-    expect(page.locator(DISCARD)).to_have_text("Discard and continue")
+    expect(page.locator(ui.MODEL_LABEL)).to_have_text("replica-flash")
+    expect(page.locator(ui.TEMPERATURE)).to_have_value("1")
+    expect(page.locator(ui.NEW_CHAT)).to_be_disabled()
+    expect(page.locator(ui.RUN)).to_be_disabled()
+    expect(page.locator(ui.RUN)).to_contain_text("Run")
+    # Collapsed groups, closed menus, answers not yet given: not in the DOM at all.
+    for absent in (ui.TOP_P, ui.MAX_TOKENS, ui.ADD_STOP, ui.TEMPORARY, ui.INCOGNITO, ui.SYSTEM_TEXT,
+                   ui.STOP, ui.SPINNER, ui.MODEL_TURN, ui.EDIT_BUTTON, ui.DIALOG):  # fmt: skip
+        expect(page.locator(absent)).to_have_count(0)
+    for old in ("ms-prompt-input-wrapper", "ms-autosize-textarea", 'button[aria-label="Run"]', ".run-button",
+                'ms-slider input[type="number"]'):  # fmt: skip
+        expect(page.locator(old)).to_have_count(0)
+    page.locator(ui.PROMPT).fill("   ")
+    expect(page.locator(ui.RUN)).to_be_disabled()
+    page.locator(ui.PROMPT).fill("hi")
+    expect(page.locator(ui.RUN)).to_be_enabled()
+    # The page keeps its proof secret out of the DOM: its boot script removes itself.
+    assert (
+        page.evaluate("() => [...document.scripts].some((s) => s.textContent.includes('proofKey'))") is False
+    )
 
 
-def test_ctrl_enter_renders_the_answer_progressively(replica: ThreadedReplica, open_page: OpenPage) -> None:
+def test_a_run_streams_then_shows_the_finish_markers(
+    start_replica: StartReplica, open_page: OpenPage
+) -> None:
+    # XHR progress events come at most every 50 ms: slower frames than that show one by one.
+    replica = start_replica(token_ms=60)
     page = open_page(replica)
-    # Sample the answer and the spinner on every change of the page, from the page itself.
+    # Sample the page on every change, from the page itself: answer, Stop, finish markers.
     page.evaluate(
-        """([textOf, spinner]) => {
+        """([textOf, stop, edit, thumb]) => {
           window.samples = [];
-          const sample = () => window.samples.push(
-            { text: eval(textOf)(), spinner: document.querySelector(spinner) !== null });
+          const turnHas = (selector) => {
+            const turns = document.querySelectorAll("ms-chat-turn .chat-turn-container.model");
+            return turns.length > 0 && turns[turns.length - 1].querySelector(selector) !== null;
+          };
+          const sample = () => window.samples.push({
+            text: eval(textOf)(),
+            stop: document.querySelector(stop) !== null,
+            edit: turnHas(edit),
+            thumb: turnHas(".turn-footer") && [...document.querySelectorAll(".turn-footer button")]
+              .some((button) => button.textContent.includes(thumb)),
+          });
           new MutationObserver(sample).observe(document.body,
-            { childList: true, subtree: true, characterData: true });
+            { childList: true, subtree: true, characterData: true, attributes: true });
         }""",
-        [LAST_MODEL_TEXT, SPINNER],
+        [ui.LAST_ANSWER_TEXT, ui.STOP, "button.toggle-edit-button", "thumb_up"],
     )
-    submit(page, "context line\nTell me about the replica please")
-    expected = answer_for("context line\nTell me about the replica please", "replica-pro", 8192, [])
-    page.wait_for_function(
-        "(expected) => window.samples.some((s) => s.text === expected && !s.spinner)", arg=expected
-    )
+    prompt = "context line\nTell me about the replica please"
+    submit(page, prompt)
+    expect(page.locator(ui.USER_TURN)).to_have_count(1)
+    expect(page.locator(ui.ZERO_STATE)).to_have_count(0)
+    expect(page.locator(ui.STOP)).to_have_text("Stop")
+    expected = answer_for(prompt, "replica-flash", None, [])
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.EDIT_BUTTON}")).to_have_count(1)
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
     samples: list[dict[str, Any]] = page.evaluate("window.samples")
-    partial = [s["text"] for s in samples if s["spinner"] and s["text"]]
+    partial = [s["text"] for s in samples if s["stop"] and s["text"]]
     assert len(set(partial)) >= 5, samples
     assert all(expected.startswith(text) for text in partial)
-    assert partial == sorted(partial, key=len)
-    assert samples[-1] == {"text": expected, "spinner": False}
-    assert model_text(page) == expected
-    run = wait_run(replica, 0, "completed")
-    assert (run["text"], run["answer"]) == (expected, expected)
-    expect(page.locator(TEXTAREA)).to_have_value("")
-    expect(page.locator(RUN)).to_be_disabled()
+    # Neither finish marker exists while the answer streams.
+    assert not any(s["edit"] or s["thumb"] for s in samples if s["stop"])
+    assert answer_text(page) == expected
+    expect(page.locator(ui.STOP)).to_have_count(0)
+    expect(page.locator(ui.PROMPT)).to_have_value("")
+    expect(page.locator(ui.RUN)).to_be_disabled()
+    expect(page.locator(ui.NEW_CHAT)).to_be_enabled()
+    run = replica.wait_run(0, "completed")
+    assert (run["text"], run["answer"], run["proof_ok"], run["finish"]) == (expected, expected, True, 1)
 
 
-def test_clicking_run_mid_generation_stops_it(start_replica: StartReplica, open_page: OpenPage) -> None:
-    replica, page = generating(start_replica, open_page, words=4)
-    expect(page.locator(SPINNER)).to_have_count(1)
-    page.locator(RUN).click()
-    expect(page.locator(SPINNER)).to_have_count(0)
-    run = wait_run(replica, 0, "stopped")
-    shown = model_text(page)
-    # The text the page reported is still what it shows: nothing rendered after the stop.
-    assert run["text"] == shown
-    assert shown and len(shown) < len(run["answer"]) and run["answer"].startswith(shown)
-    expect(page.locator(RUN)).to_be_disabled()
-
-
-def test_new_chat_asks_then_discards_turns_and_stops_generation(
-    start_replica: StartReplica, open_page: OpenPage
+def test_markdown_is_rendered_so_the_dom_text_is_not_the_answer(
+    replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
-    replica, page = generating(start_replica, open_page, words=2)
-    page.locator(NEW_CHAT).click()
-    page.locator(f"{DIALOG} button", has_text="Cancel").click()
-    expect(page.locator(DIALOG)).to_have_count(0)
-    expect(page.locator(MODEL_TURN)).to_have_count(1)
-
-    page.locator(NEW_CHAT).click()
-    page.locator(DISCARD, has_text="Discard and continue").click()
-    expect(page.locator(DIALOG)).to_have_count(0)
-    expect(page.locator("ms-chat-turn")).to_have_count(0)
-    expect(page.locator(SPINNER)).to_have_count(0)
-    run = wait_run(replica, 0, "stopped")
-    assert 0 < len(run["text"]) < len(run["answer"])
-
-
-def test_settings_and_stop_chips_reach_the_run(replica: ThreadedReplica, open_page: OpenPage) -> None:
     page = open_page(replica)
-    page.locator(TEMPERATURE).fill("0.3")
-    page.locator(TOP_P).fill("0.5")
-    page.locator(MAX_TOKENS).fill("6")
-    for stop in ("big", "XYZ"):
-        page.locator(ADD_STOP).fill(stop)
-        page.locator(ADD_STOP).press("Enter")
-    page.locator('mat-chip-set mat-chip-row button[aria-label="Remove XYZ"]').click()
-    submit(page, "hello big world again")
-    run = wait_run(replica, 0, "completed")
-    expected = answer_for("hello big world again", "replica-pro", 6, ["big"])
-    assert expected == "Replica replica-pro answers: hello "
-    assert {key: run[key] for key in ("temperature", "top_p", "max_tokens", "stop", "text", "answer")} == {
-        "temperature": 0.3,
-        "top_p": 0.5,
-        "max_tokens": 6,
-        "stop": ["big"],
-        "text": expected,
-        "answer": expected,
-    }
-    assert model_text(page) == expected
+    submit(page, "Answer in markdown")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
+    answer = page.locator(f"{ui.MODEL_TURN} {ui.TURN_TEXT}")
+    expect(answer.locator("h1")).to_have_text("Replica report")
+    expect(answer.locator("strong").first).to_have_text("replica-flash")
+    expect(answer.locator("ul > li")).to_have_count(3)
+    expect(answer.locator("table td")).to_have_count(4)
+    block = answer.locator(ui.CODE_BLOCK)
+    expect(block).to_have_count(1)
+    expect(block.locator(".code-block-header")).to_contain_text("python")
+    expect(block.locator("span.material-symbols-outlined")).to_have_text(["content_copy", "download"])
+    expect(block.locator("pre code")).to_contain_text('    if name:\n        return f"hello {name}"')
+    run = replica.wait_run(0, "completed")
+    raw = answer_for("Answer in markdown", "replica-flash", None, [])
+    shown = answer_text(page)
+    assert run["answer"] == raw and run["text"] == shown
+    assert shown != raw and "```" not in shown and "**" not in shown and "content_copydownload" in shown
+    # The raw markdown is there after the end, behind the turn's Edit button.
+    page.locator(f"{ui.MODEL_TURN} {ui.EDIT_BUTTON}").click()
+    expect(page.locator(f"{ui.MODEL_TURN} textarea")).to_have_attribute("data-value", raw)
 
 
-def test_model_chosen_in_local_storage_reaches_the_run(replica: ThreadedReplica, open_page: OpenPage) -> None:
-    page = open_page(replica)
-    expect(page.locator("span.model-name")).to_have_text("replica-pro")
-    page.evaluate(
-        """() => localStorage.setItem("aiStudioUserPreference",
-             JSON.stringify({ promptModel: "models/replica-flash", other: 1 }))"""
+def test_thinking_comes_first_in_a_thought_chunk(replica: ThreadedReplica, open_page: OpenPage) -> None:
+    page = open_page(replica, path="/prompts/new_chat?model=replica-pro")
+    expect(page.locator(ui.MODEL_LABEL)).to_have_text("replica-pro")
+    submit(page, "think about it")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
+    thought = page.locator(f"{ui.MODEL_TURN} {ui.THOUGHT}")
+    expect(thought).to_have_count(1)
+    expect(thought.locator("span.material-symbols-outlined").first).to_have_text("expand_more")
+    expect(thought).to_contain_text("Thoughts")
+    expect(thought.locator(f"{ui.TURN_TEXT} strong")).to_have_text("Reading the request")
+    # Before the answer, in the same turn; the turn's cmark nodes hold both.
+    order = page.evaluate(
+        """() => [...document.querySelector("ms-chat-turn .chat-turn-container.model .turn-content").children]
+              .map((child) => child.tagName.toLowerCase())"""
     )
-    with page.expect_response(lambda response: "ListModels" in response.url) as listed:
-        page.reload()
-    assert {"models/replica-pro", "models/replica-flash"} <= set(listed.value.text().split('"'))
-    expect(page.locator("span.model-name")).to_have_text("replica-flash")
-    submit(page, "which model?")
-    run = wait_run(replica, 0, "completed")
-    assert run["model"] == "replica-flash"
-    assert run["text"] == answer_for("which model?", "replica-flash", 8192, [])
-
-    page.evaluate("""() => localStorage.setItem("aiStudioUserPreference", '{"promptModel": "models/x"}')""")
-    page.reload()
-    expect(page.locator("span.model-name")).to_have_text("replica-pro")
+    assert order == ["ms-thought-chunk", "ms-text-chunk"]
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.TURN_TEXT}")).to_have_count(2)
+    assert answer_text(page) == "Replica replica-pro answers: think about it"
+    run = replica.wait_run(0, "completed")
+    assert run["thoughts"] == thoughts_for("think about it", "replica-pro")
+    assert run["usage"]["thoughts"] > 0 and run["text"] == "Replica replica-pro answers: think about it"
 
 
-def test_quota_shows_a_toast_until_new_chat(start_replica: StartReplica, open_page: OpenPage) -> None:
-    replica = start_replica(quota_after=1)
-    page = open_page(replica)
-    submit(page, "first")
-    wait_run(replica, 0, "completed")
-    expect(page.locator(SPINNER)).to_have_count(0)
-    submit(page, "second")
-    expect(page.locator(TOAST)).to_have_text(QUOTA_MESSAGE)
-    expect(page.locator("div.toast.error")).to_have_count(1)
-    expect(page.locator(SPINNER)).to_have_count(0)
-    expect(page.locator(MODEL_TURN)).to_have_count(1)  # no answer for the refused run
-    assert replica.runs()[1]["status"] == "quota"
-    page.locator(NEW_CHAT).click()
-    page.locator(DISCARD).click()
-    expect(page.locator(TOAST)).to_have_count(0)
-
-
-def test_reload_mid_generation_reports_the_run_stopped(
+def test_stop_aborts_the_request_and_the_server_records_it(
     start_replica: StartReplica, open_page: OpenPage
 ) -> None:
+    replica, page = generating(start_replica, open_page, words=4)
+    expect(page.locator(ui.SPINNER)).to_have_count(1)
+    page.locator(ui.STOP).click()
+    expect(page.locator(ui.SPINNER)).to_have_count(0)
+    run = replica.wait_run(0, "stopped")
+    shown = answer_text(page)
+    full = answer_for(LONG_PROMPT, "replica-flash", None, [])
+    # What the page reported is what it shows; the server sent at least that, not all.
+    assert run["text"] == shown and run["finish"] is None
+    assert shown and run["answer"].startswith(shown) and len(run["answer"]) < len(full)
+    expect(page.locator(ui.RUN)).to_be_disabled()
+    expect(page.locator(ui.RUN)).not_to_have_attribute("aria-label", "Stop generating")
+
+
+def test_new_chat_asks_then_discards_and_stops(start_replica: StartReplica, open_page: OpenPage) -> None:
+    replica, page = generating(start_replica, open_page, words=2)
+    page.locator(ui.NEW_CHAT).click()
+    page.locator(f"{ui.DIALOG} button", has_text="Cancel").click()
+    expect(page.locator(ui.DIALOG)).to_have_count(0)
+    expect(page.locator(ui.MODEL_TURN)).to_have_count(1)
+
+    page.locator(ui.NEW_CHAT).click()
+    page.locator(ui.DISCARD).click()
+    expect(page.locator(ui.DIALOG)).to_have_count(0)
+    expect(page.locator("ms-chat-turn")).to_have_count(0)
+    expect(page.locator(ui.ZERO_STATE)).to_have_count(1)
+    expect(page.locator(ui.NEW_CHAT)).to_be_disabled()
+    expect(page.locator(ui.SPINNER)).to_have_count(0)
+    run = replica.wait_run(0, "stopped")
+    assert 0 < len(run["text"]) < len(answer_for(LONG_PROMPT, "replica-flash", None, []))
+
+
+def test_a_second_prompt_carries_the_chat_so_far(replica: ThreadedReplica, open_page: OpenPage) -> None:
+    page = open_page(replica)
+    submit(page, "one two")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
+    submit(page, "three")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(2)
+    second = replica.wait_run(1, "completed")
+    # The earlier prompt and answer count in the prompt tokens; the prompt is the new one.
+    assert second["prompt"] == "three" and second["usage"]["prompt"] == 2 + 5 + 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "message", "status"),
+    [
+        ({"quota_after": 1}, "", QUOTA_MESSAGE, "quota"),
+        ({"permission_denied": frozenset({"replica-flash"})}, "", PERMISSION_MESSAGE, "denied"),
+    ],
+)
+def test_errors_show_a_callout_in_the_turn_and_a_toast(
+    start_replica: StartReplica,
+    open_page: OpenPage,
+    overrides: dict[str, Any],
+    path: str,
+    message: str,
+    status: str,
+) -> None:
+    replica = start_replica(**overrides)
+    page = open_page(replica)
+    if status == "quota":
+        submit(page, "first")
+        replica.wait_run(0, "completed")
+        expect(page.locator(ui.STOP)).to_have_count(0)
+    submit(page, "refused")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.CALLOUT}")).to_have_text(message)
+    expect(page.locator(ui.TOAST)).to_have_text(message)
+    expect(page.locator(ui.STOP)).to_have_count(0)
+    last_turn = page.locator(ui.MODEL_TURN).last
+    expect(last_turn.locator(ui.TURN_TEXT)).to_have_count(0)
+    expect(last_turn.locator(ui.THUMB_UP)).to_have_count(0)
+    run = replica.wait_run(len(replica.runs()) - 1, status)
+    assert run["proof_ok"] is True and run["answer"] == ""
+
+
+def test_the_page_proves_every_prompt_even_outside_ascii(
+    replica: ThreadedReplica, open_page: OpenPage
+) -> None:
+    page = open_page(replica)
+    prompt = "héllo ☃ 𝄞 " + "x" * 200
+    submit(page, prompt)
+    run = replica.wait_run(0, "completed")
+    assert run["proof_ok"] is True and run["prompt"] == prompt
+    assert run["session"] == SESSION
+
+
+def test_reload_mid_generation_stops_the_run(start_replica: StartReplica, open_page: OpenPage) -> None:
     replica, page = generating(start_replica, open_page, words=3)
     page.reload()
-    run = wait_run(replica, 0, "stopped")
-    assert run["answer"].startswith(run["text"]) and len(run["text"]) < len(run["answer"])
+    run = replica.wait_run(0, "stopped")
+    assert run["answer"].startswith(run["text"]) and len(run["text"]) > 0
     expect(page.locator("ms-chat-turn")).to_have_count(0)
+    expect(page.locator(ui.ZERO_STATE)).to_have_count(1)
 
 
 def test_login_flow_leads_back_to_the_chat(replica: ThreadedReplica, open_page: OpenPage) -> None:
@@ -252,7 +278,7 @@ def test_login_flow_leads_back_to_the_chat(replica: ThreadedReplica, open_page: 
     page.locator('input[name="password"]').fill("secret")
     page.locator("button#sign-in").click()
     page.wait_for_url(replica.url + "/prompts/new_chat")
-    expect(page.locator(TEXTAREA)).to_be_visible()
+    expect(page.locator(ui.PROMPT)).to_be_visible()
     submit(page, "after login")
-    run = wait_run(replica, 0, "completed")
+    run = replica.wait_run(0, "completed")
     assert run["session"] not in {SESSION, "stale-session"}

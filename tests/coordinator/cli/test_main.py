@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import fields
 from pathlib import Path
 
@@ -110,3 +111,36 @@ def test_an_unreadable_key_file_is_refused(started: list[Settings], tmp_path: Pa
     assert result.exit_code == 2
     assert "cannot read the API key file" in result.output
     assert started == []
+
+
+def test_check_site_runs_the_childs_check_in_a_process_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[list[str]] = []
+
+    def fake_run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 1)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    profile = tmp_path / "alice.json"
+    result = CliRunner().invoke(
+        main.app,
+        ["check-site", "--profile", str(profile), "--site-url", "http://127.0.0.1:9", "--engine", "chromium",
+         "--prompt", "hello", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 1  # the check's own verdict
+    argv = ran[0]
+    assert argv[1:5] == ["-m", "child.check_site", "--profile", str(profile)]
+    assert argv[argv.index("--engine") + 1] == "chromium"
+    assert argv[argv.index("--site-url") + 1] == "http://127.0.0.1:9"
+    assert argv[argv.index("--prompt") + 1] == "hello"
+    assert "--json" in argv and "--headless" in argv
+
+
+def test_check_site_refuses_the_mock_engine(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main.app, ["check-site", "--profile", str(tmp_path / "a.json"), "--engine", "mock"]
+    )
+    assert result.exit_code == 2
+    assert "drives a real browser" in result.output

@@ -182,6 +182,18 @@ def test_render_is_an_aligned_table() -> None:
     assert header.index("LAST ERROR") == alpha.rindex("-")
 
 
+def test_render_names_the_selectors_a_child_misses_below_the_table() -> None:
+    drifted = {**BETA, "selectors_missing": ["prompt", "zero_state"]}
+    text = status.render(Status("http://c", SUMMARY, {"object": "list", "data": [ALPHA, drifted]}))
+    table, drift = text.split("\n\n")[1:]
+    assert len(table.splitlines()) == 3
+    assert drift.splitlines() == [
+        "beta: selectors missing: prompt, zero_state",
+        "the site's page changed: see `coordinator check-site --profile FILE`, fix with --site-config",
+    ]
+    assert "selectors missing" not in status.render(Status("http://c", SUMMARY, LISTING))
+
+
 def test_render_without_children() -> None:
     text = status.render(Status("http://c", SUMMARY, {"object": "list", "data": []}))
     assert text.endswith("\n\nno children")

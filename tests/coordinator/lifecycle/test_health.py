@@ -23,3 +23,12 @@ def test_quota_and_logged_out_are_reported_as_such() -> None:
 def test_an_answer_outside_the_contract_counts_as_unreachable() -> None:
     assert read_health(200, b"<html>").status == "unreachable"
     assert read_health(200, b'{"status": "dancing"}').status == "unreachable"
+
+
+def test_the_selectors_a_child_misses_come_through_and_junk_is_dropped() -> None:
+    body = {"status": "ready", "selectors_missing": ["prompt", 3, "zero_state"]}
+    assert read_health(200, json.dumps(body).encode()).selectors_missing == ("prompt", "zero_state")
+    assert (
+        read_health(200, json.dumps({"status": "ready", "selectors_missing": "x"}).encode()).selectors_missing
+        == ()
+    )

@@ -280,6 +280,16 @@ async def test_models_are_the_ones_a_child_names_once_it_can_serve(rig: Rig) -> 
     assert (rig.state("a"), rig.child("a").models) == (S.READY, ("replica-pro", "replica-flash"))
 
 
+async def test_the_selectors_a_child_misses_are_kept_until_it_says_otherwise(rig: Rig) -> None:
+    rig.answer("a", HealthReport(status="ready", models=("m",), selectors_missing=("prompt",)))
+    await poll(rig)
+    assert rig.child("a").selectors_missing == ("prompt",)
+    assert rig.child("a").snapshot()["selectors_missing"] == ["prompt"]
+    rig.answer("a", HealthReport(status="ready", models=("m",)))
+    await poll(rig)
+    assert rig.child("a").selectors_missing == ()
+
+
 async def test_a_child_not_ready_in_time_is_killed(rig: Rig) -> None:
     child = rig.child("a")
     rig.answer("a", HealthReport(status="starting"))

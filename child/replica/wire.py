@@ -1,0 +1,265 @@
+"""The answer endpoint's wire format (json+protobuf), both ways: the request the page
+posts and the frames the endpoint streams back, byte for byte as spec section B has it.
+
+json+protobuf is protobuf written as JSON arrays: a message is an array whose index is
+the field number less one, unset fields are `null`, trailing unset fields are left off.
+So a reader can only find things by position, which is what the capture must do.
+
+Request (what the replica's page sends; the positions are the replica's choice):
+
+    [ "models/<id>",                        0 model
+      [content, ...],                       1 the chat so far, the new prompt last
+      null,                                 2 safety settings (unused)
+      [stop|null, null, null, max_tokens,   3 generation config
+       temperature|null, top_p|null, top_k],
+      "<request nonce, 32 hex>",            4 per request, also the run's id
+      null, null, null,
+      content|null,                         8 system instruction
+      null,
+      1|null ]                              10 temporary chat
+    content = [[part, ...], "user"|"model"]; a text part = [null, "text"]
+
+Response: `[[frame, frame, ...]]`; see `frame` and the part builders below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from child.replica.answer import Finish, Usage
+
+RPC_PREFIX: Final = "/$rpc/google.internal.alkali.applications.makersuite.v1.MakerSuiteService/"
+GENERATE_PATH: Final = RPC_PREFIX + "GenerateContent"
+LIST_MODELS_PATH: Final = RPC_PREFIX + "ListModels"
+REQUEST_CONTENT_TYPE: Final = "application/json+protobuf"
+RESPONSE_CONTENT_TYPE: Final = "application/json+protobuf; charset=UTF-8"
+
+# Google's canonical codes and texts for the errors the endpoint gives.
+INVALID_ARGUMENT: Final = (3, "Request contains an invalid argument.")
+NOT_FOUND: Final = 5
+PERMISSION_DENIED: Final = (7, "The caller does not have permission")
+RESOURCE_EXHAUSTED: Final = (8, "Resource has been exhausted (e.g. check quota).")
+UNAUTHENTICATED: Final = (16, "Request is missing required authentication credential.")
+
+NONCE: Final = re.compile(r"[0-9a-f]{32}")
+MODEL_PREFIX: Final = "models/"
+
+JsonArray = list[Any]
+
+
+class WireError(ValueError):
+    """A request body that is not the page's json+protobuf; the message says where."""
+
+
+# ---- the request
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """What a GenerateContent request asks for, read from its positions."""
+
+    model: str
+    turns: tuple[Turn, ...]
+    system: str
+    stop: tuple[str, ...]
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    nonce: str
+    temporary: bool
+
+    @property
+    def prompt(self) -> str:
+        """The newest user turn: what this request asks."""
+        return next((turn.text for turn in reversed(self.turns) if turn.role == "user"), "")
+
+    @property
+    def context(self) -> tuple[str, ...]:
+        """The rest of the request's text: the system instruction and earlier turns."""
+        earlier = [turn.text for turn in self.turns]
+        if earlier:
+            earlier.pop(max(i for i, turn in enumerate(self.turns) if turn.role == "user"))
+        return (self.system, *earlier) if self.system else tuple(earlier)
+
+
+def _at(array: Sequence[Any], index: int) -> Any:
+    return array[index] if index < len(array) else None
+
+
+def _content_text(content: Any, where: str) -> Turn:
+    if not (isinstance(content, list) and len(content) == 2 and isinstance(content[0], list)):
+        raise WireError(f"{where} is not [[part, ...], role]")
+    role = content[1]
+    if role not in ("user", "model"):
+        raise WireError(f"{where} has role {role!r}")
+    texts = []
+    for part in content[0]:
+        if not (isinstance(part, list) and len(part) >= 2 and isinstance(part[1], str)):
+            raise WireError(f"{where} holds a part that is not [null, text]")
+        texts.append(part[1])
+    return Turn(role, "".join(texts))
+
+
+def _number(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WireError(f"{where} is not a number")
+    return float(value)
+
+
+def parse_request(body: bytes) -> GenerateRequest:
+    """The request the page posted; raises WireError for anything the page never sends."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireError("the body is not JSON") from exc
+    if not isinstance(data, list) or len(data) < 5:
+        raise WireError("the body is not a GenerateContent array")
+    model = data[0]
+    if not isinstance(model, str) or not model.startswith(MODEL_PREFIX):
+        raise WireError("[0] is not models/<id>")
+    contents = data[1]
+    if not isinstance(contents, list) or not contents:
+        raise WireError("[1] holds no contents")
+    turns = tuple(_content_text(content, f"[1][{i}]") for i, content in enumerate(contents))
+    if turns[-1].role != "user" or not turns[-1].text.strip():
+        raise WireError("the last content is not a user prompt")
+    config = data[3] if data[3] is not None else []
+    if not isinstance(config, list):
+        raise WireError("[3] is not a generation config")
+    stop = _at(config, 0) or []
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+        raise WireError("[3][0] is not a list of stop sequences")
+    max_tokens = _at(config, 3)
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
+        raise WireError("[3][3] is not a whole number")
+    nonce = data[4]
+    if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
+        raise WireError("[4] is not a request nonce")
+    system_content = _at(data, 8)
+    system = _content_text(system_content, "[8]").text if system_content is not None else ""
+    return GenerateRequest(
+        model=model.removeprefix(MODEL_PREFIX),
+        turns=turns,
+        system=system,
+        stop=tuple(stop),
+        max_tokens=max_tokens,
+        temperature=_number(_at(config, 4), "[3][4]"),
+        top_p=_number(_at(config, 5), "[3][5]"),
+        nonce=nonce,
+        temporary=_at(data, 10) == 1,
+    )
+
+
+def encode_request(request: GenerateRequest) -> bytes:
+    """`request` as the page writes it (tests use it to speak for a page)."""
+    turns = [[[[None, turn.text]], turn.role] for turn in request.turns]
+    config = [list(request.stop) or None, None, None, request.max_tokens, request.temperature,
+              request.top_p, 64]  # fmt: skip
+    system = [[[None, request.system]], "user"] if request.system else None
+    data = [MODEL_PREFIX + request.model, turns, None, config, request.nonce,
+            None, None, None, system, None, 1 if request.temporary else None]  # fmt: skip
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# ---- the response
+
+
+def text_part(text: str) -> JsonArray:
+    return [None, text]
+
+
+def thought_part(text: str) -> JsonArray:
+    """Thinking text: index 12 is true (13 elements)."""
+    return [None, text, *([None] * 10), True]
+
+
+def signature_part(signature: str) -> JsonArray:
+    """The thought signature: no text, index 14 (15 elements); readers skip it."""
+    return [*([None] * 12), True, None, signature]
+
+
+def function_call_part(name: str, arguments: Mapping[str, Any]) -> JsonArray:
+    """A function call: index 10 is [name, Struct] (11 elements)."""
+    return [*([None] * 10), [name, struct(arguments)]]
+
+
+def struct(mapping: Mapping[str, Any]) -> JsonArray:
+    """A protobuf Struct: [[["key", Value], ...]]."""
+    return [[[key, value(item)] for key, item in mapping.items()]]
+
+
+def value(item: Any) -> JsonArray:
+    """A protobuf Value, its kind told by the array's length."""
+    if item is None:
+        return [0]
+    if isinstance(item, bool):
+        return [None, None, None, item]
+    if isinstance(item, int | float):
+        return [None, item]
+    if isinstance(item, str):
+        return [None, None, item]
+    if isinstance(item, Mapping):
+        return [None, None, None, None, struct(item)]
+    if isinstance(item, list | tuple):
+        return [None, None, None, None, None, [[value(element) for element in item]]]
+    raise TypeError(f"no protobuf Value for {type(item).__name__}")
+
+
+def usage(counts: Usage) -> JsonArray:
+    """[prompt, candidates, total, six nulls, thoughts]; the thoughts slot only when some."""
+    head: JsonArray = [counts.prompt, counts.candidates, counts.total]
+    return [*head, *([None] * 6), counts.thoughts] if counts.thoughts else head
+
+
+def frame(parts: list[JsonArray], finish: Finish | None = None, counts: Usage | None = None) -> JsonArray:
+    """[[candidate], null, usage?]; candidate [content] or [content, finish]."""
+    content = [parts, "model"]
+    candidate = [content] if finish is None else [content, int(finish)]
+    return [[candidate]] if counts is None else [[candidate], None, usage(counts)]
+
+
+def error_body(code: int, message: str) -> bytes:
+    return dumps([None, [code, message]])
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class BodyWriter:
+    """Writes `[[frame,frame,...]]` a frame at a time, gzip-encoded if asked.
+
+    Each call returns the bytes of one chunk. The gzip stream is flushed with
+    Z_SYNC_FLUSH after every frame, so a reader can decode each frame as it arrives.
+    """
+
+    def __init__(self, gzip: bool) -> None:
+        self._compressor = zlib.compressobj(wbits=31) if gzip else None
+        self._frames = 0
+
+    def _encode(self, data: bytes, final: bool = False) -> bytes:
+        if self._compressor is None:
+            return data
+        flush = zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
+        return self._compressor.compress(data) + self._compressor.flush(flush)
+
+    def frame(self, data: JsonArray) -> bytes:
+        lead = b"[[" if self._frames == 0 else b","
+        self._frames += 1
+        return self._encode(lead + dumps(data))
+
+    def close(self) -> bytes:
+        return self._encode(b"[[]]" if self._frames == 0 else b"]]", final=True)
