@@ -32,6 +32,10 @@ class ChildSettings:
     browser_path: str | None = None
     site_url: str | None = None
     site_config: Path | None = None
+    # Write-back of refreshed cookies to the profile file (child.engines.profile_writer).
+    write_back_interval: float = 0.0  # seconds; 0: not on a timer
+    write_back_requests: int = 0  # requests; 0: not by count
+    write_back_record: Path | None = None  # the digests of the child's own writes
 
     @property
     def profile(self) -> str:
@@ -58,6 +62,9 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSetti
         browser_path=args.browser_path,
         site_url=args.site_url,
         site_config=args.site_config,
+        write_back_interval=args.write_back_interval,
+        write_back_requests=args.write_back_requests,
+        write_back_record=args.write_back_record,
     )
 
 

@@ -7,6 +7,15 @@ the browser engines (chromium, camoufox) slot in later without touching the rest
 
 Engines report trouble by raising `EngineError` subclasses; each carries the HTTP status
 and OpenAI error code it means, and the edge turns it into a response in one place.
+
+What the site refuses comes in three kinds, which the coordinator treats apart:
+
+- `QuotaExhausted` (429 `quota_exhausted`): the account is out of quota *for one model*
+  (`model`; None when the site did not say which). The error body names it (`"model"` in
+  the error object, `param` "model"); other models still serve.
+- `RateLimited` (429 `rate_limited`): the whole account is asked to slow down, briefly.
+- `PermissionDenied` (403 `permission_denied`): the site refused the request itself (the
+  page's anti-bot proof was refused, or the account is flagged); not a quota.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ class EngineStatus:
     browser_connected: bool | None = None
     # When the state is expected to clear (quota resets), in seconds, if the site says.
     retry_after: int | None = None
+    # Models out of quota while the engine serves others: model → seconds until it resets.
+    quota: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +79,34 @@ class AuthExpired(EngineError):
 
 
 class QuotaExhausted(EngineError):
+    """Out of quota for `model` (None: the site did not say which, so the whole account)."""
+
     status = 429
     code = "quota_exhausted"
     # Sites rarely say when a quota resets; a minute keeps clients from hammering.
     default_retry_after = 60
+
+    def __init__(self, message: str, *, model: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.model = model
+        self.param = "model" if model is not None else None
+
+
+class RateLimited(EngineError):
+    """The whole account is rate-limited for a short while, whatever the model."""
+
+    status = 429
+    code = "rate_limited"
+    default_retry_after = 300
+
+
+class PermissionDenied(EngineError):
+    """The site refused the request: its page proof was rejected or the account is flagged.
+
+    Not a quota: waiting for a reset does not help; a fresh page, or another account, may."""
+
+    status = 403
+    code = "permission_denied"
 
 
 class EngineBroken(EngineError):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from child.engines.base import Engine
 from child.engines.mock import MockEngine, MockSettings
+from child.engines.profile_writer import ProfileWriter
 from child.settings import ChildSettings
 from coordinator.protocol.link import EngineName
 
@@ -17,8 +18,18 @@ from coordinator.protocol.link import EngineName
 def create_engine(settings: ChildSettings, environ: Mapping[str, str]) -> Engine:
     """The engine named on the command line, or EngineConfigError if it cannot be had."""
     if settings.engine == EngineName.MOCK:
-        return MockEngine(MockSettings.from_env(environ, settings.profile))
+        return MockEngine(MockSettings.from_env(environ, settings.profile), profile_writer(settings))
     # Imported here: a mock child never loads Playwright.
     from child.engines.browser import create_browser_engine
 
     return create_browser_engine(settings, environ)
+
+
+def profile_writer(settings: ChildSettings) -> ProfileWriter:
+    """The write-back of the session to the profile file, as the command line sets it."""
+    return ProfileWriter(
+        settings.profile_path,
+        every_s=settings.write_back_interval,
+        every_requests=settings.write_back_requests,
+        record=settings.write_back_record,
+    )

@@ -164,6 +164,18 @@ def run(
     profiles_poll: float = _option(
         "--profiles-poll", "Seconds between scans of the profiles folder for changes (SIGHUP: at once)."
     ),
+    write_back_interval: float = _option(
+        "--write-back-interval",
+        "Seconds between writes of a child's refreshed cookies to its profile file (0: not on a timer).",
+    ),
+    write_back_requests: int = _option(
+        "--write-back-requests",
+        "Requests a child serves between writes of its refreshed cookies (0: not by count).",
+    ),
+    permission_cooldown: float = _option(
+        "--permission-cooldown",
+        "Seconds a child the site refused (permission denied) is out; doubles with each in a row.",
+    ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),

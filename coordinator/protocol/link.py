@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
@@ -63,6 +63,11 @@ class ChildArgs:
     browser_path: str | None = None
     site_url: str | None = None
     site_config: Path | None = None
+    # Refreshed cookies go back to the profile file every so many seconds and requests
+    # (0: not by that measure), after the digest is added to this record (writeback.py).
+    write_back_interval: float = 0.0
+    write_back_requests: int = 0
+    write_back_record: Path | None = None
 
     def to_argv(self) -> list[str]:
         """The arguments after `python -m child`."""
@@ -79,10 +84,15 @@ class ChildArgs:
             self.engine.value,
             "--headless" if self.headless else "--no-headless",
         ]
+        if self.write_back_interval > 0:
+            argv += ["--write-back-interval", f"{self.write_back_interval:g}"]
+        if self.write_back_requests > 0:
+            argv += ["--write-back-requests", str(self.write_back_requests)]
         for flag, value in (
             ("--browser-path", self.browser_path),
             ("--site-url", self.site_url),
             ("--site-config", self.site_config),
+            ("--write-back-record", self.write_back_record),
         ):
             if value:
                 argv += [flag, str(value)]
@@ -101,6 +111,9 @@ class ChildArgs:
             browser_path=args.browser_path,
             site_url=args.site_url,
             site_config=args.site_config,
+            write_back_interval=args.write_back_interval,
+            write_back_requests=args.write_back_requests,
+            write_back_record=args.write_back_record,
         )
 
 
@@ -120,6 +133,19 @@ def _port(raw: str) -> int:
     return value
 
 
+def _not_negative(kind: type[int] | type[float]) -> Any:
+    def convert(raw: str) -> int | float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{value} is negative")
+        return value
+
+    return convert
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m child", description="One browser page behind a private HTTP API.")
     parser.add_argument("--profile", type=Path, required=True, help="storage-state JSON file")
@@ -131,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--browser-path", help="the browser executable (else found as --engine says)")
     parser.add_argument("--site-url", help="the site's origin, e.g. a local replica's")
     parser.add_argument("--site-config", type=Path, help="TOML or JSON file overriding selectors")
+    parser.add_argument(
+        "--write-back-interval", type=_not_negative(float), default=0.0, help="seconds; 0: not on a timer"
+    )
+    parser.add_argument(
+        "--write-back-requests", type=_not_negative(int), default=0, help="requests; 0: not by count"
+    )
+    parser.add_argument("--write-back-record", type=Path, help="where the digests of the writes go")
     return parser
 
 
@@ -168,6 +201,8 @@ class Health:
     browser_connected: bool | None = None
     models: tuple[str, ...] = ()
     retry_after: float | None = None  # seconds until a quota cooldown ends, if the site says
+    # Models out of quota while the others serve: model → seconds until its quota resets.
+    quota: Mapping[str, float] = field(default_factory=dict)
     request_id: str | None = None
     served: int = 0
     api_port: int | None = None
@@ -193,6 +228,7 @@ class Health:
             "browser_connected": self.browser_connected,
             "models": list(self.models),
             "retry_after": self.retry_after,
+            "quota": dict(self.quota),
             "request_id": self.request_id,
             "served": self.served,
             "api_port": self.api_port,
@@ -221,6 +257,7 @@ class Health:
             browser_connected=_typed(body, "browser_connected", bool),
             models=tuple(m for m in models if isinstance(m, str)) if isinstance(models, list) else (),
             retry_after=retry_after if retry_after is not None and retry_after > 0 else None,
+            quota=_quota(body.get("quota")),
             request_id=_typed(body, "request_id", str),
             served=_typed(body, "served", int) or 0,
             api_port=_typed(body, "api_port", int),
@@ -234,6 +271,16 @@ def _typed(body: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
     if kind is int and isinstance(value, bool):
         return None
     return value if isinstance(value, kind) else None
+
+
+def _quota(value: object) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        model: seconds
+        for model, raw in value.items()
+        if isinstance(model, str) and (seconds := _number(raw)) is not None and seconds > 0
+    }
 
 
 def _number(value: object) -> float | None:
