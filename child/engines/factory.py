@@ -18,18 +18,9 @@ from coordinator.protocol.link import EngineName
 def create_engine(settings: ChildSettings, environ: Mapping[str, str]) -> Engine:
     """The engine named on the command line, or EngineConfigError if it cannot be had."""
     if settings.engine == EngineName.MOCK:
-        return MockEngine(MockSettings.from_env(environ, settings.profile), profile_writer(settings))
+        writer = ProfileWriter.from_settings(settings)
+        return MockEngine(MockSettings.from_env(environ, settings.profile), writer)
     # Imported here: a mock child never loads Playwright.
     from child.engines.browser import create_browser_engine
 
     return create_browser_engine(settings, environ)
-
-
-def profile_writer(settings: ChildSettings) -> ProfileWriter:
-    """The write-back of the session to the profile file, as the command line sets it."""
-    return ProfileWriter(
-        settings.profile_path,
-        every_s=settings.write_back_interval,
-        every_requests=settings.write_back_requests,
-        record=settings.write_back_record,
-    )

@@ -27,11 +27,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from coordinator.protocol.writeback import add_to_record, digest, write_atomically
+
+if TYPE_CHECKING:
+    from child.settings import ChildSettings
 
 log = structlog.get_logger("child.engines.profile_writer")
 
@@ -77,6 +80,16 @@ class ProfileWriter:
         self._last = clock()
         self._requests = 0
         self._failure: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ChildSettings) -> ProfileWriter:
+        """The writer the child's command line asks for (off when both intervals are 0)."""
+        return cls(
+            settings.profile_path,
+            every_s=settings.write_back_interval,
+            every_requests=settings.write_back_requests,
+            record=settings.write_back_record,
+        )
 
     def read(self) -> dict[str, Any]:
         """The profile's storage state, to make the context from; it becomes the version the

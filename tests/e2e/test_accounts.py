@@ -42,11 +42,16 @@ def test_a_childs_write_back_does_not_restart_it_but_a_users_new_file_does(
     pid = run.child("a")["pid"]
     path = run.profiles / "a.json"
     seen: set[str] = set()
+
+    def new_value() -> str | None:
+        value = refreshed(run, "a")
+        return value if value not in seen else None
+
     for n in range(3):
         assert run.post("/v1/chat/completions", json=ask("mock")).status_code == 200
-        value = wait_for(lambda: (v := refreshed(run, "a")) not in seen and v, 10, f"write-back {n + 1}")
-        seen.add(value)
-        wait_for(lambda: len(run.events("profile_written_back")) == n + 1, 10, "the watcher to see it")
+        seen.add(wait_for(new_value, 10, f"write-back {n + 1}"))
+        count = n + 1
+        wait_for(lambda: len(run.events("profile_written_back")) == count, 10, "the watcher to see it")  # noqa: B023
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert run.events("profile_changed") == [] and run.child("a")["pid"] == pid, "restarted for its own write"
     assert not any(value in run.output() for value in seen), "a cookie value reached the log"
