@@ -109,6 +109,36 @@ class PermissionDenied(EngineError):
     code = "permission_denied"
 
 
+# google.rpc.Code values the site's GenerateContent answers with ([null, [code, message]]).
+RPC_PERMISSION_DENIED = 7
+RPC_RESOURCE_EXHAUSTED = 8
+RPC_UNAUTHENTICATED = 16
+
+
+def site_refusal(
+    model: str, message: str, *, rpc_code: int | None = None, http_status: int | None = None
+) -> EngineError | None:
+    """The error for a refusal the site answered a prompt with (read from its network answer),
+    or None if it is none of these. `message` is the site's own words (never the prompt).
+
+    RESOURCE_EXHAUSTED (or HTTP 429) is a quota for `model`, unless its words say rate
+    limit (the whole account, briefly); PERMISSION_DENIED (or HTTP 403) is a refusal of the
+    request itself, not a quota; UNAUTHENTICATED (or HTTP 401) is a logged-out session."""
+    said = f"the site says: {message[:200]}" if message else "the site gave no reason"
+    if rpc_code == RPC_RESOURCE_EXHAUSTED or http_status == 429:
+        if "rate" in message.lower():
+            return RateLimited(f"this account is rate-limited; {said}")
+        return QuotaExhausted(f"this account is out of quota for {model}; {said}", model=model)
+    if rpc_code == RPC_PERMISSION_DENIED or http_status == 403:
+        return PermissionDenied(
+            f"the site refused the request (permission denied: its page proof was refused, "
+            f"or the account is flagged); {said}"
+        )
+    if rpc_code == RPC_UNAUTHENTICATED or http_status == 401:
+        return AuthExpired(f"the site no longer knows this session; log the profile in again; {said}")
+    return None
+
+
 class EngineBroken(EngineError):
     status = 503
     code = "broken"
