@@ -33,6 +33,10 @@ class ChildSettings:
     site_url: str | None = None
     site_config: Path | None = None
     ca_file: Path = field(default_factory=default_ca_file)
+    # Write-back of refreshed cookies to the profile file (child.engines.profile_writer).
+    write_back_interval: float = 0.0  # seconds; 0: not on a timer
+    write_back_requests: int = 0  # requests; 0: not by count
+    write_back_record: Path | None = None  # the digests of the child's own writes
 
     @property
     def profile(self) -> str:
@@ -60,6 +64,9 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSetti
         site_url=args.site_url,
         site_config=args.site_config,
         ca_file=args.ca_file or default_ca_file(),
+        write_back_interval=args.write_back_interval,
+        write_back_requests=args.write_back_requests,
+        write_back_record=args.write_back_record,
     )
 
 

@@ -176,6 +176,7 @@ class Coordinator:
             eject_cooldown_max=settings.eject_cooldown_max,
             on_queue_wait=self.metrics.queue_wait.observe,
             service_estimate=min(30.0, settings.first_byte_timeout),
+            permission_cooldown=settings.permission_cooldown,
         )
         self.roster.subscribe(self.metrics.on_transition)
         self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)

@@ -70,6 +70,13 @@ class Settings:
     healthy_run: float = 30.0
     # Seconds between scans of the profiles folder for added, removed and changed files.
     profiles_poll: float = 2.0
+    # Children write refreshed cookies back to their profile file this often, in seconds
+    # and in requests served (0: not by that measure; both 0: never).
+    write_back_interval: float = 1800.0
+    write_back_requests: int = 10
+    # A child whose request the site refused (permission denied) is out this long, doubled
+    # for each refusal in a row, up to PERMISSION_COOLDOWN_MAX.
+    permission_cooldown: float = 60.0
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
     grace_period: float = 8.0
     stop_timeout: float = 5.0

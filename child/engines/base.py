@@ -7,6 +7,15 @@ the browser engines (chromium, camoufox) slot in later without touching the rest
 
 Engines report trouble by raising `EngineError` subclasses; each carries the HTTP status
 and OpenAI error code it means, and the edge turns it into a response in one place.
+
+What the site refuses comes in three kinds, which the coordinator treats apart:
+
+- `QuotaExhausted` (429 `quota_exhausted`): the account is out of quota *for one model*
+  (`model`; None when the site did not say which). The error body names it (`"model"` in
+  the error object, `param` "model"); other models still serve.
+- `RateLimited` (429 `rate_limited`): the whole account is asked to slow down, briefly.
+- `PermissionDenied` (403 `permission_denied`): the site refused the request itself (the
+  page's anti-bot proof was refused, or the account is flagged); not a quota.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ class EngineStatus:
     # many answers were read from the rendered page.
     answer_source: str | None = None
     answers_from_dom: int = 0
+    # Models out of quota while the engine serves others: model → seconds until it resets.
+    quota: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +85,64 @@ class AuthExpired(EngineError):
 
 
 class QuotaExhausted(EngineError):
+    """Out of quota for `model` (None: the site did not say which, so the whole account)."""
+
     status = 429
     code = "quota_exhausted"
     # Sites rarely say when a quota resets; a minute keeps clients from hammering.
     default_retry_after = 60
+
+    def __init__(self, message: str, *, model: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.model = model
+        self.param = "model" if model is not None else None
+
+
+class RateLimited(EngineError):
+    """The whole account is rate-limited for a short while, whatever the model."""
+
+    status = 429
+    code = "rate_limited"
+    default_retry_after = 300
+
+
+class PermissionDenied(EngineError):
+    """The site refused the request: its page proof was rejected or the account is flagged.
+
+    Not a quota: waiting for a reset does not help; a fresh page, or another account, may."""
+
+    status = 403
+    code = "permission_denied"
+
+
+# google.rpc.Code values the site's GenerateContent answers with ([null, [code, message]]).
+RPC_PERMISSION_DENIED = 7
+RPC_RESOURCE_EXHAUSTED = 8
+RPC_UNAUTHENTICATED = 16
+
+
+def site_refusal(
+    model: str, message: str, *, rpc_code: int | None = None, http_status: int | None = None
+) -> EngineError | None:
+    """The error for a refusal the site answered a prompt with (read from its network answer),
+    or None if it is none of these. `message` is the site's own words (never the prompt).
+
+    RESOURCE_EXHAUSTED (or HTTP 429) is a quota for `model`, unless its words say rate
+    limit (the whole account, briefly); PERMISSION_DENIED (or HTTP 403) is a refusal of the
+    request itself, not a quota; UNAUTHENTICATED (or HTTP 401) is a logged-out session."""
+    said = f"the site says: {message[:200]}" if message else "the site gave no reason"
+    if rpc_code == RPC_RESOURCE_EXHAUSTED or http_status == 429:
+        if "rate" in message.lower():
+            return RateLimited(f"this account is rate-limited; {said}")
+        return QuotaExhausted(f"this account is out of quota for {model}; {said}", model=model)
+    if rpc_code == RPC_PERMISSION_DENIED or http_status == 403:
+        return PermissionDenied(
+            f"the site refused the request (permission denied: its page proof was refused, "
+            f"or the account is flagged); {said}"
+        )
+    if rpc_code == RPC_UNAUTHENTICATED or http_status == 401:
+        return AuthExpired(f"the site no longer knows this session; log the profile in again; {said}")
+    return None
 
 
 class EngineBroken(EngineError):

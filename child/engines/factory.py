@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from child.engines.base import Engine
 from child.engines.mock import MockEngine, MockSettings
+from child.engines.profile_writer import ProfileWriter
 from child.settings import ChildSettings
 from coordinator.protocol.link import EngineName
 
@@ -17,7 +18,8 @@ from coordinator.protocol.link import EngineName
 def create_engine(settings: ChildSettings, environ: Mapping[str, str]) -> Engine:
     """The engine named on the command line, or EngineConfigError if it cannot be had."""
     if settings.engine == EngineName.MOCK:
-        return MockEngine(MockSettings.from_env(environ, settings.profile))
+        writer = ProfileWriter.from_settings(settings)
+        return MockEngine(MockSettings.from_env(environ, settings.profile), writer)
     # Imported here: a mock child never loads Playwright.
     from child.engines.browser import create_browser_engine
 

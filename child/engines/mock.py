@@ -5,15 +5,22 @@ It answers `echo: <last user message>` word by word. Environment knobs slow it d
 make it fail, and make it answer with every kind of answer event a browser engine can
 produce (reasoning, a tool call, a finish reason, usage counts), so the whole relay of
 those is tested without a browser. The README lists the knobs.
+
+Like a browser engine, it writes its session back to the profile file when the write-back
+is on (`ProfileWriter`); its "session" is the profile as read, with one cookie refreshed
+at each look when MOCK_REFRESH_COOKIES names the profile (else nothing changes, nothing
+is written).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from child.engines.base import (
     EngineBroken,
@@ -21,9 +28,13 @@ from child.engines.base import (
     EngineError,
     EngineState,
     EngineStatus,
+    PermissionDenied,
     Prompt,
     QuotaExhausted,
+    RateLimited,
 )
+from child.engines.profile_writer import ProfileWriter, WriterState
+from child.engines.quota import QuotaBook
 from child.tokens import split_tokens
 from coordinator.protocol.link import (
     AnswerEvent,
@@ -46,8 +57,19 @@ class MockSettings:
     startup_ms: int = 0
     fail_start: bool = False
     fail_requests: bool = False
-    # MOCK_QUOTA: every request answers 429 quota_exhausted with a Retry-After of QUOTA_SECONDS.
+    # MOCK_QUOTA: every request answers 429 quota_exhausted with a Retry-After of QUOTA_SECONDS,
+    # for no model in particular (the whole account).
     quota: bool = False
+    # MOCK_MODELS: the models offered, the first the default.
+    models: tuple[str, ...] = ("mock",)
+    # MOCK_QUOTA_MODELS ("profile:model,..."): this profile's models out of quota (429 naming it).
+    quota_models: frozenset[str] = frozenset()
+    # MOCK_RATE_LIMIT: every request answers 429 rate_limited (the whole account, briefly).
+    rate_limited: bool = False
+    # MOCK_PERMISSION_DENIED: every request answers 403 permission_denied.
+    permission_denied: bool = False
+    # MOCK_REFRESH_COOKIES: the session's cookie changes, so the write-back has something to write.
+    refresh_cookies: bool = False
     # MOCK_REASONING: thinking streamed (word by word) before the answer.
     reasoning: str = ""
     # MOCK_TOOL_CALL / MOCK_TOOL_ARGUMENTS: a call of this function instead of text.
@@ -67,6 +89,11 @@ class MockSettings:
             fail_start=profile in _env_names(environ, "MOCK_FAIL_START"),
             fail_requests=profile in _env_names(environ, "MOCK_FAIL_REQUESTS"),
             quota=profile in _env_names(environ, "MOCK_QUOTA"),
+            models=tuple(_env_names_ordered(environ, "MOCK_MODELS")) or ("mock",),
+            quota_models=_env_profile_models(environ, "MOCK_QUOTA_MODELS", profile),
+            rate_limited=profile in _env_names(environ, "MOCK_RATE_LIMIT"),
+            permission_denied=profile in _env_names(environ, "MOCK_PERMISSION_DENIED"),
+            refresh_cookies=profile in _env_names(environ, "MOCK_REFRESH_COOKIES"),
             reasoning=environ.get("MOCK_REASONING", ""),
             tool_call=environ.get("MOCK_TOOL_CALL", "").strip(),
             tool_arguments=_env_json_object(environ, "MOCK_TOOL_ARGUMENTS"),
@@ -90,6 +117,21 @@ def _env_ms(environ: Mapping[str, str], name: str) -> int:
 
 def _env_names(environ: Mapping[str, str], name: str) -> frozenset[str]:
     return frozenset(part.strip() for part in environ.get(name, "").split(",") if part.strip())
+
+
+def _env_names_ordered(environ: Mapping[str, str], name: str) -> list[str]:
+    return list(dict.fromkeys(part.strip() for part in environ.get(name, "").split(",") if part.strip()))
+
+
+def _env_profile_models(environ: Mapping[str, str], name: str, profile: str) -> frozenset[str]:
+    models = set()
+    for pair in _env_names_ordered(environ, name):
+        owner, colon, model = pair.partition(":")
+        if not colon or not owner.strip() or not model.strip():
+            raise EngineConfigError(f"{name} must be profile:model pairs, comma-separated, not {pair!r}")
+        if owner.strip() == profile:
+            models.add(model.strip())
+    return frozenset(models)
 
 
 def _env_json_object(environ: Mapping[str, str], name: str) -> str:
@@ -128,42 +170,82 @@ def _env_usage(environ: Mapping[str, str], name: str) -> Usage | None:
     return Usage(*counts)
 
 
+class MockSession:
+    """The mock's stand-in for a browser context: the profile's storage state as read, with
+    the cookie `mock_refreshed` given a new value at every look if `refresh`."""
+
+    def __init__(self, state: Mapping[str, Any], *, refresh: bool) -> None:
+        self._state = dict(state)
+        self._refresh = refresh
+
+    async def storage_state(self) -> Mapping[str, Any]:
+        if self._refresh:
+            cookies = [c for c in self._state.get("cookies", []) if c.get("name") != "mock_refreshed"]
+            domain = next((c.get("domain") for c in cookies if c.get("domain")), "localhost")
+            cookie = {"name": "mock_refreshed", "value": secrets.token_hex(8), "domain": domain, "path": "/"}
+            self._state = {**self._state, "cookies": [*cookies, cookie]}
+        return self._state
+
+
 class MockEngine:
     """No browser: answers `echo: <last user message>` word by word, for tests and benchmarks."""
 
     name = "mock"
-    MODEL = "mock"
     QUOTA_SECONDS = 600  # long enough to outlive a test that restarts the coordinator
 
-    def __init__(self, settings: MockSettings) -> None:
+    def __init__(self, settings: MockSettings, writer: ProfileWriter | None = None) -> None:
         self._settings = settings
         self._state = EngineState.STARTING
         self._detail = "mock engine starting"
+        self._quota = QuotaBook()
+        self._writer = writer if writer is not None and writer.state is not WriterState.OFF else None
+        self._session: MockSession | None = None
+        self._writing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._settings.fail_start:
             await asyncio.sleep(0.2)
             raise EngineBroken("injected boot failure (MOCK_FAIL_START)")
         await _sleep_ms(self._settings.startup_ms)
+        if self._writer is not None:
+            self._session = MockSession(self._writer.read(), refresh=self._settings.refresh_cookies)
+            self._writing = asyncio.create_task(self._writer.run(self._session), name="profile-writer")
         self._state = EngineState.READY
         self._detail = "mock engine ready"
 
     async def close(self) -> None:
+        if self._writing is not None:
+            self._writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writing
         self._state = EngineState.BROKEN
         self._detail = "mock engine closed"
 
     def status(self) -> EngineStatus:
-        return EngineStatus(state=self._state, detail=self._detail)
+        return EngineStatus(state=self._state, detail=self._detail, quota=self._quota.remaining())
 
     def models(self) -> tuple[str, ...]:
-        return (self.MODEL,)
+        return self._settings.models
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         settings = self._settings
         if settings.fail_requests:
             raise EngineError("injected request failure (MOCK_FAIL_REQUESTS)")
+        if settings.permission_denied:
+            raise PermissionDenied("injected permission denied (MOCK_PERMISSION_DENIED)")
+        if settings.rate_limited:
+            raise RateLimited("injected rate limit (MOCK_RATE_LIMIT)", retry_after=self.QUOTA_SECONDS)
         if settings.quota:
             raise QuotaExhausted("injected quota exhaustion (MOCK_QUOTA)", retry_after=self.QUOTA_SECONDS)
+        self._quota.check(prompt.model)
+        if prompt.model in settings.quota_models:
+            exhausted = QuotaExhausted(
+                f"injected quota exhaustion for {prompt.model} (MOCK_QUOTA_MODELS)",
+                model=prompt.model,
+                retry_after=self.QUOTA_SECONDS,
+            )
+            self._quota.note(exhausted)
+            raise exhausted
         user_messages = [m for m in prompt.messages if m.get("role") == "user"]
         last_user = message_text(dict(user_messages[-1])) if user_messages else ""
         deltas: list[AnswerEvent] = [ReasoningDelta(token) for token in split_tokens(settings.reasoning)]
@@ -177,7 +259,13 @@ class MockEngine:
             await _sleep_ms(settings.first_token_ms if index == 0 else settings.token_ms)
             yield delta
         default = FinishReason.TOOL_CALLS if settings.tool_call else FinishReason.STOP
-        yield Finish(settings.finish_reason or default, settings.usage)
+        try:
+            yield Finish(settings.finish_reason or default, settings.usage)
+        finally:
+            # After the answer has gone out (the session closes the generator then), as a
+            # browser engine writes after its page's reset.
+            if self._writer is not None and self._session is not None:
+                await self._writer.maybe_write(self._session)
 
 
 async def _sleep_ms(ms: int) -> None:

@@ -34,7 +34,12 @@ def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = 
     merged = dict(headers or {})
     if exc.retry_after is not None:
         merged["Retry-After"] = str(exc.retry_after)
-    return error_response(exc.status, exc.message, exc.code, param=exc.param, headers=merged)
+    body = error_body(exc.message, status=exc.status, code=exc.code, param=exc.param)
+    model = getattr(exc, "model", None)
+    if isinstance(model, str):
+        # A quota is per model: the coordinator reads which one here (QuotaExhausted).
+        body["error"]["model"] = model
+    return JSONResponse(body, status_code=exc.status, headers=merged)
 
 
 def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

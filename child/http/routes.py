@@ -224,6 +224,7 @@ class _Handlers:
             browser_connected=status.browser_connected,
             models=tuple(self.engine.models()),
             retry_after=status.retry_after,
+            quota=status.quota,
             request_id=self.session.request_id,
             served=self.session.served,
             api_port=self.settings.api_port,

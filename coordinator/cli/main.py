@@ -114,7 +114,7 @@ def run(
     ),
     ca_file: Path | None = _option(
         "--ca-file",
-        "The capture's CA (mode 600, made once if missing). Default: ~/.local/share/coordinator/capture-ca.pem.",
+        "The capture's CA (mode 600, made once if missing; default ~/.local/share/coordinator).",
     ),
     api_key: str | None = _RUN_KEY,
     api_key_file: Path | None = _RUN_KEY_FILE,
@@ -168,6 +168,18 @@ def run(
     healthy_run: float = _option("--healthy-run", "Seconds of service after which restart backoff resets."),
     profiles_poll: float = _option(
         "--profiles-poll", "Seconds between scans of the profiles folder for changes (SIGHUP: at once)."
+    ),
+    write_back_interval: float = _option(
+        "--write-back-interval",
+        "Seconds between writes of a child's refreshed cookies to its profile file (0: not on a timer).",
+    ),
+    write_back_requests: int = _option(
+        "--write-back-requests",
+        "Requests a child serves between writes of its refreshed cookies (0: not by count).",
+    ),
+    permission_cooldown: float = _option(
+        "--permission-cooldown",
+        "Seconds a child the site refused (permission denied) is out; doubles with each in a row.",
     ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),

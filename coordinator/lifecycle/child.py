@@ -77,6 +77,8 @@ class Child:
         self.process: asyncio.subprocess.Process | None = None
         self.work_dir = log_dir / "work" / spec.id
         self.log_path = log_dir / f"{spec.id}.log"
+        # Where the child notes the versions of its profile file it wrote itself (writeback.py).
+        self.write_back_record = self.work_dir / "profile-writes.json"
         self._output = RotatingLog(self.log_path, LOG_FILE_BYTES, LOG_FILE_BACKUPS)
         self.last_output = ""
         # Data of the states, set only by the transition methods below.
@@ -105,6 +107,10 @@ class Child:
         self.served = 0
         self.errors_in_row = 0
         self.ejections = 0
+        self.denials = 0  # permission-denied answers in a row
+        # Quota is per account and per model: model → when (monotonic) its quota resets.
+        # Not a state: the child serves its other models meanwhile.
+        self.model_cooldowns: dict[str, float] = {}
 
     @property
     def pid(self) -> int | None:
@@ -168,14 +174,43 @@ class Child:
         self.cooldown_reason = why
         self.cooldown_until = until
 
+    def cool_model(self, model: str, until: float, reason: str) -> None:
+        """Out of quota for `model` until `until` (monotonic); the other models still serve."""
+        self.model_cooldowns[model] = until
+        log.info(
+            "model_cooldown",
+            child=self.id,
+            model=model,
+            seconds=round(until - self.clock(), 3),
+            reason=reason,
+        )
+
+    def model_cooldown_left(self, model: str | None, now: float) -> float:
+        """Seconds until `model`'s quota resets on this child (0: it may serve it).
+
+        None is the child's default model, the first it offers, as the child itself chooses."""
+        if model is None:
+            model = self.models[0] if self.models else None
+        until = self.model_cooldowns.get(model) if model is not None else None
+        return until - now if until is not None and until > now else 0.0
+
+    def end_model_cooldowns(self, now: float) -> list[str]:
+        """Forget the model cooldowns that are over; returns their models."""
+        over = [model for model, until in self.model_cooldowns.items() if until <= now]
+        for model in over:
+            del self.model_cooldowns[model]
+            log.info("model_cooldown_over", child=self.id, model=model)
+        return over
+
     def forgive_failures(self) -> None:
         """Count failures from zero again: an operator's restart, or a new profile file."""
         self.failures = self.start_failures = 0
 
     def clear_cooldown(self) -> None:
-        """Forget the cooldown, so the next start serves at once (an operator's restart)."""
+        """Forget the cooldowns, so the next start serves at once (an operator's restart)."""
         self.cooldown_until = None
         self.cooldown_reason = None
+        self.model_cooldowns.clear()
 
     def back_off(self, delay: float, reason: str) -> None:
         """Wait `delay` seconds, then start again (the supervisor's tick does)."""
@@ -325,6 +360,9 @@ class Child:
             "seconds_in_state": round(now - self.state_since, 3),
             "cooldown_seconds": round(self.cooldown_until - now, 3) if self.cooldown_until else None,
             "cooldown_reason": self.cooldown_reason.value if cooling and self.cooldown_reason else None,
+            "model_cooldowns": {
+                model: round(until - now, 3) for model, until in self.model_cooldowns.items() if until > now
+            },
             "next_start_seconds": round(self.next_start_at - now, 3) if self.next_start_at else None,
             "log_file": str(self.log_path),
         }

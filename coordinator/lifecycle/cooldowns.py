@@ -1,12 +1,17 @@
 """Profiles kept out of service across coordinator restarts: a small JSON file in the log dir.
 
-Two kinds of entry, keyed by profile name:
+Entries keyed by profile name (`profiles`), one per profile:
 
-- `quota`: the account is out of quota or rate-limited until a wall-clock time
-  (epoch seconds). An entry whose time has passed is dropped on load.
+- `quota`, `rate_limited`: the whole account is out of quota (no model named) or
+  rate-limited until a wall-clock time (epoch seconds). An entry whose time has passed
+  is dropped on load.
 - `auth_expired`: the profile is logged out. It holds the profile file's `mtime_ns` and
   `size` as they were when the child ran with it; while the file still matches, a new
   coordinator does not start that profile. A changed file clears the entry.
+
+and, apart (`models`, written only when there are some), the account's models out of
+quota: profile → model → `until` (epoch seconds). Quota is per account and per model,
+so these do not keep the profile out, only its requests for that model.
 
 Nothing secret goes in: no cookie, no content, no content hash; names, times, sizes.
 Every change rewrites the whole file through a temporary file and `os.replace`, so a
@@ -39,7 +44,12 @@ class Reason(enum.StrEnum):
     """Why a profile is kept out; the value is what the file says."""
 
     QUOTA = "quota"
+    RATE_LIMITED = "rate_limited"
     AUTH_EXPIRED = "auth_expired"
+
+
+# Entries that end at a time (the others end when the profile file changes).
+TIMED = frozenset({Reason.QUOTA, Reason.RATE_LIMITED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class FileStamp:
 class Entry:
     reason: Reason
     recorded_at: float  # epoch seconds
-    until: float | None = None  # epoch seconds; quota only
+    until: float | None = None  # epoch seconds; quota and rate_limited only
     stamp: FileStamp | None = None  # auth_expired only
 
     def remaining(self, now: float) -> float:
@@ -87,11 +97,11 @@ class Entry:
         recorded_at = data.get("recorded_at", 0.0)
         if not isinstance(recorded_at, int | float):
             return None
-        if reason == Reason.QUOTA:
+        if reason in TIMED:
             until = data.get("until")
             if not isinstance(until, int | float) or isinstance(until, bool):
                 return None
-            return cls(Reason.QUOTA, float(recorded_at), until=float(until))
+            return cls(Reason(reason), float(recorded_at), until=float(until))
         if reason == Reason.AUTH_EXPIRED:
             mtime_ns, size = data.get("mtime_ns"), data.get("size")
             if not isinstance(mtime_ns, int) or not isinstance(size, int):
@@ -102,22 +112,27 @@ class Entry:
 
 def load(path: Path, now: float) -> dict[str, Entry]:
     """The entries in `path` still in force at wall-clock `now`; {} if there is no usable file."""
+    return read(path, now)[0]
+
+
+def read(path: Path, now: float) -> tuple[dict[str, Entry], dict[str, dict[str, float]]]:
+    """The profile entries and the model quotas (profile → model → until) in force at `now`."""
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return {}, {}
     except (OSError, UnicodeDecodeError) as exc:
         log.warning("cooldowns_unreadable", path=str(path), error=f"{type(exc).__name__}: {exc}")
-        return {}
+        return {}, {}
     try:
         data = json.loads(raw)
     except ValueError as exc:
         log.warning("cooldowns_unreadable", path=str(path), error=f"not valid JSON ({exc})")
-        return {}
+        return {}, {}
     profiles = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(profiles, dict):
         log.warning("cooldowns_unreadable", path=str(path), error="no 'profiles' object")
-        return {}
+        return {}, {}
     entries: dict[str, Entry] = {}
     for name, value in profiles.items():
         entry = Entry.from_json(value)
@@ -125,16 +140,45 @@ def load(path: Path, now: float) -> dict[str, Entry]:
             log.warning("cooldown_entry_ignored", path=str(path), profile=name)
         elif entry.reason is Reason.AUTH_EXPIRED or entry.remaining(now) > 0:
             entries[str(name)] = entry
-    return entries
+    return entries, _models_from_json(data.get("models"), now)
 
 
-def save(path: Path, entries: Mapping[str, Entry]) -> None:
-    """Write `entries` to `path` atomically (a temporary file in the same folder, then a rename)."""
+def _models_from_json(data: Any, now: float) -> dict[str, dict[str, float]]:
+    if not isinstance(data, dict):
+        return {}
+    models: dict[str, dict[str, float]] = {}
+    for name, per_model in data.items():
+        if not isinstance(per_model, dict):
+            continue
+        kept = {
+            str(model): float(until)
+            for model, value in per_model.items()
+            if isinstance(value, dict)
+            and isinstance(until := value.get("until"), int | float)
+            and not isinstance(until, bool)
+            and until > now
+        }
+        if kept:
+            models[str(name)] = kept
+    return models
+
+
+def save(
+    path: Path, entries: Mapping[str, Entry], models: Mapping[str, Mapping[str, float]] | None = None
+) -> None:
+    """Write `entries` (and `models`: profile → model → until) to `path` atomically (a
+    temporary file in the same folder, then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {
+    document: dict[str, Any] = {
         "version": VERSION,
         "profiles": {name: entry.to_json() for name, entry in sorted(entries.items())},
     }
+    if models:
+        document["models"] = {
+            name: {model: {"until": round(until, 3)} for model, until in sorted(per_model.items())}
+            for name, per_model in sorted(models.items())
+            if per_model
+        }
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
@@ -160,9 +204,10 @@ class Cooldowns:
         self.path = path
         self.wall = wall
         self.entries: dict[str, Entry] = {}
+        self.models: dict[str, dict[str, float]] = {}  # profile → model → until (epoch seconds)
 
     def load(self) -> dict[str, Entry]:
-        self.entries = load(self.path, self.wall())
+        self.entries, self.models = read(self.path, self.wall())
         return dict(self.entries)
 
     def get(self, name: str) -> Entry | None:
@@ -173,15 +218,33 @@ class Cooldowns:
         entry = self.entries.get(name)
         return entry.remaining(self.wall()) if entry is not None else 0.0
 
-    def record_quota(self, name: str, seconds: float) -> None:
+    def record_quota(self, name: str, seconds: float, reason: Reason = Reason.QUOTA) -> None:
+        """The whole account is out (quota of no model in particular, or a rate limit)."""
+        if reason not in TIMED:
+            raise ValueError(f"{reason} is not a cooldown that ends at a time")
         now = self.wall()
-        self._set(name, Entry(Reason.QUOTA, now, until=now + max(0.0, seconds)))
+        self._set(name, Entry(reason, now, until=now + max(0.0, seconds)))
+
+    def model_remaining(self, name: str) -> dict[str, float]:
+        """Seconds left per model of `name` out of quota."""
+        now = self.wall()
+        return {model: until - now for model, until in self.models.get(name, {}).items() if until > now}
+
+    def set_models(self, name: str, seconds: Mapping[str, float]) -> None:
+        """`name`'s models out of quota are these (model → seconds left), and no others."""
+        now = self.wall()
+        kept = {model: now + left for model, left in seconds.items() if left > 0}
+        if kept:
+            self.models[name] = kept
+        elif self.models.pop(name, None) is None:
+            return
+        self._write()
 
     def record_auth_expired(self, name: str, stamp: FileStamp) -> None:
         self._set(name, Entry(Reason.AUTH_EXPIRED, self.wall(), stamp=stamp))
 
     def clear(self, name: str) -> bool:
-        """Forget `name`; True if there was an entry."""
+        """Forget `name`'s entry (not its model quotas: `set_models`); True if there was one."""
         if self.entries.pop(name, None) is None:
             return False
         self._write()
@@ -199,7 +262,12 @@ class Cooldowns:
             for name, entry in self.entries.items()
             if entry.reason is Reason.AUTH_EXPIRED or entry.remaining(now) > 0
         }
+        self.models = {
+            name: kept
+            for name, per_model in self.models.items()
+            if (kept := {model: until for model, until in per_model.items() if until > now})
+        }
         try:
-            save(self.path, self.entries)
+            save(self.path, self.entries, self.models)
         except OSError as exc:
             log.warning("cooldowns_not_saved", path=str(self.path), error=f"{type(exc).__name__}: {exc}")

@@ -9,7 +9,8 @@ only names the seam, so it never depends on the serving side.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from coordinator.protocol.link import CAN_SERVE, Health, HealthError, HealthStatus
@@ -23,6 +24,7 @@ class HealthReport:
     detail: str | None = None
     models: tuple[str, ...] = ()
     retry_after: float | None = None  # seconds until a quota cooldown ends, if the child knows
+    quota: Mapping[str, float] = field(default_factory=dict)  # models out of quota: seconds left
     request_id: str | None = None  # the request the child says it is serving
     selectors_missing: tuple[str, ...] = ()  # the site's selectors that no longer match (drift)
 
@@ -65,6 +67,7 @@ def read_health(status_code: int, raw: bytes) -> HealthReport:
         detail=health.detail,
         models=health.models,
         retry_after=health.retry_after,
+        quota=health.quota,
         request_id=health.request_id,
         selectors_missing=health.selectors_missing,
     )

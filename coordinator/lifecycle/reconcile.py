@@ -3,7 +3,9 @@
 Polled every `--profiles-poll` seconds from the supervisor's tick, or at once on SIGHUP.
 A new valid file gets a child on the next free port triple; a removed file's child
 drains and leaves the roster once stopped; a changed file's child restarts after its
-request; a file that turned invalid (perhaps half written) leaves its child as it is.
+request, unless the child wrote that version itself (its refreshed cookies, found in its
+write-back record: `coordinator.protocol.writeback`); a file that turned invalid
+(perhaps half written) leaves its child as it is.
 The decisions are here; the supervisor's `Hands` spawn, drain and restore.
 """
 
@@ -20,6 +22,7 @@ from coordinator.lifecycle.ports import PortError, PortTriple
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ALIVE, ChildState
 from coordinator.lifecycle.watch import ProfileVersion, ProfileWatcher, Scan
+from coordinator.protocol.writeback import read_record
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.lifecycle.reconcile")
@@ -99,7 +102,10 @@ class Reconciler:
             known = self._versions.get(name)
             self._versions[name] = version
             if known is not None and known.digest != version.digest:
-                self._file_changed(child, version)
+                if version.digest in read_record(child.write_back_record):
+                    log.info("profile_written_back", child=child.id, path=str(version.profile.path))
+                else:
+                    self._file_changed(child, version)
         for name, version in scan.valid.items():
             if name not in self.roster:
                 self._add(version)

@@ -22,12 +22,22 @@ class ChildState(enum.StrEnum):
 
 
 class CooldownReason(enum.StrEnum):
-    QUOTA = "quota"  # the account is out of quota or rate-limited; outlives the process
+    # The account is out of quota, for no model in particular (the child did not say which);
+    # outlives the process. A quota for one model is not a state (Child.model_cooldowns).
+    QUOTA = "quota"
+    RATE_LIMITED = "rate_limited"  # the whole account, for minutes; outlives the process too
+    # The site refused the request (page proof refused, or account flagged): out for a
+    # while that doubles with each refusal in a row; the process's own, not kept across runs.
+    PERMISSION_DENIED = "permission_denied"
     EJECTED = "ejected"  # failures in a row; the process's own, a fresh one starts clean
     UNREACHABLE = "unreachable"  # refused or dropped a request: dead or hung, until told otherwise
     # Busy with a request the pool did not give it: out until its /health says it is idle.
     STRAY = "stray"
 
+
+# Cooldowns that are the account's, not the process's: kept across restarts of the child
+# and of the coordinator (cooldowns.json).
+ACCOUNT_COOLDOWNS = frozenset({CooldownReason.QUOTA, CooldownReason.RATE_LIMITED})
 
 # States in which the child's process is expected to be running and may serve again.
 ALIVE = frozenset(

@@ -31,7 +31,14 @@ from coordinator.lifecycle.health import UNREACHABLE, Canceller, HealthReport, P
 from coordinator.lifecycle.process import Launcher
 from coordinator.lifecycle.reconcile import Reconciler
 from coordinator.lifecycle.roster import Roster
-from coordinator.lifecycle.states import ALIVE, RESTARTABLE, SERVING, ChildState, CooldownReason
+from coordinator.lifecycle.states import (
+    ACCOUNT_COOLDOWNS,
+    ALIVE,
+    RESTARTABLE,
+    SERVING,
+    ChildState,
+    CooldownReason,
+)
 from coordinator.protocol.link import EXIT_CONFIG, TOKEN_ENV, ChildArgs, HealthStatus
 from coordinator.settings import Settings
 
@@ -44,6 +51,8 @@ LAST_WORDS_SECONDS = 0.5
 # One poll is not enough: a child may finish a request a moment after the pool let it go.
 STRAY_CANCEL_POLLS = 2
 STRAY_KILL_POLLS = 4
+# A model quota the child reports in /health again is news only if its end moved this much.
+QUOTA_NEWS_SECONDS = 5.0
 _SECRETS_NOT_FOR_CHILDREN = frozenset(
     {"COORDINATOR_API_KEY", "COORDINATOR_API_KEY_FILE", "COORDINATOR_ADMIN_KEY", "COORDINATOR_ADMIN_KEY_FILE"}
 )
@@ -77,6 +86,8 @@ class Supervisor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self.cooldowns = cooldowns or Cooldowns(settings.log_dir / COOLDOWNS_FILE)
+        # Each child's model quotas as last written to the state file (monotonic ends).
+        self._saved_models: dict[str, dict[str, float]] = {}
         self.reconciler = Reconciler(settings, roster, self.cooldowns, self, now=clock())
         roster.subscribe(self.on_change)
 
@@ -161,8 +172,9 @@ class Supervisor:
             # stop may have started a new one, which must not be stopped.
             self._background(child.terminate(self.launcher, self.settings.stop_timeout, child.process))
         elif new is _S.COOLDOWN:
-            if child.cooldown_reason is CooldownReason.QUOTA and child.cooldown_until is not None:
-                self.cooldowns.record_quota(child.id, child.cooldown_until - self.clock())
+            if child.cooldown_reason in ACCOUNT_COOLDOWNS and child.cooldown_until is not None:
+                reason = Reason(child.cooldown_reason.value)
+                self.cooldowns.record_quota(child.id, child.cooldown_until - self.clock(), reason)
         elif new is _S.AUTH_EXPIRED:
             version = self.reconciler.version(child.id)
             saved = self.cooldowns.get(child.id)
@@ -172,7 +184,12 @@ class Supervisor:
             self.cooldowns.clear(child.id)
 
     def restore(self, child: Child) -> None:
-        """Apply what the state file says of a child about to start: logged out, or cooling down."""
+        """Apply what the state file says of a child about to start: logged out, cooling down,
+        or out of quota for some models."""
+        now = self.clock()
+        for model, left in self.cooldowns.model_remaining(child.id).items():
+            child.cool_model(model, now + left, "recorded by an earlier run")
+        self._saved_models[child.id] = dict(child.model_cooldowns)
         saved = self.cooldowns.get(child.id)
         if saved is None:
             return
@@ -189,9 +206,9 @@ class Supervisor:
             return
         remaining = saved.remaining(self.cooldowns.wall())
         if remaining > 0:
-            child.keep_cooling(CooldownReason.QUOTA, self.clock() + remaining)
-            seconds = round(remaining)
-            log.info("cooldown_restored", child=child.id, reason=CooldownReason.QUOTA.value, seconds=seconds)
+            why = CooldownReason(saved.reason.value)
+            child.keep_cooling(why, self.clock() + remaining)
+            log.info("cooldown_restored", child=child.id, reason=why.value, seconds=round(remaining))
 
     def spawn_soon(self, child: Child, reason: str) -> None:
         self._background(self._spawn(child, reason))
@@ -211,6 +228,9 @@ class Supervisor:
             site_url=self.settings.site_url,
             site_config=self.settings.site_config.resolve() if self.settings.site_config else None,
             ca_file=self.settings.ca_file.resolve() if self.settings.ca_file else None,
+            write_back_interval=self.settings.write_back_interval,
+            write_back_requests=self.settings.write_back_requests,
+            write_back_record=child.write_back_record.resolve(),
         )
         return [sys.executable, "-m", "child", *args.to_argv()]
 
@@ -328,10 +348,21 @@ class Supervisor:
             elif state is _S.DRAINING and child.request_id is None and child.running:
                 # Not while it is being spawned (no process yet): the spawn ends first.
                 child.stop("drained: no request in hand", then=child.after_stop)
+            child.end_model_cooldowns(now)
+            self._save_models(child, now)
         try:
             self.reconciler.tick(now)
         except Exception as exc:  # the tick must go on; the next scan tries again
             log.exception("profiles_scan_failed", error=repr(exc))
+
+    def _save_models(self, child: Child, now: float) -> None:
+        """Keep the state file's model quotas of `child` in step with the child's, level-triggered:
+        whoever changed them (the pool, a health check, an operator's restart), they are saved here."""
+        if child.model_cooldowns != self._saved_models.get(child.id, {}):
+            self.cooldowns.set_models(
+                child.id, {model: until - now for model, until in child.model_cooldowns.items()}
+            )
+            self._saved_models[child.id] = dict(child.model_cooldowns)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -372,6 +403,7 @@ class Supervisor:
         if report.status != UNREACHABLE:
             child.selectors_missing = report.selectors_missing
         self._check_stray(child, report)
+        self._note_model_quotas(child, report)
         if report.status == HealthStatus.AUTH_EXPIRED:
             child.log_out(
                 report.detail or "the site asked to sign in",
@@ -403,6 +435,15 @@ class Supervisor:
                     f"({report.status}: {report.detail})",
                 )
 
+    def _note_model_quotas(self, child: Child, report: HealthReport) -> None:
+        """The models the child says are out of quota: out for that long, for that model only."""
+        now = self.clock()
+        for model, seconds in report.quota.items():
+            until = now + seconds
+            known = child.model_cooldowns.get(model)
+            if known is None or abs(until - known) > QUOTA_NEWS_SECONDS:
+                child.cool_model(model, until, "child reports the model out of quota")
+
     def _check_stray(self, child: Child, report: HealthReport) -> None:
         """Recover a child busy with a request the pool does not know it holds.
 
@@ -431,14 +472,13 @@ class Supervisor:
         log.info("child_stray_cancelled", child=child.id, request_id=request_id, cancelled=cancelled)
 
     def _started(self, child: Child) -> None:
-        until = child.cooldown_until if child.cooldown_reason is CooldownReason.QUOTA else None
+        why = child.cooldown_reason
+        until = child.cooldown_until if why in ACCOUNT_COOLDOWNS else None
         left = until - self.clock() if until is not None else 0.0
-        if until is not None and left > 0:
+        if why is not None and until is not None and left > 0:
             # A quota cooldown is the account's, so it outlives a restart of the child (or of
             # the coordinator); an ejection was the old process's, and a fresh one starts clean.
-            child.cool_down(
-                CooldownReason.QUOTA, until, f"health check passed; still in quota cooldown for {left:.0f}s"
-            )
+            child.cool_down(why, until, f"health check passed; still in {why} cooldown for {left:.0f}s")
         else:
             child.ready("health check passed")
 

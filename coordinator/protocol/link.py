@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
@@ -66,6 +66,11 @@ class ChildArgs:
     site_config: Path | None = None
     # The capture's CA (made by the first child that needs it); None: default_ca_file().
     ca_file: Path | None = None
+    # Refreshed cookies go back to the profile file every so many seconds and requests
+    # (0: not by that measure), after the digest is added to this record (writeback.py).
+    write_back_interval: float = 0.0
+    write_back_requests: int = 0
+    write_back_record: Path | None = None
 
     def to_argv(self) -> list[str]:
         """The arguments after `python -m child`."""
@@ -82,11 +87,16 @@ class ChildArgs:
             self.engine.value,
             "--headless" if self.headless else "--no-headless",
         ]
+        if self.write_back_interval > 0:
+            argv += ["--write-back-interval", f"{self.write_back_interval:g}"]
+        if self.write_back_requests > 0:
+            argv += ["--write-back-requests", str(self.write_back_requests)]
         for flag, value in (
             ("--browser-path", self.browser_path),
             ("--site-url", self.site_url),
             ("--site-config", self.site_config),
             ("--ca-file", self.ca_file),
+            ("--write-back-record", self.write_back_record),
         ):
             if value:
                 argv += [flag, str(value)]
@@ -106,6 +116,9 @@ class ChildArgs:
             site_url=args.site_url,
             site_config=args.site_config,
             ca_file=args.ca_file,
+            write_back_interval=args.write_back_interval,
+            write_back_requests=args.write_back_requests,
+            write_back_record=args.write_back_record,
         )
 
 
@@ -125,6 +138,19 @@ def _port(raw: str) -> int:
     return value
 
 
+def _not_negative(kind: type[int] | type[float]) -> Any:
+    def convert(raw: str) -> int | float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{value} is negative")
+        return value
+
+    return convert
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m child", description="One browser page behind a private HTTP API.")
     parser.add_argument("--profile", type=Path, required=True, help="storage-state JSON file")
@@ -137,6 +163,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--site-url", help="the site's origin, e.g. a local replica's")
     parser.add_argument("--site-config", type=Path, help="TOML or JSON file overriding selectors")
     parser.add_argument("--ca-file", type=Path, help="the capture's CA (PEM, mode 600; made if missing)")
+    parser.add_argument(
+        "--write-back-interval", type=_not_negative(float), default=0.0, help="seconds; 0: not on a timer"
+    )
+    parser.add_argument(
+        "--write-back-requests", type=_not_negative(int), default=0, help="requests; 0: not by count"
+    )
+    parser.add_argument("--write-back-record", type=Path, help="where the digests of the writes go")
     return parser
 
 
@@ -180,6 +213,8 @@ class Health:
     browser_connected: bool | None = None
     models: tuple[str, ...] = ()
     retry_after: float | None = None  # seconds until a quota cooldown ends, if the site says
+    # Models out of quota while the others serve: model → seconds until its quota resets.
+    quota: Mapping[str, float] = field(default_factory=dict)
     request_id: str | None = None
     served: int = 0
     api_port: int | None = None
@@ -207,6 +242,7 @@ class Health:
             "browser_connected": self.browser_connected,
             "models": list(self.models),
             "retry_after": self.retry_after,
+            "quota": dict(self.quota),
             "request_id": self.request_id,
             "served": self.served,
             "api_port": self.api_port,
@@ -237,6 +273,7 @@ class Health:
             browser_connected=_typed(body, "browser_connected", bool),
             models=_strings(models),
             retry_after=retry_after if retry_after is not None and retry_after > 0 else None,
+            quota=_quota(body.get("quota")),
             request_id=_typed(body, "request_id", str),
             served=_typed(body, "served", int) or 0,
             api_port=_typed(body, "api_port", int),
@@ -255,6 +292,14 @@ def _typed(body: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
 
 def _strings(value: object) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+def _quota(value: object) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        model: seconds
+        for model, raw in value.items()
+        if isinstance(model, str) and (seconds := _number(raw)) is not None and seconds > 0
+    }
 
 
 def _number(value: object) -> float | None:

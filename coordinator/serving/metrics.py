@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from coordinator.lifecycle.states import ChildState, CooldownReason
+from coordinator.lifecycle.states import ACCOUNT_COOLDOWNS, ChildState, CooldownReason
 
 if TYPE_CHECKING:
     from coordinator.lifecycle.child import Child
@@ -146,7 +146,7 @@ class Metrics:
             self.restarts.labels(child.id).inc()
         elif new is ChildState.COOLDOWN and child.cooldown_reason is CooldownReason.EJECTED:
             self.ejections.labels(child.id).inc()
-        elif new is ChildState.COOLDOWN and child.cooldown_reason is CooldownReason.QUOTA:
+        elif new is ChildState.COOLDOWN and child.cooldown_reason in ACCOUNT_COOLDOWNS:
             self.cooldowns.labels(child.id).inc()
 
     def request_done(

@@ -1,10 +1,15 @@
 """Scheduling: which child serves which request, and the queue of those that wait.
 
 A child holds one request at a time. A request goes to an idle ready child that offers
-its model, round-robin among those; when there is none it waits in a bounded FIFO
-queue. Releasing a child records how the request went: failures in a row eject the
-child for a cooldown that doubles with each ejection. The children are the roster's
-(`coordinator.lifecycle.roster`); the pool hears of their state changes from it.
+its model and is not out of quota for it (quota is per account and per model: a child
+out of quota for one model serves the others), round-robin among those; when there is
+none it waits in a bounded FIFO queue, unless every child that offers the model is out of
+quota for it (then `quota_exhausted` at once, with the soonest reset as Retry-After).
+Releasing a child records how the request went: failures in a row eject the child for a
+cooldown that doubles with each ejection; a rate limit cools the whole child; a refusal
+by the site (permission denied) cools it for a while that doubles with each in a row.
+The children are the roster's (`coordinator.lifecycle.roster`); the pool hears of their
+state changes from it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import structlog
 
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
-from coordinator.lifecycle.states import ChildState, CooldownReason
+from coordinator.lifecycle.states import ACCOUNT_COOLDOWNS, ChildState, CooldownReason
 from coordinator.protocol.openai import OpenAIErrorKind
 
 log = structlog.get_logger("coordinator.serving.pool")
@@ -32,6 +37,8 @@ _WILL_SERVE = frozenset(
 )
 # Cooldowns that a health check ends, soon: a request may wait for them too.
 _UNTIL_HEALTHY = frozenset({CooldownReason.UNREACHABLE, CooldownReason.STRAY})
+# The longest a child refused by the site (permission denied) is kept out.
+PERMISSION_COOLDOWN_MAX = 3600.0
 # States whose child may serve again without anyone's intervention.
 _RECOVERABLE = frozenset(
     {ChildState.STARTING, ChildState.READY, ChildState.BUSY, ChildState.COOLDOWN, ChildState.BACKOFF}
@@ -44,7 +51,9 @@ class Outcome(enum.Enum):
     UNREACHABLE = "unreachable"  # refused or dropped: the process died or hung, the supervisor's business
     NEUTRAL = "neutral"  # cancelled, client gone, client error
     BUSY = "busy"  # the child says it serves another request: out until its /health says it is idle
-    QUOTA = "quota"  # the child's account is out of quota or rate-limited
+    QUOTA = "quota"  # out of quota: for the model named on release, else the whole account
+    RATE_LIMITED = "rate_limited"  # the whole account, for a short while
+    PERMISSION_DENIED = "permission_denied"  # the site refused the request itself
     AUTH_EXPIRED = "auth_expired"
 
 
@@ -81,6 +90,11 @@ class AllCoolingDown(PoolError):
 
     status, code = 429, "quota_exhausted"
 
+    def __init__(self, message: str, *, model: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.model = model
+        self.param = "model" if model is not None else None
+
 
 class NoChildAvailable(PoolError):
     """No child can serve now, nor will without an operator (or a cooldown after failures)."""
@@ -109,6 +123,7 @@ class Pool:
         clock: Callable[[], float] = time.monotonic,
         on_queue_wait: Callable[[float], None] | None = None,
         service_estimate: float = 30.0,
+        permission_cooldown: float = 60.0,
     ) -> None:
         self.roster = roster
         self.max_queue = max_queue
@@ -116,6 +131,7 @@ class Pool:
         self.eject_after = eject_after
         self.eject_cooldown = eject_cooldown
         self.eject_cooldown_max = eject_cooldown_max
+        self.permission_cooldown = permission_cooldown
         self.clock = clock
         self.on_queue_wait = on_queue_wait or (lambda seconds: None)
         self.waiters: deque[Waiter] = deque()
@@ -188,8 +204,18 @@ class Pool:
                 self.waiters.remove(waiter)
 
     def release(
-        self, child: Child, outcome: Outcome, *, cooldown: float | None = None, reason: str = ""
+        self,
+        child: Child,
+        outcome: Outcome,
+        *,
+        cooldown: float | None = None,
+        reason: str = "",
+        model: str | None = None,
     ) -> None:
+        """Give `child` back after a request that ended as `outcome`.
+
+        `cooldown`: seconds the child said to wait (Retry-After); `model`: the model a
+        QUOTA outcome is about (None: the whole account)."""
         request_id = child.release()
         if request_id is not None:
             self.active.pop(request_id, None)
@@ -200,19 +226,37 @@ class Pool:
             child.served += 1
             child.errors_in_row = 0
             child.ejections = 0
+            child.denials = 0
             if started is not None:
                 seconds = self.clock() - started
                 average = 0.8 * self._service_seconds + 0.2 * seconds if self._timed else seconds
                 self._service_seconds, self._timed = average, True
         elif outcome is Outcome.FAILED:
             child.errors_in_row += 1
+        if outcome is Outcome.QUOTA and model is not None:
+            # The account's, not the state's: noted even when the child is draining.
+            seconds = cooldown or self.eject_cooldown
+            child.cool_model(model, self.clock() + seconds, reason or f"child reports {model} out of quota")
+            self._refuse_exhausted(model)
         if child.state is not ChildState.BUSY:
             return  # draining, or its process exited: the supervisor owns it now
         if outcome is Outcome.AUTH_EXPIRED:
             child.log_out(reason or "the child reports it", "child reports the profile is logged out")
-        elif outcome is Outcome.QUOTA:
+        elif outcome is Outcome.QUOTA and model is None:
             until = self.clock() + (cooldown or self.eject_cooldown)
             child.cool_down(CooldownReason.QUOTA, until, reason or "child reports quota exhausted")
+        elif outcome is Outcome.RATE_LIMITED:
+            until = self.clock() + (cooldown or self.eject_cooldown)
+            child.cool_down(CooldownReason.RATE_LIMITED, until, reason or "child reports a rate limit")
+        elif outcome is Outcome.PERMISSION_DENIED:
+            seconds = min(PERMISSION_COOLDOWN_MAX, self.permission_cooldown * 2**child.denials)
+            child.denials += 1
+            child.cool_down(
+                CooldownReason.PERMISSION_DENIED,
+                self.clock() + seconds,
+                f"{reason or 'the site refused the request'}; out for {seconds:g}s "
+                f"({child.denials} refusal(s) in a row)",
+            )
         elif outcome is Outcome.UNREACHABLE:
             # Likely dead or hung: out until its exit is seen or a health check says it serves.
             child.cool_down(CooldownReason.UNREACHABLE, None, reason or "child unreachable")
@@ -296,35 +340,64 @@ class Pool:
     def _check_serviceable(self, model: str | None) -> None:
         """Fail at once, rather than after the queue timeout, when waiting cannot help soon."""
         candidates = [c for c in self.children if model is None or not c.models or model in c.models]
+        now = self.clock()
+        # Seconds each candidate is out of quota (for this model, or as a whole account).
+        exhausted = {c.id: left for c in candidates if (left := self._quota_left(c, model, now)) > 0}
         if any(
-            c.state in _WILL_SERVE or (c.state is ChildState.COOLDOWN and c.cooldown_reason in _UNTIL_HEALTHY)
+            c.id not in exhausted
+            and (
+                c.state in _WILL_SERVE
+                or (c.state is ChildState.COOLDOWN and c.cooldown_reason in _UNTIL_HEALTHY)
+            )
             for c in candidates
         ):
             return
-        now = self.clock()
-        cooling = [c for c in candidates if c.state is ChildState.COOLDOWN]
-        retry_after = (
-            max(1, math.ceil(min((c.cooldown_until or now + 60) - now for c in cooling))) if cooling else 30
-        )
-        if cooling and all(c.cooldown_reason is CooldownReason.QUOTA for c in cooling):
+        cooling = [c for c in candidates if c.state is ChildState.COOLDOWN or c.id in exhausted]
+        waits = [exhausted.get(c.id) or (c.cooldown_until or now + 60) - now for c in cooling]
+        retry_after = max(1, math.ceil(min(waits))) if waits else 30
+        if cooling and all(c.id in exhausted for c in cooling):
+            what = f"the model {model!r}" if model is not None else "the default model"
             raise AllCoolingDown(
-                "every profile that serves this model is out of quota or rate-limited; "
-                f"retry in {retry_after}s or add profiles",
+                f"every profile that serves {what} is out of quota or rate-limited; "
+                f"retry in {retry_after}s, use another model, or add profiles",
+                model=model,
                 retry_after=retry_after,
             )
-        states = ", ".join(f"{c.id}: {c.state.value}" for c in candidates) or "no children"
+        states = ", ".join(_describe(c) for c in candidates) or "no children"
         raise NoChildAvailable(
             f"no child can serve now ({states}); see GET /admin/children", retry_after=retry_after
         )
 
+    @staticmethod
+    def _quota_left(child: Child, model: str | None, now: float) -> float:
+        """Seconds `child` cannot serve `model` for lack of quota: the model's, or the account's."""
+        account = 0.0
+        if child.state is ChildState.COOLDOWN and child.cooldown_reason in ACCOUNT_COOLDOWNS:
+            # No end known: the child says when it serves again; a guess for Retry-After.
+            account = child.cooldown_until - now if child.cooldown_until is not None else 60.0
+        return max(account, child.model_cooldown_left(model, now))
+
+    def _refuse_exhausted(self, model: str) -> None:
+        """Fail the waiters for `model` now that no child can serve it before its quota resets."""
+        for waiter in list(self.waiters):
+            if waiter.future.done() or waiter.model != model:
+                continue
+            try:
+                self._check_serviceable(model)
+            except PoolError as exc:
+                waiter.future.set_exception(exc)
+
     def _pick(self, model: str | None, avoid: frozenset[str]) -> Child | None:
         children = self.children
         count = len(children)
+        now = self.clock()
         fallback: Child | None = None
         for offset in range(count):
             index = (self._next + offset) % count
             child = children[index]
             if child.state is not ChildState.READY or (model is not None and model not in child.models):
+                continue
+            if child.model_cooldown_left(model, now) > 0:
                 continue
             if child.id not in avoid:
                 self._next = index + 1
@@ -332,7 +405,10 @@ class Pool:
             fallback = fallback or child
         # A retry goes back to a child it already tried only when no other could ever take it.
         if fallback is not None and not any(
-            c.id not in avoid and c.state in _RECOVERABLE and (model is None or model in c.models)
+            c.id not in avoid
+            and c.state in _RECOVERABLE
+            and (model is None or model in c.models)
+            and c.model_cooldown_left(model, now) == 0
             for c in children
         ):
             return fallback
@@ -364,3 +440,9 @@ class Pool:
             self.waiters.remove(waiter)
             self._assign(child, waiter.request_id)
             waiter.future.set_result(child)
+
+
+def _describe(child: Child) -> str:
+    if child.state is ChildState.COOLDOWN and child.cooldown_reason is not None:
+        return f"{child.id}: cooldown ({child.cooldown_reason.value})"
+    return f"{child.id}: {child.state.value}"

@@ -3,7 +3,15 @@
 Until the first byte of an answer is in hand, any failure of a child (refused, died,
 5xx, busy, timed out) sends the request to another child, unless it fails the same way
 twice: then the request is at fault, and its client gets a 502. A child's other 4xx is
-the request's fault too: the client's answer, never retried. After the first byte,
+the request's fault too: the client's answer, never retried.
+
+What the site refuses is the account's, not the request's: a quota (for the model the
+child names) or a rate limit sends the request on without using up an attempt, since
+each child can answer so only once (it is then skipped for that model, or cooled); when
+none is left, the pool answers `quota_exhausted`. A permission denied (the site refused
+the page's proof, or the account is flagged) cools that child and tries one other; a
+second refusal ends the request with 403 `permission_denied`, rather than offering the
+same request to every account in turn. After the first byte,
 nothing is retried: a stream that breaks ends with an OpenAI error event and no `[DONE]`.
 Transport errors become reasons in words here, and the client's error is built at the edge.
 """
@@ -53,12 +61,14 @@ class _ChildFailed(Exception):
         reason: str,
         cooldown: float | None = None,
         answered: tuple[int, str | None] | None = None,
+        model: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
         self.cooldown = cooldown
         self.answered = answered
+        self.model = model  # the model a quota is for, as the child names it
 
 
 @dataclass(slots=True)
@@ -116,8 +126,13 @@ class Proxy:
 
     async def _open(self, chat: wire.ChatRequest, raw: bytes, request_id: str, answered: _Answered) -> Answer:
         avoid: set[str] = set()
+        denied: list[str] = []
         last = "no child was tried"
-        for attempt in range(1, self.settings.max_attempts + 1):
+        attempt = 0
+        # Quota and rate limits use up no attempt, but each child gives at most one of them.
+        for _ in range(self.settings.max_attempts + len(self.pool.children)):
+            if attempt >= self.settings.max_attempts:
+                break
             try:
                 child = await self.pool.acquire(request_id, chat.model, frozenset(avoid))
             except RequestCancelled as exc:
@@ -127,7 +142,11 @@ class Proxy:
             except _ChildFailed as failure:
                 if failure.answered is None:
                     self.pool.release(
-                        child, failure.outcome, cooldown=failure.cooldown, reason=failure.reason
+                        child,
+                        failure.outcome,
+                        cooldown=failure.cooldown,
+                        reason=failure.reason,
+                        model=failure.model,
                     )
                 else:
                     self.pool.release(child, Outcome.NEUTRAL)
@@ -138,6 +157,12 @@ class Proxy:
                 avoid.add(child.id)
                 last = f"child {child.id}: {failure.reason}"
                 self.metrics.retries.labels(failure.outcome.value).inc()
+                if failure.outcome is Outcome.PERMISSION_DENIED:
+                    denied.append(child.id)
+                    if len(denied) >= 2:
+                        raise _refused(denied, request_id) from None
+                if failure.outcome not in (Outcome.QUOTA, Outcome.RATE_LIMITED):
+                    attempt += 1
                 log.warning(
                     "request_retry",
                     request_id=request_id,
@@ -224,12 +249,20 @@ class Proxy:
             raise _ChildFailed(
                 Outcome.BUSY, "answered child_busy: it serves a request the pool did not give it"
             )
+        retry_after = headers.get("retry-after", "")
+        cooldown = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None
+        if code == "rate_limited":
+            raise _ChildFailed(Outcome.RATE_LIMITED, "the account is rate-limited", cooldown=cooldown)
         if status == 429 or code == "quota_exhausted":
-            retry_after = headers.get("retry-after", "")
+            model = _error_field(body, "model")
+            what = f"the model {model!r}" if model else "no model named"
             raise _ChildFailed(
-                Outcome.QUOTA,
-                f"quota exhausted or rate-limited ({code})",
-                cooldown=float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+                Outcome.QUOTA, f"quota exhausted ({code}; {what})", cooldown=cooldown, model=model
+            )
+        if code == "permission_denied":
+            raise _ChildFailed(
+                Outcome.PERMISSION_DENIED,
+                "the site refused the request: permission denied (page proof refused, or account flagged)",
             )
         if code == "auth_expired":
             raise _ChildFailed(Outcome.AUTH_EXPIRED, "the profile is logged out")
@@ -287,8 +320,25 @@ class Proxy:
 
 
 def _error_code(body: bytes) -> str | None:
+    return _error_field(body, "code")
+
+
+def _error_field(body: bytes, name: str) -> str | None:
+    """A string field of the error object in a child's error body, if there is one."""
     try:
         error = json.loads(body).get("error")
     except (ValueError, AttributeError):
         return None
-    return error.get("code") if isinstance(error, dict) else None
+    value = error.get(name) if isinstance(error, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _refused(children: list[str], request_id: str) -> ProxyError:
+    log.warning("request_refused", request_id=request_id, children=children, reason="permission_denied")
+    return ProxyError(
+        403,
+        "permission_denied",
+        f"the site refused this request on children {' and '.join(children)} (permission denied: the "
+        "page's proof was refused, or the accounts are flagged); it is not offered to more accounts. "
+        "Retry later; if it persists, log those accounts in again (see GET /admin/children).",
+    )

@@ -149,3 +149,29 @@ def test_file_stamp_of_a_file_and_of_nothing(tmp_path: Path) -> None:
     stamp = FileStamp.of(path)
     assert stamp is not None and stamp.size == 5 and stamp.mtime_ns == path.stat().st_mtime_ns
     assert FileStamp.of(tmp_path / "missing.json") is None
+
+
+def test_model_quotas_and_rate_limits_survive_a_new_store(tmp_path: Path) -> None:
+    path = tmp_path / "cooldowns.json"
+    wall = Wall(1000.0)
+    store = Cooldowns(path, wall=wall)
+    store.set_models("alpha", {"pro": 600.0, "flash": 30.0})
+    store.record_quota("beta", 300, Reason.RATE_LIMITED)
+    assert json.loads(path.read_text())["models"] == {
+        "alpha": {"flash": {"until": 1030.0}, "pro": {"until": 1600.0}}
+    }
+    wall.now += 100
+    again = Cooldowns(path, wall=wall)
+    assert again.load()["beta"].reason is Reason.RATE_LIMITED
+    assert again.model_remaining("alpha") == {"pro": pytest.approx(500)}, "flash's quota reset meanwhile"
+    assert again.remaining("beta") == pytest.approx(200)
+    # A profile's entry and its model quotas are apart: clearing one leaves the other.
+    again.clear("beta")
+    again.set_models("alpha", {})
+    assert again.model_remaining("alpha") == {}
+    assert json.loads(path.read_text()) == {"version": 1, "profiles": {}}
+
+
+def test_only_timed_reasons_are_recorded_as_quota(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a cooldown that ends at a time"):
+        Cooldowns(tmp_path / "c.json", wall=Wall()).record_quota("alpha", 10, Reason.AUTH_EXPIRED)
