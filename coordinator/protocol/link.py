@@ -292,6 +292,8 @@ def _typed(body: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
 
 def _strings(value: object) -> tuple[str, ...]:
     return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
 def _quota(value: object) -> dict[str, float]:
     if not isinstance(value, Mapping):
         return {}
