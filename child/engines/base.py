@@ -20,6 +20,7 @@ What the site refuses comes in three kinds, which the coordinator treats apart:
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -132,7 +133,8 @@ def site_refusal(
     request itself, not a quota; UNAUTHENTICATED (or HTTP 401) is a logged-out session."""
     said = f"the site says: {message[:200]}" if message else "the site gave no reason"
     if rpc_code == RPC_RESOURCE_EXHAUSTED or http_status == 429:
-        if "rate" in message.lower():
+        # "rate limit", not "rate": "Failed to generate content" is a quota message.
+        if re.search(r"rate[ -]?limit", message, re.IGNORECASE):
             return RateLimited(f"this account is rate-limited; {said}")
         return QuotaExhausted(f"this account is out of quota for {model}; {said}", model=model)
     if rpc_code == RPC_PERMISSION_DENIED or http_status == 403:

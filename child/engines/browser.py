@@ -40,11 +40,15 @@ from child.engines.base import (
     AuthExpired,
     EngineBroken,
     EngineConfigError,
+    EngineError,
     EngineState,
     EngineStatus,
     Prompt,
     QuotaExhausted,
+    RateLimited,
 )
+from child.engines.profile_writer import ProfileWriter, WriterState
+from child.engines.quota import QuotaBook
 from child.site.config import SiteConfig, SiteConfigError, load_site_config
 from child.site.driver import AIStudio
 from coordinator.protocol.link import AnswerEvent
@@ -245,16 +249,18 @@ class BrowserEngine:
         self,
         launcher: Launcher,
         site: AIStudio,
-        profile: Path,
+        writer: ProfileWriter,
         capture: CaptureProxy | None = None,
         capture_port: int = 0,
     ) -> None:
         self.name = launcher.name
         self.launcher = launcher
         self.site = site
-        self.profile = profile
+        self.writer = writer
         self.capture = capture
         self.capture_port = capture_port
+        self.quota = QuotaBook()
+        self._writing: asyncio.Task[None] | None = None
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
@@ -280,9 +286,12 @@ class BrowserEngine:
             self._set(EngineState.AUTH_EXPIRED, exc.message)
             return
         self._set(EngineState.READY, f"{self.site.config.url} open")
+        if self.writer.state is WriterState.ACTIVE:
+            self._writing = asyncio.create_task(self.writer.run(self._context), name="profile-writer")
 
     def _context_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"storage_state": str(self.profile)}
+        # Read once through the writer: it replaces only the version the context came from.
+        options: dict[str, Any] = {"storage_state": self.writer.read()}
         if self.capture is not None:
             # All of the page's traffic takes the capture's path; it decrypts one host only.
             options["proxy"] = {
@@ -295,6 +304,11 @@ class BrowserEngine:
 
     async def close(self) -> None:
         self._closing = True
+        if self._writing is not None:
+            self._writing.cancel()
+        if self._context is not None and self._state is not EngineState.AUTH_EXPIRED:
+            with contextlib.suppress(Exception):  # a dead browser has nothing to save
+                await asyncio.wait_for(self.writer.write(self._context, "shutdown"), 5)
         for closing in (self._context, self._browser):
             if closing is not None:
                 try:
@@ -324,19 +338,26 @@ class BrowserEngine:
             selectors_missing=self.site.selectors_missing,
             answer_source=self.site.answers.last.value if self.site.answers.last else None,
             answers_from_dom=self.site.answers.dom,
+            quota=self.quota.remaining(),
         )
 
     def models(self) -> tuple[str, ...]:
         return self.site.models
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
+        self.quota.check(prompt.model)
         try:
             async with contextlib.aclosing(self.site.run(prompt)) as events:
                 async for event in events:
                     yield event
         except QuotaExhausted as exc:
-            self._cooldown_until = asyncio.get_running_loop().time() + (exc.retry_after or 300)
-            self._set(EngineState.QUOTA_EXHAUSTED, exc.message)
+            if exc.model is not None:
+                self.quota.note(exc)  # this model only: the account still serves the others
+            else:
+                self._cool_down(exc)
+            raise
+        except RateLimited as exc:
+            self._cool_down(exc)
             raise
         except AuthExpired as exc:
             self._set(EngineState.AUTH_EXPIRED, exc.message)
@@ -344,6 +365,12 @@ class BrowserEngine:
         except EngineBroken as exc:
             self._broken(exc.message)
             raise
+        if self._context is not None and self._state is EngineState.READY:
+            await self.writer.maybe_write(self._context)
+
+    def _cool_down(self, exc: EngineError) -> None:
+        self._cooldown_until = asyncio.get_running_loop().time() + (exc.retry_after or 300)
+        self._set(EngineState.QUOTA_EXHAUSTED, exc.message)
 
     def _set(self, state: EngineState, detail: str) -> None:
         if state is not self._state:
@@ -373,9 +400,8 @@ def create_browser_engine(settings: ChildSettings, environ: Mapping[str, str]) -
         trusted_spki=proxy.ca.spki_sha256 if proxy is not None else None,
     )
     launcher = create_launcher(settings.engine, options, environ)
-    return BrowserEngine(
-        launcher, AIStudio(config, capture), settings.profile_path, proxy, settings.stream_port
-    )
+    site = AIStudio(config, capture)
+    return BrowserEngine(launcher, site, ProfileWriter.from_settings(settings), proxy, settings.stream_port)
 
 
 def create_capture_proxy(capture: NetworkCapture, config: SiteConfig, ca_file: Path) -> CaptureProxy:

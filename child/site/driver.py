@@ -28,7 +28,16 @@ from playwright.async_api import Page, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from child.capture import AnswerWatch, Capture
-from child.engines.base import AuthExpired, EngineBroken, EngineError, Prompt, QuotaExhausted
+from child.engines.base import (
+    AuthExpired,
+    EngineBroken,
+    EngineError,
+    PermissionDenied,
+    Prompt,
+    QuotaExhausted,
+    RateLimited,
+    site_refusal,
+)
 from child.site import scripts
 from child.site.config import (
     MODELS_RESPONSE_PATTERN,
@@ -41,7 +50,6 @@ from child.site.drift import Drift, check_request, read_matches
 from child.site.errors import (
     DriverError,
     ModelNotOffered,
-    PermissionDenied,
     UnsupportedSetting,
     missing,
 )
@@ -433,13 +441,15 @@ class AIStudio:
                 return
 
     def _answer_error(self, event: AnswerError) -> EngineError:
+        """The site's refusal read from its network answer, for the model it concerns."""
         said = event.message[:200]
-        lowered = said.lower()
-        if event.status == 429 or "quota" in event.code or "exhausted" in lowered:
-            return QuotaExhausted(f"the site says: {said}", retry_after=self._quota_seconds(lowered) or 300)
-        if event.status == 403 or "permission" in event.code or _any_in(lowered, PERMISSION_PATTERNS):
-            self._reload_next = True
-            return PermissionDenied(f"the site refused the request: {said}")
+        refusal = site_refusal(self.model or "", said, http_status=event.status)
+        if isinstance(refusal, QuotaExhausted | RateLimited):
+            refusal.retry_after = self._quota_seconds(said.lower()) or refusal.retry_after
+        if isinstance(refusal, PermissionDenied):
+            self._reload_next = True  # a fresh page makes a fresh proof
+        if refusal is not None:
+            return refusal
         error = EngineError(f"the site answered with an error: {said}")
         error.status, error.code = event.status, event.code
         return error
@@ -501,7 +511,10 @@ class AIStudio:
             lowered = said.lower()
             seconds = self._quota_seconds(lowered)
             if seconds is not None:
-                raise QuotaExhausted(f"the site says: {said[:200]}", retry_after=seconds)
+                # The page's words: a rate limit is the account's, a quota the model's.
+                refusal = site_refusal(self.model or "", said, http_status=429) or QuotaExhausted(said[:200])
+                refusal.retry_after = seconds
+                raise refusal
             if _any_in(lowered, PERMISSION_PATTERNS):
                 self._reload_next = True
                 raise PermissionDenied(f"the site says: {said[:200]}")

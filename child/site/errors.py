@@ -48,14 +48,6 @@ class UnsupportedSetting(EngineError):
         self.param = param
 
 
-class PermissionDenied(EngineError):
-    """The site refused the page's request ("permission denied"): its proof or session was
-    not accepted. The driver reloads the page before the next request."""
-
-    status = 502
-    code = "permission_denied"
-
-
 class ModelNotOffered(EngineError):
     """The page fell back to its default model: it does not offer the one asked for."""
 

@@ -178,7 +178,7 @@ def test_the_ca_is_made_once_with_mode_600(tmp_path: Path) -> None:
 
 
 async def test_only_the_browser_may_use_the_proxy(setup) -> None:  # type: ignore[no-untyped-def]
-    proxy, upstream, _, _ = setup
+    proxy, _, _, _ = setup
     port = proxy._server.sockets[0].getsockname()[1]
     for credentials in ("", "browser:wrong@", "browser:PW@"):
         async with httpx.AsyncClient(proxy=f"http://{credentials}127.0.0.1:{port}", timeout=5) as stranger:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from child.engines.base import EngineError, Prompt, QuotaExhausted
+from child.engines.base import EngineError, PermissionDenied, Prompt, QuotaExhausted, RateLimited
 from child.site.config import AnswerSource, SiteConfig
 from child.site.driver import AIStudio, bare_model, conversation_text, same_model
-from child.site.errors import DriverError, PermissionDenied
+from child.site.errors import DriverError
 from child.site.trace import AnswerSources
 from coordinator.protocol.link import (
     AnswerError,
@@ -48,18 +48,21 @@ def test_login_redirect_is_recognised() -> None:
 
 
 @pytest.mark.parametrize(
-    ("toast", "seconds"),
+    ("toast", "seconds", "kind"),
     [
-        ("You've reached your rate limit. Please try again later.", 300),
-        ("Failed to generate content: user has exceeded quota", 4 * 3600),
-        ("You are out of free generations for today", 4 * 3600),
+        ("You've reached your rate limit. Please try again later.", 300, RateLimited),
+        ("Failed to generate content: user has exceeded quota", 4 * 3600, QuotaExhausted),
+        ("You are out of free generations for today", 4 * 3600, QuotaExhausted),
     ],
 )
-def test_quota_messages_raise_with_a_cooldown(toast: str, seconds: int) -> None:
+def test_quota_messages_raise_with_a_cooldown(toast: str, seconds: int, kind: type[EngineError]) -> None:
     site = AIStudio(SiteConfig())
-    with pytest.raises(QuotaExhausted) as caught:
+    site.model = "gemini-pro"
+    with pytest.raises(kind) as caught:
         site._check_toast(toast)
     assert caught.value.retry_after == seconds
+    if isinstance(caught.value, QuotaExhausted):
+        assert caught.value.model == "gemini-pro"  # a quota is the model's, not the account's
     site._check_toast("Something else went wrong")  # not a quota message: no exception
 
 
