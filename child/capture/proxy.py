@@ -195,7 +195,8 @@ class CaptureProxy:
                     host, port, ssl=tls, server_hostname=host if tls else None
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            log.info("capture_upstream_failed", host=host, port=port, error=type(exc).__name__)
+            # Debug: a browser's own background calls fail like this on a closed network.
+            log.debug("capture_upstream_failed", host=host, port=port, error=type(exc).__name__)
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             return None
 
@@ -233,9 +234,11 @@ class CaptureProxy:
             except asyncio.IncompleteReadError:
                 return
             lines = head[:-4].split(b"\r\n")
-            target = lines[0].split(b" ")[1] if len(lines[0].split(b" ")) >= 2 else b""
-            watch = self.capture.claim() if self.target.is_answer(target) else None
-            answers.expect(watch, is_answer=self.target.is_answer(target))
+            method, _, rest = lines[0].partition(b" ")
+            # The answer is a POST's; the CORS preflight before it goes to the same path.
+            is_answer = method == b"POST" and self.target.is_answer(rest.partition(b" ")[0])
+            watch = self.capture.claim() if is_answer else None
+            answers.expect(watch)
             if watch is not None:
                 # Only what the capture can decode: the page cannot see a request's headers.
                 lines = [
@@ -251,18 +254,18 @@ class _AnswerReader:
     """Parses the responses on one decrypted connection and decodes the watched answers."""
 
     def __init__(self) -> None:
-        self._expected: deque[tuple[Watch | None, bool]] = deque()
+        self._expected: deque[Watch | None] = deque()
         self._parser = httptools.HttpResponseParser(self)
         self._current: Watch | None = None
-        self._is_answer = False
         self._headers: dict[bytes, bytes] = {}
         self._decompress: Callable[[bytes], bytes] | None = None
         self._scanner = FrameScanner()
         self._decoder = AnswerDecoder()
         self._broken = False
 
-    def expect(self, watch: Watch | None, *, is_answer: bool) -> None:
-        self._expected.append((watch, is_answer))
+    def expect(self, watch: Watch | None) -> None:
+        """The next response on this connection answers a request that `watch` waits for (or none)."""
+        self._expected.append(watch)
 
     def feed(self, data: bytes) -> None:
         if self._broken:
@@ -281,8 +284,7 @@ class _AnswerReader:
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
-        watch, self._is_answer = self._expected.popleft() if self._expected else (None, False)
-        self._current = watch
+        self._current = self._expected.popleft() if self._expected else None
         self._headers = {}
         self._decompress = None
         self._scanner = FrameScanner()

@@ -306,7 +306,8 @@ class BrowserEngine:
         self._closing = True
         if self._writing is not None:
             self._writing.cancel()
-        if self._context is not None and self._state is not EngineState.AUTH_EXPIRED:
+        alive = self._browser is not None and self._browser.is_connected()
+        if self._context is not None and alive and self._state is not EngineState.AUTH_EXPIRED:
             with contextlib.suppress(Exception):  # a dead browser has nothing to save
                 await asyncio.wait_for(self.writer.write(self._context, "shutdown"), 5)
         for closing in (self._context, self._browser):

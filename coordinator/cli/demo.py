@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +41,8 @@ class DemoError(Exception):
 class Replica:
     url: str
     process: subprocess.Popen[bytes]
+    # What the children need to read its answers: where they come from, and its CA.
+    site_config: Path
 
 
 def write_profiles(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
@@ -62,10 +66,11 @@ def replica(sessions: list[str], log_path: Path, options: tuple[str, ...] = ()) 
 
     `options` are more of its flags (`--token-ms 50`, `--quota-after 2`, …).
     """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    argv = [sys.executable, "-m", "child.replica", "--host", "127.0.0.1", "--port", str(port)]
+    port, api_port = _free_port(), _free_port()
+    folder = Path(tempfile.mkdtemp(prefix="coordinator-replica-"))
+    ca_file = folder / "replica-ca.pem"
+    argv = [sys.executable, "-m", "child.replica", "--host", "127.0.0.1", "--port", str(port),
+            "--api-port", str(api_port), "--ca-file", str(ca_file)]  # fmt: skip
     for session in sessions:
         argv += ["--session", session]
     argv += options
@@ -77,9 +82,23 @@ def replica(sessions: list[str], log_path: Path, options: tuple[str, ...] = ()) 
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(url, process, log_path)
-        yield Replica(url, process)
+        yield Replica(url, process, write_site_config(folder / "site.toml", api_port, ca_file))
     finally:
         stop_process_group(process, timeout=5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_site_config(path: Path, api_port: int, ca_file: Path) -> Path:
+    """A --site-config for the replica: its answers come from another origin, over HTTPS."""
+    path.write_text(f'answer_host = "localhost:{api_port}"\nanswer_ca = {json.dumps(str(ca_file))}\n')
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

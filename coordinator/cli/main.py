@@ -211,7 +211,10 @@ def run(
             with demo_site.replica(list(sessions.values()), settings.log_dir / "replica.log") as site:
                 log.info("demo_site", url=site.url, profiles=list(sessions))
                 engine = Engine.CHROMIUM if settings.engine is Engine.AUTO else settings.engine
-                code = _run(replace(settings, site_url=site.url, engine=engine), {})
+                demo_settings = replace(
+                    settings, site_url=site.url, site_config=site.site_config, engine=engine
+                )
+                code = _run(demo_settings, {})
         except demo_site.DemoError as exc:
             raise _fail(str(exc)) from None
         raise typer.Exit(code)

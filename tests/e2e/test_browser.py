@@ -41,6 +41,7 @@ QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "what 
 class Site:
     url: str
     sessions: dict[str, str]
+    site_config: Path
 
     def runs(self) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = httpx.get(f"{self.url}/__replica/runs", timeout=5).json()
@@ -57,14 +58,26 @@ def site_and_profiles(folder: Path, *options: str, logged_out: tuple[str, ...] =
     for name in logged_out:
         (folder / f"{name}.json").write_text(json.dumps({"cookies": [], "origins": []}))
     with demo.replica(list(sessions.values()), folder.parent / "replica.log", options) as replica:
-        yield Site(replica.url, sessions)
+        yield Site(replica.url, sessions, replica.site_config)
 
 
 def start(runs: Runs, site: Site, folder: Path, *args: str, wait_ready: bool = True) -> Coordinator:
     return runs.start(
         (),
         profiles_dir=folder,
-        args=["--engine", "chromium", "--site-url", site.url, "--start-timeout", "60", *args],
+        args=[
+            "--engine",
+            "chromium",
+            "--site-url",
+            site.url,
+            "--site-config",
+            str(site.site_config),
+            "--ca-file",
+            str(folder.parent / "capture-ca.pem"),
+            "--start-timeout",
+            "60",
+            *args,
+        ],
         wait_ready=wait_ready,
     )
 
