@@ -231,6 +231,7 @@ class _Handlers:
             stream_port=self.settings.stream_port,
             browser_port=self.settings.browser_port,
             selectors_missing=status.selectors_missing,
+            answers_from_dom=status.answers_from_dom,
         )
         return JSONResponse(health.to_json(), status_code=health.http_status)
 

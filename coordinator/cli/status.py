@@ -98,7 +98,12 @@ def drift_lines(children: list[dict[str, Any]]) -> list[str]:
         if keys:
             name = _text(child.get("profile", child.get("id")))
             lines.append(f"{name}: selectors missing: {', '.join(keys)}")
-    if lines:
+    for child in children:
+        from_dom = child.get("answers_from_dom")
+        if isinstance(from_dom, int) and from_dom > 0:
+            name = _text(child.get("profile", child.get("id")))
+            lines.append(f"{name}: {from_dom} answers read from the page, not the network (see its log)")
+    if any("selectors missing" in line for line in lines):
         lines.append(
             "the site's page changed: see `coordinator check-site --profile FILE`, fix with --site-config"
         )

@@ -100,6 +100,8 @@ class Child:
         self.restarts = 0
         # The site's selectors the child last said match nothing on its page (drift).
         self.selectors_missing: tuple[str, ...] = ()
+        # Answers it read from the rendered page because its capture saw none (the fallback).
+        self.answers_from_dom = 0
         self.last_error: str | None = None
         self.kill_reason: str | None = None  # why we killed the current process, if we did
         # Scheduling bookkeeping, read by the pool.
@@ -356,6 +358,7 @@ class Child:
             "restarts": self.restarts,
             "last_error": self.last_error,
             "selectors_missing": list(self.selectors_missing),
+            "answers_from_dom": self.answers_from_dom,
             "models": list(self.models),
             "seconds_in_state": round(now - self.state_since, 3),
             "cooldown_seconds": round(self.cooldown_until - now, 3) if self.cooldown_until else None,

@@ -27,6 +27,7 @@ class HealthReport:
     quota: Mapping[str, float] = field(default_factory=dict)  # models out of quota: seconds left
     request_id: str | None = None  # the request the child says it is serving
     selectors_missing: tuple[str, ...] = ()  # the site's selectors that no longer match (drift)
+    answers_from_dom: int = 0  # answers the child read from the rendered page (the fallback)
 
     @property
     def can_serve(self) -> bool:
@@ -70,4 +71,5 @@ def read_health(status_code: int, raw: bytes) -> HealthReport:
         quota=health.quota,
         request_id=health.request_id,
         selectors_missing=health.selectors_missing,
+        answers_from_dom=health.answers_from_dom,
     )

@@ -402,6 +402,7 @@ class Supervisor:
             child.models = report.models
         if report.status != UNREACHABLE:
             child.selectors_missing = report.selectors_missing
+            child.answers_from_dom = report.answers_from_dom
         self._check_stray(child, report)
         self._note_model_quotas(child, report)
         if report.status == HealthStatus.AUTH_EXPIRED:

@@ -222,6 +222,8 @@ class Health:
     browser_port: int | None = None
     # The site's selectors that no longer match its empty chat: the page changed (drift).
     selectors_missing: tuple[str, ...] = ()
+    # Answers read from the rendered page because the capture saw none: labelled, never silent.
+    answers_from_dom: int = 0
 
     @property
     def can_serve(self) -> bool:
@@ -249,6 +251,7 @@ class Health:
             "stream_port": self.stream_port,
             "browser_port": self.browser_port,
             "selectors_missing": list(self.selectors_missing),
+            "answers_from_dom": self.answers_from_dom,
         }
 
     @classmethod
@@ -280,6 +283,7 @@ class Health:
             stream_port=_typed(body, "stream_port", int),
             browser_port=_typed(body, "browser_port", int),
             selectors_missing=_strings(missing),
+            answers_from_dom=_typed(body, "answers_from_dom", int) or 0,
         )
 
 

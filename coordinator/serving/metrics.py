@@ -62,6 +62,15 @@ class _Present(Collector):
                 if _SELECTOR_KEY.fullmatch(key):  # names only, as the child's config has them
                     drift.add_metric([child.id, key], 1)
         yield drift
+        fallback = GaugeMetricFamily(
+            "coordinator_child_answers_from_dom",
+            "Answers a child read from the rendered page because its capture saw none "
+            "(markdown and code fences lost; see the child's answer_from_dom log lines).",
+            labels=["profile"],
+        )
+        for child in self.children():
+            fallback.add_metric([child.id], child.answers_from_dom)
+        yield fallback
 
 
 class Metrics:
