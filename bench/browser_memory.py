@@ -9,8 +9,11 @@ subprocess and talks to over a pipe), and a headless Chromium (browser process, 
 GPU / utility processes, zygotes). This script builds that tree on its own, for each named
 configuration, and measures it:
 
-1. The replica of the chat page (`child.replica`) runs in this process on a free port, with
-   one session cookie per simulated child and the demo's pace of tokens.
+1. A chat page runs in this process on a free port (`PageServer`, stdlib only): a textarea,
+   a Run button, the answer streamed token by token by timers into a growing turn, a clock
+   timer, a fetch per request, a modal New chat dialog, and a session cookie
+   (`replica_session`) it requires. It stands in for `child.replica`, which was being
+   rebuilt (answers over HTTPS with its own CA) when this script was written.
 2. Each simulated child is a separate Python process (this script with `--worker`), as in
    production: it starts a small HTTP forward proxy of its own (the real child's capture
    proxy sits on the same path), starts Playwright (`playwright.async_api`) with the
@@ -25,15 +28,19 @@ configuration, and measures it:
    by its `--type=` (utility processes by `--utility-sub-type=`).
 4. Each child then runs `--requests` prompt/answer cycles as a user would: types a prompt,
    clicks Run, waits for the streamed answer to end (reported by the observer), reads the
-   answer's text and checks it against what the replica must answer, then New chat and
+   answer's text and checks it against what the server must answer, then New chat and
    "Discard and continue". Every request goes through the child's proxy, which counts them.
    Then PSS is read again. A configuration "works" only if every answer was read correctly,
-   the replica recorded every run as completed, and the proxy saw the page's requests.
+   the server recorded every run as finished with the text it sent, and the proxy saw the
+   page's requests.
 
 PSS divides each shared page among the processes that map it, so the browser's and
 Node's code pages cost less per child when several children run: use `--children 2`
 (the children run at the same time, the way the coordinator runs them) and read the
 per-child figure. Measurements are taken after a short settle (`--settle`, seconds).
+The kernel's PSS also divides pages with unrelated processes (other Chromiums and Nodes on
+the machine), so the tables lead with "own" PSS: each physical page (from /proc/PID/pagemap,
+root only) divided among the processes measured here only; kernel PSS and USS are beside it.
 
 Every process started here is stopped at the end, each worker with all its descendants.
 """
@@ -100,7 +107,11 @@ PLAYWRIGHT_DISABLED_FEATURES = (
 # Likewise Playwright's own --blink-settings in headless mode.
 PLAYWRIGHT_BLINK_SETTINGS = "primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4"
 
+# Chromium 156 preloads the omnibox popup (chrome://omnibox-popup.top-chrome/) in a renderer
+# of its own, even headless: ~80 MB that no page uses.
+OMNIBOX_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxFullPopup", "WebUIOmniboxAimPopup")
 EXTRA_DISABLED_FEATURES = (
+    *OMNIBOX_FEATURES,
     "site-per-process",
     "IsolateOrigins",
     "SpareRendererForSitePerProcess",
@@ -160,7 +171,9 @@ def configs() -> dict[str, Config]:
     all_chromium = [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote", *CACHE_FLAGS, "--window-size=800,600"]
     found = [
         Config("baseline", "child/engines/browser.py CHROMIUM_ARGS (+ --no-sandbox as root)"),
-        Config("procs", "one renderer, no site isolation, no spare renderer, audio in browser", PROCESS_FLAGS),
+        Config("no-omnibox", "--disable-features=<Playwright's>," + ",".join(OMNIBOX_FEATURES),
+               [features(*OMNIBOX_FEATURES)]),
+        Config("procs", "no omnibox renderer, one renderer, no site isolation, no spare renderer, audio in browser", PROCESS_FLAGS),
         Config("gpu-inproc", "--in-process-gpu --disable-software-rasterizer (no GPU process)", GPU_FLAGS),
         Config("no-zygote", "--no-zygote (no zygote processes; needs --no-sandbox)", ["--no-zygote"]),
         Config("single-process", "--single-process (everything in the browser process)", ["--single-process"]),
@@ -180,6 +193,10 @@ def configs() -> dict[str, Config]:
         Config("node-jitless", "NODE_OPTIONS=--jitless", node_options="--jitless"),
         Config("node-v8", f"NODE_OPTIONS={LEAN_NODE}, node {LEAN_NODE_V8} (wrapper)",
                node_options=LEAN_NODE, node_flags=LEAN_NODE_V8),
+        Config("lean", "RECOMMENDED: procs + gpu-inproc + no-zygote, NODE_OPTIONS=" + LEAN_NODE,
+               [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote"], node_options=LEAN_NODE),
+        Config("lean-single", "procs + single-process, NODE_OPTIONS=" + LEAN_NODE,
+               [*PROCESS_FLAGS, "--single-process"], node_options=LEAN_NODE),
         Config("chromium-all", "procs + gpu-inproc + no-zygote + cache + small viewport", all_chromium,
                viewport=small),
         Config("all", "chromium-all + node-lean", all_chromium, node_options=LEAN_NODE, viewport=small),
@@ -194,7 +211,8 @@ def configs() -> dict[str, Config]:
 # ------------------------------------------------------------------------------ the worker
 
 
-OBSERVER_FALLBACK = """
+# The driver's MutationObserver (as child/site/scripts.py had it), reporting through a binding.
+OBSERVER = """
 (selectors) => {
   if (window.__coordinatorObserver) return;
   let last = null;
@@ -215,26 +233,6 @@ OBSERVER_FALLBACK = """
   report();
 }
 """
-SELECTORS_FALLBACK = {
-    "prompt": "ms-prompt-input-wrapper ms-autosize-textarea textarea",
-    "run_button": 'button[aria-label="Run"].run-button',
-    "spinner": 'button[aria-label="Run"].run-button svg .stoppable-spinner',
-    "model_turn": "ms-chat-turn .chat-turn-container.model",
-    "turn_text": "ms-cmark-node.cmark-node",
-    "new_chat": 'button[data-test-clear="outside"][aria-label="New chat"]',
-    "confirm_discard": 'button.ms-button-primary:has-text("Discard and continue")',
-    "toast": "div.toast.warning, div.toast.error",
-}
-
-
-def page_code() -> tuple[str, dict[str, str]]:
-    try:
-        from child.site.config import SELECTORS
-        from child.site.scripts import OBSERVER
-
-        return OBSERVER, {**SELECTORS_FALLBACK, **SELECTORS}
-    except Exception:
-        return OBSERVER_FALLBACK, SELECTORS_FALLBACK
 
 
 class ForwardProxy:
@@ -331,7 +329,7 @@ async def worker(args: argparse.Namespace) -> None:
         wrapper.write_text(f'#!/bin/sh\nexec {node} {config.node_flags} "$@"\n')
         wrapper.chmod(0o755)
         os.environ["PLAYWRIGHT_NODEJS_PATH"] = str(wrapper)
-    observer, selectors = page_code()
+    observer, selectors = OBSERVER, PAGE_SELECTORS
     proxy = ForwardProxy()
     await proxy.start()
     playwright = await async_playwright().start()
@@ -346,7 +344,7 @@ async def worker(args: argparse.Namespace) -> None:
         if config.viewport:
             options["viewport"] = {"width": config.viewport[0], "height": config.viewport[1]}
         context = await browser.new_context(**options)
-        await context.add_cookies([{"name": "replica_session", "value": args.session, "url": args.url}])
+        await context.add_cookies([{"name": SESSION_COOKIE, "value": args.session, "url": args.url}])
         page = await context.new_page()
         await page.expose_function("__coordinatorReport", reports.put_nowait)
         page.on("response", lambda response: None)
@@ -356,8 +354,6 @@ async def worker(args: argparse.Namespace) -> None:
         say("loaded", seconds=round(time.monotonic() - started, 2), proxied=len(proxy.requests),
             version=browser.version)
         await wait_line()
-
-        from child.replica import answer_for
 
         ok, errors, timings = 0, [], []
         for index in range(args.requests):
@@ -380,7 +376,7 @@ async def worker(args: argparse.Namespace) -> None:
                 turns = page.locator(selectors["model_turn"])
                 text = (await turns.last.locator(selectors["turn_text"]).all_inner_texts())
                 text = "".join(text)
-                expected = answer_for(prompt, "replica-pro", None, [])
+                expected = answer_for(prompt)
                 if text.strip() != expected.strip():
                     errors.append(f"request {index}: read {text[:80]!r}, expected {expected[:80]!r}")
                 else:
@@ -407,6 +403,7 @@ async def worker(args: argparse.Namespace) -> None:
         with contextlib.suppress(Exception):
             await playwright.stop()
         await proxy.close()
+        Path(f"/tmp/browser_memory_node_{os.getpid()}.sh").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------- the measuring
@@ -428,12 +425,43 @@ def component(process: psutil.Process, worker_pid: int) -> str:
     return "chromium " + kind
 
 
+def resident_pfns(pid: int) -> "numpy.ndarray[Any, Any]":
+    """The physical frames of every resident page of `pid` (root only: /proc/PID/pagemap)."""
+    import numpy
+
+    ranges = []
+    with open(f"/proc/{pid}/smaps") as smaps:
+        current = None
+        for line in smaps:
+            first = line.split(" ", 1)[0]
+            if "-" in first and not first.endswith(":"):
+                start, end = (int(x, 16) for x in first.split("-"))
+                current = (start, end)
+            elif first == "Rss:" and current is not None and int(line.split()[1]) > 0:
+                ranges.append(current)
+    found = []
+    with open(f"/proc/{pid}/pagemap", "rb", buffering=0) as pagemap:
+        for start, end in ranges:
+            pagemap.seek(start // 4096 * 8)
+            entries = numpy.frombuffer(pagemap.read((end - start) // 4096 * 8), dtype=numpy.uint64)
+            present = entries[(entries >> numpy.uint64(63)) & numpy.uint64(1) == 1]
+            found.append(present & numpy.uint64((1 << 55) - 1))
+    return numpy.unique(numpy.concatenate(found)) if found else numpy.zeros(0, dtype=numpy.uint64)
+
+
 def measure(worker_pids: list[int]) -> list[dict[str, Any]]:
-    """Per child: PSS and process count per component, and its total."""
-    result = []
-    for pid in worker_pids:
-        pss: dict[str, float] = defaultdict(float)
-        count: dict[str, int] = defaultdict(int)
+    """Per child, per component: kernel PSS, USS, and "own PSS", with process counts.
+
+    Kernel PSS divides a shared page among every process on the machine that maps it, so
+    it drops when unrelated Chromium or Node processes run (other engineers' tests do).
+    "Own PSS" divides each physical page only among the processes measured here (all the
+    children run at once), from /proc/PID/pagemap: what the children cost as if nothing
+    else ran on the machine. It is the figure to compare between configurations.
+    """
+    import numpy
+
+    rows = []  # (child index, component, pss, uss, pfns)
+    for index, pid in enumerate(worker_pids):
         try:
             root = psutil.Process(pid)
             processes = [root, *root.children(recursive=True)]
@@ -442,38 +470,190 @@ def measure(worker_pids: list[int]) -> list[dict[str, Any]]:
         for process in processes:
             try:
                 name = component(process, pid)
-                pss[name] += process.memory_full_info().pss / MB
-                count[name] += 1
-            except psutil.Error:
+                info = process.memory_full_info()
+                rows.append((index, name, info.pss / MB, info.uss / MB, resident_pfns(process.pid)))
+            except (psutil.Error, OSError):
                 continue
-        result.append({"pss": dict(pss), "count": dict(count), "total": sum(pss.values())})
-    return result
+    every = numpy.concatenate([row[4] for row in rows]) if rows else numpy.zeros(0, dtype=numpy.uint64)
+    frames, sharers = numpy.unique(every, return_counts=True)
+    result = [{"pss": defaultdict(float), "uss": defaultdict(float), "own": defaultdict(float),
+               "count": defaultdict(int)} for _ in worker_pids]
+    for index, name, pss, uss, pfns in rows:
+        share = 1.0 / sharers[numpy.searchsorted(frames, pfns)]
+        child = result[index]
+        child["pss"][name] += pss
+        child["uss"][name] += uss
+        child["own"][name] += float(share.sum()) * 4096 / MB
+        child["count"][name] += 1
+    mine = set(worker_pids) | {p.pid for pid in worker_pids if psutil.pid_exists(pid)
+                               for p in psutil.Process(pid).children(recursive=True)}
+    foreign = 0
+    for process in psutil.process_iter(["name", "pid"]):
+        if process.info["pid"] not in mine and process.info["name"] in ("chromium", "node", "chrome"):
+            foreign += 1
+    return [{"pss": dict(c["pss"]), "uss": dict(c["uss"]), "own": dict(c["own"]), "count": dict(c["count"]),
+             "total": sum(c["own"].values()), "total_pss": sum(c["pss"].values()),
+             "total_uss": sum(c["uss"].values()), "foreign_processes": foreign} for c in result]
 
 
-class Replica:
-    """The replica in an event loop on a thread of this process (as tests/support/replica.py)."""
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Chat (bench page)</title>
+<style>
+ body { font: 14px sans-serif; margin: 0; display: grid; grid-template-columns: 240px 1fr; height: 100vh; }
+ nav { overflow: auto; border-right: 1px solid #ccc; } nav li { padding: 4px; }
+ main { display: flex; flex-direction: column; } #turns { flex: 1; overflow: auto; padding: 8px; }
+ .turn { margin: 6px 0; padding: 6px; border-radius: 6px; } .user { background: #eef; } .model { background: #efe; }
+ .spinner { display: inline-block; width: 10px; height: 10px; border: 2px solid #888; border-radius: 50%; }
+</style></head>
+<body>
+<nav><ul id="history"></ul></nav>
+<main>
+ <div><button id="new-chat" aria-label="New chat">New chat</button> <span id="clock"></span>
+      <select id="model"></select></div>
+ <div id="turns"></div>
+ <form id="prompt-form"><textarea id="prompt" rows="3" cols="80" aria-label="Enter a prompt"></textarea>
+  <button id="run" type="submit" aria-label="Run" disabled>Run</button></form>
+</main>
+<dialog id="discard"><p>Discard this chat?</p><button id="cancel">Cancel</button>
+ <button id="confirm" class="primary">Discard and continue</button></dialog>
+<script>
+ const $ = (s) => document.querySelector(s);
+ const textarea = $("#prompt"), run = $("#run"), turns = $("#turns");
+ let generation = null;
+ for (let i = 0; i < 200; i++) {
+   const li = document.createElement("li"); li.textContent = `Saved prompt ${i}: ` + "lorem ipsum ".repeat(4);
+   $("#history").appendChild(li);
+ }
+ setInterval(() => { $("#clock").textContent = new Date().toISOString(); }, 500);
+ fetch("/api/models").then((r) => r.json()).then((body) => {
+   for (const m of body.models) { const o = document.createElement("option"); o.textContent = m; $("#model").appendChild(o); }
+ });
+ textarea.addEventListener("input", () => { run.disabled = generation === null && !textarea.value.trim(); });
+ $("#prompt-form").addEventListener("submit", async (event) => {
+   event.preventDefault();
+   const prompt = textarea.value; if (!prompt.trim() || generation) return;
+   const user = document.createElement("div"); user.className = "turn user"; user.textContent = prompt;
+   turns.appendChild(user);
+   textarea.value = ""; generation = {}; run.innerHTML = '<span class="spinner"></span> Stop';
+   const response = await fetch("/api/generate", {method: "POST", body: JSON.stringify({prompt})});
+   const body = await response.json();
+   const turn = document.createElement("div"); turn.className = "turn model"; turns.appendChild(turn);
+   const text = document.createElement("div"); text.className = "text"; turn.appendChild(text);
+   let index = 0;
+   generation.timer = setInterval(() => {
+     if (index < body.tokens.length) { text.appendChild(document.createTextNode(body.tokens[index++])); return; }
+     clearInterval(generation.timer); generation = null; run.textContent = "Run"; run.disabled = true;
+     fetch("/api/finished", {method: "POST", body: JSON.stringify({id: body.id, text: text.textContent})});
+   }, body.token_ms);
+ });
+ $("#new-chat").addEventListener("click", () => $("#discard").showModal());
+ $("#cancel").addEventListener("click", () => $("#discard").close());
+ $("#confirm").addEventListener("click", () => { $("#discard").close(); turns.replaceChildren(); });
+</script></body></html>
+"""
+PAGE_SELECTORS = {
+    "prompt": "#prompt",
+    "run_button": "#run",
+    "spinner": "#run .spinner",
+    "model_turn": "#turns .turn.model",
+    "turn_text": ".text",
+    "new_chat": "#new-chat",
+    "confirm_discard": "#confirm",
+    "toast": ".toast",
+}
+SESSION_COOKIE = "replica_session"
 
-    def __init__(self, sessions: set[str]) -> None:
-        from child.replica import ReplicaConfig, ReplicaServer
 
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+def answer_for(prompt: str) -> str:
+    """What the bench page's server answers: deterministic, a few hundred characters."""
+    return "Bench model answers: " + " ".join(prompt.split() * 3)
+
+
+class PageServer:
+    """The bench's chat page on a free port, on threads of this process (stdlib only).
+
+    Stands in for `child.replica`, which was being rebuilt while this script was written
+    (its answers moved to an HTTPS endpoint with its own CA and protobuf frames). What
+    matters for memory is kept: a textarea, a Run button, the answer streamed token by
+    token by a timer into a growing turn, a clock timer, a fetch per request, a modal
+    dialog for New chat, 200 list items of history, and the session cookie check.
+    """
+
+    def __init__(self, sessions: set[str], token_ms: int = 30) -> None:
+        import http.server
+
+        server = self
+        self.sessions = sessions
+        self.runs: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: bytes, kind: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _authorised(self) -> bool:
+                cookies = dict(
+                    part.strip().split("=", 1) for part in self.headers.get("Cookie", "").split(";") if "=" in part
+                )
+                if cookies.get(SESSION_COOKIE) in server.sessions:
+                    return True
+                self._send(401, b'{"error": "sign in first"}')
+                return False
+
+            def do_GET(self) -> None:
+                if not self._authorised():
+                    return
+                if self.path.startswith("/prompts/new_chat"):
+                    self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+                elif self.path == "/api/models":
+                    self._send(200, b'{"models": ["bench-pro", "bench-flash"]}')
+                else:
+                    self._send(404, b"{}")
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if not self._authorised():
+                    return
+                with server.lock:
+                    if self.path == "/api/generate":
+                        run = {"id": len(server.runs), "answer": answer_for(body["prompt"]), "text": None}
+                        server.runs.append(run)
+                        tokens = [" " + w if i else w for i, w in enumerate(run["answer"].split(" "))]
+                        reply: dict[str, Any] = {"id": run["id"], "tokens": tokens, "token_ms": token_ms}
+                    elif self.path == "/api/finished":
+                        server.runs[int(body["id"])]["text"] = body["text"]
+                        reply = {"ok": True}
+                    else:
+                        reply = {}
+                self._send(200, json.dumps(reply).encode())
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
-        # The demo's pace: a first token after 200 ms, then one every 30 ms.
-        self.server = ReplicaServer(ReplicaConfig(sessions=frozenset(sessions)))
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(15)
-        self.url = self.server.url
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def runs(self) -> list[dict[str, Any]]:
-        import httpx
+    def count(self) -> int:
+        with self.lock:
+            return len(self.runs)
 
-        return list(httpx.get(self.url + "/__replica/runs", timeout=5).json())
+    def completed(self, first: int) -> int:
+        with self.lock:
+            return sum(1 for run in self.runs[first:] if run["text"] == run["answer"])
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def kill_tree(process: subprocess.Popen[str]) -> None:
@@ -507,9 +687,9 @@ def read_message(process: subprocess.Popen[str], timeout: float) -> dict[str, An
     return {"kind": "failed", "error": "timeout"}
 
 
-def run_config(config: Config, children: int, replica: Replica, sessions: list[str],
+def run_config(config: Config, children: int, replica: PageServer, sessions: list[str],
                args: argparse.Namespace) -> dict[str, Any]:
-    before = len(replica.runs())
+    before = replica.count()
     workers: list[subprocess.Popen[str]] = []
     result: dict[str, Any] = {"config": config.name, "children": children}
     try:
@@ -534,13 +714,12 @@ def run_config(config: Config, children: int, replica: Replica, sessions: list[s
         result["warmed"] = warmed
         time.sleep(args.settle)
         result["after_requests"] = measure([w.pid for w in workers])
-        runs = replica.runs()[before:]
-        completed = sum(1 for run in runs if run["status"] == "completed" and run["text"] == run["answer"])
+        completed = replica.completed(before)
         expected = children * args.requests
         problems = [e for m in warmed for e in m.get("errors", [])]
         problems += [m.get("error", "") for m in warmed if m["kind"] != "warmed"]
         if completed != expected:
-            problems.append(f"replica recorded {completed}/{expected} completed runs")
+            problems.append(f"the server recorded {completed}/{expected} runs finished with the right text")
         if any(m.get("proxied", 0) < 2 * args.requests + 2 for m in warmed if m["kind"] == "warmed"):
             problems.append("the proxy saw fewer requests than the page made")
         result["problems"] = problems
@@ -550,21 +729,23 @@ def run_config(config: Config, children: int, replica: Replica, sessions: list[s
             kill_tree(w)
 
 
-def summarise(result: dict[str, Any], phase: str) -> tuple[dict[str, float], float, dict[str, float]]:
-    """Mean PSS per child per component, mean total per child, process counts per child."""
+def summarise(result: dict[str, Any], phase: str, metric: str = "own") -> tuple[dict[str, float], dict[str, float]]:
+    """Mean MB per child per component (`metric`: own, pss or uss), and process counts per child."""
     per_child = result[phase]
     components: dict[str, float] = defaultdict(float)
     counts: dict[str, float] = defaultdict(float)
     for child in per_child:
-        for name, value in child["pss"].items():
+        for name, value in child[metric].items():
             components[name] += value / len(per_child)
         for name, value in child["count"].items():
             counts[name] += value / len(per_child)
-    return dict(components), sum(c["total"] for c in per_child) / len(per_child), dict(counts)
+    return dict(components), dict(counts)
 
 
 GROUPS = ("python", "node driver", "chromium browser", "chromium renderer", "chromium gpu-process",
           "chromium zygote", "chromium utility:*", "other")
+SHORT = {"python": "py", "node driver": "node", "chromium browser": "browser", "chromium renderer": "render",
+         "chromium gpu-process": "gpu", "chromium zygote": "zygote", "chromium utility:*": "utility", "other": "other"}
 
 
 def group_of(name: str) -> str:
@@ -574,37 +755,40 @@ def group_of(name: str) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    short = {"python": "py", "node driver": "node", "chromium browser": "browser", "chromium renderer": "render",
-             "chromium gpu-process": "gpu", "chromium zygote": "zygote", "chromium utility:*": "utility",
-             "other": "other"}
-    header = f"{'config':<15} {'ch':>2} {'phase':<6} " + " ".join(f"{short[g]:>7}" for g in GROUPS)
-    header += f" {'TOTAL':>7} {'procs':>5}  works"
+    header = f"{'config':<15} {'ch':>2} {'phase':<5} " + " ".join(f"{SHORT[g]:>7}" for g in GROUPS)
+    header += f" {'OWN':>7} {'PSS':>7} {'USS':>7} {'procs':>5} {'other':>5} works"
     print(header)
     print("-" * len(header))
     for result in results:
         if "failed" in result:
-            print(f"{result['config']:<15} {result['children']:>2} FAILED: {result['failed'][:200]}")
+            print(f"{result['config']:<15} {result['children']:>2} FAILED: {result['failed'][:300]}")
             continue
         for phase, label in (("after_load", "load"), ("after_requests", "reqs")):
             if phase not in result:
                 continue
-            components, total, counts = summarise(result, phase)
+            components, counts = summarise(result, phase)
             grouped: dict[str, float] = defaultdict(float)
             for name, value in components.items():
                 grouped[group_of(name)] += value
+            per_child = result[phase]
+            mean = {key: sum(c[key] for c in per_child) / len(per_child) for key in ("total", "total_pss", "total_uss")}
             works = "" if phase == "after_load" else ("yes" if not result.get("problems") else "NO")
-            print(f"{result['config']:<15} {result['children']:>2} {label:<6} "
+            print(f"{result['config']:<15} {result['children']:>2} {label:<5} "
                   + " ".join(f"{grouped.get(g, 0.0):7.1f}" for g in GROUPS)
-                  + f" {total:7.1f} {sum(counts.values()):5.0f}  {works}")
-    print("\nMB of PSS per child (mean over the children run at once); procs = processes per child.")
+                  + f" {mean['total']:7.1f} {mean['total_pss']:7.1f} {mean['total_uss']:7.1f}"
+                  + f" {sum(counts.values()):5.0f} {per_child[0]['foreign_processes']:5d} {works}")
+    print("\nMB per child, mean over the children run at once. Components and OWN: PSS counting only the")
+    print("processes measured here as sharers (unaffected by other programs); PSS: the kernel's PSS;")
+    print("USS: private memory only. procs: processes per child; other: Chromium/Node processes on the")
+    print("machine that are not ours (they lower the kernel's PSS).")
     for result in results:
         if result.get("problems"):
-            print(f"  {result['config']} x{result['children']}: " + "; ".join(result["problems"][:4]))
+            print(f"  {result['config']} x{result['children']} BROKE: " + "; ".join(result["problems"][:4]))
     details = [r for r in results if "after_requests" in r]
     if details:
-        print("\nUtility processes (MB per child, after the requests):")
+        print("\nUtility processes (own MB per child, after the requests):")
         for result in details:
-            components, _, _ = summarise(result, "after_requests")
+            components, _ = summarise(result, "after_requests")
             utilities = {k.split(":", 1)[1]: v for k, v in components.items() if k.startswith("chromium utility:")}
             print(f"  {result['config']} x{result['children']}: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in sorted(utilities.items())))
@@ -636,8 +820,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}; see --list")
     sessions = [secrets.token_hex(8) for _ in range(max(args.children))]
-    replica = Replica(set(sessions))
-    print(f"replica on {replica.url}; {args.requests} requests per child; chromium {args.chromium}", flush=True)
+    replica = PageServer(set(sessions))
+    print(f"bench page on {replica.url}; {args.requests} requests per child; chromium {args.chromium}", flush=True)
     results = []
     try:
         for name in names:

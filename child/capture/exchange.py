@@ -135,11 +135,3 @@ class NetworkCapture:
         if self._waiting is watch:
             self._waiting = None
 
-
-class NoCapture:
-    """The `Capture` when the answer is read from the page (`answer_source = "dom"`)."""
-
-    enabled = False
-
-    def watch(self) -> Watch:
-        return Watch(NetworkCapture())

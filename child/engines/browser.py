@@ -32,9 +32,8 @@ import psutil
 import structlog
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-from child.capture import Capture
 from child.capture.ca import CAError, CertificateAuthority
-from child.capture.exchange import NetworkCapture, NoCapture
+from child.capture.exchange import NetworkCapture
 from child.capture.proxy import PROXY_USER, CaptureProxy, Target
 from child.engines.base import (
     AuthExpired,
@@ -389,16 +388,15 @@ def create_browser_engine(settings: ChildSettings, environ: Mapping[str, str]) -
         config = load_site_config(settings.site_config, settings.site_url)
     except SiteConfigError as exc:
         raise EngineConfigError(str(exc)) from None
-    proxy: CaptureProxy | None = None
-    capture: Capture = NoCapture()
-    if config.answer_source == "network":
-        capture = NetworkCapture()
-        proxy = create_capture_proxy(capture, config, settings.ca_file)
+    # The page's path is the same whichever source is read: with answer_source = "dom" the
+    # capture still carries the traffic, and the driver reads the rendered page instead.
+    capture = NetworkCapture()
+    proxy = create_capture_proxy(capture, config, settings.ca_file)
     options = BrowserOptions(
         port=settings.browser_port,
         headless=settings.headless,
         executable=settings.browser_path,
-        trusted_spki=proxy.ca.spki_sha256 if proxy is not None else None,
+        trusted_spki=proxy.ca.spki_sha256,
     )
     launcher = create_launcher(settings.engine, options, environ)
     site = AIStudio(config, capture)

@@ -135,6 +135,7 @@ class AIStudio:
         self.models: tuple[str, ...] = config.default_models
         self.model: str | None = None  # as the model label showed it last
         self.drift = Drift()
+        self._models_seen = asyncio.Event()
         self.answers = AnswerSources()
         self.trace = Trace()
         self._reports: asyncio.Queue[PageState] | None = None
@@ -157,6 +158,13 @@ class AIStudio:
         page.on("response", self._on_response)
         self.trace = Trace()
         await self._load(None)
+        # Ready only with the page's own model list: a model offered before it is known
+        # would be a guess the scheduler then refuses.
+        try:
+            async with asyncio.timeout(self.config.step_timeout_s):
+                await self._models_seen.wait()
+        except TimeoutError:
+            log.warning("models_not_seen", waited_s=self.config.step_timeout_s, using=list(self.models))
 
     async def _load(self, model: str | None) -> None:
         """(Re)open the new-chat page, on `model` if given, and settle it: temporary chat on,
@@ -599,6 +607,7 @@ class AIStudio:
             return
         if names:
             self.models = names
+            self._models_seen.set()
 
     @property
     def _step_s(self) -> float:

@@ -15,9 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
@@ -30,56 +28,12 @@ from child.engines.browser import find_chromium
 from coordinator.cli import demo
 from tests.support.coordinator import Coordinator, Runs
 from tests.support.processes import free_port, free_port_bases, stop_process_group, wait_for
+from tests.support.sites import Site, site_and_profiles, start
 
 pytestmark = pytest.mark.skipif(
     find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh` installs it"
 )
 QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "what is the colour of the sky"}]
-
-
-@dataclass
-class Site:
-    url: str
-    sessions: dict[str, str]
-    site_config: Path
-
-    def runs(self) -> list[dict[str, Any]]:
-        runs: list[dict[str, Any]] = httpx.get(f"{self.url}/__replica/runs", timeout=5).json()
-        return runs
-
-    def last_run(self) -> dict[str, Any]:
-        return self.runs()[-1]
-
-
-@contextlib.contextmanager
-def site_and_profiles(folder: Path, *options: str, logged_out: tuple[str, ...] = ()) -> Iterator[Site]:
-    """The replica, and demo profiles in `folder`; those in `logged_out` hold no session cookie."""
-    sessions = demo.write_profiles(folder)
-    for name in logged_out:
-        (folder / f"{name}.json").write_text(json.dumps({"cookies": [], "origins": []}))
-    with demo.replica(list(sessions.values()), folder.parent / "replica.log", options) as replica:
-        yield Site(replica.url, sessions, replica.site_config)
-
-
-def start(runs: Runs, site: Site, folder: Path, *args: str, wait_ready: bool = True) -> Coordinator:
-    return runs.start(
-        (),
-        profiles_dir=folder,
-        args=[
-            "--engine",
-            "chromium",
-            "--site-url",
-            site.url,
-            "--site-config",
-            str(site.site_config),
-            "--ca-file",
-            str(folder.parent / "capture-ca.pem"),
-            "--start-timeout",
-            "60",
-            *args,
-        ],
-        wait_ready=wait_ready,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -139,26 +93,22 @@ def test_settings_and_model_reach_the_page(browsers: tuple[Coordinator, Site]) -
     )
     recorded = site.last_run()
     assert recorded["model"] == "replica-flash"
-    assert float(recorded["temperature"]) == 0.3
-    assert float(recorded["top_p"]) == 0.5
-    assert int(recorded["max_tokens"]) == 6
-    assert recorded["stop"] == ["seven"]
+    settings = recorded["settings"]
+    assert (settings["temperature"], settings["top_p"], settings["max_tokens"]) == (0.3, 0.5, 6)
+    assert settings["stop"] == ["seven"]
     assert (
         answer.choices[0].message.content
-        == recorded["text"]
+        == recorded["answer"]
         == "Replica replica-flash answers: one two three"
     )
+    assert answer.choices[0].finish_reason == "length"  # the six tokens cut it before "seven"
     # Requests without settings get the page's defaults back, and no stop chips. Round-robin
     # sends one of the next two to the page that had the settings above.
     for _ in range(2):
         run.openai(timeout=60).chat.completions.create(model="replica-flash", messages=QUESTION)
-        later = site.last_run()
+        later = site.last_run()["settings"]
         assert later["stop"] == []
-        assert (float(later["temperature"]), float(later["top_p"]), int(later["max_tokens"])) == (
-            1.0,
-            0.95,
-            8192,
-        )
+        assert (later["temperature"], later["top_p"], later["max_tokens"]) == (1.0, 0.95, 8192)
 
 
 def test_the_conversation_goes_as_one_prompt(browsers: tuple[Coordinator, Site]) -> None:
@@ -216,7 +166,11 @@ def test_cancel_and_disconnect_stop_the_page_and_the_next_request_starts_clean(
 
 def test_models_come_from_the_page(browsers: tuple[Coordinator, Site]) -> None:
     run, _ = browsers
-    assert sorted(m.id for m in run.openai().models.list().data) == ["replica-flash", "replica-pro"]
+    assert sorted(m.id for m in run.openai().models.list().data) == [
+        "replica-flash",
+        "replica-lite",
+        "replica-pro",
+    ]
     health = run.children()
     for child in health.values():
         assert child["state"] == "ready"
@@ -230,7 +184,7 @@ def test_models_listed_while_the_browsers_start_are_the_pages_and_are_served(
     folder = tmp_path / "profiles"
     with site_and_profiles(folder, "--first-token-ms", "50", "--token-ms", "10") as site:
         run = start(runs, site, folder, wait_ready=False)
-        page_models = {"replica-pro", "replica-flash"}
+        page_models = {"replica-pro", "replica-flash", "replica-lite"}
         served: set[str] = set()
 
         def started() -> bool:
@@ -306,7 +260,7 @@ def test_a_logged_out_profile_is_auth_expired_and_not_restarted(runs: Runs, tmp_
         assert run.child("stranger")["restarts"] == 0
 
 
-def test_quota_callout_cools_that_profile_while_the_other_serves(runs: Runs, tmp_path: Path) -> None:
+def test_quota_is_per_model_and_names_it(runs: Runs, tmp_path: Path) -> None:
     folder = tmp_path / "profiles"
     with site_and_profiles(
         folder, "--quota-after", "1", "--first-token-ms", "50", "--token-ms", "10"
@@ -321,13 +275,22 @@ def test_quota_callout_cools_that_profile_while_the_other_serves(runs: Runs, tmp
         ]
         assert sorted(served) == ["demo-1", "demo-2"]
         # Each profile has had its one run: the next hits the quota callout on the page.
+        # Each profile has had its one run of replica-pro: the next is the site's quota answer.
         with pytest.raises(openai.RateLimitError) as refused:
             client.chat.completions.create(model="replica-pro", messages=QUESTION)
         assert refused.value.code == "quota_exhausted"
+        assert "replica-pro" in refused.value.message
         assert int(refused.value.response.headers["retry-after"]) > 0
         assert [r["status"] for r in site.runs()][-2:] == ["quota", "quota"]
-        states = {c["id"]: c["state"] for c in run.children().values()}
-        assert states == {"demo-1": "cooldown", "demo-2": "cooldown"}
+        # The quota is the model's: both accounts still answer another model.
+        other = client.chat.completions.create(model="replica-flash", messages=QUESTION)
+        assert (
+            other.choices[0].message.content == "Replica replica-flash answers: what is the colour of the sky"
+        )
+        assert {c["id"]: c["state"] for c in run.children().values()} == {
+            "demo-1": "ready",
+            "demo-2": "ready",
+        }
 
 
 def test_a_killed_browser_restarts_its_child(runs: Runs, tmp_path: Path) -> None:

@@ -102,6 +102,17 @@ class Coordinator:
             "every child to be ready",
         )
 
+    def status(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`coordinator status` against this run, as a user types it."""
+        clean = {name: value for name, value in os.environ.items() if not name.startswith("COORDINATOR_")}
+        return subprocess.run(
+            [*COORDINATOR, "status", "--url", self.url, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean,
+        )
+
     def output(self) -> str:
         return self.output_path.read_text(errors="replace")
 
