@@ -19,7 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from child.replica import GENERATE_PATH, LIST_MODELS_PATH, SESSION_COOKIE, ReplicaConfig, ReplicaServer, serve
+from child.replica import (
+    DRIFTS,
+    GENERATE_PATH,
+    LIST_MODELS_PATH,
+    SESSION_COOKIE,
+    ReplicaConfig,
+    ReplicaServer,
+    serve,
+)
 from child.replica.answer import reply_for, thoughts_for
 from child.replica.api import PAGE_HEADER
 from child.replica.wire import encode_request
@@ -83,6 +91,18 @@ def test_the_chat_page_has_the_2026_elements_and_none_of_2025(replica: ThreadedR
     for gone in ("ms-prompt-input-wrapper", "ms-autosize-textarea", 'aria-label="Run"', "ms-slider"):
         assert gone not in page.text
     assert not re.search(r'class="[^"]*\brun-button\b', page.text)
+
+
+@pytest.mark.parametrize("key", sorted(DRIFTS))
+def test_each_drift_key_renames_its_element_only(start_replica: StartReplica, key: str) -> None:
+    replica = start_replica(drift=frozenset({key}))
+    with as_session(replica) as client:
+        html = client.get("/prompts/new_chat").text
+    for old, new in DRIFTS[key]:
+        assert old not in html
+        assert new in html
+    others = [old for other, pairs in DRIFTS.items() if other != key for old, _ in pairs]
+    assert all(old in html for old in others)
 
 
 def test_every_page_load_gets_its_own_id_and_proof_secret(replica: ThreadedReplica) -> None:

@@ -143,7 +143,7 @@ def test_markdown_is_rendered_so_the_dom_text_is_not_the_answer(
     run = replica.wait_run(0, "completed")
     raw = answer_for("Answer in markdown", "replica-flash", None, [])
     shown = answer_text(page)
-    assert run["answer"] == raw and run["text"] == shown
+    assert shown is not None and run["answer"] == raw and run["text"] == shown
     assert shown != raw and "```" not in shown and "**" not in shown and "content_copydownload" in shown
     # The raw markdown is there after the end, behind the turn's Edit button.
     page.locator(f"{ui.MODEL_TURN} {ui.EDIT_BUTTON}").click()
