@@ -24,10 +24,11 @@ MAX_ECHOED_WORDS: Final = 60
 MARKDOWN_WORD: Final = re.compile(r"\bmarkdown\b", re.IGNORECASE)
 
 # Indented code, a table and nested emphasis: what a DOM reader flattens or mixes with
-# the code block's icon texts. `{model}` and `{line}` are filled in.
+# the code block's icon texts; brackets and quotes inside the text, which a reader of the
+# frames must not take for the JSON around them. `{model}` and `{line}` are filled in.
 MARKDOWN_DOCUMENT: Final = """# Replica report
 
-The replica **{model}** renders *markdown* with `inline code` too.
+The replica **{model}** renders *markdown* with `inline code` and `["brackets", [1]]` too.
 
 ## Steps
 
