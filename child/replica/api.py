@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from child.replica.answer import Reply, Usage, reply_for
 from child.replica.config import display_name
@@ -177,28 +178,40 @@ class _Api:
         headers["Vary"] = "Origin, Accept-Encoding"
         if gzip:
             headers["Content-Encoding"] = "gzip"
-        return StreamingResponse(
-            self._stream(run, reply, gzip), headers=headers, media_type=RESPONSE_CONTENT_TYPE
-        )
+        return FrameStream(self._stream(run, reply, gzip), run, headers)
 
-    async def _stream(self, run: Run, reply: Reply, gzip: bool) -> AsyncIterator[bytes]:
+    async def _stream(self, run: Run, reply: Reply, gzip: bool) -> AsyncGenerator[bytes, None]:
         writer = BodyWriter(gzip)
         config = self.config
-        finished = False
+        for index, sent in enumerate(reply_frames(reply)):
+            await asyncio.sleep((config.token_ms if index else config.first_token_ms) / 1000)
+            yield writer.frame(sent.data)
+            # Recorded once handed to the server: the run holds what was sent.
+            run.answer += sent.answer
+            run.thoughts += sent.thought
+            run.usage = sent.usage
+        run.finish = int(reply.finish)
+        yield writer.close()
+        run.status = RunStatus.COMPLETED
+
+
+class FrameStream(StreamingResponse):
+    """A streamed answer that marks its run stopped if it ends before the last frame: the
+    client went away (starlette cancels the stream when it sees the disconnect)."""
+
+    def __init__(self, frames: AsyncGenerator[bytes, None], run: Run, headers: dict[str, str]) -> None:
+        super().__init__(frames, headers=headers, media_type=RESPONSE_CONTENT_TYPE)
+        self.frames = frames
+        self.run = run
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            for index, sent in enumerate(reply_frames(reply)):
-                await asyncio.sleep((config.token_ms if index else config.first_token_ms) / 1000)
-                yield writer.frame(sent.data)
-                # Recorded once handed to the server: the run holds what was sent.
-                run.answer += sent.answer
-                run.thoughts += sent.thought
-                run.usage = sent.usage
-            run.finish = int(reply.finish)
-            yield writer.close()
-            finished = True
+            await super().__call__(scope, receive, send)
         finally:
-            # Cancelled here when the client disconnects (starlette listens for it).
-            run.status = RunStatus.COMPLETED if finished else RunStatus.STOPPED
+            if self.run.status is RunStatus.RUNNING:
+                self.run.status = RunStatus.STOPPED
+            # Closed here, not whenever the collector gets to it.
+            await self.frames.aclose()
 
 
 def create_api_app(state: ReplicaState) -> Starlette:
