@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from child.replica.answer import Reply, Usage, reply_for
+from child.replica.answer import FunctionCall, Reply, Usage, reply_for
 from child.replica.config import display_name
 from child.replica.state import ReplicaState, Run, RunStatus
 from child.replica.wire import (
@@ -42,6 +42,7 @@ from child.replica.wire import (
     dumps,
     error_body,
     frame,
+    function_call_part,
     parse_request,
     signature_part,
     text_part,
@@ -63,6 +64,7 @@ class Sent:
     usage: Usage
     answer: str = ""
     thought: str = ""
+    call: FunctionCall | None = None
 
 
 def reply_frames(reply: Reply) -> Iterator[Sent]:
@@ -76,6 +78,11 @@ def reply_frames(reply: Reply) -> Iterator[Sent]:
         digest = hashlib.sha256("".join(reply.thoughts).encode()).digest()
         signature = base64.b64encode(digest).decode()
         yield Sent(frame([signature_part(signature)]), Usage(reply.prompt_tokens, 0, thinking))
+    if reply.call is not None:
+        counts = reply.usage
+        part = function_call_part(reply.call.name, reply.call.arguments)
+        yield Sent(frame([part], reply.finish, counts), counts, call=reply.call)
+        return
     tokens = reply.answer or ("",)
     for index, token in enumerate(tokens):
         counts = Usage(reply.prompt_tokens, min(index + 1, len(reply.answer)), thinking)
@@ -84,10 +91,11 @@ def reply_frames(reply: Reply) -> Iterator[Sent]:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    for item in accept_encoding.split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "*"):
-            quality = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+    """Whether an Accept-Encoding header allows gzip (`;q=0` refuses it)."""
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (piece.strip() for piece in item.split(";"))
+        if coding in ("gzip", "*"):
+            quality = next((param[2:] for param in params if param.startswith("q=")), "1")
             try:
                 return float(quality) > 0
             except ValueError:
@@ -190,6 +198,8 @@ class _Api:
             run.answer += sent.answer
             run.thoughts += sent.thought
             run.usage = sent.usage
+            if sent.call is not None:
+                run.function_call = {"name": sent.call.name, "arguments": dict(sent.call.arguments)}
         run.finish = int(reply.finish)
         yield writer.close()
         run.status = RunStatus.COMPLETED

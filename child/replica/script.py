@@ -379,6 +379,13 @@ PAGE_SCRIPT: Final = r"""
       generation.answerNode = chunk.firstElementChild;
       content.appendChild(chunk);
     }
+    for (const call of generation.calls.slice(generation.shownCalls)) {
+      const chunk = firstOf("tpl-function-call");
+      $(".function-call-name", chunk).textContent = call.name;
+      $(".function-call-args", chunk).innerHTML = codeBlock("json", JSON.stringify(call.args, null, 2));
+      content.appendChild(chunk);
+      generation.shownCalls += 1;
+    }
     if (generation.thoughtNode) generation.thoughtNode.innerHTML = renderMarkdown(generation.thoughts);
     if (generation.answerNode) generation.answerNode.innerHTML = renderMarkdown(generation.answer);
     turn.scrollIntoView({ block: "end" });
@@ -435,7 +442,8 @@ PAGE_SCRIPT: Final = r"""
     const body = JSON.stringify(buildRequest(nonce));
     const xhr = new XMLHttpRequest();
     const generation = { nonce, xhr, reader: new FrameReader(), turn: null, answer: "", thoughts: "",
-                         thoughtNode: null, answerNode: null, finish: null, reported: false };
+                         calls: [], shownCalls: 0, thoughtNode: null, answerNode: null, finish: null,
+                         reported: false };
     setGeneration(generation);
     xhr.open("POST", BOOT.apiUrl + RPC + "GenerateContent");
     xhr.withCredentials = true;
@@ -455,8 +463,11 @@ PAGE_SCRIPT: Final = r"""
       const candidate = Array.isArray(frame[0]) ? frame[0][0] : null;
       if (!Array.isArray(candidate) || !Array.isArray(candidate[0])) continue;
       for (const part of candidate[0][0] || []) {
-        if (!Array.isArray(part) || typeof part[1] !== "string") continue;
-        if (part[12] === true) generation.thoughts += part[1];
+        if (!Array.isArray(part)) continue;
+        const call = part[10];
+        if (Array.isArray(call)) generation.calls.push({ name: call[0], args: decodeStruct(call[1]) });
+        else if (typeof part[1] !== "string") continue;
+        else if (part[12] === true) generation.thoughts += part[1];
         else generation.answer += part[1];
       }
       if (typeof candidate[1] === "number") generation.finish = candidate[1];

@@ -65,8 +65,8 @@ class RunSettings:
 
 @dataclass(slots=True)
 class Run:
-    """One GenerateContent request: what was asked, what was sent, how it ended, and
-    what the page reported it rendered."""
+    """One GenerateContent request: what was asked, what was sent (text, thoughts, or a
+    function call), how it ended, and what the page reported it rendered."""
 
     run_id: str
     session: str | None
@@ -83,6 +83,7 @@ class Run:
     finish: int | None = None
     text: str = ""
     reported: bool = False
+    function_call: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         usage = asdict(self.usage)
@@ -102,6 +103,7 @@ class Run:
             "finish": self.finish,
             "text": self.text,
             "reported": self.reported,
+            "function_call": self.function_call,
         }
 
 

@@ -5,6 +5,7 @@ page renders them, Stop, New chat, error callouts, the proof, login and reload.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -171,6 +172,20 @@ def test_thinking_comes_first_in_a_thought_chunk(replica: ThreadedReplica, open_
     run = replica.wait_run(0, "completed")
     assert run["thoughts"] == thoughts_for("think about it", "replica-pro")
     assert run["usage"]["thoughts"] > 0 and run["text"] == "Replica replica-pro answers: think about it"
+
+
+def test_a_function_call_is_shown_as_its_name_and_arguments(
+    replica: ThreadedReplica, open_page: OpenPage
+) -> None:
+    page = open_page(replica)
+    submit(page, "try a function call")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
+    chunk = page.locator(f"{ui.MODEL_TURN} ms-function-call-chunk")
+    expect(chunk.locator(".function-call-name")).to_have_text("replica_lookup")
+    arguments = chunk.locator(f"{ui.CODE_BLOCK} pre code").text_content()
+    assert arguments is not None
+    assert json.loads(arguments) == replica.wait_run(0, "completed")["function_call"]["arguments"]
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.TURN_TEXT}")).to_have_count(0)
 
 
 def test_stop_aborts_the_request_and_the_server_records_it(
