@@ -21,10 +21,6 @@ PAGE_SCRIPT: Final = r"""
   const CONSENT_COOKIE = "replica_cookie_consent";
   const TOAST_MS = 10000;
   const MAX_OUTPUT_TOKENS = 65536;
-  const ERROR_MESSAGES = {
-    7: "Failed to generate content: permission denied. Please try again.",
-    8: "You've reached your rate limit. Please try again later.",
-  };
   const FALLBACK_ERROR = "An internal error has occurred. Please try again.";
   const $ = (selector, root = document) => root.querySelector(selector);
   const fromTemplate = (id) => document.getElementById(id).content.cloneNode(true);
@@ -498,7 +494,7 @@ PAGE_SCRIPT: Final = r"""
 
   function failed(generation, code) {
     if (page.generation !== generation) return;
-    const message = ERROR_MESSAGES[code] || FALLBACK_ERROR;
+    const message = BOOT.errorMessages[code] || FALLBACK_ERROR;
     const callout = firstOf("tpl-error-callout");
     $(".message", callout).textContent = message;
     $(".turn-content", modelTurn(generation)).appendChild(callout);
