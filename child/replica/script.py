@@ -42,6 +42,7 @@ PAGE_SCRIPT: Final = r"""
     settings: { temperature: 1, topP: 0.95, maxTokens: MAX_OUTPUT_TOKENS },
     stops: [],
     advancedOpen: false,
+    promptText: "",
     system: "",
     temporary: false,
     history: [],
@@ -424,15 +425,17 @@ PAGE_SCRIPT: Final = r"""
   }
 
   function updateRunButton() {
-    runButton.disabled = page.generation === null && textarea.value.trim() === "";
+    runButton.disabled = page.generation === null && page.promptText.trim() === "";
   }
 
   function submit() {
-    const prompt = textarea.value;
+    // The form control's value, not the element's: text set without an input event is not sent.
+    const prompt = page.promptText;
     if (page.generation !== null || modalOpen() || prompt.trim() === "") return;
     appendUserTurn(prompt);
     page.history.push({ role: "user", text: prompt });
     textarea.value = "";
+    page.promptText = "";
     autosize();
     const nonce = randomHex(16);
     const body = JSON.stringify(buildRequest(nonce));
@@ -531,6 +534,7 @@ PAGE_SCRIPT: Final = r"""
     toasts.replaceChildren();
     page.history = [];
     textarea.value = "";
+    page.promptText = "";
     autosize();
     updateRunButton();
     syncEmpty();
@@ -553,7 +557,11 @@ PAGE_SCRIPT: Final = r"""
     textarea.style.height = `${Math.min(textarea.scrollHeight + 2, 240)}px`;
   }
 
-  textarea.addEventListener("input", () => { autosize(); updateRunButton(); });
+  textarea.addEventListener("input", () => {
+    page.promptText = textarea.value;
+    autosize();
+    updateRunButton();
+  });
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();

@@ -68,6 +68,11 @@ def test_the_elements_of_the_contract(replica: ThreadedReplica, open_page: OpenP
         expect(page.locator(old)).to_have_count(0)
     page.locator(ui.PROMPT).fill("   ")
     expect(page.locator(ui.RUN)).to_be_disabled()
+    # As an Angular form control: text put in by script without an input event is not sent.
+    page.locator(ui.PROMPT).evaluate("(element) => { element.value = 'set by script'; }")
+    page.locator(ui.PROMPT).press("Control+Enter")
+    expect(page.locator(ui.USER_TURN)).to_have_count(0)
+    expect(page.locator(ui.RUN)).to_be_disabled()
     page.locator(ui.PROMPT).fill("hi")
     expect(page.locator(ui.RUN)).to_be_enabled()
     # The page keeps its proof secret out of the DOM: its boot script removes itself.
