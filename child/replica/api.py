@@ -167,10 +167,10 @@ class _Api:
         proof_ok = page is not None and page.check_proof(body, request.headers.get(PROOF_HEADER))
         run = self.state.start_run(parsed, page, proof_ok)
         if not proof_ok or parsed.model in config.permission_denied:
-            self.state.refuse(run, RunStatus.DENIED)
+            run.end(RunStatus.DENIED)
             return self._error(request, 403, *PERMISSION_DENIED)
         if self.state.over_quota(run):
-            self.state.refuse(run, RunStatus.QUOTA)
+            run.end(RunStatus.QUOTA)
             return self._error(request, 429, *RESOURCE_EXHAUSTED)
         self.state.serve(run)
         reply = reply_for(
@@ -202,7 +202,7 @@ class _Api:
                 run.function_call = {"name": sent.call.name, "arguments": dict(sent.call.arguments)}
         run.finish = int(reply.finish)
         yield writer.close()
-        run.status = RunStatus.COMPLETED
+        run.end(RunStatus.COMPLETED)
 
 
 class FrameStream(StreamingResponse):
@@ -218,8 +218,7 @@ class FrameStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            if self.run.status is RunStatus.RUNNING:
-                self.run.status = RunStatus.STOPPED
+            self.run.end(RunStatus.STOPPED)  # a no-op after the last frame
             # Closed here, not whenever the collector gets to it.
             await self.frames.aclose()
 

@@ -85,6 +85,11 @@ class Run:
     reported: bool = False
     function_call: dict[str, Any] | None = None
 
+    def end(self, status: RunStatus) -> None:
+        """The one way a run's status changes: a running run ends once, the first end wins."""
+        if self.status is RunStatus.RUNNING and status is not RunStatus.RUNNING:
+            self.status = status
+
     def to_json(self) -> dict[str, Any]:
         usage = asdict(self.usage)
         return {
@@ -158,9 +163,6 @@ class ReplicaState:
         if run.session is None or self.config.quota_after == 0:
             return False
         return self.served.get((run.session, run.model), 0) >= self.config.quota_after
-
-    def refuse(self, run: Run, status: RunStatus) -> None:
-        run.status = status
 
     def serve(self, run: Run) -> None:
         """The run is answered: it counts against its session's quota on its model."""
