@@ -7,13 +7,18 @@ fenced code block), the kind of answer a DOM reader gets wrong; a thinking model
 first. Then it honours the settings whose effect a client can see: stop sequences end
 the answer (finish 1), maximum output tokens cut it (finish 2). A "token" is a word with
 the whitespace before it (`child.tokens`), and every count in the usage is of those.
+
+Beyond spec-11 C, so that the function-call parts of the wire (spec B) can be read from a
+real page: a last line containing "function call" is answered with a call of
+`replica_lookup` (arguments of every Value kind) instead of text.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
@@ -22,12 +27,15 @@ from child.tokens import split_tokens
 # Enough to show the prompt came through without echoing a whole pasted conversation.
 MAX_ECHOED_WORDS: Final = 60
 MARKDOWN_WORD: Final = re.compile(r"\bmarkdown\b", re.IGNORECASE)
+FUNCTION_CALL_WORDS: Final = re.compile(r"\bfunction call\b", re.IGNORECASE)
+FUNCTION_NAME: Final = "replica_lookup"
 
 # Indented code, a table and nested emphasis: what a DOM reader flattens or mixes with
-# the code block's icon texts. `{model}` and `{line}` are filled in.
+# the code block's icon texts; brackets and quotes inside the text, which a reader of the
+# frames must not take for the JSON around them. `{model}` and `{line}` are filled in.
 MARKDOWN_DOCUMENT: Final = """# Replica report
 
-The replica **{model}** renders *markdown* with `inline code` too.
+The replica **{model}** renders *markdown* with `inline code` and `["brackets", [1]]` too.
 
 ## Steps
 
@@ -81,17 +89,32 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """A call the model asks the client to make, with JSON-like arguments."""
+
+    name: str
+    arguments: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return len(split_tokens(self.name + " " + json.dumps(self.arguments)))
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
-    """A whole answer before it is sent: thought tokens, answer tokens, how it ends."""
+    """A whole answer before it is sent: thought tokens, answer tokens (or a function
+    call instead), how it ends."""
 
     thoughts: tuple[str, ...]
     answer: tuple[str, ...]
     finish: Finish
     prompt_tokens: int
+    call: FunctionCall | None = None
 
     @property
     def usage(self) -> Usage:
-        return Usage(self.prompt_tokens, len(self.answer), len(self.thoughts))
+        candidates = len(self.answer) + (self.call.tokens if self.call else 0)
+        return Usage(self.prompt_tokens, candidates, len(self.thoughts))
 
 
 def last_line(prompt: str) -> str:
@@ -115,6 +138,16 @@ def full_answer(prompt: str, model: str) -> str:
     if MARKDOWN_WORD.search(line):
         return MARKDOWN_DOCUMENT.format(model=model, line=line)
     return f"Replica {model} answers: {line}"
+
+
+def function_call_for(prompt: str) -> FunctionCall | None:
+    """The call a last line asking for a "function call" gets; None for any other."""
+    line = last_line(prompt)
+    if not FUNCTION_CALL_WORDS.search(line):
+        return None
+    arguments = {"query": line, "limit": 3, "ratio": 0.5, "exact": True, "cursor": None,
+                 "filters": {"lang": "en", "tags": ["replica", 2]}}  # fmt: skip
+    return FunctionCall(FUNCTION_NAME, arguments)
 
 
 def thoughts_for(prompt: str, model: str) -> str:
@@ -144,6 +177,9 @@ def reply_for(
     answer = split_tokens(text)
     thoughts = split_tokens(thoughts_for(prompt, model)) if thinking else []
     prompt_tokens = sum(len(split_tokens(text)) for text in (prompt, *context))
+    call = function_call_for(prompt)
+    if call is not None:
+        return Reply(tuple(thoughts), (), Finish.STOP, prompt_tokens, call)
     return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,8 +22,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from child.replica.answer import Reply, Usage, reply_for
+from child.replica.answer import FunctionCall, Reply, Usage, reply_for
 from child.replica.config import display_name
 from child.replica.state import ReplicaState, Run, RunStatus
 from child.replica.wire import (
@@ -41,6 +42,7 @@ from child.replica.wire import (
     dumps,
     error_body,
     frame,
+    function_call_part,
     parse_request,
     signature_part,
     text_part,
@@ -62,6 +64,7 @@ class Sent:
     usage: Usage
     answer: str = ""
     thought: str = ""
+    call: FunctionCall | None = None
 
 
 def reply_frames(reply: Reply) -> Iterator[Sent]:
@@ -75,6 +78,11 @@ def reply_frames(reply: Reply) -> Iterator[Sent]:
         digest = hashlib.sha256("".join(reply.thoughts).encode()).digest()
         signature = base64.b64encode(digest).decode()
         yield Sent(frame([signature_part(signature)]), Usage(reply.prompt_tokens, 0, thinking))
+    if reply.call is not None:
+        counts = reply.usage
+        part = function_call_part(reply.call.name, reply.call.arguments)
+        yield Sent(frame([part], reply.finish, counts), counts, call=reply.call)
+        return
     tokens = reply.answer or ("",)
     for index, token in enumerate(tokens):
         counts = Usage(reply.prompt_tokens, min(index + 1, len(reply.answer)), thinking)
@@ -83,10 +91,11 @@ def reply_frames(reply: Reply) -> Iterator[Sent]:
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    for item in accept_encoding.split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "*"):
-            quality = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+    """Whether an Accept-Encoding header allows gzip (`;q=0` refuses it)."""
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (piece.strip() for piece in item.split(";"))
+        if coding in ("gzip", "*"):
+            quality = next((param[2:] for param in params if param.startswith("q=")), "1")
             try:
                 return float(quality) > 0
             except ValueError:
@@ -158,10 +167,10 @@ class _Api:
         proof_ok = page is not None and page.check_proof(body, request.headers.get(PROOF_HEADER))
         run = self.state.start_run(parsed, page, proof_ok)
         if not proof_ok or parsed.model in config.permission_denied:
-            self.state.refuse(run, RunStatus.DENIED)
+            run.end(RunStatus.DENIED)
             return self._error(request, 403, *PERMISSION_DENIED)
         if self.state.over_quota(run):
-            self.state.refuse(run, RunStatus.QUOTA)
+            run.end(RunStatus.QUOTA)
             return self._error(request, 429, *RESOURCE_EXHAUSTED)
         self.state.serve(run)
         reply = reply_for(
@@ -177,28 +186,41 @@ class _Api:
         headers["Vary"] = "Origin, Accept-Encoding"
         if gzip:
             headers["Content-Encoding"] = "gzip"
-        return StreamingResponse(
-            self._stream(run, reply, gzip), headers=headers, media_type=RESPONSE_CONTENT_TYPE
-        )
+        return FrameStream(self._stream(run, reply, gzip), run, headers)
 
-    async def _stream(self, run: Run, reply: Reply, gzip: bool) -> AsyncIterator[bytes]:
+    async def _stream(self, run: Run, reply: Reply, gzip: bool) -> AsyncGenerator[bytes, None]:
         writer = BodyWriter(gzip)
         config = self.config
-        finished = False
+        for index, sent in enumerate(reply_frames(reply)):
+            await asyncio.sleep((config.token_ms if index else config.first_token_ms) / 1000)
+            yield writer.frame(sent.data)
+            # Recorded once handed to the server: the run holds what was sent.
+            run.answer += sent.answer
+            run.thoughts += sent.thought
+            run.usage = sent.usage
+            if sent.call is not None:
+                run.function_call = {"name": sent.call.name, "arguments": dict(sent.call.arguments)}
+        run.finish = int(reply.finish)
+        yield writer.close()
+        run.end(RunStatus.COMPLETED)
+
+
+class FrameStream(StreamingResponse):
+    """A streamed answer that marks its run stopped if it ends before the last frame: the
+    client went away (starlette cancels the stream when it sees the disconnect)."""
+
+    def __init__(self, frames: AsyncGenerator[bytes, None], run: Run, headers: dict[str, str]) -> None:
+        super().__init__(frames, headers=headers, media_type=RESPONSE_CONTENT_TYPE)
+        self.frames = frames
+        self.run = run
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            for index, sent in enumerate(reply_frames(reply)):
-                await asyncio.sleep((config.token_ms if index else config.first_token_ms) / 1000)
-                yield writer.frame(sent.data)
-                # Recorded once handed to the server: the run holds what was sent.
-                run.answer += sent.answer
-                run.thoughts += sent.thought
-                run.usage = sent.usage
-            run.finish = int(reply.finish)
-            yield writer.close()
-            finished = True
+            await super().__call__(scope, receive, send)
         finally:
-            # Cancelled here when the client disconnects (starlette listens for it).
-            run.status = RunStatus.COMPLETED if finished else RunStatus.STOPPED
+            self.run.end(RunStatus.STOPPED)  # a no-op after the last frame
+            # Closed here, not whenever the collector gets to it.
+            await self.frames.aclose()
 
 
 def create_api_app(state: ReplicaState) -> Starlette:

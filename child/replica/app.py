@@ -18,12 +18,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from child.replica.config import SESSION_COOKIE, ReplicaConfig
-from child.replica.pages import chat_page, login_page, page_boot
+from child.replica.pages import PERMISSION_MESSAGE, QUOTA_MESSAGE, chat_page, login_page, page_boot
 from child.replica.state import ReplicaState
 
+__all__ = ["CHAT_PATH", "PERMISSION_MESSAGE", "QUOTA_MESSAGE", "create_app"]
+
 CHAT_PATH: Final = "/prompts/new_chat"
-QUOTA_MESSAGE: Final = "You've reached your rate limit. Please try again later."
-PERMISSION_MESSAGE: Final = "Failed to generate content: permission denied. Please try again."
 
 
 def safe_continue(target: str | None) -> str:

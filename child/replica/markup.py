@@ -54,6 +54,8 @@ STYLE: Final = """
                        padding: 2px 8px; background: #f1f3f4; font-size: 12px; }
   .code-block-actions button { border: 0; background: none; }
   ms-code-block pre { margin: 0; padding: 8px; overflow-x: auto; background: #fafafa; }
+  ms-function-call-chunk { display: block; margin: 8px 0; }
+  .function-call-header { font-weight: 500; display: flex; gap: 4px; align-items: center; }
   ms-callout.error-callout { display: flex; gap: 8px; padding: 8px 12px; border-radius: 8px;
                              background: #fce8e6; color: #b3261e; }
   .edit-textarea { width: 100%; min-height: 120px; font: inherit; }
@@ -212,6 +214,9 @@ TEMPLATES: Final = """
     </ms-thought-chunk></template>
 <template id="tpl-answer-chunk"><ms-text-chunk><ms-cmark-node class="cmark-node"></ms-cmark-node>
   </ms-text-chunk></template>
+<template id="tpl-function-call"><ms-function-call-chunk><div class="function-call-header"><span
+  class="material-symbols-outlined">function</span><span class="function-call-name"></span></div>
+  <div class="function-call-args"></div></ms-function-call-chunk></template>
 <template id="tpl-finished-actions"><button type="button" class="toggle-edit-button" aria-label="Edit"><span
   class="material-symbols-outlined">edit</span></button><button type="button" class="rerun-button"
   aria-label="Rerun this turn"><span class="material-symbols-outlined">refresh</span></button></template>

@@ -19,6 +19,12 @@ from child.replica.markup import BODY, PAGE, STYLE, TEMPLATES
 from child.replica.script import PAGE_SCRIPT
 from child.replica.script_lib import LIBRARY
 from child.replica.state import PageLoad
+from child.replica.wire import PERMISSION_DENIED, RESOURCE_EXHAUSTED
+
+# What the page says when the answer endpoint refuses, by error code (spec-11 B).
+QUOTA_MESSAGE: Final = "You've reached your rate limit. Please try again later."
+PERMISSION_MESSAGE: Final = "Failed to generate content: permission denied. Please try again."
+ERROR_MESSAGES: Final = {PERMISSION_DENIED[0]: PERMISSION_MESSAGE, RESOURCE_EXHAUSTED[0]: QUOTA_MESSAGE}
 
 SCRIPT: Final = (
     '\n(() => {\n  "use strict";\n  const BOOT = __BOOT__;\n  document.currentScript.remove();\n'
@@ -95,4 +101,5 @@ def page_boot(config: ReplicaConfig, page: PageLoad, api_url: str) -> dict[str, 
         "defaultModel": config.default_model,
         "popups": config.popups,
         "popupDelayMs": config.popup_delay_ms,
+        "errorMessages": ERROR_MESSAGES,
     }

@@ -21,10 +21,6 @@ PAGE_SCRIPT: Final = r"""
   const CONSENT_COOKIE = "replica_cookie_consent";
   const TOAST_MS = 10000;
   const MAX_OUTPUT_TOKENS = 65536;
-  const ERROR_MESSAGES = {
-    7: "Failed to generate content: permission denied. Please try again.",
-    8: "You've reached your rate limit. Please try again later.",
-  };
   const FALLBACK_ERROR = "An internal error has occurred. Please try again.";
   const $ = (selector, root = document) => root.querySelector(selector);
   const fromTemplate = (id) => document.getElementById(id).content.cloneNode(true);
@@ -46,6 +42,7 @@ PAGE_SCRIPT: Final = r"""
     settings: { temperature: 1, topP: 0.95, maxTokens: MAX_OUTPUT_TOKENS },
     stops: [],
     advancedOpen: false,
+    promptText: "",
     system: "",
     temporary: false,
     history: [],
@@ -379,6 +376,13 @@ PAGE_SCRIPT: Final = r"""
       generation.answerNode = chunk.firstElementChild;
       content.appendChild(chunk);
     }
+    for (const call of generation.calls.slice(generation.shownCalls)) {
+      const chunk = firstOf("tpl-function-call");
+      $(".function-call-name", chunk).textContent = call.name;
+      $(".function-call-args", chunk).innerHTML = codeBlock("json", JSON.stringify(call.args, null, 2));
+      content.appendChild(chunk);
+      generation.shownCalls += 1;
+    }
     if (generation.thoughtNode) generation.thoughtNode.innerHTML = renderMarkdown(generation.thoughts);
     if (generation.answerNode) generation.answerNode.innerHTML = renderMarkdown(generation.answer);
     turn.scrollIntoView({ block: "end" });
@@ -421,21 +425,24 @@ PAGE_SCRIPT: Final = r"""
   }
 
   function updateRunButton() {
-    runButton.disabled = page.generation === null && textarea.value.trim() === "";
+    runButton.disabled = page.generation === null && page.promptText.trim() === "";
   }
 
   function submit() {
-    const prompt = textarea.value;
+    // The form control's value, not the element's: text set without an input event is not sent.
+    const prompt = page.promptText;
     if (page.generation !== null || modalOpen() || prompt.trim() === "") return;
     appendUserTurn(prompt);
     page.history.push({ role: "user", text: prompt });
     textarea.value = "";
+    page.promptText = "";
     autosize();
     const nonce = randomHex(16);
     const body = JSON.stringify(buildRequest(nonce));
     const xhr = new XMLHttpRequest();
     const generation = { nonce, xhr, reader: new FrameReader(), turn: null, answer: "", thoughts: "",
-                         thoughtNode: null, answerNode: null, finish: null, reported: false };
+                         calls: [], shownCalls: 0, thoughtNode: null, answerNode: null, finish: null,
+                         reported: false };
     setGeneration(generation);
     xhr.open("POST", BOOT.apiUrl + RPC + "GenerateContent");
     xhr.withCredentials = true;
@@ -455,8 +462,11 @@ PAGE_SCRIPT: Final = r"""
       const candidate = Array.isArray(frame[0]) ? frame[0][0] : null;
       if (!Array.isArray(candidate) || !Array.isArray(candidate[0])) continue;
       for (const part of candidate[0][0] || []) {
-        if (!Array.isArray(part) || typeof part[1] !== "string") continue;
-        if (part[12] === true) generation.thoughts += part[1];
+        if (!Array.isArray(part)) continue;
+        const call = part[10];
+        if (Array.isArray(call)) generation.calls.push({ name: call[0], args: decodeStruct(call[1]) });
+        else if (typeof part[1] !== "string") continue;
+        else if (part[12] === true) generation.thoughts += part[1];
         else generation.answer += part[1];
       }
       if (typeof candidate[1] === "number") generation.finish = candidate[1];
@@ -487,7 +497,7 @@ PAGE_SCRIPT: Final = r"""
 
   function failed(generation, code) {
     if (page.generation !== generation) return;
-    const message = ERROR_MESSAGES[code] || FALLBACK_ERROR;
+    const message = BOOT.errorMessages[code] || FALLBACK_ERROR;
     const callout = firstOf("tpl-error-callout");
     $(".message", callout).textContent = message;
     $(".turn-content", modelTurn(generation)).appendChild(callout);
@@ -524,6 +534,7 @@ PAGE_SCRIPT: Final = r"""
     toasts.replaceChildren();
     page.history = [];
     textarea.value = "";
+    page.promptText = "";
     autosize();
     updateRunButton();
     syncEmpty();
@@ -546,7 +557,11 @@ PAGE_SCRIPT: Final = r"""
     textarea.style.height = `${Math.min(textarea.scrollHeight + 2, 240)}px`;
   }
 
-  textarea.addEventListener("input", () => { autosize(); updateRunButton(); });
+  textarea.addEventListener("input", () => {
+    page.promptText = textarea.value;
+    autosize();
+    updateRunButton();
+  });
   textarea.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();

@@ -5,7 +5,8 @@ Hand-written so the page needs nothing from the network, and so it works in a pa
 is not a secure context (crypto.subtle is missing there). The renderer is deliberately
 small but renders what answers hold: headings, paragraphs, bold, italic, inline code,
 lists, tables and fenced code blocks with the header (language, copy and download icons)
-whose text a DOM reader picks up along with the code.
+whose text a DOM reader picks up along with the code. The Struct decoder reads the
+arguments of a function call part.
 """
 
 from __future__ import annotations
@@ -159,6 +160,25 @@ LIBRARY: Final = r"""
       }
     }
     return html.join("");
+  }
+
+  // ---- protobuf Struct and Value as json+protobuf writes them; a Value's kind is its length
+  function decodeValue(value) {
+    if (!Array.isArray(value)) return null;
+    switch (value.length) {
+      case 2: return value[1];
+      case 3: return value[2];
+      case 4: return value[3];
+      case 5: return decodeStruct(value[4]);
+      case 6: return ((value[5] && value[5][0]) || []).map(decodeValue);
+      default: return null;
+    }
+  }
+
+  function decodeStruct(struct) {
+    const object = {};
+    for (const [key, value] of (Array.isArray(struct) && struct[0]) || []) object[key] = decodeValue(value);
+    return object;
   }
 
   // ---- the streamed answer: [[frame,frame,...]], read frame by frame as text arrives

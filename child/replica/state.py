@@ -65,8 +65,8 @@ class RunSettings:
 
 @dataclass(slots=True)
 class Run:
-    """One GenerateContent request: what was asked, what was sent, how it ended, and
-    what the page reported it rendered."""
+    """One GenerateContent request: what was asked, what was sent (text, thoughts, or a
+    function call), how it ended, and what the page reported it rendered."""
 
     run_id: str
     session: str | None
@@ -83,6 +83,12 @@ class Run:
     finish: int | None = None
     text: str = ""
     reported: bool = False
+    function_call: dict[str, Any] | None = None
+
+    def end(self, status: RunStatus) -> None:
+        """The one way a run's status changes: a running run ends once, the first end wins."""
+        if self.status is RunStatus.RUNNING and status is not RunStatus.RUNNING:
+            self.status = status
 
     def to_json(self) -> dict[str, Any]:
         usage = asdict(self.usage)
@@ -102,6 +108,7 @@ class Run:
             "finish": self.finish,
             "text": self.text,
             "reported": self.reported,
+            "function_call": self.function_call,
         }
 
 
@@ -156,9 +163,6 @@ class ReplicaState:
         if run.session is None or self.config.quota_after == 0:
             return False
         return self.served.get((run.session, run.model), 0) >= self.config.quota_after
-
-    def refuse(self, run: Run, status: RunStatus) -> None:
-        run.status = status
 
     def serve(self, run: Run) -> None:
         """The run is answered: it counts against its session's quota on its model."""

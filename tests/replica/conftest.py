@@ -71,6 +71,7 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
     """open_page(replica, session=SESSION, path=...) -> a page on the replica's chat, in a
     fresh context that trusts the answer endpoint's certificate."""
     contexts = []
+    errors: list[str] = []
 
     def open_(
         replica: ThreadedReplica, session: str | None = SESSION, path: str = "/prompts/new_chat"
@@ -83,9 +84,12 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
         if session is not None:
             context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": replica.url}])
         page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(replica.url + path)
         return page
 
     yield open_
     for context in contexts:
         context.close()
+    # An exception in the page's own script is a bug of the replica, whatever the test checked.
+    assert errors == []

@@ -80,3 +80,12 @@ def test_thinking_adds_thoughts_and_usage_counts_every_part() -> None:
     assert usage.candidates == len(split_tokens("Replica replica-pro answers: a b c"))
     assert usage.thoughts == len(thinking.thoughts) > 0
     assert usage.total == usage.prompt + usage.candidates + usage.thoughts
+
+
+def test_a_last_line_asking_for_a_function_call_gets_one_instead_of_text() -> None:
+    reply = reply_for("context\nplease make a Function Call now", "m", max_tokens=1)
+    assert reply.answer == () and reply.finish == Finish.STOP
+    assert reply.call is not None and reply.call.name == "replica_lookup"
+    assert reply.call.arguments["query"] == "please make a Function Call now"
+    assert reply.usage.candidates == reply.call.tokens > 0
+    assert reply_for("function call\nthen text", "m").call is None

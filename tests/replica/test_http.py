@@ -19,9 +19,17 @@ from typing import Any
 import httpx
 import pytest
 
-from child.replica import GENERATE_PATH, LIST_MODELS_PATH, SESSION_COOKIE, ReplicaConfig, ReplicaServer, serve
+from child.replica import (
+    DRIFTS,
+    GENERATE_PATH,
+    LIST_MODELS_PATH,
+    SESSION_COOKIE,
+    ReplicaConfig,
+    ReplicaServer,
+    serve,
+)
 from child.replica.answer import reply_for, thoughts_for
-from child.replica.api import PAGE_HEADER
+from child.replica.api import PAGE_HEADER, accepts_gzip
 from child.replica.wire import encode_request
 from tests.support.processes import free_port, stop_process_group, wait_for
 from tests.support.replica import SESSION, PageClient, RemoteReplica, StartReplica, ThreadedReplica
@@ -83,6 +91,18 @@ def test_the_chat_page_has_the_2026_elements_and_none_of_2025(replica: ThreadedR
     for gone in ("ms-prompt-input-wrapper", "ms-autosize-textarea", 'aria-label="Run"', "ms-slider"):
         assert gone not in page.text
     assert not re.search(r'class="[^"]*\brun-button\b', page.text)
+
+
+@pytest.mark.parametrize("key", sorted(DRIFTS))
+def test_each_drift_key_renames_its_element_only(start_replica: StartReplica, key: str) -> None:
+    replica = start_replica(drift=frozenset({key}))
+    with as_session(replica) as client:
+        html = client.get("/prompts/new_chat").text
+    for old, new in DRIFTS[key]:
+        assert old not in html
+        assert new in html
+    others = [old for other, pairs in DRIFTS.items() if other != key for old, _ in pairs]
+    assert all(old in html for old in others)
 
 
 def test_every_page_load_gets_its_own_id_and_proof_secret(replica: ThreadedReplica) -> None:
@@ -234,6 +254,44 @@ def test_thinking_models_send_thoughts_then_a_signature_then_the_answer(
         run["usage"]["thoughts"],
     ]
     assert run["thoughts"] == thoughts_for("why?", "replica-pro") and run["system"] == "be brief"
+
+
+def test_a_function_call_is_one_frame_of_typed_values(
+    replica: ThreadedReplica, page_client: PageClient
+) -> None:
+    response = page_client.post(page_client.request("make a function call"))
+    (only,) = frames_of(response.content)
+    part = [None] * 10 + [
+        [
+            "replica_lookup",
+            [
+                [
+                    ["query", [None, None, "make a function call"]],
+                    ["limit", [None, 3]],
+                    ["ratio", [None, 0.5]],
+                    ["exact", [None, None, None, True]],
+                    ["cursor", [0]],
+                    ["filters", [None, None, None, None, [[
+                        ["lang", [None, None, "en"]],
+                        ["tags", [None, None, None, None, None, [[[None, None, "replica"], [None, 2]]]]],
+                    ]]]],
+                ]
+            ],
+        ]
+    ]  # fmt: skip
+    assert only[0] == [[[[part], "model"], 1]]
+    run = replica.wait_run(0, "completed", reported=False)
+    assert run["function_call"]["name"] == "replica_lookup" and run["answer"] == ""
+    assert only[2] == [run["usage"]["prompt"], run["usage"]["candidates"], run["usage"]["total"]]
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [("gzip, deflate, br, zstd", True), ("deflate, GZip;q=0.5", True), ("gzip;q=0", False),
+     ("identity", False), ("*", True), ("", False), ("gzip;q=x", False)],
+)  # fmt: skip
+def test_accepts_gzip(header: str, gzip: bool) -> None:
+    assert accepts_gzip(header) is gzip
 
 
 def test_no_proof_no_answer(replica: ThreadedReplica, page_client: PageClient) -> None:

@@ -5,6 +5,7 @@ page renders them, Stop, New chat, error callouts, the proof, login and reload.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -66,6 +67,11 @@ def test_the_elements_of_the_contract(replica: ThreadedReplica, open_page: OpenP
                 'ms-slider input[type="number"]'):  # fmt: skip
         expect(page.locator(old)).to_have_count(0)
     page.locator(ui.PROMPT).fill("   ")
+    expect(page.locator(ui.RUN)).to_be_disabled()
+    # As an Angular form control: text put in by script without an input event is not sent.
+    page.locator(ui.PROMPT).evaluate("(element) => { element.value = 'set by script'; }")
+    page.locator(ui.PROMPT).press("Control+Enter")
+    expect(page.locator(ui.USER_TURN)).to_have_count(0)
     expect(page.locator(ui.RUN)).to_be_disabled()
     page.locator(ui.PROMPT).fill("hi")
     expect(page.locator(ui.RUN)).to_be_enabled()
@@ -143,7 +149,7 @@ def test_markdown_is_rendered_so_the_dom_text_is_not_the_answer(
     run = replica.wait_run(0, "completed")
     raw = answer_for("Answer in markdown", "replica-flash", None, [])
     shown = answer_text(page)
-    assert run["answer"] == raw and run["text"] == shown
+    assert shown is not None and run["answer"] == raw and run["text"] == shown
     assert shown != raw and "```" not in shown and "**" not in shown and "content_copydownload" in shown
     # The raw markdown is there after the end, behind the turn's Edit button.
     page.locator(f"{ui.MODEL_TURN} {ui.EDIT_BUTTON}").click()
@@ -171,6 +177,20 @@ def test_thinking_comes_first_in_a_thought_chunk(replica: ThreadedReplica, open_
     run = replica.wait_run(0, "completed")
     assert run["thoughts"] == thoughts_for("think about it", "replica-pro")
     assert run["usage"]["thoughts"] > 0 and run["text"] == "Replica replica-pro answers: think about it"
+
+
+def test_a_function_call_is_shown_as_its_name_and_arguments(
+    replica: ThreadedReplica, open_page: OpenPage
+) -> None:
+    page = open_page(replica)
+    submit(page, "try a function call")
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
+    chunk = page.locator(f"{ui.MODEL_TURN} ms-function-call-chunk")
+    expect(chunk.locator(".function-call-name")).to_have_text("replica_lookup")
+    arguments = chunk.locator(f"{ui.CODE_BLOCK} pre code").text_content()
+    assert arguments is not None
+    assert json.loads(arguments) == replica.wait_run(0, "completed")["function_call"]["arguments"]
+    expect(page.locator(f"{ui.MODEL_TURN} {ui.TURN_TEXT}")).to_have_count(0)
 
 
 def test_stop_aborts_the_request_and_the_server_records_it(
