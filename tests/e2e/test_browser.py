@@ -108,7 +108,7 @@ def test_settings_and_model_reach_the_page(browsers: tuple[Coordinator, Site]) -
         run.openai(timeout=60).chat.completions.create(model="replica-flash", messages=QUESTION)
         later = site.last_run()["settings"]
         assert later["stop"] == []
-        assert (later["temperature"], later["top_p"], later["max_tokens"]) == (1.0, 0.95, 8192)
+        assert (later["temperature"], later["top_p"], later["max_tokens"]) == (1.0, 0.95, 65536)
 
 
 def test_the_conversation_goes_as_one_prompt(browsers: tuple[Coordinator, Site]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Route, async_playwright
 
-from child.engines.base import Prompt, QuotaExhausted
+from child.engines.base import Prompt, RateLimited
 from child.engines.browser import find_chromium, launch_args
 from child.site.config import AnswerSource, SiteConfig
 from child.site.driver import AIStudio
@@ -116,7 +116,8 @@ async def test_a_setting_the_model_lacks_is_a_400_naming_it(page: Page) -> None:
 async def test_the_page_error_callout_is_read(page: Page) -> None:
     site = AIStudio(_config())
     await site.open(page)
-    with pytest.raises(QuotaExhausted) as caught:
+    # The page's words say rate limit: the whole account's, not one model's quota.
+    with pytest.raises(RateLimited) as caught:
         await _answer(site, _prompt("quota please"))
     assert caught.value.retry_after == 300
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, async_playwright
 
-from child.engines.base import Prompt, QuotaExhausted
+from child.engines.base import Prompt, RateLimited
 from child.engines.browser import find_chromium, launch_args
 from child.replica import SESSION_COOKIE, ReplicaConfig
 from child.site.config import AnswerSource, SiteConfig
@@ -108,12 +108,13 @@ async def test_a_model_without_temperature_refuses_it_with_a_400(replica_page: S
         assert run["settings"]["max_tokens"] == 50 and run["settings"]["stop"] == ["zz"]
 
 
-async def test_the_quota_callout_cools_the_profile(replica_page: Start) -> None:
+async def test_the_quota_callout_read_from_the_page_is_a_rate_limit(replica_page: Start) -> None:
+    # The page says "rate limit" for a quota; only the network answer names the model.
     async with replica_page(quota_after=1) as (replica, page):
         site = _site(replica)
         await site.open(page)
         await _answer(site, _prompt("one"))
-        with pytest.raises(QuotaExhausted):
+        with pytest.raises(RateLimited):
             await _answer(site, _prompt("two"))
 
 
