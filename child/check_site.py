@@ -22,12 +22,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from child.capture.exchange import NetworkCapture
 from child.engines.base import EngineConfigError, EngineError, EngineState, Prompt
 from child.settings import ChildSettings, ConfigError, check_profile
 from child.site.drift import SelectorMatch
 from child.site.trace import StepTime
 from coordinator.protocol import logs
-from coordinator.protocol.link import EXIT_CONFIG, Finish, ReasoningDelta, TextDelta, ToolCall
+from coordinator.protocol.link import (
+    EXIT_CONFIG,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    default_ca_file,
+)
 
 DEFAULT_PROMPT = "Say hello in five words."
 _SHOWN_TEXT = 200
@@ -46,6 +54,8 @@ class AnswerSeen:
     finish: str | None = None
     usage: dict[str, int] | None = None
     text: str = ""
+    # What the capture saw of the answer's network exchange (none: it saw no request).
+    network: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +127,8 @@ async def check(settings: ChildSettings, prompt_text: str, model: str | None) ->
         report.steps += _steps(site.trace.steps)
         report.after_reset = _matches(site.drift.matches)
         report.answer.source = site.answers.last.value if site.answers.last else None
+        if isinstance(capture, NetworkCapture) and capture.last is not None:
+            report.answer.network = capture.last.stats.to_log()
         report.answer.reason = site.answers.reason
     except EngineError as exc:
         report.error = f"{exc.status} {exc.code}: {exc.message}"
@@ -175,6 +187,15 @@ def render(report: Report) -> str:
         )
         if answer.text:
             lines.append(f"answer begins: {answer.text!r}")
+    network = answer.network
+    if network is None:
+        lines.append("network: the capture saw no answer request")
+    else:
+        lines.append(
+            f"network: HTTP {network['status']}, {network['encoding'] or 'identity'}, "
+            f"{network['bytes']} bytes in {network['frames']} frames; finish {network['finish'] or 'none'}"
+            + (f"; error {network['error']}" if network["error"] else "")
+        )
     if report.error:
         lines.append(f"\nerror: {report.error}")
     lines.append("\nOK: every step worked" if report.ok else "\nFAILED: see above")
@@ -199,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="the prompt to send")
     parser.add_argument("--model", help="the model to ask (default: the page's own)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--ca-file", type=Path, help="the capture's CA (default: the one `run` uses)")
     return parser
 
 
@@ -216,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         browser_path=args.browser_path,
         site_url=args.site_url,
         site_config=args.site_config,
+        ca_file=args.ca_file or default_ca_file(),
     )
     try:
         check_profile(args.profile)

@@ -134,4 +134,3 @@ class NetworkCapture:
     def release(self, watch: Watch) -> None:
         if self._waiting is watch:
             self._waiting = None
-

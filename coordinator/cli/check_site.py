@@ -21,6 +21,7 @@ def argv(
     prompt: str | None = None,
     model: str | None = None,
     as_json: bool = False,
+    ca_file: Path | None = None,
 ) -> list[str]:
     """The command that checks the site with `profile`, as the flags ask."""
     command = [sys.executable, "-m", "child.check_site", "--profile", str(profile), "--engine", engine]
@@ -31,6 +32,7 @@ def argv(
         ("--browser-path", browser_path),
         ("--prompt", prompt),
         ("--model", model),
+        ("--ca-file", ca_file),
     ):
         if value:
             command += [flag, str(value)]

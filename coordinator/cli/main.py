@@ -267,6 +267,7 @@ def check_site(
     prompt: str | None = typer.Option(None, "--prompt", help="The prompt to send (default: a short one)."),
     model: str | None = typer.Option(None, "--model", help="The model to ask (default: the page's own)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ca_file: Path | None = _option("--ca-file", "The capture's CA (default: the one `run` uses)."),
 ) -> None:
     """Run one whole request against the site and print what matched, each step's time and
     what the capture saw; exit 1 if a step failed. Run it after the page changed, before and
@@ -283,6 +284,7 @@ def check_site(
         prompt=prompt,
         model=model,
         as_json=as_json,
+        ca_file=ca_file,
     )
     # The browser lives in the child package: the coordinator holds no browser code.
     raise typer.Exit(subprocess.run(argv).returncode)
