@@ -7,13 +7,11 @@ add to the time to first token, and how much memory a child and its browser take
    spawning the process until GET /ready counts both children serving, polled every 50 ms;
    repeated. The coordinator's and the children's logs split each start into milestones.
 2. Latency: streamed requests through the coordinator, one at a time, against the demo's
-   replica at its default pace, interleaved with the same prompt typed into the same
-   replica by a headless Chromium page of our own and timed inside that page from the key
-   press (what the replica itself takes). The difference is what the coordinator and the
-   child add. A second series attaches to the children's own pages over their debugging
-   ports and timestamps each step inside the page, to show where the added time goes; and
-   the Playwright calls a driver makes (before the key press, and for the reset to a new
-   chat) are timed one by one on our page.
+   replica. The capture logs (`answer_captured`) when the site's network delivered the
+   first text and when the answer ended, on the monotonic clock every process here
+   shares; the client notes when the first content chunk, the last one and `[DONE]`
+   reached it. The differences are what the child and the coordinator add: to the time to
+   first token, and between the site's last frame and the client's `[DONE]`.
 3. Memory: proportional set size of each child with its Playwright driver and browser, once
    both are ready and again after the requests; the coordinator's own resident set.
 
@@ -31,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,11 +37,9 @@ from typing import Any
 
 import httpx
 import psutil
-from playwright.sync_api import Browser, Page, sync_playwright
 
 from child.engines.browser import launch_args
-from child.replica import CHAT_PATH, ReplicaConfig
-from child.site.config import SELECTORS
+from child.replica import ReplicaConfig
 from coordinator.cli.demo import DEMO_PROFILES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,38 +59,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = launch_args()
 CHILDREN = len(DEMO_PROFILES)
 MB = 2**20
-
-# Installed in a chat page: timestamps (the page's clock, ms since the epoch) of the last
-# prompt input, the Ctrl+Enter, the first answer text, the spinner going away, and the
-# model turn going away (New chat), for each run.
-PROBE = """
-(s) => {
-  if (window.__bench) return;
-  const now = () => performance.timeOrigin + performance.now();
-  const bench = (window.__bench = { runs: [], input: null });
-  let run = null;
-  document.addEventListener("input", (event) => {
-    if (event.target.matches(s.prompt)) bench.input = now();
-  }, true);
-  document.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" || !event.ctrlKey || !event.target.matches(s.prompt)) return;
-    run = { input: bench.input, keydown: now(), first: null, end: null, reset: null };
-    bench.runs.push(run);
-  }, true);
-  new MutationObserver(() => {
-    if (run === null) return;
-    const t = now();
-    const turns = document.querySelectorAll(s.model_turn);
-    const last = turns[turns.length - 1];
-    const text = last ? last.querySelector(s.turn_text) : null;
-    if (run.first === null && text !== null && text.textContent !== "") run.first = t;
-    if (run.first !== null && run.end === null && document.querySelector(s.spinner) === null) run.end = t;
-    if (run.end !== null && turns.length === 0) { run.reset = t; run = null; }
-  }).observe(document.documentElement,
-    { subtree: true, childList: true, characterData: true, attributes: true });
-}
-"""
-
 
 # -- processes ---------------------------------------------------------------------------
 
@@ -214,222 +178,70 @@ def start_milestones(run: Demo) -> dict[str, float]:
 
 @dataclass(frozen=True, slots=True)
 class Streamed:
-    """One streamed request through the coordinator; times are time.time()."""
+    """One streamed request through the coordinator; times are time.monotonic()."""
 
     child: str
-    sent: float
     first: float
     last: float
     done: float
 
 
-def stream_once(client: httpx.Client, port: int, model: str) -> Streamed:
-    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+def stream_once(client: httpx.Client, port: int, model: str, prompt: str) -> Streamed:
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": prompt}]}
     first = last = 0.0
-    sent = time.time()
     with client.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{response.status_code}: {response.read().decode(errors='replace')}")
         for line in response.iter_lines():
             if line == "data: [DONE]":
-                return Streamed(response.headers["x-coordinator-child"], sent, first, last, time.time())
+                return Streamed(response.headers["x-coordinator-child"], first, last, time.monotonic())
             if line.startswith("data: "):
                 event = json.loads(line.removeprefix("data: "))
                 if "error" in event:
                     raise RuntimeError(f"the stream ended in an error: {event['error']}")
                 if event["choices"] and event["choices"][0]["delta"].get("content"):
-                    last = time.time()
+                    last = time.monotonic()
                     first = first or last
     raise RuntimeError("the stream ended without [DONE]")
-
-
-def clock_offset_ms(page: Page) -> float:
-    """How far the page's clock is ahead of time.time(), in ms (the tightest of 5 brackets)."""
-    brackets = []
-    for _ in range(5):
-        before = time.time()
-        in_page: float = page.evaluate("() => performance.timeOrigin + performance.now()")
-        after = time.time()
-        brackets.append((after - before, in_page - (before + after) / 2 * 1000))
-    return min(brackets)[1]
-
-
-def direct_run(page: Page) -> tuple[dict[str, float], dict[str, float]]:
-    """The prompt typed into our own page: the probe's record of the run (page clock, ms), and
-    how long each Playwright call of the reset to a new chat took (ms)."""
-    page.fill(SELECTORS["prompt"], PROMPT)
-    page.wait_for_selector(f"{SELECTORS['run_button']}:not([disabled])")
-    index = page.evaluate("() => window.__bench.runs.length")
-    page.press(SELECTORS["prompt"], "Control+Enter")
-    page.wait_for_function("(i) => window.__bench.runs[i] && window.__bench.runs[i].end !== null", arg=index)
-    steps: dict[str, Callable[[], object]] = {
-        "click_new_chat": lambda: page.click(SELECTORS["new_chat"]),
-        "click_discard": lambda: page.click(SELECTORS["confirm_discard"]),
-        "wait_turns_gone": lambda: page.wait_for_selector(SELECTORS["model_turn"], state="detached"),
-    }
-    reset: dict[str, float] = {}
-    for name, call in steps.items():
-        started = time.perf_counter()
-        call()
-        reset[name] = (time.perf_counter() - started) * 1000
-    run: dict[str, float] = page.evaluate("(i) => window.__bench.runs[i]", index)
-    return run, reset
 
 
 def summary(values: list[float]) -> dict[str, float]:
     return {"p50": round(percentile(values, 0.5), 1), "p90": round(percentile(values, 0.9), 1)}
 
 
-def open_direct_page(browser: Browser, child: ChildInfo) -> Page:
-    """A page on the demo's replica, logged in with a demo profile's session cookie."""
-    page = browser.new_context(storage_state=child.profile).new_page()
-    page.goto(child.site_url + CHAT_PATH)
-    page.wait_for_selector(SELECTORS["prompt"])
-    page.evaluate(PROBE, dict(SELECTORS))
-    return page
+def captured(run: Demo, child: str) -> list[dict[str, Any]]:
+    """The capture's record of each answer a child read, in order."""
+    return [e for e in _log_events(run.folder / f"{child}.log") if e["event"] == "answer_captured"]
 
 
-def latency(run: Demo, children: list[ChildInfo], requests: int, warmup: int) -> dict[str, Any]:
-    """Coordinator requests and direct runs, alternating, on the same replica."""
-    model = httpx.get(f"http://127.0.0.1:{run.port}/v1/models", timeout=5).json()["data"][0]["id"]
-    through: list[Streamed] = []
-    direct: list[dict[str, float]] = []
-    resets: list[dict[str, float]] = []
-    started = time.perf_counter()
-    with sync_playwright() as playwright, httpx.Client(timeout=60) as client:
-        # For scale next to the cold start: one driver, one browser, one page, started alone.
-        opening = {"playwright_driver_s": time.perf_counter() - started}
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        opening["browser_launch_s"] = time.perf_counter() - started - sum(opening.values())
-        page = open_direct_page(browser, children[0])
-        opening["page_open_s"] = time.perf_counter() - started - sum(opening.values())
-        for i in range(warmup + requests):
-            streamed = stream_once(client, run.port, model)
-            ran, reset = direct_run(page)
-            if i >= warmup:
-                through.append(streamed)
-                direct.append(ran)
-                resets.append(reset)
-        costs = call_costs(page)
-        chromium = browser.version
-        browser.close()
-    ttft = [(r.first - r.sent) * 1000 for r in through]
-    last = [(r.last - r.sent) * 1000 for r in through]
-    done = [(r.done - r.sent) * 1000 for r in through]
-    direct_ttft = [r["first"] - r["keydown"] for r in direct]
-    direct_total = [r["end"] - r["keydown"] for r in direct]
+def latency(run: Demo, requests: int, warmup: int) -> dict[str, Any]:
+    """Streamed requests, one at a time, each matched with the capture's record of it."""
+    model = "replica-flash"  # no thinking: the first content chunk is the first text
+    results: list[Streamed] = []
+    with httpx.Client(timeout=60) as client:
+        for index in range(warmup + requests):
+            # The markdown document: many frames, brackets and quotes inside the strings.
+            streamed = stream_once(client, run.port, model, f"{PROMPT} {index}, in markdown")
+            if index >= warmup:
+                results.append(streamed)
+    added_first, added_done, done_after_last = [], [], []
+    seen = {child: captured(run, child) for child in DEMO_PROFILES}
+    taken = dict.fromkeys(DEMO_PROFILES, 0)
+    for streamed in results:
+        # The warm-up answers come first in each child's log; skip as many as it served.
+        records = seen[streamed.child]
+        served = sum(1 for r in results if r.child == streamed.child)
+        record = records[len(records) - served + taken[streamed.child]]
+        taken[streamed.child] += 1
+        added_first.append((streamed.first - record["first_text_at"]) * 1000)
+        added_done.append((streamed.done - record["ended_at"]) * 1000)
+        done_after_last.append((streamed.done - streamed.last) * 1000)
     return {
-        "chromium": chromium,
+        "requests": len(results),
         "model": model,
-        "prompt": PROMPT,
-        "requests": requests,
-        "warmup": warmup,
-        "served_by": {c.id: sum(r.child == c.id for r in through) for c in children},
-        "coordinator_ttft_ms": summary(ttft),
-        "coordinator_last_token_ms": summary(last),
-        "coordinator_done_ms": summary(done),
-        "direct_ttft_ms": summary(direct_ttft),
-        "direct_total_ms": summary(direct_total),
-        "added_ttft_ms": _difference(summary(ttft), summary(direct_ttft)),
-        "added_last_token_ms": _difference(summary(last), summary(direct_total)),
-        "added_done_ms": _difference(summary(done), summary(direct_total)),
-        # The same New chat, Discard and wait as the driver's reset, timed call by call.
-        "direct_reset_ms": {
-            **{name: summary([r[name] for r in resets]) for name in resets[0]},
-            "total": summary([sum(r.values()) for r in resets]),
-        },
-        "playwright_call_ms": costs,
-        "direct_start_s": {name: round(value, 3) for name, value in opening.items()},
-    }
-
-
-def _difference(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    return {key: round(a[key] - b[key], 1) for key in a}
-
-
-def call_costs(page: Page, repeat: int = 30) -> dict[str, float]:
-    """Median ms of each kind of Playwright call a driver may make before the key press.
-
-    Each is one round trip from Python through the Playwright driver to the page and back;
-    the two `one_evaluate_*` entries do in one in-page call what the calls above do in several.
-    """
-    s = SELECTORS
-    calls: dict[str, Callable[[], object]] = {
-        "evaluate_noop": lambda: page.evaluate("1"),
-        "input_value": lambda: page.input_value(s["temperature"]),
-        "locator_count": lambda: page.locator(s["remove_stop"]).count(),
-        "fill_prompt": lambda: page.fill(s["prompt"], PROMPT),
-        "wait_for_run_enabled": lambda: page.wait_for_selector(f"{s['run_button']}:not([disabled])"),
-        # Four key events, like the driver's Control+Enter, but harmless in the prompt box.
-        "press_key": lambda: page.press(s["prompt"], "Control+End"),
-        # For comparison: what one evaluate costs that reads all the settings at once, or
-        # that sets the prompt the way a user's typing would (value, then an input event).
-        "one_evaluate_read_settings": lambda: page.evaluate(
-            "(s) => [...[s.temperature, s.top_p, s.max_tokens].map((q) => document.querySelector(q).value),"
-            " document.querySelectorAll(s.remove_stop).length]",
-            dict(s),
-        ),
-        "one_evaluate_set_prompt": lambda: page.evaluate(
-            "([q, text]) => { const box = document.querySelector(q); box.value = text;"
-            " box.dispatchEvent(new Event('input', { bubbles: true })); }",
-            [s["prompt"], PROMPT],
-        ),
-    }
-    costs = {}
-    for name, call in calls.items():
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - started) * 1000)
-        costs[name] = round(statistics.median(times), 2)
-    page.fill(s["prompt"], "")
-    return costs
-
-
-def breakdown(run: Demo, children: list[ChildInfo], requests: int) -> dict[str, Any]:
-    """Where the time goes: the children's own pages timestamp each step of each request."""
-    model = httpx.get(f"http://127.0.0.1:{run.port}/v1/models", timeout=5).json()["data"][0]["id"]
-    with sync_playwright() as playwright, httpx.Client(timeout=60) as client:
-        pages: dict[str, tuple[Page, float]] = {}
-        for child in children:
-            # Attached, never closed: closing would end the child's browser; leaving the
-            # `with` only stops our own Playwright driver.
-            browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{child.browser_port}")
-            page = next(
-                p for c in browser.contexts for p in c.pages if p.url.startswith(child.site_url + CHAT_PATH)
-            )
-            page.evaluate(PROBE, dict(SELECTORS))
-            pages[child.id] = (page, clock_offset_ms(page))
-        # One more request first, to warm our connection; it is paired with its run, then dropped.
-        through = [stream_once(client, run.port, model) for _ in range(requests + 1)]
-        # [DONE] leaves before the page's reset: let the last run of each page record its own.
-        for page, _ in pages.values():
-            page.wait_for_function(
-                "() => window.__bench.runs.every((run) => run.reset != null)", timeout=10_000
-            )
-        in_page = {cid: iter(page.evaluate("() => window.__bench.runs")) for cid, (page, _) in pages.items()}
-    steps: dict[str, list[float]] = {}
-    for number, request in enumerate(through):
-        offset = pages[request.child][1]
-        page_run = {key: value - offset for key, value in next(in_page[request.child]).items()}
-        if number == 0:
-            continue
-        for name, value in (
-            ("request_to_prompt_filled", page_run["input"] - request.sent * 1000),
-            ("prompt_filled_to_key_press", page_run["keydown"] - page_run["input"]),
-            ("key_press_to_first_text_in_page", page_run["first"] - page_run["keydown"]),
-            ("first_text_in_page_to_client", request.first * 1000 - page_run["first"]),
-            ("last_text_in_page_to_client", request.last * 1000 - page_run["end"]),
-            ("reset_in_page", page_run["reset"] - page_run["end"]),
-            ("last_token_to_done_at_client", (request.done - request.last) * 1000),
-            ("ttft_at_client", (request.first - request.sent) * 1000),
-        ):
-            steps.setdefault(name, []).append(value)
-    return {
-        "requests": requests,
-        "clock_offsets_ms": {cid: round(offset, 2) for cid, (_, offset) in pages.items()},
-        "steps_ms": {name: summary(values) for name, values in steps.items()},
+        "ttft_added_over_network_first_text_ms": summary(added_first),
+        "done_after_network_end_ms": summary(added_done),
+        "done_after_last_token_ms": summary(done_after_last),
     }
 
 
@@ -502,9 +314,8 @@ def main() -> None:
                 # The last start stays up for the other measurements.
                 children = children_of(run)
                 report["memory_ready"] = memory(run, children)
-                report["latency"] = latency(run, children, options.requests, options.warmup)
+                report["latency"] = latency(run, options.requests, options.warmup)
                 report["memory_after_requests"] = memory(run, children)
-                report["breakdown"] = breakdown(run, children, options.requests)
     report["cold_start"] = {
         "runs": starts,
         "median_ready_s": round(statistics.median(s["ready_s"] for s in starts), 3),

@@ -105,7 +105,9 @@ PLAYWRIGHT_DISABLED_FEATURES = (
     "OptimizationHints",
 )
 # Likewise Playwright's own --blink-settings in headless mode.
-PLAYWRIGHT_BLINK_SETTINGS = "primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4"
+PLAYWRIGHT_BLINK_SETTINGS = (
+    "primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4"
+)
 
 # Chromium 156 preloads the omnibox popup (chrome://omnibox-popup.top-chrome/) in a renderer
 # of its own, even headless: ~80 MB that no page uses.
@@ -171,39 +173,84 @@ def configs() -> dict[str, Config]:
     all_chromium = [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote", *CACHE_FLAGS, "--window-size=800,600"]
     found = [
         Config("baseline", "child/engines/browser.py CHROMIUM_ARGS (+ --no-sandbox as root)"),
-        Config("no-omnibox", "--disable-features=<Playwright's>," + ",".join(OMNIBOX_FEATURES),
-               [features(*OMNIBOX_FEATURES)]),
-        Config("procs", "no omnibox renderer, one renderer, no site isolation, no spare renderer, audio in browser", PROCESS_FLAGS),
+        Config(
+            "no-omnibox",
+            "--disable-features=<Playwright's>," + ",".join(OMNIBOX_FEATURES),
+            [features(*OMNIBOX_FEATURES)],
+        ),
+        Config(
+            "procs",
+            "no omnibox renderer, one renderer, no site isolation, no spare renderer, audio in browser",
+            PROCESS_FLAGS,
+        ),
         Config("gpu-inproc", "--in-process-gpu --disable-software-rasterizer (no GPU process)", GPU_FLAGS),
         Config("no-zygote", "--no-zygote (no zygote processes; needs --no-sandbox)", ["--no-zygote"]),
-        Config("single-process", "--single-process (everything in the browser process)", ["--single-process"]),
+        Config(
+            "single-process", "--single-process (everything in the browser process)", ["--single-process"]
+        ),
         Config("js-lite", "V8 in the renderer: " + JS_FLAGS[0], JS_FLAGS),
         Config("jitless", "V8 in the renderer: --js-flags=--jitless", ["--js-flags=--jitless"]),
         Config("low-end", "--enable-low-end-device-mode", ["--enable-low-end-device-mode"]),
         Config("pressure-off", "--memory-pressure-off", ["--memory-pressure-off"]),
         Config("cache", " ".join(CACHE_FLAGS), CACHE_FLAGS),
-        Config("small-viewport", "context viewport 800x600 and --window-size=800,600",
-               ["--window-size=800,600"], viewport=small),
-        Config("no-images", "--blink-settings=imagesEnabled=false (merged with Playwright's)",
-               [f"--blink-settings={PLAYWRIGHT_BLINK_SETTINGS},imagesEnabled=false"]),
+        Config(
+            "small-viewport",
+            "context viewport 800x600 and --window-size=800,600",
+            ["--window-size=800,600"],
+            viewport=small,
+        ),
+        Config(
+            "no-images",
+            "--blink-settings=imagesEnabled=false (merged with Playwright's)",
+            [f"--blink-settings={PLAYWRIGHT_BLINK_SETTINGS},imagesEnabled=false"],
+        ),
         Config("headless-new", "--headless=new (Playwright passes plain --headless)", ["--headless=new"]),
-        Config("net-inproc", "network service in the browser process (feature NetworkServiceInProcess2)",
-               ["--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2"]),
+        Config(
+            "net-inproc",
+            "network service in the browser process (feature NetworkServiceInProcess2)",
+            ["--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2"],
+        ),
         Config("node-lean", "NODE_OPTIONS=" + LEAN_NODE, node_options=LEAN_NODE),
         Config("node-jitless", "NODE_OPTIONS=--jitless", node_options="--jitless"),
-        Config("node-v8", f"NODE_OPTIONS={LEAN_NODE}, node {LEAN_NODE_V8} (wrapper)",
-               node_options=LEAN_NODE, node_flags=LEAN_NODE_V8),
-        Config("lean", "RECOMMENDED: procs + gpu-inproc + no-zygote, NODE_OPTIONS=" + LEAN_NODE,
-               [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote"], node_options=LEAN_NODE),
-        Config("lean-single", "procs + single-process, NODE_OPTIONS=" + LEAN_NODE,
-               [*PROCESS_FLAGS, "--single-process"], node_options=LEAN_NODE),
-        Config("chromium-all", "procs + gpu-inproc + no-zygote + cache + small viewport", all_chromium,
-               viewport=small),
+        Config(
+            "node-v8",
+            f"NODE_OPTIONS={LEAN_NODE}, node {LEAN_NODE_V8} (wrapper)",
+            node_options=LEAN_NODE,
+            node_flags=LEAN_NODE_V8,
+        ),
+        Config(
+            "lean",
+            "RECOMMENDED: procs + gpu-inproc + no-zygote, NODE_OPTIONS=" + LEAN_NODE,
+            [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote"],
+            node_options=LEAN_NODE,
+        ),
+        Config(
+            "lean-single",
+            "procs + single-process, NODE_OPTIONS=" + LEAN_NODE,
+            [*PROCESS_FLAGS, "--single-process"],
+            node_options=LEAN_NODE,
+        ),
+        Config(
+            "chromium-all",
+            "procs + gpu-inproc + no-zygote + cache + small viewport",
+            all_chromium,
+            viewport=small,
+        ),
         Config("all", "chromium-all + node-lean", all_chromium, node_options=LEAN_NODE, viewport=small),
-        Config("all-lowend", "all + --enable-low-end-device-mode",
-               [*all_chromium, "--enable-low-end-device-mode"], node_options=LEAN_NODE, viewport=small),
-        Config("all-js", "all-lowend + js-lite", [*all_chromium, "--enable-low-end-device-mode", *JS_FLAGS],
-               node_options=LEAN_NODE, viewport=small),
+        Config(
+            "all-lowend",
+            "all + --enable-low-end-device-mode",
+            [*all_chromium, "--enable-low-end-device-mode"],
+            node_options=LEAN_NODE,
+            viewport=small,
+        ),
+        Config(
+            "all-js",
+            "all-lowend + js-lite",
+            [*all_chromium, "--enable-low-end-device-mode", *JS_FLAGS],
+            node_options=LEAN_NODE,
+            viewport=small,
+        ),
     ]
     return {config.name: config for config in found}
 
@@ -274,7 +321,8 @@ class ForwardProxy:
                 if url.query:
                     path += "?" + url.query
                 headers = [
-                    line for line in lines[1:]
+                    line
+                    for line in lines[1:]
                     if line and not line.lower().startswith(("proxy-connection:", "connection:"))
                 ]
                 upstream_writer.write(
@@ -351,8 +399,12 @@ async def worker(args: argparse.Namespace) -> None:
         await page.goto(args.url + "/prompts/new_chat", timeout=60_000)
         await page.wait_for_selector(selectors["prompt"], timeout=60_000)
         await page.evaluate(observer, selectors)
-        say("loaded", seconds=round(time.monotonic() - started, 2), proxied=len(proxy.requests),
-            version=browser.version)
+        say(
+            "loaded",
+            seconds=round(time.monotonic() - started, 2),
+            proxied=len(proxy.requests),
+            version=browser.version,
+        )
         await wait_line()
 
         ok, errors, timings = 0, [], []
@@ -374,7 +426,7 @@ async def worker(args: argparse.Namespace) -> None:
                         if generated and not state["generating"]:
                             break
                 turns = page.locator(selectors["model_turn"])
-                text = (await turns.last.locator(selectors["turn_text"]).all_inner_texts())
+                text = await turns.last.locator(selectors["turn_text"]).all_inner_texts()
                 text = "".join(text)
                 expected = answer_for(prompt)
                 if text.strip() != expected.strip():
@@ -389,8 +441,13 @@ async def worker(args: argparse.Namespace) -> None:
                 if len(errors) > 3:
                     break
             timings.append(time.monotonic() - t0)
-        say("warmed", ok=ok, errors=errors, proxied=len(proxy.requests),
-            mean_s=round(sum(timings) / max(1, len(timings)), 3))
+        say(
+            "warmed",
+            ok=ok,
+            errors=errors,
+            proxied=len(proxy.requests),
+            mean_s=round(sum(timings) / max(1, len(timings)), 3),
+        )
         await wait_line()
     except Exception as exc:
         say("failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
@@ -476,8 +533,15 @@ def measure(worker_pids: list[int]) -> list[dict[str, Any]]:
                 continue
     every = numpy.concatenate([row[4] for row in rows]) if rows else numpy.zeros(0, dtype=numpy.uint64)
     frames, sharers = numpy.unique(every, return_counts=True)
-    result = [{"pss": defaultdict(float), "uss": defaultdict(float), "own": defaultdict(float),
-               "count": defaultdict(int)} for _ in worker_pids]
+    result = [
+        {
+            "pss": defaultdict(float),
+            "uss": defaultdict(float),
+            "own": defaultdict(float),
+            "count": defaultdict(int),
+        }
+        for _ in worker_pids
+    ]
     for index, name, pss, uss, pfns in rows:
         share = 1.0 / sharers[numpy.searchsorted(frames, pfns)]
         child = result[index]
@@ -485,15 +549,29 @@ def measure(worker_pids: list[int]) -> list[dict[str, Any]]:
         child["uss"][name] += uss
         child["own"][name] += float(share.sum()) * 4096 / MB
         child["count"][name] += 1
-    mine = set(worker_pids) | {p.pid for pid in worker_pids if psutil.pid_exists(pid)
-                               for p in psutil.Process(pid).children(recursive=True)}
+    mine = set(worker_pids) | {
+        p.pid
+        for pid in worker_pids
+        if psutil.pid_exists(pid)
+        for p in psutil.Process(pid).children(recursive=True)
+    }
     foreign = 0
     for process in psutil.process_iter(["name", "pid"]):
         if process.info["pid"] not in mine and process.info["name"] in ("chromium", "node", "chrome"):
             foreign += 1
-    return [{"pss": dict(c["pss"]), "uss": dict(c["uss"]), "own": dict(c["own"]), "count": dict(c["count"]),
-             "total": sum(c["own"].values()), "total_pss": sum(c["pss"].values()),
-             "total_uss": sum(c["uss"].values()), "foreign_processes": foreign} for c in result]
+    return [
+        {
+            "pss": dict(c["pss"]),
+            "uss": dict(c["uss"]),
+            "own": dict(c["own"]),
+            "count": dict(c["count"]),
+            "total": sum(c["own"].values()),
+            "total_pss": sum(c["pss"].values()),
+            "total_uss": sum(c["uss"].values()),
+            "foreign_processes": foreign,
+        }
+        for c in result
+    ]
 
 
 PAGE = """<!doctype html>
@@ -603,7 +681,9 @@ class PageServer:
 
             def _authorised(self) -> bool:
                 cookies = dict(
-                    part.strip().split("=", 1) for part in self.headers.get("Cookie", "").split(";") if "=" in part
+                    part.strip().split("=", 1)
+                    for part in self.headers.get("Cookie", "").split(";")
+                    if "=" in part
                 )
                 if cookies.get(SESSION_COOKIE) in server.sessions:
                     return True
@@ -687,18 +767,37 @@ def read_message(process: subprocess.Popen[str], timeout: float) -> dict[str, An
     return {"kind": "failed", "error": "timeout"}
 
 
-def run_config(config: Config, children: int, replica: PageServer, sessions: list[str],
-               args: argparse.Namespace) -> dict[str, Any]:
+def run_config(
+    config: Config, children: int, replica: PageServer, sessions: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
     before = replica.count()
     workers: list[subprocess.Popen[str]] = []
     result: dict[str, Any] = {"config": config.name, "children": children}
     try:
         for index in range(children):
-            workers.append(subprocess.Popen(
-                [sys.executable, __file__, "--worker", "--config", config.name, "--url", replica.url,
-                 "--session", sessions[index], "--requests", str(args.requests), "--chromium", args.chromium],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
-            ))
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        "--config",
+                        config.name,
+                        "--url",
+                        replica.url,
+                        "--session",
+                        sessions[index],
+                        "--requests",
+                        str(args.requests),
+                        "--chromium",
+                        args.chromium,
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
         loaded = [read_message(w, 120) for w in workers]
         result["loaded"] = loaded
         if any(m["kind"] != "loaded" for m in loaded):
@@ -729,7 +828,9 @@ def run_config(config: Config, children: int, replica: PageServer, sessions: lis
             kill_tree(w)
 
 
-def summarise(result: dict[str, Any], phase: str, metric: str = "own") -> tuple[dict[str, float], dict[str, float]]:
+def summarise(
+    result: dict[str, Any], phase: str, metric: str = "own"
+) -> tuple[dict[str, float], dict[str, float]]:
     """Mean MB per child per component (`metric`: own, pss or uss), and process counts per child."""
     per_child = result[phase]
     components: dict[str, float] = defaultdict(float)
@@ -742,10 +843,26 @@ def summarise(result: dict[str, Any], phase: str, metric: str = "own") -> tuple[
     return dict(components), dict(counts)
 
 
-GROUPS = ("python", "node driver", "chromium browser", "chromium renderer", "chromium gpu-process",
-          "chromium zygote", "chromium utility:*", "other")
-SHORT = {"python": "py", "node driver": "node", "chromium browser": "browser", "chromium renderer": "render",
-         "chromium gpu-process": "gpu", "chromium zygote": "zygote", "chromium utility:*": "utility", "other": "other"}
+GROUPS = (
+    "python",
+    "node driver",
+    "chromium browser",
+    "chromium renderer",
+    "chromium gpu-process",
+    "chromium zygote",
+    "chromium utility:*",
+    "other",
+)
+SHORT = {
+    "python": "py",
+    "node driver": "node",
+    "chromium browser": "browser",
+    "chromium renderer": "render",
+    "chromium gpu-process": "gpu",
+    "chromium zygote": "zygote",
+    "chromium utility:*": "utility",
+    "other": "other",
+}
 
 
 def group_of(name: str) -> str:
@@ -771,12 +888,17 @@ def print_table(results: list[dict[str, Any]]) -> None:
             for name, value in components.items():
                 grouped[group_of(name)] += value
             per_child = result[phase]
-            mean = {key: sum(c[key] for c in per_child) / len(per_child) for key in ("total", "total_pss", "total_uss")}
+            mean = {
+                key: sum(c[key] for c in per_child) / len(per_child)
+                for key in ("total", "total_pss", "total_uss")
+            }
             works = "" if phase == "after_load" else ("yes" if not result.get("problems") else "NO")
-            print(f"{result['config']:<15} {result['children']:>2} {label:<5} "
-                  + " ".join(f"{grouped.get(g, 0.0):7.1f}" for g in GROUPS)
-                  + f" {mean['total']:7.1f} {mean['total_pss']:7.1f} {mean['total_uss']:7.1f}"
-                  + f" {sum(counts.values()):5.0f} {per_child[0]['foreign_processes']:5d} {works}")
+            print(
+                f"{result['config']:<15} {result['children']:>2} {label:<5} "
+                + " ".join(f"{grouped.get(g, 0.0):7.1f}" for g in GROUPS)
+                + f" {mean['total']:7.1f} {mean['total_pss']:7.1f} {mean['total_uss']:7.1f}"
+                + f" {sum(counts.values()):5.0f} {per_child[0]['foreign_processes']:5d} {works}"
+            )
     print("\nMB per child, mean over the children run at once. Components and OWN: PSS counting only the")
     print("processes measured here as sharers (unaffected by other programs); PSS: the kernel's PSS;")
     print("USS: private memory only. procs: processes per child; other: Chromium/Node processes on the")
@@ -789,9 +911,13 @@ def print_table(results: list[dict[str, Any]]) -> None:
         print("\nUtility processes (own MB per child, after the requests):")
         for result in details:
             components, _ = summarise(result, "after_requests")
-            utilities = {k.split(":", 1)[1]: v for k, v in components.items() if k.startswith("chromium utility:")}
-            print(f"  {result['config']} x{result['children']}: "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in sorted(utilities.items())))
+            utilities = {
+                k.split(":", 1)[1]: v for k, v in components.items() if k.startswith("chromium utility:")
+            }
+            print(
+                f"  {result['config']} x{result['children']}: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in sorted(utilities.items()))
+            )
 
 
 def main() -> None:
@@ -821,7 +947,10 @@ def main() -> None:
         parser.error(f"unknown configuration(s) {unknown}; see --list")
     sessions = [secrets.token_hex(8) for _ in range(max(args.children))]
     replica = PageServer(set(sessions))
-    print(f"bench page on {replica.url}; {args.requests} requests per child; chromium {args.chromium}", flush=True)
+    print(
+        f"bench page on {replica.url}; {args.requests} requests per child; chromium {args.chromium}",
+        flush=True,
+    )
     results = []
     try:
         for name in names:

@@ -320,6 +320,11 @@ class _AnswerReader:
                     watch.stats.frames += 1
                     for event in self._decoder.frame(value):
                         watch.put(event)
+                    if self._decoder.finish_code is not None:
+                        # The frame with the finish carries the usage: the answer is whole now,
+                        # whenever the site gets round to closing the body.
+                        self._end(self._decoder.close(complete=True))
+                        return
                 else:
                     self._decoder.rest(value)
         except (WireError, zlib.error) as exc:

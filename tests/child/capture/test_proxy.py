@@ -16,7 +16,7 @@ import pytest
 from child.capture.ca import CAError, CertificateAuthority
 from child.capture.exchange import NetworkCapture
 from child.capture.proxy import CaptureProxy, Target
-from coordinator.protocol.link import AnswerError, Finish, FinishReason, TextDelta, Usage
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, FinishReason, TextDelta, Usage
 
 PATH = "/$rpc/google.internal.alkali.applications.makersuite.v1.MakerSuiteService/GenerateContent"
 FRAMES = [
@@ -32,6 +32,7 @@ class Upstream:
         self.ca, self.status, self.body = ca, status, body
         self.requests: list[bytes] = []
         self.release = asyncio.Event()
+        self.close_body = asyncio.Event()
         self.server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -73,6 +74,7 @@ class Upstream:
                     await writer.drain()
                     if index == 1:
                         await self.release.wait()  # the first frame is out; the rest waits
+                await self.close_body.wait()  # the finish is out; the body ends later
                 tail = compressor.flush()
                 writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(tail), tail))
                 await writer.drain()
@@ -103,6 +105,7 @@ async def setup(
     upstream.url = f"https://localhost:{port}"  # type: ignore[attr-defined]
     yield proxy, upstream, client, capture
     upstream.release.set()
+    upstream.close_body.set()
     await client.aclose()
     await proxy.close()
     assert upstream.server is not None
@@ -119,8 +122,10 @@ async def test_the_answer_is_read_as_it_streams_and_reaches_the_page_unchanged(s
         first = await asyncio.wait_for(anext(events), 5)
         assert first == TextDelta("# Hi\n\n")  # before the site has sent the rest
         upstream.release.set()
+        # The frame with the finish ends the answer, though the site has not closed the body.
+        rest = await asyncio.wait_for(_all(events), 5)
+        upstream.close_body.set()
         page_body = await response.aread()
-    rest = [event async for event in events]
     assert rest == [TextDelta("```py\n  x = 1\n```\n"), Finish(FinishReason.STOP, Usage(3, 4, 0))]
     assert json.loads(page_body) == [FRAMES]  # httpx decoded gzip: the page saw the site's bytes
     assert b"accept-encoding: gzip, deflate" in upstream.requests[0].lower()
@@ -131,6 +136,7 @@ async def test_the_answer_is_read_as_it_streams_and_reaches_the_page_unchanged(s
 async def test_a_request_nobody_watches_for_passes_unread(setup) -> None:  # type: ignore[no-untyped-def]
     _, upstream, client, capture = setup
     upstream.release.set()
+    upstream.close_body.set()
     response = await client.post(upstream.url + PATH, content=b"[]")
     assert json.loads(response.content) == [FRAMES]
     watch = capture.watch()
@@ -160,6 +166,7 @@ async def test_other_hosts_are_tunnelled_not_decrypted(tmp_path: Path, setup) ->
     assert proxy._server is not None
     proxy_url = f"http://browser:pw@127.0.0.1:{proxy._server.sockets[0].getsockname()[1]}"
     upstream.release.set()
+    upstream.close_body.set()
     async with httpx.AsyncClient(proxy=proxy_url, verify=site_trust, timeout=5) as direct:
         response = await direct.post(other + PATH, content=b"[]")
     assert json.loads(response.content) == [FRAMES] and not capture.watch().seen
@@ -184,3 +191,7 @@ async def test_only_the_browser_may_use_the_proxy(setup) -> None:  # type: ignor
         async with httpx.AsyncClient(proxy=f"http://{credentials}127.0.0.1:{port}", timeout=5) as stranger:
             response = await stranger.get("http://127.0.0.1:9/")
         assert response.status_code == 407, credentials
+
+
+async def _all(events: AsyncIterator[AnswerEvent]) -> list[AnswerEvent]:
+    return [event async for event in events]
