@@ -365,8 +365,10 @@ class BrowserEngine:
         except EngineBroken as exc:
             self._broken(exc.message)
             raise
-        if self._context is not None and self._state is EngineState.READY:
-            await self.writer.maybe_write(self._context)
+        finally:
+            # Also when the session closes us after the finish: the page's reset runs then too.
+            if self._context is not None and self._state is EngineState.READY:
+                await self.writer.maybe_write(self._context)
 
     def _cool_down(self, exc: EngineError) -> None:
         self._cooldown_until = asyncio.get_running_loop().time() + (exc.retry_after or 300)

@@ -361,3 +361,24 @@ def test_login_against_the_replica_saves_a_profile_that_run_accepts(
         profile.rename(active / "fresh.json")
         run = start(module_runs, site, active)
         assert run.openai(timeout=60).chat.completions.create(model="replica-pro", messages=QUESTION).choices
+
+
+def test_a_browser_child_writes_its_session_back_without_a_restart(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    with site_and_profiles(folder, "--first-token-ms", "20", "--token-ms", "5") as site:
+        before = {name: (folder / f"{name}.json").read_bytes() for name in site.sessions}
+        run = start(runs, site, folder, "--write-back-requests", "1")
+        client = run.openai(timeout=60)
+        for _ in range(2):
+            client.chat.completions.create(model="replica-flash", messages=QUESTION)
+        written = [name for name in site.sessions if (folder / f"{name}.json").read_bytes() != before[name]]
+        assert written, "no profile was written back after a request"
+        for name in written:
+            path = folder / f"{name}.json"
+            state = json.loads(path.read_text())
+            assert oct(path.stat().st_mode & 0o777) == "0o600"
+            # The session lives on: its cookie, beside what the page set since (consent).
+            assert site.sessions[name] in {c["value"] for c in state["cookies"]}
+        # The watcher saw the child's own write and let it be.
+        wait_for(lambda: run.events("profile_written_back"), 15, "the watcher to see the write-back")
+        assert all(child["restarts"] == 0 for child in run.children().values())
