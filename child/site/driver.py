@@ -14,7 +14,6 @@ the selector that failed (`child.site.errors`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -68,6 +67,8 @@ ADVANCED = ("top_p", "max_tokens")
 SUBMIT_RETRY_S = 1.0
 # How long the capture gets, once the page has started, to see the page's request.
 CAPTURE_GRACE_S = 3.0
+# How often the DOM fallback reads the page (a fallback: simplicity before speed).
+DOM_POLL_S = 0.05
 # The step a missing key belongs to, in errors from PREPARE.
 _STEP_OF = {
     "model_label": "model",
@@ -138,7 +139,7 @@ class AIStudio:
         self._models_seen = asyncio.Event()
         self.answers = AnswerSources()
         self.trace = Trace()
-        self._reports: asyncio.Queue[PageState] | None = None
+        self._last_read: PageState | None = None  # the DOM fallback's last reading
         self._defaults: dict[str, str] = {}  # run settings as the page had them at first
         self._dirty: set[str] = set()  # settings a request moved away from the page's default
         self._stops_set = False
@@ -154,7 +155,6 @@ class AIStudio:
         """Open a new chat; raise AuthExpired if the site asks to sign in."""
         self.page = page
         await page.add_init_script(scripts.popup_guard(self.config.selectors, POPUP_KEYS))
-        await page.expose_function("__coordinatorReport", self._on_report)
         page.on("response", self._on_response)
         self.trace = Trace()
         await self._load(None)
@@ -465,18 +465,10 @@ class AIStudio:
     async def _dom(self, prepared: AIStudio.Prepared) -> AsyncGenerator[AnswerEvent, None]:
         """The labelled fallback: the rendered answer's text as it grows, then a Finish
         (reason `stop`, usage left to the child's estimate: the page shows neither)."""
-        page = self._page()
-        self._reports = asyncio.Queue()
-        try:
-            await page.evaluate(scripts.OBSERVER, dict(self.config.selectors))
-            async for delta in self._stream(prepared.turns):
-                yield TextDelta(delta)
-            yield Finish()
-        finally:
-            self._reports = None
-            if not page.is_closed():
-                with contextlib.suppress(PlaywrightError):
-                    await page.evaluate(scripts.STOP_OBSERVER)
+        self._last_read = None
+        async for delta in self._stream(prepared.turns):
+            yield TextDelta(delta)
+        yield Finish()
 
     async def _stream(self, turns_before: int) -> AsyncIterator[str]:
         sent = ""
@@ -504,12 +496,26 @@ class AIStudio:
                 return
 
     async def _next_report(self, deadline: float) -> PageState:
-        assert self._reports is not None
-        try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                return await self._reports.get()
-        except TimeoutError:
-            raise missing("answer", "finished", self.config.selectors["finished"]) from None
+        """The page's state once it differs from the last one read, polled: a binding or an
+        observer left in the page would be something its own scripts could find."""
+        page = self._page()
+        selectors = dict(self.config.selectors)
+        while True:
+            report = await page.evaluate(scripts.READ_ANSWER, selectors)
+            state = PageState(
+                turns=int(report.get("turns", 0)),
+                text=str(report.get("text", "")),
+                generating=bool(report.get("generating")),
+                finished=bool(report.get("finished")),
+                error=str(report.get("error", "")),
+                toast=str(report.get("toast", "")),
+            )
+            if state != self._last_read:
+                self._last_read = state
+                return state
+            if time.monotonic() >= deadline:
+                raise missing("answer", "finished", self.config.selectors["finished"])
+            await asyncio.sleep(DOM_POLL_S)
 
     def _check_page_error(self, state: PageState) -> None:
         """The error callout of the turn, or a toast: quota, permission, or anything else."""
@@ -581,22 +587,6 @@ class AIStudio:
                     await self._load(self.model)
                 except (PlaywrightError, EngineError) as exc:
                     log.warning("reload_failed", error=getattr(exc, "message", first_line(exc)))
-
-    # -- page callbacks -------------------------------------------------------------------
-
-    def _on_report(self, report: dict[str, Any]) -> None:
-        if self._reports is None:
-            return
-        self._reports.put_nowait(
-            PageState(
-                turns=int(report.get("turns", 0)),
-                text=str(report.get("text", "")),
-                generating=bool(report.get("generating")),
-                finished=bool(report.get("finished")),
-                error=str(report.get("error", "")),
-                toast=str(report.get("toast", "")),
-            )
-        )
 
     async def _on_response(self, response: Response) -> None:
         if MODELS_RESPONSE_PATTERN not in response.url:

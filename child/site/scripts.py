@@ -95,14 +95,15 @@ def popup_guard(selectors: Mapping[str, str], keys: Sequence[str]) -> str:
     return f"""
 (() => {{
   const buttons = {wanted};
+  // In this closure, not on the page's objects: nothing the page's scripts could see.
+  const clicked = new WeakSet();
   const sweep = () => {{
     for (const [key, selector] of Object.entries(buttons)) {{
       let button = null;
       try {{ button = document.querySelector(selector); }} catch (e) {{ continue; }}
-      if (button && !button.__coordinatorClicked) {{
-        button.__coordinatorClicked = true;
+      if (button && !clicked.has(button)) {{
+        clicked.add(button);
         button.click();
-        (window.__coordinatorPopups = window.__coordinatorPopups || []).push(key);
       }}
     }}
   }};
@@ -125,7 +126,7 @@ DISMISS: Final = _script(
     """
   const done = dismiss(s, keys);
   if (q(document, s.menu)) { await closeMenu(s, ms); done.push("menu"); }
-  return {dismissed: done, guard: (window.__coordinatorPopups || []).slice()};
+  return {dismissed: done};
 """,
 )
 
@@ -266,11 +267,10 @@ RESET: Final = _script(
 # The rendered answer, as read by the labelled DOM fallback: the last model turn's
 # rendered markdown without the thinking and without code blocks' headers and icon
 # buttons; whether the page is generating, whether the turn is finished, its error callout
-# and any toast. Installed only when the fallback is used; reports on each change.
-OBSERVER: Final = _script(
+# and any toast. Read afresh at each call: nothing is left in the page between calls.
+READ_ANSWER: Final = _script(
     "(s)",
     """
-  if (window.__coordinatorObserver) window.__coordinatorObserver.disconnect();
   const BLOCK = /^(P|H[1-6]|LI|TR|PRE|UL|OL|TABLE|BLOCKQUOTE|HR)$/;
   const matches = (el, selector) => { try { return el.matches(selector); } catch (e) { return false; } };
   const textOf = (root) => {
@@ -296,31 +296,16 @@ OBSERVER: Final = _script(
     walk(root);
     return out;
   };
-  let last = null;
-  const report = () => {
-    const turns = qa(document, s.model_turn);
-    const turn = turns[turns.length - 1];
-    const chat = turn ? (turn.closest("ms-chat-turn") || turn) : null;
-    const nodes = turn ? qa(turn, s.turn_text).filter((node) =>
-      !node.parentElement.closest(s.turn_text) && !(s.thought && node.closest(s.thought))) : [];
-    const text = nodes.map(textOf).join("\\n").trim();
-    const generating = q(document, s.stop_button) !== null;
-    const finished = chat !== null && q(chat, s.finished) !== null && !generating;
-    const callout = chat ? qa(chat, s.error_callout).map((n) => n.textContent.trim()).join("\\n") : "";
-    const toast = qa(document, s.toast).map((n) => n.textContent.trim()).join("\\n");
-    const state = JSON.stringify([turns.length, text, generating, finished, callout, toast]);
-    if (state === last) return;
-    last = state;
-    window.__coordinatorReport({turns: turns.length, text, generating, finished, error: callout, toast});
-  };
-  window.__coordinatorObserver = new MutationObserver(report);
-  window.__coordinatorObserver.observe(document.documentElement,
-    {subtree: true, childList: true, characterData: true, attributes: true});
-  report();
+  const turns = qa(document, s.model_turn);
+  const turn = turns[turns.length - 1];
+  const chat = turn ? (turn.closest("ms-chat-turn") || turn) : null;
+  const nodes = turn ? qa(turn, s.turn_text).filter((node) =>
+    !node.parentElement.closest(s.turn_text) && !(s.thought && node.closest(s.thought))) : [];
+  const text = nodes.map(textOf).join("\\n").trim();
+  const generating = q(document, s.stop_button) !== null;
+  const finished = chat !== null && q(chat, s.finished) !== null && !generating;
+  const callout = chat ? qa(chat, s.error_callout).map((n) => n.textContent.trim()).join("\\n") : "";
+  const toast = qa(document, s.toast).map((n) => n.textContent.trim()).join("\\n");
+  return {turns: turns.length, text, generating, finished, error: callout, toast};
 """,
 )
-
-STOP_OBSERVER: Final = """
-() => { if (window.__coordinatorObserver) { window.__coordinatorObserver.disconnect();
-  delete window.__coordinatorObserver; } }
-"""

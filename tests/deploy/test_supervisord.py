@@ -401,7 +401,9 @@ def test_compose_mounts_what_the_image_reads() -> None:
     assert mounts.get("../auth_profiles") == "/app/auth_profiles"
     # Writable: each child writes its refreshed cookies back to its profile file.
     assert "../auth_profiles:/app/auth_profiles:ro" not in compose
-    assert mounts.get("capture") == str(Path(image["COORDINATOR_CA_FILE"]).parent)  # the CA outlives a restart
+    assert mounts.get("capture") == str(
+        Path(image["COORDINATOR_CA_FILE"]).parent
+    )  # the CA outlives a restart
     assert Path(image["COORDINATOR_PROFILES"]).is_relative_to(mounts["../auth_profiles"])
     assert mounts.get("logs") == image["COORDINATOR_LOG_DIR"]
     assert re.search(r"^\s*env_file:\s*\.env\s*$", compose, re.MULTILINE)

@@ -8,12 +8,14 @@ and what its page rendered (`text`); the client must get the first, never the se
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from playwright.sync_api import sync_playwright
 
 from child.engines.browser import find_chromium
 from child.replica.answer import Finish as ReplicaFinish
@@ -147,3 +149,15 @@ def test_a_forced_dom_fallback_is_labelled(runs: Runs, tmp_path: Path) -> None:
         )
         log = "".join(path.read_text() for path in run.log_dir.glob("demo-*.log"))
         assert '"answer_from_dom"' in log
+
+
+def test_the_pages_scripts_find_no_trace_of_the_driver(served: tuple[Coordinator, Site]) -> None:
+    run, _ = served
+    run.openai(timeout=60).chat.completions.create(model="replica-flash", messages=MARKDOWN)
+    for child in run.children().values():
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{child['ports']['browser']}")
+            page = browser.contexts[0].pages[0]
+            names = page.evaluate("() => Object.getOwnPropertyNames(window)")
+        traces = [name for name in names if re.search(r"coordinator|playwright|__pw", name, re.IGNORECASE)]
+        assert traces == [], f"globals a page script could find: {traces}"

@@ -70,7 +70,7 @@ async def test_a_request_through_pop_ups_in_a_temporary_chat_read_from_the_dom_l
     site = AIStudio(_config())
     await site.open(page)
     assert site.model == "fixture-flash" and site.selectors_missing == ()
-    await page.wait_for_function("() => (window.__coordinatorPopups || []).length === 2", timeout=5000)
+    await page.wait_for_function("() => window.__dismissed === 2", timeout=5000)
     events = await _answer(site, _prompt("show me code"))
     text = "".join(event.text for event in events if isinstance(event, TextDelta))
     # Without the thinking and the code block's header and icon text.
