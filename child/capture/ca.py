@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime
 import hashlib
-import ipaddress
 import os
 import ssl
 import tempfile
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from child.certificates import issue, new_ca, pem_certificate, pem_key
 
 CA_NAME = "coordinator capture CA"
 CA_YEARS = 10
@@ -72,7 +71,7 @@ class CertificateAuthority:
 
     @property
     def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
+        return pem_certificate(self.certificate)
 
     def server_context(self, host: str) -> ssl.SSLContext:
         """A TLS server context presenting a certificate for `host` (and this CA), HTTP/1.1 only."""
@@ -82,76 +81,21 @@ class CertificateAuthority:
         return context
 
     def _make_context(self, host: str) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        try:
-            name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
-        except ValueError:
-            name = x509.DNSName(host)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=LEAF_DAYS))
-            .add_extension(x509.SubjectAlternativeName([name]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+        key, certificate = issue(self.key, self.certificate, (host,), LEAF_DAYS)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.set_alpn_protocols(["http/1.1"])
         # ssl loads a chain from files only: a private temporary folder, gone at once.
         with tempfile.TemporaryDirectory(prefix="capture-") as folder:
             chain = Path(folder) / "chain.pem"
-            chain.write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-                + certificate.public_bytes(serialization.Encoding.PEM)
-                + self.certificate_pem
-            )
+            chain.write_bytes(pem_key(key) + pem_certificate(certificate) + self.certificate_pem)
             context.load_cert_chain(chain)
         return context
 
 
 def _create(path: Path) -> None:
     """Write a new CA to `path` with mode 600; FileExistsError if another process was first."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=365 * CA_YEARS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) + certificate.public_bytes(serialization.Encoding.PEM)
+    key, certificate = new_ca(CA_NAME, 365 * CA_YEARS)
+    pem = pem_key(key) + pem_certificate(certificate)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".ca-", dir=path.parent)
     try:
