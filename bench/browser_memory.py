@@ -157,6 +157,17 @@ LEAN_NODE = "--max-old-space-size=128 --max-semi-space-size=1 --v8-pool-size=1"
 LEAN_NODE_V8 = "--optimize-for-size --lite-mode --single-threaded-gc"
 
 
+# The recommendation. No --no-zygote: it costs memory (every process then loads Chromium
+# itself instead of forking the warmed-up zygote, whose pages it would share).
+BEST_ARGS = [
+    *PROCESS_FLAGS,
+    *GPU_FLAGS,
+    "--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2",  # Playwright's + ours
+    "--enable-low-end-device-mode",
+    "--window-size=800,600",
+]
+
+
 @dataclass
 class Config:
     name: str
@@ -220,7 +231,7 @@ def configs() -> dict[str, Config]:
         ),
         Config(
             "lean",
-            "RECOMMENDED: procs + gpu-inproc + no-zygote, NODE_OPTIONS=" + LEAN_NODE,
+            "procs + gpu-inproc + no-zygote, NODE_OPTIONS=" + LEAN_NODE,
             [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote"],
             node_options=LEAN_NODE,
         ),
@@ -229,6 +240,22 @@ def configs() -> dict[str, Config]:
             "procs + single-process, NODE_OPTIONS=" + LEAN_NODE,
             [*PROCESS_FLAGS, "--single-process"],
             node_options=LEAN_NODE,
+        ),
+        Config(
+            "best",
+            "RECOMMENDED: procs + gpu-inproc + net-inproc + low-end + 800x600, node-v8",
+            BEST_ARGS,
+            node_options=LEAN_NODE,
+            node_flags=LEAN_NODE_V8,
+            viewport=small,
+        ),
+        Config(
+            "best-single",
+            "procs + single-process + low-end + 800x600, node-v8",
+            [*PROCESS_FLAGS, "--single-process", "--enable-low-end-device-mode", "--window-size=800,600"],
+            node_options=LEAN_NODE,
+            node_flags=LEAN_NODE_V8,
+            viewport=small,
         ),
         Config(
             "chromium-all",
@@ -266,9 +293,11 @@ OBSERVER = """
   const report = () => {
     const turns = document.querySelectorAll(selectors.model_turn);
     const turn = turns[turns.length - 1];
-    const text = turn ? Array.from(turn.querySelectorAll(selectors.turn_text)).map((n) => n.textContent).join("") : "";
+    const text = turn
+      ? Array.from(turn.querySelectorAll(selectors.turn_text)).map((n) => n.textContent).join("") : "";
     const generating = document.querySelector(selectors.spinner) !== null;
-    const toast = Array.from(document.querySelectorAll(selectors.toast)).map((n) => n.textContent.trim()).join("\\n");
+    const toast = Array.from(document.querySelectorAll(selectors.toast))
+      .map((n) => n.textContent.trim()).join("\\n");
     const state = JSON.stringify([turns.length, text, generating, toast]);
     if (state === last) return;
     last = state;
@@ -358,7 +387,8 @@ def say(kind: str, **data: Any) -> None:
 
 
 async def wait_line() -> str:
-    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+    line: str = await asyncio.to_thread(sys.stdin.readline)
+    return line.strip()
 
 
 async def worker(args: argparse.Namespace) -> None:
@@ -426,8 +456,7 @@ async def worker(args: argparse.Namespace) -> None:
                         if generated and not state["generating"]:
                             break
                 turns = page.locator(selectors["model_turn"])
-                text = await turns.last.locator(selectors["turn_text"]).all_inner_texts()
-                text = "".join(text)
+                text = "".join(await turns.last.locator(selectors["turn_text"]).all_inner_texts())
                 expected = answer_for(prompt)
                 if text.strip() != expected.strip():
                     errors.append(f"request {index}: read {text[:80]!r}, expected {expected[:80]!r}")
@@ -473,7 +502,7 @@ def component(process: psutil.Process, worker_pid: int) -> str:
     exe = Path(cmdline[0]).name if cmdline else process.name()
     if exe == "node" or "run-driver" in cmdline:
         return "node driver"
-    kind = next((arg.split("=", 1)[1] for arg in cmdline if arg.startswith("--type=")), None)
+    kind: str | None = next((arg.split("=", 1)[1] for arg in cmdline if arg.startswith("--type=")), None)
     if kind is None:
         return "chromium browser" if "chrom" in exe else f"other ({exe})"
     if kind == "utility":
@@ -482,7 +511,7 @@ def component(process: psutil.Process, worker_pid: int) -> str:
     return "chromium " + kind
 
 
-def resident_pfns(pid: int) -> "numpy.ndarray[Any, Any]":
+def resident_pfns(pid: int) -> Any:
     """The physical frames of every resident page of `pid` (root only: /proc/PID/pagemap)."""
     import numpy
 
@@ -533,12 +562,12 @@ def measure(worker_pids: list[int]) -> list[dict[str, Any]]:
                 continue
     every = numpy.concatenate([row[4] for row in rows]) if rows else numpy.zeros(0, dtype=numpy.uint64)
     frames, sharers = numpy.unique(every, return_counts=True)
-    result = [
+    result: list[dict[str, defaultdict[str, float]]] = [
         {
             "pss": defaultdict(float),
             "uss": defaultdict(float),
             "own": defaultdict(float),
-            "count": defaultdict(int),
+            "count": defaultdict(float),
         }
         for _ in worker_pids
     ]
@@ -580,7 +609,8 @@ PAGE = """<!doctype html>
  body { font: 14px sans-serif; margin: 0; display: grid; grid-template-columns: 240px 1fr; height: 100vh; }
  nav { overflow: auto; border-right: 1px solid #ccc; } nav li { padding: 4px; }
  main { display: flex; flex-direction: column; } #turns { flex: 1; overflow: auto; padding: 8px; }
- .turn { margin: 6px 0; padding: 6px; border-radius: 6px; } .user { background: #eef; } .model { background: #efe; }
+ .turn { margin: 6px 0; padding: 6px; border-radius: 6px; }
+ .user { background: #eef; } .model { background: #efe; }
  .spinner { display: inline-block; width: 10px; height: 10px; border: 2px solid #888; border-radius: 50%; }
 </style></head>
 <body>
@@ -604,7 +634,9 @@ PAGE = """<!doctype html>
  }
  setInterval(() => { $("#clock").textContent = new Date().toISOString(); }, 500);
  fetch("/api/models").then((r) => r.json()).then((body) => {
-   for (const m of body.models) { const o = document.createElement("option"); o.textContent = m; $("#model").appendChild(o); }
+   for (const m of body.models) {
+     const o = document.createElement("option"); o.textContent = m; $("#model").appendChild(o);
+   }
  });
  textarea.addEventListener("input", () => { run.disabled = generation === null && !textarea.value.trim(); });
  $("#prompt-form").addEventListener("submit", async (event) => {
@@ -619,7 +651,9 @@ PAGE = """<!doctype html>
    const text = document.createElement("div"); text.className = "text"; turn.appendChild(text);
    let index = 0;
    generation.timer = setInterval(() => {
-     if (index < body.tokens.length) { text.appendChild(document.createTextNode(body.tokens[index++])); return; }
+     if (index < body.tokens.length) {
+       text.appendChild(document.createTextNode(body.tokens[index++])); return;
+     }
      clearInterval(generation.timer); generation = null; run.textContent = "Run"; run.disabled = true;
      fetch("/api/finished", {method: "POST", body: JSON.stringify({id: body.id, text: text.textContent})});
    }, body.token_ms);
@@ -706,7 +740,11 @@ class PageServer:
                     return
                 with server.lock:
                     if self.path == "/api/generate":
-                        run = {"id": len(server.runs), "answer": answer_for(body["prompt"]), "text": None}
+                        run: dict[str, Any] = {
+                            "id": len(server.runs),
+                            "answer": answer_for(body["prompt"]),
+                            "text": None,
+                        }
                         server.runs.append(run)
                         tokens = [" " + w if i else w for i, w in enumerate(run["answer"].split(" "))]
                         reply: dict[str, Any] = {"id": run["id"], "tokens": tokens, "token_ms": token_ms}

@@ -18,11 +18,13 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, Mapping
+import tempfile
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,7 +59,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("child.engines.browser")
 
-# Chromium as root in a container needs --no-sandbox; the rest keep it quiet on a closed network.
+# Chromium as root in a container needs --no-sandbox; the rest keep it quiet on a closed
+# network and small: one page needs one renderer, and the GPU and network services can live
+# in the browser process (bench/browser_memory.py measured each flag).
 CHROMIUM_ARGS = (
     "--no-first-run",
     "--no-default-browser-check",
@@ -65,7 +69,50 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-gpu",
+    "--disable-software-rasterizer",
+    "--in-process-gpu",
     "--disable-dev-shm-usage",
+    "--renderer-process-limit=1",
+    "--process-per-site",
+    "--disable-site-isolation-trials",
+    "--enable-low-end-device-mode",
+    # Chromium keeps only the last --disable-features and --enable-features: these repeat
+    # what Playwright passes, then add ours (the omnibox pop-up page alone is ~80 MB).
+    "--disable-features="
+    + ",".join(
+        (
+            # Playwright's own list.
+            "AvoidUnnecessaryBeforeUnloadCheckSync",
+            "BoundaryEventDispatchTracksNodeRemoval",
+            "DestroyProfileOnBrowserClose",
+            "DialMediaRouteProvider",
+            "GlobalMediaControls",
+            "HttpsUpgrades",
+            "LensOverlay",
+            "MediaRouter",
+            "PaintHolding",
+            "ThirdPartyStoragePartitioning",
+            "BlockOriginHeaderModificationOnRedirect",
+            "Translate",
+            "AutoDeElevate",
+            "OptimizationHints",
+            # Ours: processes and pages a headless automation browser never needs.
+            "WebUIOmniboxPopup",
+            "WebUIOmniboxFullPopup",
+            "WebUIOmniboxAimPopup",
+            "site-per-process",
+            "IsolateOrigins",
+            "SpareRendererForSitePerProcess",
+            "BackForwardCache",
+            "AudioServiceOutOfProcess",
+            "CertificateTransparencyComponentUpdater",
+            "AutofillServerCommunication",
+            "InterestFeedContentSuggestions",
+            "PrivacySandboxSettings4",
+            "MediaSessionService",
+        )
+    ),
+    "--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2",
 )
 SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
 INSTALL_ADVICE = (
@@ -94,6 +141,37 @@ class Launcher(Protocol):
     def browser_pid(self) -> int | None: ...
 
     async def close(self) -> None: ...
+
+
+# Playwright's driver is a Node.js process per child; a small heap and V8 tuned for size
+# take about 40 MB off it (bench/browser_memory.py). Node refuses the V8 flags in
+# NODE_OPTIONS, so they go on its command line through a wrapper the driver is started as.
+DRIVER_NODE_OPTIONS = "--max-old-space-size=128 --max-semi-space-size=1 --v8-pool-size=1"
+DRIVER_V8_FLAGS = "--optimize-for-size --lite-mode --single-threaded-gc"
+
+
+@contextlib.contextmanager
+def lean_driver() -> Iterator[None]:
+    """Start Playwright's driver inside this block with a lean Node.js (the driver reads the
+    environment of the process that starts it)."""
+    from playwright._impl._driver import compute_driver_executable
+
+    node = compute_driver_executable()[0]
+    saved = {name: os.environ.get(name) for name in ("NODE_OPTIONS", "PLAYWRIGHT_NODEJS_PATH")}
+    with tempfile.TemporaryDirectory(prefix="coordinator-node-") as folder:
+        wrapper = Path(folder) / "node"
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(node)} {DRIVER_V8_FLAGS} "$@"\n')
+        wrapper.chmod(0o700)
+        os.environ["NODE_OPTIONS"] = DRIVER_NODE_OPTIONS
+        os.environ["PLAYWRIGHT_NODEJS_PATH"] = str(wrapper)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def find_chromium(explicit: str | None, environ: Mapping[str, str]) -> str | None:
@@ -272,7 +350,8 @@ class BrowserEngine:
     async def start(self) -> None:
         if self.capture is not None:
             await self.capture.start(self.capture_port)
-        self._playwright = await async_playwright().start()
+        with lean_driver():  # the wrapper is needed only while the driver starts
+            self._playwright = await async_playwright().start()
         self._browser = await self.launcher.launch(self._playwright)
         self._browser.on("disconnected", lambda _: self._broken("the browser disconnected or crashed"))
         self._browser_pid = self.launcher.browser_pid()
