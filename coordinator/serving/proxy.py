@@ -62,6 +62,7 @@ class _ChildFailed(Exception):
         cooldown: float | None = None,
         answered: tuple[int, str | None] | None = None,
         model: str | None = None,
+        said: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.outcome = outcome
@@ -69,6 +70,7 @@ class _ChildFailed(Exception):
         self.cooldown = cooldown
         self.answered = answered
         self.model = model  # the model a quota is for, as the child names it
+        self.said = said  # the child's own message, passed on when the failure is final
 
 
 @dataclass(slots=True)
@@ -197,10 +199,17 @@ class Proxy:
         where = (
             f"children {earlier.id} and {child.id}" if earlier is not child else f"child {child.id}, twice"
         )
+        said = f": {failure.said[:500]}" if failure.said else f" ({failure.reason})"
+        if failure.answered is not None and failure.answered[1] == SITE_CHANGED:
+            # Not the request's fault: every child drives the same site, and it changed.
+            advice = "the site's page has changed: run `coordinator check-site`, fix with --site-config."
+            return ProxyError(
+                502, SITE_CHANGED, f"the request failed the same way on {where}{said}; {advice}"
+            )
         return ProxyError(
             502,
             "child_failed",
-            f"the request failed the same way on {where} ({failure.reason}); "
+            f"the request failed the same way on {where}{said}; "
             "the request itself is the likely cause: check it before retrying.",
         )
 
@@ -271,7 +280,10 @@ class Proxy:
             raise _ChildFailed(Outcome.FAILED, f"answered {status} ({code or 'no code'})")
         if status >= 500:
             raise _ChildFailed(
-                Outcome.FAILED, f"answered {status} ({code or 'no code'})", answered=(status, code)
+                Outcome.FAILED,
+                f"answered {status} ({code or 'no code'})",
+                answered=(status, code),
+                said=_error_field(body, "message"),
             )
         # Any other 4xx is the request's fault: the client's answer, never retried elsewhere.
 
@@ -321,6 +333,10 @@ class Proxy:
 
 def _error_code(body: bytes) -> str | None:
     return _error_field(body, "code")
+
+
+# The child's code for a page that no longer matches its driver (child.site.errors).
+SITE_CHANGED = "site_changed"
 
 
 def _error_field(body: bytes, name: str) -> str | None:

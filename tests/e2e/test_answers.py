@@ -161,3 +161,14 @@ def test_the_pages_scripts_find_no_trace_of_the_driver(served: tuple[Coordinator
             names = page.evaluate("() => Object.getOwnPropertyNames(window)")
         traces = [name for name in names if re.search(r"coordinator|playwright|__pw", name, re.IGNORECASE)]
         assert traces == [], f"globals a page script could find: {traces}"
+
+
+def test_a_setting_the_model_does_not_offer_is_refused_naming_it(served: tuple[Coordinator, Site]) -> None:
+    run, site = served
+    before = len(site.runs())
+    with pytest.raises(openai.BadRequestError) as refused:
+        run.openai(timeout=60, max_retries=0).chat.completions.create(
+            model="replica-lite", messages=MARKDOWN, temperature=0.2
+        )
+    assert refused.value.code == "unsupported_parameter" and refused.value.param == "temperature"
+    assert len(site.runs()) == before  # refused before anything was sent

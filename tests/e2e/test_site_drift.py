@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import openai
 import pytest
 
 from child.engines.browser import find_chromium
@@ -52,3 +53,17 @@ def test_a_renamed_element_shows_everywhere_a_user_looks(runs: Runs, tmp_path: P
         assert "MISSING" in report and "zero_state" in report.split("MISSING", 1)[1].splitlines()[0]
         assert "answer read from the network" in report
         assert "network: HTTP 200, gzip" in report and "finish stop" in report
+
+
+def test_a_broken_step_names_itself_to_the_client(runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    with site_and_profiles(folder, "--drift", "prompt") as site:
+        run = start(runs, site, folder)
+        with pytest.raises(openai.APIStatusError) as failed:
+            run.openai(timeout=60, max_retries=0).chat.completions.create(
+                model="replica-flash", messages=[{"role": "user", "content": "hello"}]
+            )
+        assert failed.value.status_code == 502
+        assert "step prompt: selector prompt (`" in failed.value.message
+        logged = "".join(path.read_text() for path in run.log_dir.glob("demo-*.log"))
+        assert '"driver_failed"' in logged and '"step": "prompt"' in logged
