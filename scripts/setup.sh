@@ -39,14 +39,21 @@ if [ ! -f "$stamp" ]; then
 fi
 
 # A browser for the children: Camoufox (`camoufox fetch`) or Chromium; on Debian as root,
-# Debian's chromium package, which Playwright drives as it is.
+# Debian's chromium packages, which Playwright drives as they are: the full browser (for
+# `coordinator login`'s window) and the headless shell (the lighter one children run).
+missing=""
+if command -v dpkg >/dev/null; then
+    for package in chromium chromium-headless-shell; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+    done
+fi
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing$missing (Debian's packages)"
+    apt-get update -qq
+    # shellcheck disable=SC2086  # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
 if ! .venv/bin/python -c 'import os, sys; from child.engines.browser import camoufox_installed, find_chromium; sys.exit(0 if camoufox_installed() or find_chromium(None, os.environ) else 1)'; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "setup: installing Chromium (Debian's chromium package)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    else
-        echo "setup: no browser found for the children. Install one: run '.venv/bin/camoufox fetch'," >&2
-        echo "       or your system's Chromium (Debian/Ubuntu: 'sudo apt-get install chromium')." >&2
-    fi
+    echo "setup: no browser found for the children. Install one: run '.venv/bin/camoufox fetch'," >&2
+    echo "       or your system's Chromium (Debian/Ubuntu: 'sudo apt-get install chromium chromium-headless-shell')." >&2
 fi

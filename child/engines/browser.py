@@ -115,6 +115,10 @@ CHROMIUM_ARGS = (
     "--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2",
 )
 SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
+# The old headless shell: no browser UI behind the page, about 80 MB less per child than the
+# full Chromium run headless (docs/benchmarks.md). Debian's package; the binary itself, not
+# /usr/bin's wrapper script, which would add a shell process per browser.
+SYSTEM_HEADLESS_SHELLS = ("/usr/lib/chromium/chromium-headless-shell",)
 INSTALL_ADVICE = (
     "install a browser: `camoufox fetch` (the production engine), or Chromium "
     "(on Debian as root: `apt-get install -y chromium`), or pass --browser-path"
@@ -174,30 +178,30 @@ def lean_driver() -> Iterator[None]:
                     os.environ[name] = value
 
 
-def find_chromium(explicit: str | None, environ: Mapping[str, str]) -> str | None:
-    """The Chromium to run: the flag, the environment, Playwright's own install, the system."""
+def find_chromium(explicit: str | None, environ: Mapping[str, str], *, headless: bool = True) -> str | None:
+    """The Chromium to run: the flag, the environment, then a headless shell (when headless),
+    then a full Chromium, each from Playwright's own install first, then the system's."""
     for candidate in (explicit, environ.get("COORDINATOR_BROWSER_PATH")):
         if candidate:
             return candidate if Path(candidate).exists() else None
-    bundled = _playwright_chromium()
+    if headless:
+        shell = _playwright_browser("chromium_headless_shell-*/chrome-linux/headless_shell")
+        shell = shell or next((p for p in SYSTEM_HEADLESS_SHELLS if Path(p).exists()), None)
+        if shell:
+            return shell
+    bundled = _playwright_browser("chromium-*/chrome-linux/chrome")
     if bundled:
         return bundled
     for path in SYSTEM_CHROMIUMS:
         if Path(path).exists():
             return path
-    return shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    return shutil.which("chromium")
 
 
-def _playwright_chromium() -> str | None:
+def _playwright_browser(pattern: str) -> str | None:
     cache = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH", Path.home() / ".cache" / "ms-playwright"))
-    for pattern in (
-        "chromium-*/chrome-linux/chrome",
-        "chromium_headless_shell-*/chrome-linux/headless_shell",
-    ):
-        found = sorted(cache.glob(pattern))
-        if found:
-            return str(found[-1])
-    return None
+    found = sorted(cache.glob(pattern))
+    return str(found[-1]) if found else None
 
 
 def launch_args() -> list[str]:
@@ -309,7 +313,7 @@ def create_launcher(engine: str, options: BrowserOptions, environ: Mapping[str, 
         raise EngineConfigError(
             "Camoufox's browser is not installed: run `camoufox fetch`, or use --engine chromium"
         )
-    executable = find_chromium(options.executable, environ)
+    executable = find_chromium(options.executable, environ, headless=options.headless)
     if executable is None:
         if engine == "chromium" and (options.executable or environ.get("COORDINATOR_BROWSER_PATH")):
             raise EngineConfigError(

@@ -44,7 +44,7 @@ def test_auto_prefers_camoufox_then_chromium(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_no_browser_at_all_names_both_ways_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(browser, "camoufox_installed", lambda: False)
-    monkeypatch.setattr(browser, "find_chromium", lambda explicit, environ: None)
+    monkeypatch.setattr(browser, "find_chromium", lambda explicit, environ, headless=True: None)
     with pytest.raises(EngineConfigError) as caught:
         create_launcher("auto", BrowserOptions(port=1), {})
     assert "camoufox fetch" in str(caught.value) and "apt-get install -y chromium" in str(caught.value)
@@ -57,6 +57,18 @@ def test_chromium_is_found_from_the_flag_then_the_environment(tmp_path: Path) ->
     assert find_chromium(str(flag), {"COORDINATOR_BROWSER_PATH": str(env)}) == str(flag)
     assert find_chromium(None, {"COORDINATOR_BROWSER_PATH": str(env)}) == str(env)
     assert find_chromium(str(tmp_path / "missing"), {}) is None
+
+
+def test_a_headless_child_prefers_the_headless_shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    shell = tmp_path / "chromium_headless_shell-1200" / "chrome-linux" / "headless_shell"
+    full = tmp_path / "chromium-1200" / "chrome-linux" / "chrome"
+    for path in (shell, full):
+        path.parent.mkdir(parents=True)
+        path.write_text("")
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path))
+    assert find_chromium(None, {}) == str(shell)
+    # A window needs the full browser (`coordinator login`, --no-headless).
+    assert find_chromium(None, {}, headless=False) == str(full)
 
 
 def test_chromium_remote_endpoint_is_loopback_only() -> None:
