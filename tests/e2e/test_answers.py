@@ -7,6 +7,7 @@ and what its page rendered (`text`); the client must get the first, never the se
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -172,3 +173,19 @@ def test_a_setting_the_model_does_not_offer_is_refused_naming_it(served: tuple[C
         )
     assert refused.value.code == "unsupported_parameter" and refused.value.param == "temperature"
     assert len(site.runs()) == before  # refused before anything was sent
+
+
+def test_a_function_call_from_the_site_reaches_the_client_as_a_tool_call(
+    served: tuple[Coordinator, Site],
+) -> None:
+    run, site = served
+    answer = run.openai(timeout=60).chat.completions.create(
+        model="replica-flash", messages=[{"role": "user", "content": "look it up with a function call"}]
+    )
+    recorded = site.last_run()["function_call"]
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.type == "function"
+    assert call.function.name == recorded["name"] == "replica_lookup"
+    assert json.loads(call.function.arguments) == recorded["arguments"]  # every Value kind, typed back
