@@ -66,6 +66,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from child.engines.browser import PLAYWRIGHT_DISABLED_FEATURES  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 MB = 1024 * 1024
@@ -74,9 +75,9 @@ PROMPT_WORDS = (
     "scheduler that keeps several logged in pages open at once and streams their answers"
 )
 
-# What `child/engines/browser.py` launches Chromium with (copied so that this script keeps
-# working while that module changes; `baseline` re-reads it when it can be imported).
-CHROMIUM_ARGS_FALLBACK = (
+# What children launched Chromium with before issue 11: the reference every configuration
+# here is measured against (child/engines/browser.py now adds the `best` flags).
+BASELINE_ARGS = (
     "--no-first-run",
     "--no-default-browser-check",
     "--disable-background-networking",
@@ -86,25 +87,7 @@ CHROMIUM_ARGS_FALLBACK = (
     "--disable-dev-shm-usage",
 )
 
-# Playwright 1.62 passes `--disable-features=<this list>` itself; Chromium keeps only the
-# LAST --disable-features switch, so a configuration that adds features must repeat these.
-PLAYWRIGHT_DISABLED_FEATURES = (
-    "AvoidUnnecessaryBeforeUnloadCheckSync",
-    "BoundaryEventDispatchTracksNodeRemoval",
-    "DestroyProfileOnBrowserClose",
-    "DialMediaRouteProvider",
-    "GlobalMediaControls",
-    "HttpsUpgrades",
-    "LensOverlay",
-    "MediaRouter",
-    "PaintHolding",
-    "ThirdPartyStoragePartitioning",
-    "BlockOriginHeaderModificationOnRedirect",
-    "Translate",
-    "AutoDeElevate",
-    "OptimizationHints",
-)
-# Likewise Playwright's own --blink-settings in headless mode.
+# Playwright's own --blink-settings in headless mode: a configuration adding one repeats it.
 PLAYWRIGHT_BLINK_SETTINGS = (
     "primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4"
 )
@@ -132,12 +115,7 @@ def features(*extra: str) -> str:
 
 
 def baseline_args() -> list[str]:
-    try:
-        from child.engines.browser import CHROMIUM_ARGS
-
-        args = list(CHROMIUM_ARGS)
-    except Exception:  # the module is being rebuilt: its last known flags
-        args = list(CHROMIUM_ARGS_FALLBACK)
+    args = list(BASELINE_ARGS)
     return [*args, "--no-sandbox"] if os.geteuid() == 0 else args
 
 
@@ -183,7 +161,7 @@ def configs() -> dict[str, Config]:
     small = (800, 600)
     all_chromium = [*PROCESS_FLAGS, *GPU_FLAGS, "--no-zygote", *CACHE_FLAGS, "--window-size=800,600"]
     found = [
-        Config("baseline", "child/engines/browser.py CHROMIUM_ARGS (+ --no-sandbox as root)"),
+        Config("baseline", "the flags before issue 11 (+ --no-sandbox as root)"),
         Config(
             "no-omnibox",
             "--disable-features=<Playwright's>," + ",".join(OMNIBOX_FEATURES),

@@ -59,6 +59,41 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("child.engines.browser")
 
+# Playwright passes `--disable-features=<these>` itself, and Chromium keeps only the last
+# --disable-features switch: a list of our own must repeat them.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "BoundaryEventDispatchTracksNodeRemoval",
+    "DestroyProfileOnBrowserClose",
+    "DialMediaRouteProvider",
+    "GlobalMediaControls",
+    "HttpsUpgrades",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "BlockOriginHeaderModificationOnRedirect",
+    "Translate",
+    "AutoDeElevate",
+    "OptimizationHints",
+)
+# Processes and pages a headless automation browser never needs (the omnibox pop-up page,
+# preloaded even headless, is ~80 MB alone).
+OUR_DISABLED_FEATURES = (
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxFullPopup",
+    "WebUIOmniboxAimPopup",
+    "site-per-process",
+    "IsolateOrigins",
+    "SpareRendererForSitePerProcess",
+    "BackForwardCache",
+    "AudioServiceOutOfProcess",
+    "CertificateTransparencyComponentUpdater",
+    "AutofillServerCommunication",
+    "InterestFeedContentSuggestions",
+    "PrivacySandboxSettings4",
+    "MediaSessionService",
+)
 # Chromium as root in a container needs --no-sandbox; the rest keep it quiet on a closed
 # network and small: one page needs one renderer, and the GPU and network services can live
 # in the browser process (bench/browser_memory.py measured each flag).
@@ -76,42 +111,7 @@ CHROMIUM_ARGS = (
     "--process-per-site",
     "--disable-site-isolation-trials",
     "--enable-low-end-device-mode",
-    # Chromium keeps only the last --disable-features and --enable-features: these repeat
-    # what Playwright passes, then add ours (the omnibox pop-up page alone is ~80 MB).
-    "--disable-features="
-    + ",".join(
-        (
-            # Playwright's own list.
-            "AvoidUnnecessaryBeforeUnloadCheckSync",
-            "BoundaryEventDispatchTracksNodeRemoval",
-            "DestroyProfileOnBrowserClose",
-            "DialMediaRouteProvider",
-            "GlobalMediaControls",
-            "HttpsUpgrades",
-            "LensOverlay",
-            "MediaRouter",
-            "PaintHolding",
-            "ThirdPartyStoragePartitioning",
-            "BlockOriginHeaderModificationOnRedirect",
-            "Translate",
-            "AutoDeElevate",
-            "OptimizationHints",
-            # Ours: processes and pages a headless automation browser never needs.
-            "WebUIOmniboxPopup",
-            "WebUIOmniboxFullPopup",
-            "WebUIOmniboxAimPopup",
-            "site-per-process",
-            "IsolateOrigins",
-            "SpareRendererForSitePerProcess",
-            "BackForwardCache",
-            "AudioServiceOutOfProcess",
-            "CertificateTransparencyComponentUpdater",
-            "AutofillServerCommunication",
-            "InterestFeedContentSuggestions",
-            "PrivacySandboxSettings4",
-            "MediaSessionService",
-        )
-    ),
+    "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED_FEATURES, *OUR_DISABLED_FEATURES)),
     "--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2",
 )
 SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
