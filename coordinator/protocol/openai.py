@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,39 @@ MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "
 NUMBER_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 WHOLE_NUMBERS = ("max_tokens", "max_completion_tokens")  # each at least 1
 MAX_STOP = 4
+# Fields nothing here honours yet, with when a value asks for something and why it cannot be
+# had: such a request is refused with 400 naming the field, never answered as if it were
+# not there. A field sent with its "off" value (`tools: []`, `n: 1`, `logprobs: false`)
+# asks for nothing and passes.
+_NO_TOOLS = "function calling does not reach the page yet"
+NOT_HONOURED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "tools": (bool, "function calling does not reach the page yet"),
+    "functions": (bool, "function calling does not reach the page yet"),
+    "tool_choice": (
+        lambda v: v not in (None, "none", "auto"),
+        "function calling does not reach the page yet",
+    ),
+    "function_call": (
+        lambda v: v not in (None, "none", "auto"),
+        "function calling does not reach the page yet",
+    ),
+    "response_format": (
+        lambda v: v is not None and not (isinstance(v, dict) and v.get("type") == "text"),
+        "structured output does not reach the page yet; ask for JSON in the prompt",
+    ),
+    "n": (lambda v: v is not None and v != 1, "one choice per request: send n requests"),
+    "logprobs": (lambda v: v not in (None, False), "the site gives no token log probabilities"),
+    "top_logprobs": (lambda v: v is not None, "the site gives no token log probabilities"),
+    "audio": (lambda v: v is not None, "answers are text only"),
+    "modalities": (lambda v: v not in (None, ["text"]), "answers are text only"),
+    "logit_bias": (bool, "the site takes no token biases"),
+    "seed": (lambda v: v is not None, "the site takes no seed"),
+    "presence_penalty": (lambda v: v not in (None, 0), "the site has no presence penalty"),
+    "frequency_penalty": (lambda v: v not in (None, 0), "the site has no frequency penalty"),
+    "reasoning_effort": (lambda v: v is not None, "the page's thinking level is not set from requests yet"),
+    "web_search_options": (lambda v: v is not None, "the page's search tool is not set from requests yet"),
+    "prediction": (lambda v: v is not None, "the site takes no predicted output"),
+}
 # Content parts: those read as the prompt's text, those a page could take but we cannot yet.
 TEXT_PARTS = {"text": "text", "refusal": "refusal"}  # type → the field that holds its text
 UNSUPPORTED_PARTS = frozenset({"image_url", "input_audio", "file"})
@@ -205,6 +238,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     include_usage = bool(options and options.get("include_usage"))
 
     _check_run_settings(body)
+    _check_honoured(body)
     if _SURROGATE_ESCAPE.search(raw):
         _check_unicode(body)
     # isspace() stops at the first character that is not a space; strip() would copy the text.
@@ -313,6 +347,14 @@ def _check_run_settings(body: dict[str, Any]) -> None:
         )
 
 
+def _check_honoured(body: dict[str, Any]) -> None:
+    for name, (asks, why) in NOT_HONOURED.items():
+        if name in body and asks(body[name]):
+            raise InvalidRequest(
+                f"'{name}' is not supported: {why}.", param=name, code="unsupported_parameter"
+            )
+
+
 def message_text(message: dict[str, Any]) -> str:
     """The text of a message, whether its content is a string or a list of parts."""
     content = message.get("content")
@@ -320,8 +362,9 @@ def message_text(message: dict[str, Any]) -> str:
         return content
     if isinstance(content, list):
         # Checked by parse_chat_request, yet never trusted here: a child must not fail on a
-        # body after it has taken its turn.
-        return "".join(
+        # body after it has taken its turn. Parts are paragraphs: "one two" + "three" must
+        # not become "one twothree".
+        return "\n".join(
             text
             for part in content
             if isinstance(part, dict)

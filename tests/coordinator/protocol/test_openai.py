@@ -118,8 +118,48 @@ def test_message_text_of_parts() -> None:
         "role": "user",
         "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}],
     }
-    assert message_text(message) == "ab"
+    assert message_text(message) == "a\nb"  # paragraphs: "one two" + "three" is not "one twothree"
     assert message_text({"role": "assistant", "content": None}) == ""
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        ("tool_choice", "required"),
+        ("response_format", {"type": "json_object"}),
+        ("n", 2),
+        ("n", 0),
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("audio", {"voice": "alloy", "format": "mp3"}),
+        ("modalities", ["text", "audio"]),
+        ("seed", 7),
+        ("presence_penalty", 0.5),
+        ("reasoning_effort", "low"),
+        ("web_search_options", {}),
+    ],
+)
+def test_what_nothing_honours_is_refused_naming_it(field: str, value: object) -> None:
+    raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], field: value}).encode()
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(raw)
+    assert (caught.value.status, caught.value.code, caught.value.param) == (
+        400,
+        "unsupported_parameter",
+        field,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tools", []), ("tool_choice", "none"), ("n", 1), ("logprobs", False),
+     ("response_format", {"type": "text"}), ("modalities", ["text"]), ("presence_penalty", 0),
+     ("user", "alice"), ("metadata", {"k": "v"})],
+)  # fmt: skip
+def test_a_field_sent_switched_off_asks_for_nothing_and_passes(field: str, value: object) -> None:
+    raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], field: value}).encode()
+    assert parse_chat_request(raw).body[field] == value
 
 
 @pytest.mark.parametrize(
