@@ -105,7 +105,7 @@ async def check(settings: ChildSettings, prompt_text: str, model: str | None) ->
     site = engine.site
     report = Report(site=site.config.url, profile=str(settings.profile_path), engine=engine.name)
     capture = site.capture
-    report.capture = "enabled" if capture is not None and capture.enabled else "disabled"
+    report.capture = "enabled" if capture is not None else "disabled"
     try:
         try:
             await engine.start()

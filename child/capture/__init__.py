@@ -36,7 +36,4 @@ class AnswerWatch(Protocol):
 class Capture(Protocol):
     """What the site driver needs of the capture: a watch on the next answer."""
 
-    @property
-    def enabled(self) -> bool: ...
-
     def watch(self) -> AnswerWatch: ...

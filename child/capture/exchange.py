@@ -111,8 +111,6 @@ class Watch:
 class NetworkCapture:
     """The `Capture` the driver holds when the proxy runs: one watch at a time."""
 
-    enabled = True
-
     def __init__(self) -> None:
         self._waiting: Watch | None = None
         self.last: Watch | None = None

@@ -72,7 +72,7 @@ class CaptureProxy:
         ca: CertificateAuthority,
         target: Target,
         upstream_tls: ssl.SSLContext,
-        password: str | None = None,
+        password: str,
     ) -> None:
         self.capture = capture
         self.ca = ca
@@ -80,7 +80,7 @@ class CaptureProxy:
         self.upstream_tls = upstream_tls
         # Any local process could use an open proxy; the browser gets this password, no one else.
         self.password = password
-        self._credentials = base64.b64encode(f"{PROXY_USER}:{password}".encode()) if password else None
+        self._credentials = base64.b64encode(f"{PROXY_USER}:{password}".encode())
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -113,9 +113,9 @@ class CaptureProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(HEAD_TIMEOUT_S):
             head = await reader.readuntil(b"\r\n\r\n")
-        request_line, _, _ = head.partition(b"\r\n")
+        request_line, _, headers = head.partition(b"\r\n")
         method, _, rest = request_line.partition(b" ")
-        target, _, _ = rest.partition(b" ")
+        target, _, version = rest.partition(b" ")
         if not self._authorized(head):
             writer.write(
                 b"HTTP/1.1 407 Proxy Authentication Required\r\n"
@@ -133,11 +133,9 @@ class CaptureProxy:
             else:
                 await self._tunnel(reader, writer, host, int(port))
         else:
-            await self._forward(reader, writer, head)
+            await self._forward(reader, writer, method, target, version, headers)
 
     def _authorized(self, head: bytes) -> bool:
-        if self._credentials is None:
-            return True
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"proxy-authorization":
@@ -156,11 +154,16 @@ class CaptureProxy:
         writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         await _relay(reader, writer, *upstream)
 
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes) -> None:
+    async def _forward(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        method: bytes,
+        url: bytes,
+        version: bytes,
+        headers: bytes,
+    ) -> None:
         """Plain HTTP in absolute form: sent on in origin form, one request per connection."""
-        request_line, _, headers = head.partition(b"\r\n")
-        method, _, rest = request_line.partition(b" ")
-        url, _, version = rest.partition(b" ")
         match = re.match(rb"http://([^/]+)(/.*)?$", url, re.IGNORECASE)
         if match is None:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")

@@ -121,10 +121,6 @@ class FrameScanner:
             raise WireError(f"a frame is not JSON: {exc}") from None
         return ("frame" if self._top_index == 0 else "rest", value)
 
-    @property
-    def started(self) -> bool:
-        return self._depth > 0 or self._top_index > 0
-
 
 class AnswerDecoder:
     """Frames in, answer events out; `close()` says how the answer ended."""

@@ -331,8 +331,8 @@ class BrowserEngine:
         launcher: Launcher,
         site: AIStudio,
         writer: ProfileWriter,
-        capture: CaptureProxy | None = None,
-        capture_port: int = 0,
+        capture: CaptureProxy,
+        capture_port: int,
     ) -> None:
         self.name = launcher.name
         self.launcher = launcher
@@ -352,8 +352,7 @@ class BrowserEngine:
         self._browser_pid: int | None = None
 
     async def start(self) -> None:
-        if self.capture is not None:
-            await self.capture.start(self.capture_port)
+        await self.capture.start(self.capture_port)
         with lean_driver():  # the wrapper is needed only while the driver starts
             self._playwright = await async_playwright().start()
         self._browser = await self.launcher.launch(self._playwright)
@@ -372,17 +371,17 @@ class BrowserEngine:
             self._writing = asyncio.create_task(self.writer.run(self._context), name="profile-writer")
 
     def _context_options(self) -> dict[str, Any]:
-        # Read once through the writer: it replaces only the version the context came from.
-        options: dict[str, Any] = {"storage_state": self.writer.read()}
-        if self.capture is not None:
+        return {
+            # Read once through the writer: it replaces only the version the context came from.
+            "storage_state": self.writer.read(),
             # All of the page's traffic takes the capture's path; it decrypts one host only.
-            options["proxy"] = {
+            "proxy": {
                 "server": f"http://127.0.0.1:{self.capture_port}",
                 "username": PROXY_USER,
                 "password": self.capture.password,
-            }
-            options["ignore_https_errors"] = self.launcher.ignores_certificate_errors
-        return options
+            },
+            "ignore_https_errors": self.launcher.ignores_certificate_errors,
+        }
 
     async def close(self) -> None:
         self._closing = True
@@ -401,8 +400,7 @@ class BrowserEngine:
         await self.launcher.close()
         if self._playwright is not None:
             await self._playwright.stop()
-        if self.capture is not None:
-            await self.capture.close()
+        await self.capture.close()
 
     def status(self) -> EngineStatus:
         if (

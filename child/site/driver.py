@@ -409,17 +409,13 @@ class AIStudio:
         return True
 
     def _network_wanted(self) -> bool:
-        return (
-            self.config.answer_source is AnswerSource.NETWORK
-            and self.capture is not None
-            and self.capture.enabled
-        )
+        return self.config.answer_source is AnswerSource.NETWORK and self.capture is not None
 
     async def _source(self, watch: AnswerWatch | None) -> tuple[AnswerSource, str | None]:
         """Where this answer is read, and if from the DOM, why."""
         if self.config.answer_source is AnswerSource.DOM:
             return AnswerSource.DOM, "answer_source = dom in the site config"
-        if self.capture is None or not self.capture.enabled or watch is None:
+        if self.capture is None or watch is None:
             return AnswerSource.DOM, "the capture is disabled"
         if await watch.wait_seen(CAPTURE_GRACE_S):
             return AnswerSource.NETWORK, None

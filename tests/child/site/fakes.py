@@ -37,14 +37,9 @@ class ScriptedWatch:
 
 
 class ScriptedCapture:
-    def __init__(self, watch: ScriptedWatch, enabled: bool = True) -> None:
+    def __init__(self, watch: ScriptedWatch) -> None:
         self._watch = watch
-        self._enabled = enabled
         self.watches = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
 
     def watch(self) -> ScriptedWatch:
         self.watches += 1

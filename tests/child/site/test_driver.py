@@ -140,8 +140,7 @@ async def test_the_dom_is_read_only_with_a_reason() -> None:
     assert not forced._network_wanted()
     assert await forced._source(None) == (AnswerSource.DOM, "answer_source = dom in the site config")
     assert await AIStudio(SiteConfig())._source(None) == (AnswerSource.DOM, "the capture is disabled")
-    disabled = AIStudio(SiteConfig(), ScriptedCapture(seen, enabled=False))
-    assert not disabled._network_wanted()
+    assert not AIStudio(SiteConfig())._network_wanted()
 
 
 def test_answer_sources_count_each_dom_reading() -> None:
