@@ -66,7 +66,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from child.engines.browser import PLAYWRIGHT_DISABLED_FEATURES  # noqa: E402
+from child.engines.browser import OUR_DISABLED_FEATURES, PLAYWRIGHT_DISABLED_FEATURES  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 MB = 1024 * 1024
@@ -94,20 +94,7 @@ PLAYWRIGHT_BLINK_SETTINGS = (
 
 # Chromium 156 preloads the omnibox popup (chrome://omnibox-popup.top-chrome/) in a renderer
 # of its own, even headless: ~80 MB that no page uses.
-OMNIBOX_FEATURES = ("WebUIOmniboxPopup", "WebUIOmniboxFullPopup", "WebUIOmniboxAimPopup")
-EXTRA_DISABLED_FEATURES = (
-    *OMNIBOX_FEATURES,
-    "site-per-process",
-    "IsolateOrigins",
-    "SpareRendererForSitePerProcess",
-    "BackForwardCache",
-    "AudioServiceOutOfProcess",
-    "CertificateTransparencyComponentUpdater",
-    "AutofillServerCommunication",
-    "InterestFeedContentSuggestions",
-    "PrivacySandboxSettings4",
-    "MediaSessionService",
-)
+OMNIBOX_FEATURES = tuple(name for name in OUR_DISABLED_FEATURES if name.startswith("WebUIOmnibox"))
 
 
 def features(*extra: str) -> str:
@@ -123,7 +110,7 @@ PROCESS_FLAGS = [
     "--renderer-process-limit=1",
     "--process-per-site",
     "--disable-site-isolation-trials",
-    features(*EXTRA_DISABLED_FEATURES),
+    features(*OUR_DISABLED_FEATURES),
 ]
 GPU_FLAGS = ["--disable-software-rasterizer", "--in-process-gpu"]
 JS_FLAGS = ["--js-flags=--max-old-space-size=128 --lite-mode --optimize-for-size"]
