@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from child.engines.base import RPC_PERMISSION_DENIED, RPC_RESOURCE_EXHAUSTED
 from coordinator.protocol.link import (
     AnswerError,
     AnswerEvent,
@@ -36,8 +37,6 @@ _STRUCTURE = re.compile(r'[\[\]{},"\\]')
 _STRING_END = re.compile(r'["\\]')
 
 FINISH_REASONS = {1: FinishReason.STOP, 2: FinishReason.LENGTH, 3: FinishReason.CONTENT_FILTER}
-# Codes of google.rpc: what the page's backend answers when it refuses.
-QUOTA_CODE, PERMISSION_CODE = 8, 7
 TEXT, FUNCTION_CALL, THOUGHT = 1, 10, 12
 USAGE_PROMPT, USAGE_CANDIDATES, USAGE_THOUGHTS = 0, 1, 9
 
@@ -184,9 +183,9 @@ class AnswerDecoder:
 
 def site_error(code: int, message: str) -> AnswerError:
     """The site's refusal as the error the client gets (the model is added by the driver)."""
-    if code == QUOTA_CODE:
+    if code == RPC_RESOURCE_EXHAUSTED:
         return AnswerError(f"the site says: {message[:300]}", 429, "quota_exhausted")
-    if code == PERMISSION_CODE:
+    if code == RPC_PERMISSION_DENIED:
         return AnswerError(f"the site says: {message[:300]}", 403, "permission_denied")
     return AnswerError(f"the site answered error {code}: {message[:300]}", 502, "site_error")
 
