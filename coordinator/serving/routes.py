@@ -20,7 +20,7 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from coordinator.protocol import openai as wire
-from coordinator.serving import ids
+from coordinator.serving import dialects, ids
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.http import Admission, Request
@@ -43,6 +43,8 @@ _SSE_HEADERS = (
     (b"x-accel-buffering", b"no"),  # tells nginx in front not to buffer the stream
 )
 _CHAT = "/v1/chat/completions"
+# The routes that run a chat request on the pool: chat completions and the adapters' (dialects.py).
+_CHAT_PATHS = frozenset({_CHAT, *dialects.BY_PATH})
 # The body a route other than chat may send (none reads one); the chat route's is --max-body-bytes.
 _SMALL_BODY = 64 * 1024
 
@@ -132,6 +134,7 @@ class App:
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
             _CHAT: (("POST",), self.chat_completions),
+            **{path: (("POST",), self.adapted) for path in dialects.BY_PATH},
             "/v1/models": (get, self.models),
             "/live": (get, self.live),
             "/ready": (get, self.ready),
@@ -172,7 +175,7 @@ class App:
         route = self._resolve(request)
         if isinstance(route, Reply):
             return _refuse(grant, request_id, route)
-        limit = self.max_body_bytes if path == _CHAT else _SMALL_BODY
+        limit = self.max_body_bytes if path in _CHAT_PATHS else _SMALL_BODY
         return Admission(limit, decision=_Admitted(grant, request_id, route))
 
     async def __call__(self, request: Request) -> None:
@@ -193,7 +196,7 @@ class App:
                 reply = admitted.route
                 context.error_code = reply.error_code
             else:
-                if path == _CHAT:
+                if path in _CHAT_PATHS:
                     # The first request of an id owns it; a second one is refused as a duplicate.
                     self.running.setdefault(context.request_id, context)
                 handler, params = admitted.route
@@ -240,8 +243,11 @@ class App:
 
     @staticmethod
     async def _send(request: Request, reply: Reply, stamp: tuple[tuple[bytes, bytes], ...]) -> None:
+        body = reply.body
+        if reply.status >= 400 and reply.content_type == _JSON:
+            body = dialects.dress_error(request.path, reply.status, body)  # Anthropic's shape on its route
         await request.respond(
-            reply.status, ((b"content-type", reply.content_type), *reply.headers, *stamp), reply.body
+            reply.status, ((b"content-type", reply.content_type), *reply.headers, *stamp), body
         )
 
     @staticmethod
@@ -259,7 +265,7 @@ class App:
         try:
             if self.running.get(context.request_id) is context:
                 del self.running[context.request_id]
-            if path == _CHAT:
+            if path in _CHAT_PATHS:
                 first_byte = request.first_byte_at
                 self.metrics.request_done(
                     status,
@@ -302,7 +308,7 @@ class App:
         """
         proxy = self.coordinator.proxy
         try:
-            chat = self._prepare(request, context)
+            chat = self._prepare(request.body, context)
             answer = await proxy.open(chat, request.body, context.request_id)
         except Refusal as exc:
             context.error_code = exc.code
@@ -325,7 +331,7 @@ class App:
             await request.end()
         return None
 
-    def _prepare(self, request: Request, context: Context) -> wire.ChatRequest:
+    def _prepare(self, raw: bytes, context: Context) -> wire.ChatRequest:
         """The parsed request, or a Refusal that says why it cannot be served."""
         coordinator = self.coordinator
         if coordinator.draining:
@@ -333,7 +339,7 @@ class App:
                 503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
             )
         try:
-            chat = wire.parse_chat_request(request.body)
+            chat = wire.parse_chat_request(raw)
         except wire.InvalidRequest as exc:
             raise Refusal(400, exc.code, exc.message, param=exc.param) from None
         if coordinator.pool.locate(context.request_id) is not None:
@@ -346,6 +352,50 @@ class App:
         context.model = chat.model
         context.stream = chat.stream
         return chat
+
+    # -- POST /v1/responses, POST /v1/messages: other APIs on the same path ---------------
+
+    async def adapted(self, request: Request, context: Context, params: list[str]) -> Reply | None:
+        """Translate to a chat request, run it as `chat_completions` does, and answer in the
+        route's own API: a whole object, or a stream re-encoded piece by piece as it comes."""
+        dialect = dialects.BY_PATH[request.path]
+        proxy = self.coordinator.proxy
+        try:
+            plan = dialect.plan(request.body, context.request_id, time.time())
+            chat = self._prepare(plan.chat, context)
+            answer = await proxy.open(chat, plan.chat, context.request_id)
+        except wire.InvalidRequest as exc:
+            context.error_code = exc.code
+            return error_reply(exc.status, exc.code, exc.message, param=exc.param)
+        except (Refusal, ProxyError, PoolError) as exc:
+            context.error_code = exc.code
+            return error_reply(
+                exc.status, exc.code, exc.message, param=exc.param, retry_after=exc.retry_after
+            )
+        context.child = answer.child.id
+        if answer.stream is None:
+            return self._adapted_whole(plan, answer.status, answer.body, context)
+        encoder = plan.encoder()
+        async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
+            request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
+            await request.write(encoder.start())
+            async for chunk in relay:
+                await request.write(encoder.feed(chunk))
+            await request.write(encoder.close())
+            await request.end()
+        return None
+
+    @staticmethod
+    def _adapted_whole(plan: dialects.Plan, status: int, body: bytes, context: Context) -> Reply:
+        if status != 200:  # the child's own refusal, in OpenAI's shape: `_send` dresses it
+            context.error_code = dialects.error_code(body)
+            return Reply(status, body, error_code=context.error_code)
+        try:
+            completion = json.loads(body)
+            return json_reply(plan.whole(completion))
+        except (ValueError, TypeError, AttributeError) as exc:
+            context.error_code = "child_failed"
+            return error_reply(502, "child_failed", f"The child's answer could not be translated: {exc}.")
 
     # -- the other routes ---------------------------------------------------------------
 
