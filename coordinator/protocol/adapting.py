@@ -12,12 +12,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from coordinator.protocol.openai import InvalidRequest
+from coordinator.protocol.errors import InvalidRequest
 
 # Bounds on what one request may hold, beyond the body's byte limit: counts that a
 # translation walks (Anthropic's own limit on messages is 100,000).
 MAX_ITEMS = 100_000
-MAX_TOOLS = 512
+MAX_TOOLS = 128  # what a chat request takes (coordinator.protocol.request)
 MAX_METADATA = 16
 
 

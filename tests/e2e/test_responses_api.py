@@ -109,7 +109,8 @@ def test_reasoning_is_a_reasoning_item_with_its_summary(thinking: Coordinator) -
     )
     reasoning, message = response.output
     assert reasoning.type == "reasoning"
-    assert [part.text for part in reasoning.summary] == [REASONING]
+    # The mock says the effort it was asked for: reasoning.effort reached it as reasoning_effort.
+    assert [part.text for part in reasoning.summary] == [f"effort high: {REASONING}"]
     assert message.type == "message"
     assert response.output_text == "echo: hello there world"
     assert response.usage is not None
