@@ -334,6 +334,8 @@ def _thinking(body: dict[str, Any], chat: dict[str, Any]) -> None:
         raise check.refuse("thinking.display", "the thinking the site shows is always returned")
     if kind == "enabled":
         budget = check.whole(thinking.get("budget_tokens"), "thinking.budget_tokens", 1024)
+        if budget >= chat["max_tokens"]:
+            raise check.invalid("thinking.budget_tokens", "must be less than max_tokens.")
         chat["reasoning_effort"] = next(effort for floor, effort in EFFORT_BY_BUDGET if budget >= floor)
     elif kind not in ("disabled", "adaptive"):
         raise check.invalid("thinking.type", "must be enabled, adaptive or disabled.")
