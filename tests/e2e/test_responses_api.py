@@ -62,14 +62,13 @@ def test_a_text_answer_is_a_response_with_one_message(plain: Coordinator) -> Non
 
 
 def test_input_items_carry_the_conversation(plain: Coordinator) -> None:
-    response = plain.openai().responses.create(
-        model="mock",
-        input=[
-            {"role": "user", "content": [{"type": "input_text", "text": "first"}]},
-            {"role": "assistant", "content": [{"type": "output_text", "text": "an answer"}]},
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second turn"}]},
-        ],
-    )
+    # An assistant turn as a client hands back what it got: output_text parts (typed loosely here).
+    items: Any = [
+        {"role": "user", "content": [{"type": "input_text", "text": "first"}]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "an answer"}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "second turn"}]},
+    ]
+    response = plain.openai().responses.create(model="mock", input=items)
     assert response.output_text == "echo: second turn"
 
 
