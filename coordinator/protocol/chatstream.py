@@ -183,13 +183,22 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+# An error event carries OpenAI's error type, not a status: the status each type stands for.
+_STATUS_OF_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "rate_limit_error": 429,
+}
+
+
 def _failed(error: dict[str, Any]) -> Failed:
     message = error.get("message")
     code = error.get("code")
-    status = error.get("status")
+    kind = error.get("type")
     return Failed(
         message if isinstance(message, str) else "the answer failed",
-        status if isinstance(status, int) else 502,
+        _STATUS_OF_TYPE.get(kind, 502) if isinstance(kind, str) else 502,
         code if isinstance(code, str) else None,
     )
 
