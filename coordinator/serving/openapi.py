@@ -67,6 +67,61 @@ _CHAT_REQUEST = {
     },
 }
 
+# The adapters' requests: their required fields; each route refuses by name what it cannot honour.
+_RESPONSES_REQUEST = {
+    "type": "object",
+    "required": ["input"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "instructions": {"type": "string", "nullable": True},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "stream": {"type": "boolean"},
+        "max_output_tokens": {"type": "integer", "minimum": 1},
+    },
+}
+_MESSAGES_REQUEST = {
+    "type": "object",
+    "required": ["model", "max_tokens", "messages"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "stream": {"type": "boolean"},
+    },
+}
+_ANTHROPIC_ERROR = {"$ref": "#/components/schemas/AnthropicError"}
+
+
+def _anthropic_errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": "Anthropic-shaped error",
+            "content": {"application/json": {"schema": _ANTHROPIC_ERROR}},
+        }
+        for status in statuses
+    }
+
+
+def _adapter(summary: str, request: dict[str, Any], errors: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+            "responses": {
+                "200": {
+                    "description": "The answer",
+                    "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+                },
+                **errors,
+            },
+        }
+    }
+
+
 _ID = {
     "name": "X-Request-ID",
     "in": "header",
@@ -104,6 +159,16 @@ def openapi() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/responses": _adapter(
+                "OpenAI Responses API on the same pool, streamed (SSE events) or not",
+                _RESPONSES_REQUEST,
+                _errors(400, 401, 404, 413, 429, 499, 502, 503),
+            ),
+            "/v1/messages": _adapter(
+                "Anthropic Messages API on the same pool, streamed (SSE events) or not",
+                _MESSAGES_REQUEST,
+                _anthropic_errors(400, 401, 404, 413, 429, 499, 502, 503),
+            ),
             "/v1/models": {
                 "get": {"summary": "Models", "responses": {"200": _json("OpenAI list"), **_errors(401)}}
             },
@@ -147,6 +212,18 @@ def openapi() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
+                "AnthropicError": {
+                    "type": "object",
+                    "required": ["type", "error"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["error"]},
+                        "error": {
+                            "type": "object",
+                            "required": ["type", "message"],
+                            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+                        },
+                    },
+                },
                 "Error": {
                     "type": "object",
                     "required": ["error"],
@@ -162,7 +239,7 @@ def openapi() -> dict[str, Any]:
                             },
                         }
                     },
-                }
+                },
             }
         },
     }
