@@ -349,7 +349,7 @@ def _output_config(body: dict[str, Any], chat: dict[str, Any]) -> None:
     check.only_keys(config, frozenset({"effort", "format"}), "output_config")
     effort = config.get("effort")
     if effort is not None:
-        if effort not in _EFFORTS:
+        if not isinstance(effort, str) or effort not in _EFFORTS:
             raise check.refuse("output_config.effort", "use low, medium or high")
         chat["reasoning_effort"] = effort
     form = config.get("format")

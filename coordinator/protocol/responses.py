@@ -163,7 +163,7 @@ def _input(value: object) -> list[dict[str, Any]]:
 def _message(item: dict[str, Any], param: str) -> dict[str, Any]:
     check.only_keys(item, frozenset({"type", "role", "content", "id", "status", "phase"}), param)
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise check.invalid(f"{param}.role", f"is {role!r}; use one of {', '.join(sorted(_ROLES))}.")
     content = item.get("content")
     if isinstance(content, str):
