@@ -416,9 +416,12 @@ def response_of(completion: dict[str, Any], shape: Shape) -> dict[str, Any]:
             )
         )
     usage = completion.get("usage")
-    return shape.response(
+    response = shape.response(
         "completed", output, cs.usage_of(usage) if isinstance(usage, dict) else None, finish=finish
     )
+    if not response["model"] and isinstance(completion.get("model"), str):
+        response["model"] = completion["model"]  # the default model, when the request named none
+    return response
 
 
 def _reasoning_output(shape: Shape, index: int, text: str, status: str) -> dict[str, Any]:

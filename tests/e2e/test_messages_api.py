@@ -224,3 +224,20 @@ def test_bad_json_and_unknown_routes_answer_in_anthropics_shape(plain: Coordinat
     answer = httpx.get(plain.url + "/v1/messages", timeout=10)
     assert answer.status_code == 405
     assert answer.json()["type"] == "error"
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def test_a_base64_image_reaches_the_child_as_a_file(plain: Coordinator) -> None:
+    image: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    message = anthropic_client(plain).messages.create(
+        model="mock",
+        max_tokens=256,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "what is this"}, image]}],
+    )
+    block = message.content[0]
+    assert block.type == "text"
+    # The mock names the files its prompt carries.
+    assert "[files: " in block.text
+    assert "image/png" in block.text

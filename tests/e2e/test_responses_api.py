@@ -198,3 +198,26 @@ def test_bad_json_is_a_400_not_a_500(plain: Coordinator) -> None:
     answer = httpx.post(plain.url + "/v1/responses", content=b"{nope", timeout=10)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_json"
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def test_an_input_image_reaches_the_child_as_a_file(plain: Coordinator) -> None:
+    image: Any = {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}", "detail": "auto"}
+    response = plain.openai().responses.create(
+        model="mock",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "what is this"}, image]}],
+    )
+    # The mock names the files its prompt carries.
+    assert "[files: " in response.output_text
+    assert "image/png" in response.output_text
+
+
+def test_a_json_schema_format_asks_for_json(plain: Coordinator) -> None:
+    response = plain.openai().responses.create(
+        model="mock",
+        input="give me json",
+        text={"format": {"type": "json_schema", "name": "echo", "schema": {"type": "object"}}},
+    )
+    assert json.loads(response.output_text) == {"echo": "echo: give me json"}
