@@ -95,9 +95,11 @@ def translate(raw: bytes) -> Translated:
     stream = False if stream is None else check.boolean(stream, "stream")
     options = body.get("stream_options")
     if options is not None:
-        # include_obfuscation pads events against length side channels; these events are not padded.
         options = check.obj(options, "stream_options")
         check.only_keys(options, frozenset({"include_obfuscation"}), "stream_options")
+        # Obfuscation pads events against length side channels; these events are never padded.
+        if options.get("include_obfuscation") not in (None, False):
+            raise check.refuse("stream_options.include_obfuscation", "no padding is sent")
     chat["stream"] = stream
     if stream:
         chat["stream_options"] = {"include_usage": True}
@@ -107,8 +109,7 @@ def translate(raw: bytes) -> Translated:
         chat["metadata"] = metadata
     user = body.get("user")
     if user is not None:
-        chat["user"] = check.string(user, "user")
-    echo["user"] = user
+        chat["user"] = echo["user"] = check.string(user, "user")
     include = body.get("include")
     wanted = [] if include is None else check.array(include, "include", 16)
     for index, value in enumerate(wanted):
@@ -238,11 +239,19 @@ def _reasoning_item(item: dict[str, Any], param: str) -> str:
 
 def _tools(body: dict[str, Any], chat: dict[str, Any], echo: dict[str, Any]) -> None:
     tools = body.get("tools")
-    echo["tools"] = tools or []
+    echo["tools"] = []
     if tools:
         chat["tools"] = [
             _tool(check.obj(tool, f"tools[{index}]"), f"tools[{index}]")
             for index, tool in enumerate(check.array(tools, "tools", check.MAX_TOOLS))
+        ]
+        # The Response lists each tool whole, with null for what the request left out.
+        echo["tools"] = [
+            {
+                "type": "function",
+                **{k: tool["function"].get(k) for k in ("name", "description", "parameters", "strict")},
+            }
+            for tool in chat["tools"]
         ]
     choice = body.get("tool_choice")
     echo["tool_choice"] = "auto" if choice is None else choice
@@ -356,7 +365,7 @@ class Shape:
         incomplete = _INCOMPLETE.get(finish or "")
         if incomplete is not None and status == "completed":
             status = "incomplete"
-        return {
+        response = {
             "id": self.id,
             "object": "response",
             "created_at": self.created_at,
@@ -368,8 +377,10 @@ class Shape:
             "previous_response_id": None,
             "store": False,
             "truncation": "disabled",
-            "usage": None if usage is None else _usage(usage),
         }
+        if usage is not None:  # OpenAI's schema has no null usage: it is left out until known
+            response["usage"] = _usage(usage)
+        return response
 
     def item_id(self, prefix: str, index: int) -> str:
         return f"{prefix}_{self.request_id}_{index}"

@@ -143,6 +143,12 @@ def test_tools_choice_reasoning_format_and_sampling_are_translated() -> None:
             "input[0].content[0].file_id",
             "unsupported_parameter",
         ),
+        (
+            {"stream_options": {"include_obfuscation": True}},
+            "stream_options.include_obfuscation",
+            "unsupported_parameter",
+        ),
+        ({"stream_options": {"include_usage": True}}, "stream_options.include_usage", "unknown_parameter"),
         ({"frobnicate": 1}, "frobnicate", "unknown_parameter"),
         ({"input": [{"role": "user", "content": "x", "extra": 1}]}, "input[0].extra", "unknown_parameter"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role", "invalid_request"),
