@@ -128,8 +128,7 @@ def test_message_text_of_parts() -> None:
         ("tools", [{"type": "function", "function": {"name": "f"}}]),
         ("tool_choice", "required"),
         ("response_format", {"type": "json_object"}),
-        ("n", 2),
-        ("n", 0),
+        ("n", 2),  # a child's parser: only the coordinator fans out
         ("logprobs", True),
         ("top_logprobs", 3),
         ("audio", {"voice": "alloy", "format": "mp3"}),

@@ -32,6 +32,8 @@ NAMES = (
     "ErrorResponse",
     "Response",
     "ResponseStreamEvent",
+    # Not an answer: the list of request fields that coordinator.protocol.fields accounts for.
+    "CreateChatCompletionRequest",
 )
 _PREFIX = "#/components/schemas/"
 
