@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from coordinator.protocol.link import AnswerEvent
 from coordinator.protocol.openai import OpenAIErrorKind, RunSettings
+from coordinator.protocol.request import Attachment, ChatOptions, OutputKind, ToolMode
 
 
 class EngineState(StrEnum):
@@ -60,11 +61,15 @@ class EngineStatus:
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """One chat turn as the engine sees it: the model, the messages as sent, the run settings."""
+    """One chat turn as the engine sees it: the model, the messages as sent, the run settings,
+    what else the request asks of the page (tools, output format, reasoning, search) and the
+    files its messages carry."""
 
     model: str
     messages: tuple[Mapping[str, Any], ...]
     settings: RunSettings = field(default_factory=RunSettings)
+    options: ChatOptions = field(default_factory=ChatOptions)
+    attachments: tuple[Attachment, ...] = ()
 
 
 class EngineError(OpenAIErrorKind):
@@ -145,6 +150,39 @@ def site_refusal(
     if rpc_code == RPC_UNAUTHENTICATED or http_status == 401:
         return AuthExpired(f"the site no longer knows this session; log the profile in again; {said}")
     return None
+
+
+class NotSupported(EngineError):
+    """The request asks for something this engine cannot carry to its site: the client's to fix."""
+
+    status = 400
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, why: str) -> None:
+        super().__init__(f"'{param}' is not supported here: {why}.")
+        self.param = param
+
+
+def asked_features(prompt: Prompt) -> dict[str, str]:
+    """What a prompt asks of the page beyond text and sampling: feature → the request's
+    field that asks for it (for an error that names it)."""
+    options = prompt.options
+    asked: dict[str, str] = {}
+    if options.calls_tools:
+        asked["tools"] = "tools"
+    if options.tool_choice.mode is ToolMode.REQUIRED:
+        asked["tool_choice"] = "tool_choice"
+    if options.output.kind is not OutputKind.TEXT:
+        asked["response_format"] = "response_format"
+    if options.reasoning_effort is not None:
+        asked["reasoning_effort"] = "reasoning_effort"
+    if options.web_search:
+        asked["web_search"] = "web_search_options"
+    if options.url_context:
+        asked["url_context"] = "url_context"
+    if prompt.attachments:
+        asked["attachments"] = f"messages[{prompt.attachments[0].message}].content"
+    return asked
 
 
 class EngineBroken(EngineError):

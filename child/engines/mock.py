@@ -46,6 +46,7 @@ from coordinator.protocol.link import (
     Usage,
 )
 from coordinator.protocol.openai import message_text
+from coordinator.protocol.request import OutputKind, ToolMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,19 +247,12 @@ class MockEngine:
             )
             self._quota.note(exhausted)
             raise exhausted
-        user_messages = [m for m in prompt.messages if m.get("role") == "user"]
-        last_user = message_text(dict(user_messages[-1])) if user_messages else ""
-        deltas: list[AnswerEvent] = [ReasoningDelta(token) for token in split_tokens(settings.reasoning)]
-        if settings.tool_call:
-            deltas.append(
-                ToolCall(f"call_{secrets.token_hex(12)}", settings.tool_call, settings.tool_arguments)
-            )
-        else:
-            deltas += [TextDelta(token) for token in split_tokens("echo: " + last_user)]
+        deltas = _answer(prompt, settings)
         for index, delta in enumerate(deltas):
             await _sleep_ms(settings.first_token_ms if index == 0 else settings.token_ms)
             yield delta
-        default = FinishReason.TOOL_CALLS if settings.tool_call else FinishReason.STOP
+        called = any(isinstance(delta, ToolCall) for delta in deltas)
+        default = FinishReason.TOOL_CALLS if called else FinishReason.STOP
         try:
             yield Finish(settings.finish_reason or default, settings.usage)
         finally:
@@ -266,6 +260,44 @@ class MockEngine:
             # browser engine writes after its page's reset.
             if self._writer is not None and self._session is not None:
                 await self._writer.maybe_write(self._session)
+
+
+def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:
+    """The mock's answer, honouring what the request asks in ways a test can see: reasoning
+    at its effort (none: no reasoning), a call of the function the tool choice requires (or
+    MOCK_TOOL_CALL's), JSON when JSON is asked for, and the files it carries named."""
+    options = prompt.options
+    user_messages = [m for m in prompt.messages if m.get("role") == "user"]
+    last_user = message_text(dict(user_messages[-1])) if user_messages else ""
+    deltas: list[AnswerEvent] = []
+    if options.reasoning_effort != "none":
+        reasoning = settings.reasoning
+        if options.reasoning_effort is not None:
+            reasoning = f"effort {options.reasoning_effort}: " + (reasoning or last_user)
+        deltas += [ReasoningDelta(token) for token in split_tokens(reasoning)]
+    call = settings.tool_call
+    if options.tool_choice.mode is ToolMode.REQUIRED:
+        call = options.tool_choice.function or options.tools[0].name
+    elif options.tool_choice.mode is ToolMode.NONE:
+        call = ""
+    if call:
+        arguments = settings.tool_arguments if call == settings.tool_call else "{}"
+        return [*deltas, ToolCall(f"call_{secrets.token_hex(12)}", call, arguments)]
+    text = "echo: " + last_user
+    if prompt.attachments:
+        files = ", ".join(f"{f.name} ({f.mime_type}, {len(f.data)} bytes)" for f in prompt.attachments)
+        text += f" [files: {files}]"
+    if options.web_search or options.url_context:
+        text += (
+            " [tools: "
+            + ", ".join(
+                t for t, on in (("search", options.web_search), ("url_context", options.url_context)) if on
+            )
+            + "]"
+        )
+    if options.output.kind is not OutputKind.TEXT:
+        text = json.dumps({"echo": text})
+    return [*deltas, *(TextDelta(token) for token in split_tokens(text))]
 
 
 async def _sleep_ms(ms: int) -> None:

@@ -270,7 +270,13 @@ class _Handlers:
         # `_serve`'s try/finally stands between the turn and its release, or the child would
         # answer child_busy for ever.
         messages: list[Any] = chat.body["messages"]
-        prompt = Prompt(model=model, messages=tuple(messages), settings=run_settings(chat.body))
+        prompt = Prompt(
+            model=model,
+            messages=tuple(messages),
+            settings=run_settings(chat.body),
+            options=chat.options,
+            attachments=chat.attachments,
+        )
         prompt_tokens = count_words(messages)
         answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
         exchange = _Exchange(request_id, stream=chat.stream, started=started)

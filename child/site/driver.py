@@ -31,10 +31,12 @@ from child.engines.base import (
     AuthExpired,
     EngineBroken,
     EngineError,
+    NotSupported,
     PermissionDenied,
     Prompt,
     QuotaExhausted,
     RateLimited,
+    asked_features,
     site_refusal,
 )
 from child.site import scripts
@@ -82,6 +84,9 @@ _STEP_OF = {
 }
 
 
+# What the page flow carries of what a request may ask (`asked_features`); the rest is refused.
+CARRIED: frozenset[str] = frozenset()
+
 # The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
 _WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
 
@@ -92,12 +97,20 @@ def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
     A lone user message goes as it is; a conversation goes as labelled turns, the last
     one last, so the page answers the last message with the rest as context.
     """
-    turns = [(str(m.get("role", "user")), message_text(dict(m)).strip()) for m in messages]
-    turns = [(role, text) for role, text in turns if text]
-    if len(turns) == 1 and turns[0][0] == "user":
-        return turns[0][1]
     labels = {"system": "System", "developer": "System", "assistant": "Assistant", "tool": "Tool"}
-    return "\n\n".join(f"{labels.get(role, 'User')}: {text}" for role, text in turns)
+    turns = []
+    for message in messages:
+        text = message_text(dict(message)).strip()
+        if not text:
+            continue
+        role = str(message.get("role", "user"))
+        label = labels.get(role, "User")
+        if isinstance(name := message.get("name"), str):
+            label += f" ({name})"
+        turns.append((role, label, text))
+    if len(turns) == 1 and turns[0][0] == "user" and turns[0][1] == "User":
+        return turns[0][2]
+    return "\n\n".join(f"{label}: {text}" for _, label, text in turns)
 
 
 def bare_model(name: str) -> str:
@@ -214,6 +227,9 @@ class AIStudio:
 
     async def run(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         """The answer's events, ending with a Finish; closing early stops the generation."""
+        for feature, param in asked_features(prompt).items():
+            if feature not in CARRIED:
+                raise NotSupported(param, "the page flow does not carry it to the page yet")
         page = self._page()
         self.trace = Trace()
         submitted = complete = False

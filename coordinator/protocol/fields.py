@@ -43,13 +43,16 @@ FIELDS: Mapping[str, tuple[Status, str]] = {
     "max_completion_tokens": (Status.HONOURED, "the page's output length"),
     "stop": (Status.HONOURED, "the page's stop sequences"),
     "n": (Status.HONOURED, "n choices from n children, in parallel (the coordinator); a child serves one"),
-    "tools": (Status.REFUSED, "see the wire format's NOT_HONOURED"),
-    "tool_choice": (Status.REFUSED, "see the wire format's NOT_HONOURED"),
-    "parallel_tool_calls": (Status.REFUSED, "false asks for at most one call, which the page cannot promise"),
-    "functions": (Status.REFUSED, "see the wire format's NOT_HONOURED"),
-    "function_call": (Status.REFUSED, "see the wire format's NOT_HONOURED"),
-    "response_format": (Status.REFUSED, "see the wire format's NOT_HONOURED"),
-    "reasoning_effort": (Status.REFUSED, "see the wire format's NOT_HONOURED"),
+    # These six and web_search_options are typed by coordinator.protocol.request; a page
+    # that cannot carry one refuses it by name (the child's 400 unsupported_parameter).
+    "tools": (Status.HONOURED, "function tools, to the engine's prompt"),
+    "tool_choice": (Status.HONOURED, "none, auto, required or a named function"),
+    "parallel_tool_calls": (Status.HONOURED, "to the engine's prompt"),
+    "functions": (Status.HONOURED, "the older spelling of tools"),
+    "function_call": (Status.HONOURED, "the older spelling of tool_choice"),
+    "response_format": (Status.HONOURED, "text, json_object or json_schema"),
+    "reasoning_effort": (Status.HONOURED, "the page's thinking level"),
+    "web_search_options": (Status.HONOURED, "the page's search tool; a location or context size is refused"),
     "logprobs": (Status.REFUSED, "the site gives no token log probabilities"),
     "top_logprobs": (Status.REFUSED, "the site gives no token log probabilities"),
     "logit_bias": (Status.REFUSED, "the site takes no token biases"),
@@ -59,7 +62,6 @@ FIELDS: Mapping[str, tuple[Status, str]] = {
     "audio": (Status.REFUSED, "answers are text only"),
     "modalities": (Status.REFUSED, "answers are text only"),
     "prediction": (Status.REFUSED, "the site takes no predicted output"),
-    "web_search_options": (Status.REFUSED, "the page's search tool is not set from requests yet"),
     "service_tier": (Status.REFUSED, "one tier: auto and default pass, others are refused"),
     "verbosity": (Status.REFUSED, "the page has no verbosity setting: medium (the default) passes"),
     "prompt_cache_retention": (Status.REFUSED, "the site's prompt cache cannot be steered"),
@@ -71,14 +73,20 @@ FIELDS: Mapping[str, tuple[Status, str]] = {
     "metadata": (Status.LABEL, "tags, for the caller's books"),
     "store": (Status.LABEL, "nothing is stored: the page's chat is temporary either way"),
 }
+# Fields of ours that OpenAI does not have (coordinator.protocol.request reads them).
+EXTENSIONS: Mapping[str, tuple[Status, str]] = {
+    "url_context": (Status.HONOURED, "the page's URL context tool: the model reads the prompt's URLs"),
+}
 
 # Fields refused when their value asks for something (beside the wire format's NOT_HONOURED):
 # name → (does this value ask for something?, why it cannot be had).
 NOT_OFFERED: Mapping[str, tuple[Callable[[Any], bool], str]] = {
     "service_tier": (lambda v: v not in (None, "auto", "default"), "there is one tier; send auto or default"),
     "verbosity": (lambda v: v not in (None, "medium"), "the page has no verbosity setting"),
-    "parallel_tool_calls": (lambda v: v is False, "the page cannot promise at most one tool call"),
-    "prompt_cache_retention": (lambda v: v not in (None, "in_memory"), "the site's prompt cache cannot be set"),
+    "prompt_cache_retention": (
+        lambda v: v not in (None, "in_memory"),
+        "the site's prompt cache cannot be set",
+    ),
     "prompt_cache_options": (bool, "the site's prompt cache cannot be set"),
     "moderation": (lambda v: v is not None, "no moderation is run here"),
 }
@@ -138,7 +146,10 @@ VALUES: Mapping[str, tuple[Check, str]] = {
     "presence_penalty": _number(-2, 2),
     "frequency_penalty": _number(-2, 2),
     "top_logprobs": _integer(0, 20),
-    "logit_bias": (_logit_bias, "an object of token ids (as strings of digits) to whole numbers from -100 to 100"),
+    "logit_bias": (
+        _logit_bias,
+        "an object of token ids (as strings of digits) to whole numbers from -100 to 100",
+    ),
     "logprobs": _BOOLEAN,
     "seed": _integer(-(2**63), 2**63 - 1),
     "store": _BOOLEAN,
@@ -166,7 +177,7 @@ def check_values(body: Mapping[str, Any]) -> Problem | None:
     """The first field of `body` that OpenAI does not have, or whose value is out of its
     range or of the wrong type; None when every field may be read as it is."""
     for name in body:
-        if name not in FIELDS:
+        if name not in FIELDS and name not in EXTENSIONS:
             return Problem(
                 name,
                 f"'{name}' is not a field of a chat completion request; remove it "

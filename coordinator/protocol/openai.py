@@ -11,11 +11,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from coordinator.protocol import fields
+from coordinator.protocol.errors import InvalidRequest as InvalidRequest
+from coordinator.protocol.errors import OpenAIError as OpenAIError
+from coordinator.protocol.errors import OpenAIErrorKind as OpenAIErrorKind
+from coordinator.protocol.errors import error_body as error_body
+from coordinator.protocol.errors import error_type_for as error_type_for
 from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
+from coordinator.protocol.request import (
+    FILE_PARTS,
+    MAX_ATTACHMENTS,
+    TEXT_PARTS,
+    Attachment,
+    ChatOptions,
+    attachments,
+    check_message_fields,
+    parse_options,
+)
 
 SSE_DONE = b"data: [DONE]\n\n"
 
@@ -28,22 +43,7 @@ MAX_STOP = 4
 # had: such a request is refused with 400 naming the field, never answered as if it were
 # not there. A field sent with its "off" value (`tools: []`, `n: 1`, `logprobs: false`)
 # asks for nothing and passes.
-_NO_TOOLS = "function calling does not reach the page yet"
 NOT_HONOURED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "tools": (bool, "function calling does not reach the page yet"),
-    "functions": (bool, "function calling does not reach the page yet"),
-    "tool_choice": (
-        lambda v: v not in (None, "none", "auto"),
-        "function calling does not reach the page yet",
-    ),
-    "function_call": (
-        lambda v: v not in (None, "none", "auto"),
-        "function calling does not reach the page yet",
-    ),
-    "response_format": (
-        lambda v: v is not None and not (isinstance(v, dict) and v.get("type") == "text"),
-        "structured output does not reach the page yet; ask for JSON in the prompt",
-    ),
     # The coordinator fans n > 1 out over n children (`parse_chat_request(fan_out=True)`).
     "n": (lambda v: v is not None and v != 1, "a child answers one choice per request"),
     "logprobs": (lambda v: v not in (None, False), "the site gives no token log probabilities"),
@@ -54,54 +54,11 @@ NOT_HONOURED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (lambda v: v is not None, "the site takes no seed"),
     "presence_penalty": (lambda v: v not in (None, 0), "the site has no presence penalty"),
     "frequency_penalty": (lambda v: v not in (None, 0), "the site has no frequency penalty"),
-    "reasoning_effort": (lambda v: v is not None, "the page's thinking level is not set from requests yet"),
-    "web_search_options": (lambda v: v is not None, "the page's search tool is not set from requests yet"),
     "prediction": (lambda v: v is not None, "the site takes no predicted output"),
 }
-# Content parts: those read as the prompt's text, those a page could take but we cannot yet.
-TEXT_PARTS = {"text": "text", "refusal": "refusal"}  # type → the field that holds its text
-UNSUPPORTED_PARTS = frozenset({"image_url", "input_audio", "file"})
 # A surrogate can only reach a decoded string as a \u escape (the body must be UTF-8):
 # where the body has none, no string needs walking.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-
-# OpenAI's error "type" for each status family; clients switch on `code`, people read `message`.
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    499: "invalid_request_error",
-}
-
-
-def error_type_for(status: int) -> str:
-    if status in _ERROR_TYPES:
-        return _ERROR_TYPES[status]
-    return "server_error" if status >= 500 else "invalid_request_error"
-
-
-def error_body(
-    message: str,
-    *,
-    status: int,
-    code: str | None = None,
-    param: str | None = None,
-    type: str | None = None,
-) -> dict[str, Any]:
-    """The JSON object OpenAI sends with every error."""
-    return {
-        "error": {
-            "message": message,
-            "type": type or error_type_for(status),
-            "param": param,
-            "code": code,
-        }
-    }
 
 
 def sse_event(payload: dict[str, Any]) -> bytes:
@@ -114,48 +71,6 @@ def sse_error(message: str, *, status: int, code: str | None = None) -> bytes:
     return sse_event(error_body(message, status=status, code=code))
 
 
-class OpenAIError(Exception):
-    """An error answered in OpenAI's shape: HTTP status, `code` for programs, words for people,
-    the field at fault, and when to retry; the base of every such error, on both sides."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        param: str | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.retry_after = retry_after
-
-
-class OpenAIErrorKind(OpenAIError):
-    """An error whose subclasses fix the status and code: raised with words and, where
-    waiting helps, a retry_after (else the kind's default)."""
-
-    status = 500
-    code = "server_error"
-    default_retry_after: int | None = None
-
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
-        kind = type(self)
-        retry_after = kind.default_retry_after if retry_after is None else retry_after
-        super().__init__(kind.status, kind.code, message, retry_after=retry_after)
-
-
-class InvalidRequest(OpenAIError):
-    """A chat request that cannot be served as sent: always the client's to fix (400)."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str = "invalid_request") -> None:
-        super().__init__(400, code, message, param=param)
-
-
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What a router needs to know of a chat request; the body itself travels untouched."""
@@ -164,6 +79,8 @@ class ChatRequest:
     model: str | None
     stream: bool
     include_usage: bool
+    options: ChatOptions = field(default_factory=ChatOptions)
+    attachments: tuple[Attachment, ...] = ()
     n: int = 1  # choices asked for; more than 1 only where the parser was told to fan out
 
 
@@ -223,6 +140,7 @@ def parse_chat_request(raw: bytes, *, fan_out: bool = False) -> ChatRequest:
             )
         if isinstance(content, list):
             _check_parts(content, f"{param}.content")
+        check_message_fields(message, param)
 
     model = body.get("model")
     if model is not None and (not isinstance(model, str) or not model):
@@ -245,14 +163,30 @@ def parse_chat_request(raw: bytes, *, fan_out: bool = False) -> ChatRequest:
     if _SURROGATE_ESCAPE.search(raw):
         _check_unicode(body)
     _check_honoured(body, fan_out)
+    options = parse_options(body)
+    files = attachments(messages)
+    if len(files) > MAX_ATTACHMENTS:
+        raise InvalidRequest(
+            f"The messages carry {len(files)} files; at most {MAX_ATTACHMENTS} go with one prompt.",
+            param="messages",
+        )
     # isspace() stops at the first character that is not a space; strip() would copy the text.
-    if not any((said := message_text(message)) and not said.isspace() for message in messages):
+    if not files and not any(
+        ((said := message_text(message)) and not said.isspace()) or message.get("tool_calls")
+        for message in messages
+    ):
         raise InvalidRequest(
             "The prompt is empty: no message has any text. Send at least one message with text.",
             param="messages",
         )
     return ChatRequest(
-        body=body, model=model, stream=stream, include_usage=include_usage, n=body.get("n") or 1
+        body=body,
+        model=model,
+        stream=stream,
+        include_usage=include_usage,
+        options=options,
+        attachments=files,
+        n=body.get("n") or 1,
     )
 
 
@@ -262,19 +196,16 @@ def _check_parts(parts: list[Any], param: str) -> None:
         if not isinstance(part, dict):
             raise InvalidRequest(f"{where} must be an object with a 'type'.", param=where)
         kind = part.get("type")
-        if kind in UNSUPPORTED_PARTS:
+        if kind in FILE_PARTS:
+            continue  # read (and checked) by attachments()
+        text_field = TEXT_PARTS.get(kind) if isinstance(kind, str) else None
+        if text_field is None:
             raise InvalidRequest(
-                f"{where} is an {kind} part: images, audio and files are not supported yet; "
-                "send text parts only.",
-                param=where,
+                f"{where}.type is {kind!r}; use one of {', '.join([*TEXT_PARTS, *sorted(FILE_PARTS)])}.",
+                param=f"{where}.type",
             )
-        field = TEXT_PARTS.get(kind) if isinstance(kind, str) else None
-        if field is None:
-            raise InvalidRequest(
-                f"{where}.type is {kind!r}; use 'text' (images are not supported yet).", param=f"{where}.type"
-            )
-        if not isinstance(part.get(field), str):
-            raise InvalidRequest(f"{where}.{field} must be a string.", param=f"{where}.{field}")
+        if not isinstance(part.get(text_field), str):
+            raise InvalidRequest(f"{where}.{text_field} must be a string.", param=f"{where}.{text_field}")
 
 
 def _check_unicode(body: dict[str, Any]) -> None:

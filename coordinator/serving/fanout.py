@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -96,6 +97,10 @@ class ChoiceFailed(wire.OpenAIError):
         return wire.sse_event(body)
 
 
+# One choice's news for the merge: (choice, a data event's JSON | its failure | None: it ended).
+_Item = tuple[int, dict[str, Any] | ChoiceFailed | None]
+
+
 def sub_id(request_id: str, index: int) -> str:
     return f"{request_id}{SEPARATOR}{index}"
 
@@ -114,10 +119,10 @@ class FanOut:
         capable = self.pool.capable(chat.model)
         if chat.n > capable:
             what = f"the model {chat.model!r}" if chat.model is not None else "the default model"
+            serve = "1 child serves" if capable == 1 else f"{capable} children serve"
             raise wire.InvalidRequest(
-                f"'n' is {chat.n}, but {capable} child{'ren' if capable != 1 else ''} serve{'s' if capable == 1 else ''} "
-                f"{what}: each choice is answered by a child of its own. Send n <= {capable}, "
-                "or add profiles.",
+                f"'n' is {chat.n}, but {serve} {what}: each choice is answered by a child of its "
+                f"own. Send n <= {capable}, or add profiles.",
                 param="n",
                 code="unsupported_parameter",
             )
@@ -154,7 +159,7 @@ class FanOut:
                 raise ChoiceFailed.from_body(answer.status, answer.body)
             try:
                 body: dict[str, Any] = json.loads(answer.body)
-                body["choices"][0]["message"]  # noqa: B018  (the shape is checked here, once)
+                body["choices"][0]["message"]  # the shape, checked once here
             except (ValueError, KeyError, IndexError, TypeError):
                 raise ChoiceFailed(
                     502, "child_failed", f"child {answer.child.id} answered a body that is not a completion"
@@ -162,7 +167,7 @@ class FanOut:
             return body, answer.child.id
 
         with self._registered(request_id, chat.n):
-            answers = await _all_or_none([lambda index=index: one(index) for index in range(chat.n)])
+            answers = await _all_or_none([functools.partial(one, index) for index in range(chat.n)])
         bodies = [body for body, _ in answers]
         merged = {
             **bodies[0],
@@ -211,9 +216,9 @@ class Merged:
         self.request_id = request_id
         self.children: list[str] = []
         # (choice, event): a data event's JSON, None when that choice has ended, or its failure.
-        self._events: asyncio.Queue[tuple[int, dict[str, Any] | ChoiceFailed | None]] = asyncio.Queue(_BACKLOG)
+        self._events: asyncio.Queue[_Item] = asyncio.Queue(_BACKLOG)
         self._tasks: list[asyncio.Task[None]] = []
-        self._first: tuple[int, dict[str, Any] | ChoiceFailed | None] | None = None
+        self._first: _Item | None = None
 
     async def start(self) -> None:
         sub, raw = _sub_request(self.chat)
@@ -253,7 +258,7 @@ class Merged:
                 yield wire.sse_event(self._rewrite(event, index, created))
             pending = await self._events.get()
         if self.chat.include_usage and len(usages) == self.chat.n:
-            usage = {
+            usage: dict[str, Any] = {
                 "id": f"chatcmpl-{self.request_id}",
                 "object": "chat.completion.chunk",
                 "created": created,
