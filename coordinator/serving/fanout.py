@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import structlog
@@ -215,8 +215,12 @@ class Merged:
         self.chat = chat
         self.request_id = request_id
         self.children: list[str] = []
-        # (choice, event): a data event's JSON, None when that choice has ended, or its failure.
-        self._events: asyncio.Queue[_Item] = asyncio.Queue(_BACKLOG)
+        # What the choices report, in the order they report it. A choice's data events wait
+        # for room (so a slow client slows its children), its end never does.
+        self._events: asyncio.Queue[_Item] = asyncio.Queue()
+        self._room = asyncio.Semaphore(_BACKLOG)
+        # Choices that have ended (or are ending): their clean-up is not to be cut short.
+        self._ended: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._first: _Item | None = None
 
@@ -227,12 +231,12 @@ class Merged:
             asyncio.create_task(self._relay(sub, raw, index), name=f"choice-{sub_id(self.request_id, index)}")
             for index in range(self.chat.n)
         ]
-        self._first = await self._events.get()
+        self._first = await self._take()
         _, event = self._first
         if isinstance(event, ChoiceFailed):
             raise event
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The client's SSE body: every choice's chunks, then usage and `[DONE]`, or an error event."""
         assert self._first is not None
         pending = self._first
@@ -256,7 +260,7 @@ class Merged:
                 created = created or event.get("created")
                 model = event.get("model") or model
                 yield wire.sse_event(self._rewrite(event, index, created))
-            pending = await self._events.get()
+            pending = await self._take()
         if self.chat.include_usage and len(usages) == self.chat.n:
             usage: dict[str, Any] = {
                 "id": f"chatcmpl-{self.request_id}",
@@ -279,12 +283,30 @@ class Merged:
         return event
 
     async def aclose(self) -> None:
-        """Stop every choice still running (its child is told to stop) and wait for them."""
-        for task in self._tasks:
-            task.cancel()
+        """Stop every choice still running (its child is told to stop) and wait for them all.
+
+        A choice that has ended is not cancelled: it may be telling its child to stop, and
+        a second cancel would cut that short and leave the child held."""
+        for index, task in enumerate(self._tasks):
+            if index not in self._ended:
+                task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.fanout.running.pop(self.request_id, None)
+
+    async def _take(self) -> _Item:
+        item = await self._events.get()
+        if isinstance(item[1], dict):
+            self._room.release()
+        return item
+
+    async def _put(self, index: int, event: dict[str, Any]) -> None:
+        await self._room.acquire()
+        self._events.put_nowait((index, event))
+
+    def _end(self, index: int, failure: ChoiceFailed | None = None) -> None:
+        self._ended.add(index)
+        self._events.put_nowait((index, failure))
 
     async def _relay(self, sub: wire.ChatRequest, raw: bytes, index: int) -> None:
         """One choice: open it, then pass its events on, then say it ended (or failed)."""
@@ -300,29 +322,37 @@ class Merged:
                     502, "child_failed", f"child {answer.child.id} answered a stream request whole"
                 )
             self.children.append(answer.child.id)
+            done = False
             async with contextlib.aclosing(self.fanout.proxy.relay(answer, request_id)) as relay:
+                # Read to the stream's end, past [DONE]: so the relay sees the answer whole
+                # and gives its child back as having served.
                 async for event in _sse_events(relay):
+                    if done:
+                        continue
                     if event is None:
-                        await self._events.put((index, None))
-                        return
-                    if "error" in event:
+                        done = True
+                    elif "error" in event:
+                        self._ended.add(index)
                         raise ChoiceFailed.from_event(event)
-                    await self._events.put((index, event))
-            raise ChoiceFailed(
-                502,
-                "child_failed",
-                f"child {answer.child.id} ended choice {index} without [DONE]; the answer is incomplete",
-            )
+                    else:
+                        await self._put(index, event)
+            if not done:
+                raise ChoiceFailed(
+                    502,
+                    "child_failed",
+                    f"child {answer.child.id} ended choice {index} without [DONE]; the answer is incomplete",
+                )
+            self._end(index)
         except ChoiceFailed as failed:
-            await self._events.put((index, failed))
+            self._end(index, failed)
         except Exception as exc:
             # The merge must hear of every end, or the client's stream would wait for ever.
             log.error("choice_failed", request_id=request_id, error=repr(exc))
-            await self._events.put((index, ChoiceFailed(500, "internal_error", f"choice {index} failed")))
+            self._end(index, ChoiceFailed(500, "internal_error", f"choice {index} failed"))
 
 
-async def _sse_events(relay: AsyncGenerator[bytes, None]) -> AsyncIterator[dict[str, Any] | None]:
-    """The `data:` events of a child's stream as JSON objects; None for `[DONE]`."""
+async def _sse_events(relay: AsyncGenerator[bytes, None]) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """The `data:` events of a child's stream as JSON objects, None for `[DONE]`, to its end."""
     buffer = b""
     async for chunk in relay:
         buffer += chunk
@@ -334,7 +364,7 @@ async def _sse_events(relay: AsyncGenerator[bytes, None]) -> AsyncIterator[dict[
                 data = line[5:].strip()
                 if data == b"[DONE]":
                     yield None
-                    return
+                    continue
                 with contextlib.suppress(ValueError):
                     event = json.loads(data)
                     if isinstance(event, dict):
