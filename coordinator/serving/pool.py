@@ -76,6 +76,10 @@ class QueueTimeout(PoolError):
 class UnknownModel(PoolError):
     status, code = 404, "model_not_found"
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.param = "model"
+
 
 class PoolClosed(PoolError):
     status, code = 503, "shutting_down"

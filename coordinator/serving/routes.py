@@ -330,7 +330,9 @@ class App:
             return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         except PoolError as exc:
             context.error_code = exc.code
-            return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
+            return error_reply(
+                exc.status, exc.code, exc.message, param=exc.param, retry_after=exc.retry_after
+            )
         context.child = answer.child.id
         if answer.stream is None:
             return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())

@@ -11,13 +11,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support import schemas
 from tests.support.coordinator import Coordinator, Runs
 from tests.support.processes import wait_for
 from tests.support.sse import DONE, payloads
 
-HELLO = [{"role": "user", "content": "hello there world"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there world"}]
 ECHO = "echo: hello there world"
 
 
@@ -58,7 +59,7 @@ def test_n_choices_come_whole_from_n_children(three: Coordinator) -> None:
 
 
 def test_the_openai_client_reads_n_choices(three: Coordinator) -> None:
-    completion = three.openai().chat.completions.create(model="mock", messages=HELLO, n=2)  # type: ignore[arg-type]
+    completion = three.openai().chat.completions.create(model="mock", messages=HELLO, n=2)
     assert [choice.index for choice in completion.choices] == [0, 1]
     assert [choice.message.content for choice in completion.choices] == [ECHO, ECHO]
 
@@ -105,7 +106,7 @@ def test_n_choices_stream_interleaved_with_one_usage_and_one_done(three: Coordin
 
 
 def test_the_openai_client_streams_n_choices(three: Coordinator) -> None:
-    stream = three.openai().chat.completions.create(model="mock", messages=HELLO, n=2, stream=True)  # type: ignore[arg-type]
+    stream = three.openai().chat.completions.create(model="mock", messages=HELLO, n=2, stream=True)
     text: dict[int, str] = defaultdict(str)
     for chunk in stream:
         for choice in chunk.choices:
