@@ -36,7 +36,7 @@ FIELDS: Mapping[str, tuple[Status, str]] = {
     "messages": (Status.HONOURED, "the conversation, put in the page's prompt"),
     "model": (Status.HONOURED, "the page's model; a model no child offers is 404"),
     "stream": (Status.HONOURED, "SSE, passed through as the page writes"),
-    "stream_options": (Status.HONOURED, "include_usage; include_obfuscation asks for padding, none is sent"),
+    "stream_options": (Status.HONOURED, "include_usage; include_obfuscation: true is refused (no padding)"),
     "temperature": (Status.HONOURED, "the page's run setting"),
     "top_p": (Status.HONOURED, "the page's run setting"),
     "max_tokens": (Status.HONOURED, "the page's output length"),
@@ -89,7 +89,13 @@ NOT_OFFERED: Mapping[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "prompt_cache_options": (bool, "the site's prompt cache cannot be set"),
     "moderation": (lambda v: v is not None, "no moderation is run here"),
+    "stream_options.include_obfuscation": (
+        lambda v: v is True,
+        "the stream carries no obfuscation padding; send false or leave it out",
+    ),
 }
+# The fields of stream_options (an object), checked like the body's own.
+STREAM_OPTIONS = ("include_usage", "include_obfuscation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,13 +194,24 @@ def check_values(body: Mapping[str, Any]) -> Problem | None:
         value = body.get(name)
         if value is not None and not valid(value):
             return Problem(name, f"'{name}' must be {wanted}, not {_shown(value)}.", INVALID_VALUE)
+    options = body.get("stream_options")
+    if isinstance(options, dict):  # else the wire format says it must be an object
+        for key, value in options.items():
+            name = f"stream_options.{key}"
+            if key not in STREAM_OPTIONS:
+                return Problem(name, f"'{name}' is not a field of stream_options.", UNKNOWN_PARAMETER)
+            if value is not None and not isinstance(value, bool):
+                return Problem(name, f"'{name}' must be true or false, not {_shown(value)}.", INVALID_VALUE)
     return None
 
 
 def not_offered(body: Mapping[str, Any]) -> Problem | None:
     """The first field of `body` (of NOT_OFFERED) whose value asks for what is not served."""
     for name, (asks, why) in NOT_OFFERED.items():
-        if name in body and asks(body[name]):
+        field, _, key = name.partition(".")
+        holder = body.get(field) if key else body
+        where = key or field
+        if isinstance(holder, Mapping) and where in holder and asks(holder[where]):
             return Problem(name, f"'{name}' is not supported: {why}.", UNSUPPORTED_PARAMETER)
     return None
 

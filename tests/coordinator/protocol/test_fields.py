@@ -123,6 +123,17 @@ def test_a_value_that_asks_for_nothing_passes(field: str, value: Any) -> None:
 def test_a_field_openai_does_not_have_is_refused_by_name() -> None:
     error = _refusal({"top_k": 40})
     assert (error.status, error.code, error.param) == (400, "unknown_parameter", "top_k")
+    error = _refusal({"stream": True, "stream_options": {"include_usage": True, "chunk_size": 3}})
+    assert (error.code, error.param) == ("unknown_parameter", "stream_options.chunk_size")
+
+
+def test_stream_options_are_checked_too() -> None:
+    error = _refusal({"stream": True, "stream_options": {"include_usage": "yes"}})
+    assert (error.code, error.param) == ("invalid_value", "stream_options.include_usage")
+    error = _refusal({"stream": True, "stream_options": {"include_obfuscation": True}})
+    assert (error.code, error.param) == ("unsupported_parameter", "stream_options.include_obfuscation")
+    raw = json.dumps({"messages": HELLO, "stream": True, "stream_options": {"include_obfuscation": False}})
+    assert parse_chat_request(raw.encode()).stream
 
 
 def test_n_is_the_coordinators_to_fan_out_and_a_childs_to_refuse() -> None:
