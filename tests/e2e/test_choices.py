@@ -4,6 +4,7 @@ parallel, merged whole or streamed, and what a failure or a cancel of one choice
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,14 @@ def _wait_child_log(run: Coordinator, profile: str, event: str, request_id: str)
         return False
 
     wait_for(logged, 10, f"{profile} to log {event} for {request_id}")
+
+
+def test_a_request_of_n_choices_counts_once_in_the_metrics(three: Coordinator) -> None:
+    def served() -> float:
+        text = three.get("/metrics").text
+        found = re.search(r'^coordinator_requests_total\{model="mock",status="200"\} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    before = served()
+    assert _chat(three, "choices-metrics", n=3).status_code == 200
+    assert served() == before + 1
