@@ -38,6 +38,16 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The openai npm package, for the tests that run it on Node as users do (dev only).
+node_clients=tests/clients/node
+if [ "$extras" = dev ] && command -v npm >/dev/null; then
+    node_stamp="$node_clients/node_modules/.installed-$(sha256sum "$node_clients/package-lock.json" | cut -c1-16)"
+    if [ ! -f "$node_stamp" ]; then
+        npm ci --prefix "$node_clients" --no-audit --no-fund --loglevel=error >/dev/null
+        touch "$node_stamp"
+    fi
+fi
+
 # A browser for the children: Camoufox (`camoufox fetch`) or Chromium; on Debian as root,
 # Debian's chromium packages, which Playwright drives as they are: the full browser (for
 # `coordinator login`'s window) and the headless shell (the lighter one children run).
