@@ -154,7 +154,7 @@ class FanOut:
         sub, raw = _sub_request(chat)
 
         async def one(index: int) -> tuple[dict[str, Any], str]:
-            answer = await self._open(sub, raw, sub_id(request_id, index))
+            answer = await self.open_choice(sub, raw, sub_id(request_id, index))
             if answer.status != 200:
                 raise ChoiceFailed.from_body(answer.status, answer.body)
             try:
@@ -192,7 +192,8 @@ class FanOut:
             raise
         return merged
 
-    async def _open(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
+    async def open_choice(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
+        """One choice's sub-request, opened through the proxy; its failure as ChoiceFailed."""
         try:
             return await self.proxy.open(chat, raw, request_id)
         except wire.OpenAIError as exc:
@@ -312,7 +313,7 @@ class Merged:
         """One choice: open it, then pass its events on, then say it ended (or failed)."""
         request_id = sub_id(self.request_id, index)
         try:
-            answer = await self.fanout._open(sub, raw, request_id)
+            answer = await self.fanout.open_choice(sub, raw, request_id)
             if answer.stream is None:
                 # An error answered before any stream (a 4xx the request earned): the child
                 # is free already.
