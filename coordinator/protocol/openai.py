@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from coordinator.protocol import fields
 from coordinator.protocol.errors import InvalidRequest as InvalidRequest
 from coordinator.protocol.errors import OpenAIError as OpenAIError
 from coordinator.protocol.errors import OpenAIErrorKind as OpenAIErrorKind
@@ -43,9 +44,10 @@ MAX_STOP = 4
 # not there. A field sent with its "off" value (`tools: []`, `n: 1`, `logprobs: false`)
 # asks for nothing and passes.
 NOT_HONOURED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n": (lambda v: v is not None and v != 1, "one choice per request: send n requests"),
+    # The coordinator fans n > 1 out over n children (`parse_chat_request(fan_out=True)`).
+    "n": (lambda v: v is not None and v != 1, "a child answers one choice per request"),
     "logprobs": (lambda v: v not in (None, False), "the site gives no token log probabilities"),
-    "top_logprobs": (lambda v: v is not None, "the site gives no token log probabilities"),
+    "top_logprobs": (lambda v: v not in (None, 0), "the site gives no token log probabilities"),
     "audio": (lambda v: v is not None, "answers are text only"),
     "modalities": (lambda v: v not in (None, ["text"]), "answers are text only"),
     "logit_bias": (bool, "the site takes no token biases"),
@@ -79,13 +81,15 @@ class ChatRequest:
     include_usage: bool
     options: ChatOptions = field(default_factory=ChatOptions)
     attachments: tuple[Attachment, ...] = ()
+    n: int = 1  # choices asked for; more than 1 only where the parser was told to fan out
 
 
-def parse_chat_request(raw: bytes) -> ChatRequest:
+def parse_chat_request(raw: bytes, *, fan_out: bool = False) -> ChatRequest:
     """Check a `/v1/chat/completions` body the way OpenAI does, or raise InvalidRequest.
 
     A body accepted here is safe for every reader of it on both sides: each string is
     valid Unicode, each content part is one we can read, and the prompt has text.
+    `fan_out`: n > 1 is served (the coordinator's, which sends n requests of one choice).
     """
     try:
         text = raw.decode("utf-8")
@@ -156,10 +160,10 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     include_usage = bool(options and options.get("include_usage"))
 
     _check_run_settings(body)
-    _check_honoured(body)
-    options = parse_options(body)
     if _SURROGATE_ESCAPE.search(raw):
         _check_unicode(body)
+    _check_honoured(body, fan_out)
+    options = parse_options(body)
     files = attachments(messages)
     if len(files) > MAX_ATTACHMENTS:
         raise InvalidRequest(
@@ -182,6 +186,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         include_usage=include_usage,
         options=options,
         attachments=files,
+        n=body.get("n") or 1,
     )
 
 
@@ -265,26 +270,39 @@ def _check_run_settings(body: dict[str, Any]) -> None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise InvalidRequest(f"'{name}' must be a number from {low:g} to {high:g}.", param=name)
+            raise InvalidRequest(
+                f"'{name}' must be a number from {low:g} to {high:g}.", param=name, code=fields.INVALID_VALUE
+            )
     for name in WHOLE_NUMBERS:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InvalidRequest(f"'{name}' must be a whole number of at least 1.", param=name)
+            raise InvalidRequest(
+                f"'{name}' must be a whole number of at least 1.", param=name, code=fields.INVALID_VALUE
+            )
     stop = body.get("stop")
     if stop is None or isinstance(stop, str):
         return
     if not isinstance(stop, list) or len(stop) > MAX_STOP or not all(isinstance(s, str) and s for s in stop):
         raise InvalidRequest(
-            f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings.", param="stop"
+            f"'stop' must be a string or a list of up to {MAX_STOP} non-empty strings.",
+            param="stop",
+            code=fields.INVALID_VALUE,
         )
 
 
-def _check_honoured(body: dict[str, Any]) -> None:
+def _check_honoured(body: dict[str, Any], fan_out: bool) -> None:
+    # Values first: a malformed value is refused as such even in a field not served.
+    problem = fields.check_values(body)
+    if problem is not None:
+        raise InvalidRequest(problem.message, param=problem.param, code=problem.code)
     for name, (asks, why) in NOT_HONOURED.items():
-        if name in body and asks(body[name]):
+        if name in body and asks(body[name]) and not (fan_out and name == "n"):
             raise InvalidRequest(
                 f"'{name}' is not supported: {why}.", param=name, code="unsupported_parameter"
             )
+    problem = fields.not_offered(body)
+    if problem is not None:
+        raise InvalidRequest(problem.message, param=problem.param, code=problem.code)
 
 
 def message_text(message: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coordinator.protocol import fields
 from coordinator.protocol import openai as wire
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -64,6 +65,27 @@ _CHAT_REQUEST = {
                 {"type": "array", "maxItems": wire.MAX_STOP, "items": {"type": "string", "minLength": 1}},
             ]
         },
+        # n > 1: as many children as choices answer in parallel (no more than serve the model).
+        "n": {"type": "integer", "minimum": 1, "maximum": fields.MAX_CHOICES},
+        # Checked (400 invalid_value out of range), then refused unless they ask for nothing.
+        "presence_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+        "frequency_penalty": {"type": "number", "minimum": -2, "maximum": 2},
+        "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
+        "logprobs": {"type": "boolean"},
+        "user": {"type": "string"},
+        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        "store": {"type": "boolean"},
+    },
+}
+
+_MODEL = {
+    "type": "object",
+    "required": ["id", "object", "created", "owned_by"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"type": "string", "enum": ["model"]},
+        "created": {"type": "integer"},
+        "owned_by": {"type": "string"},
     },
 }
 
@@ -171,6 +193,21 @@ def openapi() -> dict[str, Any]:
             ),
             "/v1/models": {
                 "get": {"summary": "Models", "responses": {"200": _json("OpenAI list"), **_errors(401)}}
+            },
+            "/v1/models/{model}": {
+                "get": {
+                    "summary": "A model some child offers, as OpenAI's Model object (else 404)",
+                    "parameters": [
+                        {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The model",
+                            "content": {"application/json": {"schema": _MODEL}},
+                        },
+                        **_errors(401, 404),
+                    },
+                }
             },
             "/v1/cancel/{request_id}": {
                 "post": {

@@ -76,6 +76,10 @@ class QueueTimeout(PoolError):
 class UnknownModel(PoolError):
     status, code = 404, "model_not_found"
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.param = "model"
+
 
 class PoolClosed(PoolError):
     status, code = 503, "shutting_down"
@@ -315,6 +319,16 @@ class Pool:
         serving = sum(1 for child in self.children if child.state in (ChildState.READY, ChildState.BUSY))
         estimate = self._service_seconds * (len(self.waiters) + 1) / max(1, serving)
         return max(1, min(300, math.ceil(estimate)))
+
+    def capable(self, model: str | None) -> int:
+        """How many children serve `model` (the default model: any child), whether free now
+        or not: those that may serve again without an operator. A child whose models are
+        not known yet counts, as a request may wait for it."""
+        return sum(
+            1
+            for child in self.children
+            if child.state in _RECOVERABLE and (model is None or not child.models or model in child.models)
+        )
 
     def models(self) -> list[str]:
         seen: dict[str, None] = {}

@@ -174,9 +174,12 @@ class Proxy:
                 )
                 continue
             except BaseException:
-                # The client left or the server is stopping: stop the page before freeing the child.
-                await self.cancel_on(child, request_id)
-                self.pool.release(child, Outcome.NEUTRAL)
+                # The client left or the server is stopping: stop the page before freeing the child
+                # (freed even if the stop is itself cut short).
+                try:
+                    await self.cancel_on(child, request_id)
+                finally:
+                    self.pool.release(child, Outcome.NEUTRAL)
                 raise
             if answer.stream is None:
                 self.pool.release(child, Outcome.SERVED if answer.status == 200 else Outcome.NEUTRAL)
@@ -320,9 +323,12 @@ class Proxy:
             )
         finally:
             stream.close()
-            if outcome is not Outcome.SERVED:
-                await self.cancel_on(answer.child, request_id)
-            self.pool.release(answer.child, outcome)
+            try:
+                if outcome is not Outcome.SERVED:
+                    await self.cancel_on(answer.child, request_id)
+            finally:
+                # Freed even if the stop is itself cut short (a second cancel of the task).
+                self.pool.release(answer.child, outcome)
 
     async def cancel_on(self, child: Child, request_id: str) -> bool:
         """Ask a child to stop generating `request_id`; True if it was generating it."""

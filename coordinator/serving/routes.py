@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
@@ -23,6 +24,7 @@ from coordinator.protocol import openai as wire
 from coordinator.serving import dialects, ids
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
+from coordinator.serving.fanout import FanOut
 from coordinator.serving.http import Admission, Request
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
@@ -45,6 +47,12 @@ _SSE_HEADERS = (
 _CHAT = "/v1/chat/completions"
 # The routes that run a chat request on the pool: chat completions and the adapters' (dialects.py).
 _CHAT_PATHS = frozenset({_CHAT, *dialects.BY_PATH})
+# OpenAI's routes that this server does not serve: a 404 that says what it serves instead.
+_NOT_SERVED = frozenset({"/v1/embeddings", "/v1/completions"})
+_SERVED = (
+    "chat completions (POST /v1/chat/completions), responses (POST /v1/responses), "
+    "messages (POST /v1/messages) and models (GET /v1/models)"
+)
 # The body a route other than chat may send (none reads one); the chat route's is --max-body-bytes.
 _SMALL_BODY = 64 * 1024
 
@@ -130,6 +138,7 @@ class App:
         self.running: dict[str, Context] = {}
         self.cors = Cors(coordinator.settings.cors_origins)
         self.max_body_bytes = coordinator.settings.max_body_bytes
+        self.fanout = FanOut(coordinator.proxy, coordinator.pool)
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
@@ -145,6 +154,7 @@ class App:
         }
         self.prefixes: tuple[tuple[str, int, tuple[str, ...], Handler], ...] = (
             ("/v1/cancel/", 1, ("POST",), self.cancel),
+            ("/v1/models/", 1, get, self.model),
             ("/admin/children/", 2, ("POST",), self.admin_action),
         )
 
@@ -227,6 +237,10 @@ class App:
                     if len(params) == count and all(params):
                         route = (methods, handler)
                     break
+        if route is None and path.rstrip("/") in _NOT_SERVED:
+            return error_reply(
+                404, "unsupported_endpoint", f"This server does not serve {path}: it serves {_SERVED}."
+            )
         if route is None:
             return error_reply(
                 404, "not_found", f"No route {path}; see GET /v1/models, POST /v1/chat/completions."
@@ -309,6 +323,8 @@ class App:
         proxy = self.coordinator.proxy
         try:
             chat = self._prepare(request.body, context)
+            if chat.n > 1:
+                return await self._choices(request, context, chat)
             answer = await proxy.open(chat, request.body, context.request_id)
         except Refusal as exc:
             context.error_code = exc.code
@@ -320,7 +336,9 @@ class App:
             return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         except PoolError as exc:
             context.error_code = exc.code
-            return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
+            return error_reply(
+                exc.status, exc.code, exc.message, param=exc.param, retry_after=exc.retry_after
+            )
         context.child = answer.child.id
         if answer.stream is None:
             return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
@@ -331,6 +349,33 @@ class App:
             await request.end()
         return None
 
+    async def _choices(self, request: Request, context: Context, chat: wire.ChatRequest) -> Reply | None:
+        """n > 1: the answers of n children, merged (`coordinator.serving.fanout`)."""
+        fanout = self.fanout
+        try:
+            fanout.check(chat)
+            if not chat.stream:
+                body, children = await fanout.complete(chat, context.request_id)
+                context.child = ",".join(children)
+                return Reply(200, body)
+            merged = await fanout.stream(chat, context.request_id)
+        except wire.OpenAIError as exc:
+            context.error_code = exc.code
+            return error_reply(
+                exc.status, exc.code, exc.message, param=exc.param, retry_after=exc.retry_after
+            )
+        try:
+            context.child = ",".join(merged.children)
+            request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
+            async with contextlib.aclosing(merged.chunks()) as chunks:
+                async for chunk in chunks:
+                    await request.write(chunk)
+            await request.end()
+        finally:
+            await merged.aclose()
+            context.child = ",".join(merged.children)
+        return None
+
     def _prepare(self, raw: bytes, context: Context) -> wire.ChatRequest:
         """The parsed request, or a Refusal that says why it cannot be served."""
         coordinator = self.coordinator
@@ -339,10 +384,11 @@ class App:
                 503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
             )
         try:
-            chat = wire.parse_chat_request(raw)
+            chat = wire.parse_chat_request(raw, fan_out=True)
         except wire.InvalidRequest as exc:
             raise Refusal(400, exc.code, exc.message, param=exc.param) from None
-        if coordinator.pool.locate(context.request_id) is not None:
+        running = coordinator.pool.locate(context.request_id) or context.request_id in self.fanout.running
+        if running:
             raise Refusal(
                 400,
                 "duplicate_request_id",
@@ -402,8 +448,16 @@ class App:
     async def cancel(self, request: Request, context: Context, params: list[str]) -> Reply:
         coordinator = self.coordinator
         (request_id,) = params
-        holder = coordinator.pool.locate(request_id)
         running = self.running.get(request_id)
+        if (
+            request_id in self.fanout.running
+            and running is not None
+            and may_cancel(context.grant, running.grant.owner)
+        ):
+            children = await self.fanout.cancel(request_id)
+            context.child = ",".join(children) or None
+            return json_reply({"id": request_id, "cancelled": True, "where": "choices", "children": children})
+        holder = coordinator.pool.locate(request_id)
         # Another key's request is answered as one that does not exist: ids cannot be probed.
         if holder is None or running is None or not may_cancel(context.grant, running.grant.owner):
             return error_reply(
@@ -422,12 +476,31 @@ class App:
         return json_reply({"id": request_id, "cancelled": True, "where": "child", "child": holder.id})
 
     async def models(self, request: Request, context: Context, params: list[str]) -> Reply:
-        created = int(self.coordinator.started_at)
-        data = [
-            {"id": model, "object": "model", "created": created, "owned_by": "coordinator"}
-            for model in self.coordinator.pool.models()
-        ]
+        data = [self._model(model) for model in self.coordinator.pool.models()]
         return json_reply({"object": "list", "data": data})
+
+    async def model(self, request: Request, context: Context, params: list[str]) -> Reply:
+        (model,) = params
+        model = urllib.parse.unquote(model).removeprefix("models/")  # as the page spells it
+        offered = self.coordinator.pool.models()
+        if model not in offered:
+            return error_reply(
+                404,
+                "model_not_found",
+                f"The model {model!r} is not offered by any child; available models: "
+                f"{', '.join(sorted(offered)) or 'none'} (GET /v1/models).",
+                param="model",
+            )
+        return json_reply(self._model(model))
+
+    def _model(self, model: str) -> dict[str, Any]:
+        """OpenAI's Model object for a model some child offers."""
+        return {
+            "id": model,
+            "object": "model",
+            "created": int(self.coordinator.started_at),
+            "owned_by": "coordinator",
+        }
 
     async def metrics_text(self, request: Request, context: Context, params: list[str]) -> Reply:
         return Reply(200, self.metrics.render(), CONTENT_TYPE_LATEST.encode())

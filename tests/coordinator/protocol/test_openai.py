@@ -126,8 +126,7 @@ def test_message_text_of_parts() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("n", 2),
-        ("n", 0),
+        ("n", 2),  # a child's parser: only the coordinator fans out
         ("logprobs", True),
         ("top_logprobs", 3),
         ("audio", {"voice": "alloy", "format": "mp3"}),
