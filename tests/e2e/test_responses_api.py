@@ -11,7 +11,9 @@ import httpx
 import openai
 import pytest
 
+from tests.support import schemas
 from tests.support.coordinator import Coordinator, Runs
+from tests.support.sse import payloads
 
 REASONING = "Let me think about the greeting"
 ARGUMENTS = {"city": "Paris", "unit": "celsius"}
@@ -221,3 +223,30 @@ def test_a_json_schema_format_asks_for_json(plain: Coordinator) -> None:
         text={"format": {"type": "json_schema", "name": "echo", "schema": {"type": "object"}}},
     )
     assert json.loads(response.output_text) == {"echo": "echo: give me json"}
+
+
+@pytest.mark.parametrize("run", ["plain", "thinking", "calling"])
+def test_whole_and_streamed_answers_fit_openais_schemas(run: str, request: pytest.FixtureRequest) -> None:
+    coordinator: Coordinator = request.getfixturevalue(run)
+    body = {"model": "mock", "input": "hello there", "tools": [WEATHER_TOOL], "reasoning": {"effort": "low"}}
+    whole = coordinator.post("/v1/responses", json=body)
+    assert whole.status_code == 200, whole.text
+    schemas.assert_valid(schemas.RESPONSE, whole.json())
+    with httpx.stream(
+        "POST", f"{coordinator.url}/v1/responses", json=body | {"stream": True}, timeout=30
+    ) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "text/event-stream"
+        received = list(payloads(answer))
+    events = [event for event in received if isinstance(event, dict)]
+    assert len(events) == len(received)  # no [DONE]: a Responses stream ends with its last event
+    for event in events:
+        schemas.assert_valid(schemas.RESPONSE_STREAM_EVENT, event)
+    assert events[-1]["type"] == "response.completed"
+    schemas.assert_valid(schemas.RESPONSE, events[-1]["response"])
+
+
+def test_an_error_fits_openais_schema(plain: Coordinator) -> None:
+    answer = plain.post("/v1/responses", json={"model": "mock", "input": "hi", "store": True})
+    assert answer.status_code == 400
+    schemas.assert_valid(schemas.ERROR, answer.json())

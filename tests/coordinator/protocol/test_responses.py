@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from coordinator.protocol import responses as rs
 from coordinator.protocol.errors import InvalidRequest
 from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
+from tests.support import schemas
 from tests.support.answers import chat_completion, chat_stream, sse
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -188,6 +189,7 @@ SHAPE = rs.Shape("req_1", 1_700_000_000, translate(model="mock", metadata={"k": 
 def test_a_whole_answer_is_a_valid_response_with_reasoning_text_and_usage() -> None:
     completion = chat_completion([ReasoningDelta("thought"), TextDelta("hello")], usage=Usage(7, 5, 2))
     response = rs.response_of(completion, SHAPE)
+    schemas.assert_valid(schemas.RESPONSE, response)
     parsed = Response.model_validate(response)
     assert parsed.id == "resp_req_1"
     assert parsed.status == "completed"
@@ -207,6 +209,7 @@ def test_a_whole_answer_is_a_valid_response_with_reasoning_text_and_usage() -> N
 def test_a_whole_tool_call_is_a_function_call_item_without_an_empty_message() -> None:
     completion = chat_completion([ToolCall("call_9", "f", '{"a":1}')], FinishReason.TOOL_CALLS)
     response = rs.response_of(completion, SHAPE)
+    schemas.assert_valid(schemas.RESPONSE, response)
     Response.model_validate(response)
     (call,) = response["output"]
     assert (call["type"], call["call_id"], call["name"], call["arguments"]) == (
@@ -219,6 +222,7 @@ def test_a_whole_tool_call_is_a_function_call_item_without_an_empty_message() ->
 
 def test_a_length_finish_is_incomplete_for_max_output_tokens() -> None:
     response = rs.response_of(chat_completion([TextDelta("cut")], FinishReason.LENGTH), SHAPE)
+    schemas.assert_valid(schemas.RESPONSE, response)
     assert response["status"] == "incomplete"
     assert response["incomplete_details"] == {"reason": "max_output_tokens"}
     assert response["output"][0]["status"] == "incomplete"
@@ -235,6 +239,7 @@ def stream(body: bytes, *, split: int | None = None) -> list[tuple[str | None, d
     for name, data in events:
         assert name == data["type"]
         EVENTS.validate_python(data)  # each event as the openai package types it
+        schemas.assert_valid(schemas.RESPONSE_STREAM_EVENT, data)  # and as OpenAI's schema has it
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
     return events
 
@@ -293,3 +298,35 @@ def test_a_stream_that_breaks_ends_with_response_failed() -> None:
     assert last["response"]["status"] == "failed"
     assert last["response"]["error"]["code"] == "server_error"
     assert last["response"]["output"][0]["status"] == "incomplete"
+
+
+def test_the_response_echoes_every_request_field_as_openais_schema_has_it() -> None:
+    translated = translate(
+        model="mock",
+        instructions="x",
+        tools=[{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+        tool_choice="required",
+        parallel_tool_calls=False,
+        reasoning={"effort": "low", "summary": "auto"},
+        text={"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}}},
+        max_output_tokens=5,
+        temperature=0.3,
+        top_p=0.5,
+        metadata={"a": "b"},
+        user="u",
+        include=["reasoning.encrypted_content"],
+    )
+    shape = rs.Shape("req_2", 1_700_000_000, translated)
+    completion = chat_completion([ReasoningDelta("t"), TextDelta("x"), ToolCall("call_1", "f", "{}")])
+    response = rs.response_of(completion, shape)
+    schemas.assert_valid(schemas.RESPONSE, response)
+    assert response["tools"] == [
+        {
+            "type": "function",
+            "name": "f",
+            "description": None,
+            "parameters": {"type": "object"},
+            "strict": None,
+        }
+    ]
+    assert response["output"][0]["encrypted_content"] is None
