@@ -24,6 +24,7 @@ from coordinator.serving import ids
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.http import Admission, Request
+from coordinator.serving.image_urls import ImageFetcher
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
     PoolError,
@@ -128,6 +129,12 @@ class App:
         self.running: dict[str, Context] = {}
         self.cors = Cors(coordinator.settings.cors_origins)
         self.max_body_bytes = coordinator.settings.max_body_bytes
+        settings = coordinator.settings
+        self.images = (
+            ImageFetcher(max_bytes=settings.max_body_bytes, timeout=settings.fetch_image_timeout)
+            if settings.fetch_image_urls
+            else None
+        )
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
@@ -302,8 +309,9 @@ class App:
         """
         proxy = self.coordinator.proxy
         try:
-            chat = self._prepare(request, context)
-            answer = await proxy.open(chat, request.body, context.request_id)
+            body = await self._fetch_images(request.body)
+            chat = self._prepare(body, context)
+            answer = await proxy.open(chat, body, context.request_id)
         except Refusal as exc:
             context.error_code = exc.code
             return error_reply(
@@ -325,7 +333,17 @@ class App:
             await request.end()
         return None
 
-    def _prepare(self, request: Request, context: Context) -> wire.ChatRequest:
+    async def _fetch_images(self, body: bytes) -> bytes:
+        """With --fetch-image-urls, the body with its web images as data: URLs
+        (`coordinator.serving.image_urls`); else the body as it came."""
+        if self.images is None or self.coordinator.draining:
+            return body
+        try:
+            return await self.images.inline(body)
+        except wire.InvalidRequest as exc:
+            raise Refusal(400, exc.code, exc.message, param=exc.param) from None
+
+    def _prepare(self, body: bytes, context: Context) -> wire.ChatRequest:
         """The parsed request, or a Refusal that says why it cannot be served."""
         coordinator = self.coordinator
         if coordinator.draining:
@@ -333,7 +351,7 @@ class App:
                 503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
             )
         try:
-            chat = wire.parse_chat_request(request.body)
+            chat = wire.parse_chat_request(body)
         except wire.InvalidRequest as exc:
             raise Refusal(400, exc.code, exc.message, param=exc.param) from None
         if coordinator.pool.locate(context.request_id) is not None:
