@@ -149,3 +149,20 @@ def leave_a_chip(browser_port: int) -> None:
         stale: FilePayload = {"name": "stale.png", "mimeType": "image/png", "buffer": PNG}
         page.locator('input[type="file"][data-test-upload-file-input]').set_input_files([stale])
         page.locator("ms-media-chip").wait_for(timeout=10_000)
+
+
+def test_a_file_near_the_size_limit_arrives_whole(served: tuple[Coordinator, Site]) -> None:
+    run, site = served
+    big = b"%PDF-1.7\n" + secrets.token_bytes(12 * 1024 * 1024)
+    part: Any = {
+        "type": "file",
+        "file": {"filename": "big.pdf", "file_data": data_url("application/pdf", big)},
+    }
+    answer = run.openai(timeout=120).chat.completions.create(
+        model="replica-flash",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "read it"}, part]}],
+    )
+    assert (answer.choices[0].message.content or "").startswith(
+        f"Received 1 file: {seen('big.pdf', 'application/pdf', big)}."
+    )
+    assert site.last_run()["files"][0]["sha256"] == hashlib.sha256(big).hexdigest()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,7 @@ from child.engines.base import Prompt
 from child.engines.browser import find_chromium
 from child.site.driver import conversation_text
 from child.site.errors import DriverError
-from child.site.uploads import file_labels, labelled
+from child.site.uploads import by_path, file_labels, labelled, written
 from coordinator.protocol.request import Attachment
 from tests.child.site import test_replica
 from tests.child.site.test_replica import Start, _answer, _site, _text
@@ -84,3 +85,29 @@ async def test_a_renamed_add_media_button_fails_the_attach_step_naming_it(replic
         assert replica.runs() == []
         # Without files the page still serves.
         assert _text(await _answer(site, _prompt("hi"))) == "Replica replica-flash answers: hi"
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "path"),
+    [
+        ("a.png", "image/png", True),
+        ("Scan.PDF", "application/pdf", True),
+        ("x.jpg", "image/png", False),  # the browser would say image/jpeg
+        ("voice.wav", "audio/wav", False),  # audio/x-wav in some browsers
+        ("notes", "text/plain", False),
+        ("../a.png", "image/png", False),
+        ("..", "image/png", False),
+    ],
+)
+def test_a_file_goes_by_path_only_when_the_browser_sees_its_name_and_type(
+    name: str, mime: str, path: bool
+) -> None:
+    assert by_path(Attachment(0, mime, b"x", name)) is path
+
+
+def test_files_are_written_under_their_own_names_even_when_names_repeat(tmp_path: Path) -> None:
+    files = (Attachment(0, "image/png", PNG, "a.png"), Attachment(1, "image/png", b"other", "a.png"))
+    paths = written(tmp_path, files)
+    assert paths is not None and [p.name for p in paths] == ["a.png", "a.png"]
+    assert [p.read_bytes() for p in paths] == [PNG, b"other"]
+    assert written(tmp_path, (*files, Attachment(2, "audio/wav", b"RIFF", "v.wav"))) is None
