@@ -12,8 +12,11 @@ whatever address a request names, so every fetch is fenced:
   a second lookup that answers differently is never made;
 - redirects are followed by hand, at most `MAX_REDIRECTS`, each hop checked as the first;
 - no proxy from the environment (a proxy would connect for us, unchecked);
-- a size limit (the attachment limit, within the body cap), counted as the body streams;
-  one timeout for the whole fetch, redirects included; only image types the page takes.
+- a size limit per image (the attachment limit) and for all of a request's images (the
+  body cap), counted as the bodies stream; one timeout for the whole fetch, redirects
+  included; only image types the page takes;
+- no connection is reused (one made for another name at the same address would carry
+  this request under that name's TLS session).
 
 Any failure is a 400 naming the part (`messages[i].content[j].image_url.url`); the log
 gets the host, never the URL's path or query.
@@ -26,6 +29,7 @@ import base64
 import ipaddress
 import json
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -93,12 +97,15 @@ class ImageFetcher:
         timeout: float,
         resolver: Resolver = system_resolver,
         allowed: Callable[[IPAddress], str | None] = non_public,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.max_bytes = min(max_bytes, MAX_ATTACHMENT_BYTES)
+        self.max_total = max_bytes
         self.timeout = timeout
         self._resolve = resolver
         # Why an address is refused (None: allowed); a test may widen it to reach 127.0.0.1.
         self._refused = allowed
+        self._verify = verify  # the system's CAs; a test's own CA
 
     async def inline(self, body: bytes) -> bytes:
         """`body` with each web image fetched into a data: URL; unchanged if it has none
@@ -112,12 +119,19 @@ class ImageFetcher:
         parts = list(_web_images(data))
         if not parts:
             return body
-        client = httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=self.timeout)
+        client = httpx.AsyncClient(
+            trust_env=False,
+            verify=self._verify,
+            follow_redirects=False,
+            timeout=self.timeout,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+        budget = _Budget(self.max_total)
         try:
             # All at once; the first refusal cancels the others.
             async with client, asyncio.TaskGroup() as group:
                 for part, param in parts:
-                    group.create_task(self._fetch_part(client, part, param))
+                    group.create_task(self._fetch_part(client, part, param, budget))
         except BaseExceptionGroup as failed:
             refusals = [exc for exc in failed.exceptions if isinstance(exc, InvalidRequest)]
             if refusals:
@@ -125,12 +139,14 @@ class ImageFetcher:
             raise
         return json.dumps(data, ensure_ascii=False).encode()
 
-    async def _fetch_part(self, client: httpx.AsyncClient, part: dict[str, Any], param: str) -> None:
+    async def _fetch_part(
+        self, client: httpx.AsyncClient, part: dict[str, Any], param: str, budget: _Budget
+    ) -> None:
         image = part["image_url"]
         url = image["url"] if isinstance(image, dict) else image
         try:
             async with asyncio.timeout(self.timeout):
-                mime, data = await self._fetch(client, url)
+                mime, data = await self._fetch(client, url, budget)
         except _Refused as exc:
             raise InvalidRequest(f"{param} was not fetched: {exc}.", param=param, code=CODE) from None
         except TimeoutError:
@@ -148,7 +164,7 @@ class ImageFetcher:
             part["image_url"] = {"url": encoded}
         log.info("image_url_fetched", host=urlsplit(url).hostname, mime_type=mime, bytes=len(data))
 
-    async def _fetch(self, client: httpx.AsyncClient, url: str) -> tuple[str, bytes]:
+    async def _fetch(self, client: httpx.AsyncClient, url: str, budget: _Budget) -> tuple[str, bytes]:
         for _ in range(MAX_REDIRECTS + 1):
             target = await self._target(url)
             request = client.build_request("GET", _by_address(target), headers=_headers(target.url))
@@ -163,7 +179,7 @@ class ImageFetcher:
                     continue
                 if response.status_code != 200:
                     raise _Refused(f"the server answered {response.status_code}")
-                return self._mime(response), await self._read(response)
+                return self._mime(response), await self._read(response, budget)
             finally:
                 await response.aclose()
         raise _Refused(f"more than {MAX_REDIRECTS} redirects")
@@ -206,13 +222,14 @@ class ImageFetcher:
             raise _Refused(f"it is {mime or 'of no type'}, not an image the page takes ({takes})")
         return mime
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: httpx.Response, budget: _Budget) -> bytes:
         declared = response.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise _Refused(f"it is over {self.max_bytes} bytes")
         body = bytearray()
         async for chunk in response.aiter_bytes():
             body += chunk
+            budget.take(len(chunk))
             if len(body) > self.max_bytes:
                 raise _Refused(f"it is over {self.max_bytes} bytes")
         if not body:
@@ -222,6 +239,19 @@ class ImageFetcher:
 
 class _Refused(Exception):
     """A fetch refused; the message says why, for the client."""
+
+
+class _Budget:
+    """The bytes all of one request's images may take together (their fetches share it)."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+        self.total = total
+
+    def take(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise _Refused(f"the request's web images are over {self.total} bytes in all")
 
 
 def _web_images(data: Any) -> list[tuple[dict[str, Any], str]]:

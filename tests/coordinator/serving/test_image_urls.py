@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import ssl
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from child import certificates
 from coordinator.protocol.errors import InvalidRequest
 from coordinator.serving.image_urls import ImageFetcher, IPAddress, non_public
 
@@ -49,7 +52,7 @@ def test_only_public_unicast_addresses_pass(address: str, reason: str | None) ->
 class Server:
     """A local image server that records the Host header of every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.hosts: list[str] = []
         outer = self
 
@@ -76,6 +79,8 @@ class Server:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -184,3 +189,43 @@ async def test_the_default_policy_refuses_loopback_by_name_too() -> None:
     fetch = ImageFetcher(max_bytes=1 << 20, timeout=5)
     refused = await refusal(fetch, "http://localhost:9/a.png")
     assert "localhost is a loopback address" in refused.message
+
+
+async def test_all_of_a_requests_images_share_the_body_cap(server: Server) -> None:
+    url = f"http://good.test:{server.port}/a.png"
+    content = [{"type": "image_url", "image_url": {"url": url}}] * 2
+    raw = json.dumps({"messages": [{"role": "user", "content": content}]}).encode()
+    with pytest.raises(InvalidRequest, match="over 384 bytes in all"):
+        await fetcher(max_bytes=len(PNG) + 120).inline(raw)
+
+
+def tls_server(tmp_path: Path, name: str) -> tuple[Server, ssl.SSLContext]:
+    """An HTTPS image server whose certificate names `name`, and a context trusting its CA."""
+    ca_key, ca = certificates.new_ca("test CA", 1)
+    key, certificate = certificates.issue(ca_key, ca, [name], 1)
+    (tmp_path / "cert.pem").write_bytes(certificates.pem_certificate(certificate))
+    (tmp_path / "key.pem").write_bytes(certificates.pem_key(key))
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    trusting = ssl.create_default_context(cadata=certificates.pem_certificate(ca).decode())
+    return Server(served), trusting
+
+
+@pytest.mark.parametrize(("certified", "fetched"), [("good.test", True), ("other.test", False)])
+async def test_over_tls_the_name_is_checked_on_the_checked_address(
+    tmp_path: Path, certified: str, fetched: bool
+) -> None:
+    server, trusting = tls_server(tmp_path, certified)
+    try:
+        fetch = ImageFetcher(
+            max_bytes=1 << 20, timeout=5, resolver=Resolver(), allowed=only_127_0_0_1, verify=trusting
+        )
+        url = f"https://good.test:{server.port}/a.png"
+        if fetched:
+            assert base64.b64encode(PNG).decode() in (await fetch.inline(body(url))).decode()
+            assert server.hosts == [f"good.test:{server.port}"]
+        else:
+            refused = await refusal(fetch, url)
+            assert "ConnectError" in refused.message
+    finally:
+        server.close()
