@@ -203,7 +203,7 @@ class ImageFetcher:
         else:
             try:
                 resolved = await self._resolve(parsed.host, port)
-            except OSError:
+            except (OSError, UnicodeError):  # UnicodeError: a name IDNA cannot encode
                 raise _Refused(f"{parsed.host} does not resolve") from None
             # A scoped IPv6 address ("fe80::1%eth0") is link-local whatever its scope.
             addresses = [ipaddress.ip_address(address.split("%")[0]) for address in resolved]

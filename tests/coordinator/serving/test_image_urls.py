@@ -189,6 +189,9 @@ async def test_the_default_policy_refuses_loopback_by_name_too() -> None:
     fetch = ImageFetcher(max_bytes=1 << 20, timeout=5)
     refused = await refusal(fetch, "http://localhost:9/a.png")
     assert "localhost is a loopback address" in refused.message
+    # A name the resolver cannot even encode is a refusal, not a crash.
+    refused = await refusal(fetch, f"http://{'a' * 70}.example/a.png")
+    assert "does not resolve" in refused.message
 
 
 async def test_all_of_a_requests_images_share_the_body_cap(server: Server) -> None:
