@@ -26,6 +26,7 @@ from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
 from coordinator.serving.http import Admission, Request
+from coordinator.serving.image_urls import ImageFetcher
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
     PoolError,
@@ -137,6 +138,12 @@ class App:
         self.cors = Cors(coordinator.settings.cors_origins)
         self.max_body_bytes = coordinator.settings.max_body_bytes
         self.fanout = FanOut(coordinator.proxy, coordinator.pool)
+        settings = coordinator.settings
+        self.images = (
+            ImageFetcher(max_bytes=settings.max_body_bytes, timeout=settings.fetch_image_timeout)
+            if settings.fetch_image_urls
+            else None
+        )
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
@@ -316,10 +323,11 @@ class App:
         """
         proxy = self.coordinator.proxy
         try:
-            chat = self._prepare(request, context)
+            body = await self._fetch_images(request.body)
+            chat = self._prepare(body, context)
             if chat.n > 1:
                 return await self._choices(request, context, chat)
-            answer = await proxy.open(chat, request.body, context.request_id)
+            answer = await proxy.open(chat, body, context.request_id)
         except Refusal as exc:
             context.error_code = exc.code
             return error_reply(
@@ -370,7 +378,17 @@ class App:
             context.child = ",".join(merged.children)
         return None
 
-    def _prepare(self, request: Request, context: Context) -> wire.ChatRequest:
+    async def _fetch_images(self, body: bytes) -> bytes:
+        """With --fetch-image-urls, the body with its web images as data: URLs
+        (`coordinator.serving.image_urls`); else the body as it came."""
+        if self.images is None or self.coordinator.draining:
+            return body
+        try:
+            return await self.images.inline(body)
+        except wire.InvalidRequest as exc:
+            raise Refusal(400, exc.code, exc.message, param=exc.param) from None
+
+    def _prepare(self, body: bytes, context: Context) -> wire.ChatRequest:
         """The parsed request, or a Refusal that says why it cannot be served."""
         coordinator = self.coordinator
         if coordinator.draining:
@@ -378,7 +396,7 @@ class App:
                 503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
             )
         try:
-            chat = wire.parse_chat_request(request.body, fan_out=True)
+            chat = wire.parse_chat_request(body, fan_out=True)
         except wire.InvalidRequest as exc:
             raise Refusal(400, exc.code, exc.message, param=exc.param) from None
         running = coordinator.pool.locate(context.request_id) or context.request_id in self.fanout.running
