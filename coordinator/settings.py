@@ -47,6 +47,10 @@ class Settings:
     first_byte_timeout: float = 300.0
     idle_timeout: float = 120.0
     max_body_bytes: int = 50 * 1024 * 1024
+    # Web images (image_url parts with an http(s) URL): fetched before dispatch only when on,
+    # from public addresses only, within the attachment size and this many seconds.
+    fetch_image_urls: bool = False
+    fetch_image_timeout: float = 10.0
     # What one client may cost the public port (coordinator.serving.http.Limits).
     max_connections: int = 1000
     max_headers: int = 100

@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--permission-denied", type=_names, help=f"{comma} whose requests are refused (403)")
     parser.add_argument("--no-popups", action="store_true", help="no cookie bar, vote or survey at load")
     parser.add_argument("--popup-delay-ms", type=int, default=defaults.popup_delay_ms)
+    parser.add_argument("--upload-ms", type=int, default=defaults.upload_ms)
     drift_help = f"comma-separated elements to rename: {','.join(DRIFTS)}"
     parser.add_argument("--drift", type=_names, default=frozenset(), help=drift_help)
     return parser.parse_args(argv)
@@ -66,6 +67,7 @@ def build_config(args: argparse.Namespace) -> ReplicaConfig:
         "quota_after": args.quota_after,
         "popups": not args.no_popups,
         "popup_delay_ms": args.popup_delay_ms,
+        "upload_ms": args.upload_ms,
         "drift": args.drift,
     }
     if args.models:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from child.replica.uploads import InlineFile, describe
 from child.tokens import split_tokens
 
 # Enough to show the prompt came through without echoing a whole pasted conversation.
@@ -132,8 +133,11 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> str:
     return text[: min(found)] if found else text
 
 
-def full_answer(prompt: str, model: str) -> str:
-    """The answer before any setting applies: the markdown document, or the echo."""
+def full_answer(prompt: str, model: str, files: Sequence[InlineFile] = ()) -> str:
+    """The answer before any setting applies: the markdown document, or the echo; after
+    what it received, when the prompt carries files (`child.replica.uploads`)."""
+    if files:
+        return describe(files) + "\n\n" + full_answer(prompt, model)
     line = last_line(prompt)
     if MARKDOWN_WORD.search(line):
         return MARKDOWN_DOCUMENT.format(model=model, line=line)
@@ -162,12 +166,13 @@ def reply_for(
     stop: Iterable[str] = (),
     thinking: bool = False,
     context: Iterable[str] = (),
+    files: Sequence[InlineFile] = (),
 ) -> Reply:
     """The replica's reply to `prompt` on `model` (a bare id); `context` is the rest of
     the request's text (system instruction, earlier turns), counted in the prompt usage."""
     # As a model generates: token by token until the limit, ending early where a stop
     # sequence has appeared in full (the stop sequence itself is not sent).
-    text, finish = full_answer(prompt, model), Finish.STOP
+    text, finish = full_answer(prompt, model, files), Finish.STOP
     tokens = split_tokens(text)
     if max_tokens is not None and len(tokens) > max_tokens:
         text, finish = "".join(tokens[: max(max_tokens, 0)]), Finish.MAX_TOKENS

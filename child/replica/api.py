@@ -180,6 +180,7 @@ class _Api:
             stop=parsed.stop,
             thinking=parsed.model in config.thinking_models,
             context=parsed.context,
+            files=parsed.files,
         )
         gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
         headers = {**self._cors(request), "Cache-Control": NO_STORE, "X-Content-Type-Options": "nosniff"}

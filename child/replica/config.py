@@ -36,6 +36,8 @@ class ReplicaConfig:
     permission_denied: models whose every request is refused (403, code 7).
     popups: the cookie bar, preference vote and survey appear `popup_delay_ms` after load.
     drift: keys of `child.replica.drift.DRIFTS` whose elements the page renames.
+    upload_ms: how long a file's chip stays "uploading" after the page has read it (the
+        real page's upload round trip); Run is disabled meanwhile.
     """
 
     sessions: frozenset[str] = frozenset()
@@ -50,6 +52,7 @@ class ReplicaConfig:
     popups: bool = True
     popup_delay_ms: int = 300
     drift: frozenset[str] = frozenset()
+    upload_ms: int = 300
 
     def __post_init__(self) -> None:
         # Callers (the CLI, tests) hand over lists and sets; keep the frozen kinds.
@@ -79,6 +82,7 @@ class ReplicaConfig:
             "token_ms": self.token_ms,
             "quota_after": self.quota_after,
             "popup_delay_ms": self.popup_delay_ms,
+            "upload_ms": self.upload_ms,
         }
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

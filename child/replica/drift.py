@@ -43,6 +43,7 @@ DRIFTS: Final[Mapping[str, tuple[tuple[str, str], ...]]] = MappingProxyType(
         "max_tokens": (('aria-label="Maximum output tokens"', 'aria-label="Output length"'),),
         "stop": (('aria-label="Add stop token"', 'aria-label="Add stop sequence"'),),
         "error_callout": (("error-callout", "callout-error"),),
+        "add_media": (('data-test-id="add-media-button"', 'data-test-id="insert-media-button"'),),
     }
 )
 

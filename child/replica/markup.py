@@ -161,7 +161,9 @@ BODY: Final = """
       </ms-toolbar>
       <ms-chat-session><div class="chat-session-content"></div></ms-chat-session>
       <ms-prompt-box>
+        __MEDIA_CHIPS__
         <form class="prompt-box-container" novalidate>
+          __ADD_MEDIA__
           <textarea class="textarea" aria-label="Enter a prompt" formcontrolname="promptText"
                     placeholder="Start typing a prompt" rows="1"></textarea>
           <ms-run-button><button type="submit" class="ms-button-primary" disabled></button></ms-run-button>

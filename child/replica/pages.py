@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from child.replica import uploads
 from child.replica.config import ReplicaConfig, display_name
 from child.replica.drift import apply_drift
 from child.replica.markup import BODY, PAGE, STYLE, TEMPLATES
@@ -30,6 +31,7 @@ SCRIPT: Final = (
     '\n(() => {\n  "use strict";\n  const BOOT = __BOOT__;\n  document.currentScript.remove();\n'
     + LIBRARY
     + PAGE_SCRIPT
+    + uploads.SCRIPT
     + "})();\n"
 )
 
@@ -72,9 +74,11 @@ def login_page(continue_to: str) -> str:
 def chat_page(boot: Mapping[str, Any], drift: Iterable[str] = ()) -> str:
     """The chat page for one load; `boot` is what its script starts from (see `page_boot`)."""
     page = (
-        PAGE.replace("__STYLE__", STYLE)
+        PAGE.replace("__STYLE__", STYLE + uploads.STYLE)
         .replace("__BODY__", BODY)
-        .replace("__TEMPLATES__", TEMPLATES)
+        .replace("__MEDIA_CHIPS__", uploads.CHIPS)
+        .replace("__ADD_MEDIA__", uploads.BUTTON)
+        .replace("__TEMPLATES__", TEMPLATES + uploads.TEMPLATES)
         .replace("__SCRIPT__", SCRIPT)
     )
     page = apply_drift(page, drift)
@@ -102,4 +106,6 @@ def page_boot(config: ReplicaConfig, page: PageLoad, api_url: str) -> dict[str, 
         "popups": config.popups,
         "popupDelayMs": config.popup_delay_ms,
         "errorMessages": ERROR_MESSAGES,
+        "uploadTypes": list(uploads.UPLOAD_TYPES),
+        "uploadMs": config.upload_ms,
     }

@@ -49,6 +49,7 @@ PAGE_SCRIPT: Final = r"""
     generation: null,
     overlays: [],
     systemPanel: null,
+    files: [],  // the prompt box's chips (child.replica.uploads)
   };
 
   // ---- preference and model
@@ -346,9 +347,10 @@ PAGE_SCRIPT: Final = r"""
     content.appendChild(area);
   }
 
-  function appendUserTurn(prompt) {
+  function appendUserTurn(prompt, files) {
     const turn = firstOf("tpl-user-turn");
     $("ms-text-chunk", turn).firstElementChild.textContent = prompt;
+    showTurnFiles(turn, files);
     $(".actions-container button", turn).addEventListener("click", () => toggleEdit(turn, () => prompt));
     chat.appendChild(turn);
     syncEmpty();
@@ -410,7 +412,7 @@ PAGE_SCRIPT: Final = r"""
     const sampling = model.sampling;
     const config = [page.stops.length ? [...page.stops] : null, null, null, maxTokens,
                     sampling ? temperature : null, sampling ? topP : null, sampling ? 64 : null];
-    const contents = page.history.map((turn) => [[[null, turn.text]], turn.role]);
+    const contents = page.history.map((turn) => [[...fileParts(turn), [null, turn.text]], turn.role]);
     const system = page.system.trim() ? [[[null, page.system]], "user"] : null;
     return [MODEL_PREFIX + model.id, contents, null, config, nonce, null, null, null, system, null,
             page.temporary ? 1 : null];
@@ -425,15 +427,16 @@ PAGE_SCRIPT: Final = r"""
   }
 
   function updateRunButton() {
-    runButton.disabled = page.generation === null && page.promptText.trim() === "";
+    runButton.disabled = page.generation === null && (page.promptText.trim() === "" || uploadsBusy());
   }
 
   function submit() {
     // The form control's value, not the element's: text set without an input event is not sent.
     const prompt = page.promptText;
-    if (page.generation !== null || modalOpen() || prompt.trim() === "") return;
-    appendUserTurn(prompt);
-    page.history.push({ role: "user", text: prompt });
+    if (page.generation !== null || modalOpen() || prompt.trim() === "" || uploadsBusy()) return;
+    const files = takeFiles();
+    appendUserTurn(prompt, files);
+    page.history.push({ role: "user", text: prompt, files });
     textarea.value = "";
     page.promptText = "";
     autosize();
@@ -533,6 +536,7 @@ PAGE_SCRIPT: Final = r"""
     chat.replaceChildren();
     toasts.replaceChildren();
     page.history = [];
+    clearFiles();
     textarea.value = "";
     page.promptText = "";
     autosize();

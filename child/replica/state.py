@@ -84,6 +84,8 @@ class Run:
     text: str = ""
     reported: bool = False
     function_call: dict[str, Any] | None = None
+    # The files of the prompt, as received (name, type, size, sha256; never the bytes).
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def end(self, status: RunStatus) -> None:
         """The one way a run's status changes: a running run ends once, the first end wins."""
@@ -109,6 +111,7 @@ class Run:
             "text": self.text,
             "reported": self.reported,
             "function_call": self.function_call,
+            "files": self.files,
         }
 
 
@@ -155,6 +158,7 @@ class ReplicaState:
             settings=RunSettings(request.temperature, request.top_p, request.max_tokens, request.stop),
             temporary=request.temporary,
             proof_ok=proof_ok,
+            files=[file.to_json() for file in request.files],
         )
         self.runs.append(run)
         return run

@@ -17,7 +17,9 @@ Request (what the replica's page sends; the positions are the replica's choice):
       content|null,                         8 system instruction
       null,
       1|null ]                              10 temporary chat
-    content = [[part, ...], "user"|"model"]; a text part = [null, "text"]
+    content = [[part, ...], "user"|"model"]; a text part = [null, "text"]; a file part
+    (`child.replica.uploads`) = [null, null, [mime_type, base64, name]]: index 2 is the
+    inline data, the files before the text
 
 Response: `[[frame, frame, ...]]`; see `frame` and the part builders below.
 """
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from child.replica.answer import Finish, Usage
+from child.replica.uploads import FilePartError, InlineFile, read_file_part
 
 RPC_PREFIX: Final = "/$rpc/google.internal.alkali.applications.makersuite.v1.MakerSuiteService/"
 GENERATE_PATH: Final = RPC_PREFIX + "GenerateContent"
@@ -63,6 +66,7 @@ class WireError(ValueError):
 class Turn:
     role: str
     text: str
+    files: tuple[InlineFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,11 @@ class GenerateRequest:
         return next((turn.text for turn in reversed(self.turns) if turn.role == "user"), "")
 
     @property
+    def files(self) -> tuple[InlineFile, ...]:
+        """The files of the newest user turn: what this request attaches."""
+        return next((turn.files for turn in reversed(self.turns) if turn.role == "user"), ())
+
+    @property
     def context(self) -> tuple[str, ...]:
         """The rest of the request's text: the system instruction and earlier turns."""
         earlier = [turn.text for turn in self.turns]
@@ -103,12 +112,18 @@ def _content_text(content: Any, where: str) -> Turn:
     role = content[1]
     if role not in ("user", "model"):
         raise WireError(f"{where} has role {role!r}")
-    texts = []
-    for part in content[0]:
+    texts, files = [], []
+    for index, part in enumerate(content[0]):
+        if isinstance(part, list) and len(part) == 3 and part[1] is None and part[2] is not None:
+            try:
+                files.append(read_file_part(part[2]))
+            except FilePartError as exc:
+                raise WireError(f"{where}[0][{index}][2] {exc}") from None
+            continue
         if not (isinstance(part, list) and len(part) >= 2 and isinstance(part[1], str)):
             raise WireError(f"{where} holds a part that is not [null, text]")
         texts.append(part[1])
-    return Turn(role, "".join(texts))
+    return Turn(role, "".join(texts), tuple(files))
 
 
 def _number(value: Any, where: str) -> float | None:
@@ -165,7 +180,9 @@ def parse_request(body: bytes) -> GenerateRequest:
 
 def encode_request(request: GenerateRequest) -> bytes:
     """`request` as the page writes it (tests use it to speak for a page)."""
-    turns = [[[[None, turn.text]], turn.role] for turn in request.turns]
+    turns = [
+        [[*(file.to_part() for file in turn.files), [None, turn.text]], turn.role] for turn in request.turns
+    ]
     config = [list(request.stop) or None, None, None, request.max_tokens, request.temperature,
               request.top_p, 64]  # fmt: skip
     system = [[[None, request.system]], "user"] if request.system else None

@@ -71,6 +71,13 @@ SELECTORS: dict[str, str] = {
     ),
     "error_callout": "ms-callout.error-callout .message, ms-callout.warning-callout .message",
     "toast": "div.toast.error span.content-text, div.toast.warning span.content-text",
+    # Files (child.site.uploads): the add-media button, its menu's items (the one whose text
+    # is "Upload a file" opens the file chooser), a file's chip, still uploading, and its remove.
+    "add_media": 'button[data-test-id="add-media-button"]',
+    "upload_item": '.mat-mdc-menu-panel button[role="menuitem"], .mat-mdc-menu-panel .mat-mdc-menu-item',
+    "media_chip": "ms-media-chip",
+    "media_uploading": "ms-media-chip mat-progress-spinner, ms-media-chip.uploading",
+    "remove_media": 'ms-media-chip button[aria-label^="Remove"], ms-media-chip button.remove-media-button',
     # Pop-ups that block clicks and keys, and the button that dismisses each.
     "cookie_accept": "div.glue-cookie-notification-bar.visible button.glue-cookie-notification-bar__accept",
     "skip_vote": 'button[data-test-id="skip-button"][aria-label="Skip preference vote"]',

@@ -39,7 +39,7 @@ from child.engines.base import (
     asked_features,
     site_refusal,
 )
-from child.site import scripts
+from child.site import scripts, uploads
 from child.site.config import (
     MODELS_RESPONSE_PATTERN,
     PERMISSION_PATTERNS,
@@ -85,22 +85,28 @@ _STEP_OF = {
 
 
 # What the page flow carries of what a request may ask (`asked_features`); the rest is refused.
-CARRIED: frozenset[str] = frozenset()
+CARRIED: frozenset[str] = frozenset({"attachments"})
 
 # The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
 _WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
 
 
-def conversation_text(messages: Sequence[Mapping[str, Any]]) -> str:
+def conversation_text(
+    messages: Sequence[Mapping[str, Any]], files: Mapping[int, Sequence[str]] | None = None
+) -> str:
     """The whole conversation as one prompt: each request is stateless on the page.
 
     A lone user message goes as it is; a conversation goes as labelled turns, the last
-    one last, so the page answers the last message with the rest as context.
+    one last, so the page answers the last message with the rest as context. `files`
+    (message index → file names) names the files each message carried, since they all
+    go with the one prompt.
     """
     labels = {"system": "System", "developer": "System", "assistant": "Assistant", "tool": "Tool"}
     turns = []
-    for message in messages:
+    for index, message in enumerate(messages):
         text = message_text(dict(message)).strip()
+        if files and files.get(index):
+            text = uploads.labelled(text, files[index])
         if not text:
             continue
         role = str(message.get("role", "user"))
@@ -238,6 +244,12 @@ class AIStudio:
             async with self.trace.step("prepare") as detail:
                 prepared = await self._prepare(prompt)
                 detail.append(f"model {self.model}")
+                # After the model is set (a model switch reloads the page) and before submit.
+                await uploads.attach(page, self.config.selectors, prompt.attachments, self._step_s)
+                if prompt.attachments:
+                    detail.append(f"{len(prompt.attachments)} file(s) attached")
+                    # Run was disabled while they uploaded: the submit waits for it.
+                    prepared = AIStudio.Prepared(turns=prepared.turns, run_enabled=False)
             if self._network_wanted():
                 assert self.capture is not None
                 watch = self.capture.watch()
@@ -289,7 +301,7 @@ class AIStudio:
         wanted = bare_model(prompt.model)
         targets = self._targets(prompt)
         stops = "strict" if prompt.settings.stop else ("restore" if self._stops_set else None)
-        text = conversation_text(prompt.messages)
+        text = conversation_text(prompt.messages, uploads.file_labels(prompt.attachments))
         for attempt in (1, 2):
             result = await page.evaluate(
                 scripts.PREPARE,

@@ -85,6 +85,11 @@ def _script(signature: str, body: str) -> str:
     return f"{signature} => {{\n{_HELPERS}\n{body}\n}}"
 
 
+def page_script(signature: str, body: str) -> str:
+    """A script with the helpers above, for the driver's modules that keep their own."""
+    return _script(signature, body)
+
+
 def popup_guard(selectors: Mapping[str, str], keys: Sequence[str]) -> str:
     """An init script for every document: dismisses each pop-up (cookie bar, preference
     vote, survey) as soon as it appears, whenever that is, so none blocks a request.

@@ -134,6 +134,13 @@ def run(
     ),
     idle_timeout: float = _option("--idle-timeout", "Seconds a stream may go without data."),
     max_body_bytes: int = _option("--max-body-bytes", "Largest request body accepted; beyond it: 413."),
+    fetch_image_urls: bool = _option(
+        "--fetch-image-urls/--no-fetch-image-urls",
+        "Fetch http(s) image URLs (public addresses only, 20 MiB, images only) and attach them.",
+    ),
+    fetch_image_timeout: float = _option(
+        "--fetch-image-timeout", "Seconds a web image may take to fetch, redirects included."
+    ),
     max_connections: int = _option(
         "--max-connections", "Open client connections; beyond it the longest idle closes, or 503."
     ),

@@ -71,7 +71,7 @@ FIELDS: Mapping[str, tuple[Status, str]] = {
     "safety_identifier": (Status.LABEL, "an end-user id, for the caller's books"),
     "prompt_cache_key": (Status.LABEL, "a cache key: an id, no cache is promised"),
     "metadata": (Status.LABEL, "tags, for the caller's books"),
-    "store": (Status.LABEL, "nothing is stored: the page's chat is temporary either way"),
+    "store": (Status.REFUSED, "nothing is kept to fetch later: false passes, true is refused"),
 }
 # Fields of ours that OpenAI does not have (coordinator.protocol.request reads them).
 EXTENSIONS: Mapping[str, tuple[Status, str]] = {
@@ -89,6 +89,8 @@ NOT_OFFERED: Mapping[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "prompt_cache_options": (bool, "the site's prompt cache cannot be set"),
     "moderation": (lambda v: v is not None, "no moderation is run here"),
+    # OpenAI keeps a stored completion for GET /v1/chat/completions/{id}; nothing here does.
+    "store": (lambda v: v is True, "no completion is kept to fetch later; send false or leave it out"),
     "stream_options.include_obfuscation": (
         lambda v: v is True,
         "the stream carries no obfuscation padding; send false or leave it out",

@@ -26,6 +26,7 @@ from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
 from coordinator.serving.http import Admission, Request
+from coordinator.serving.image_urls import ImageFetcher
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
     PoolError,
@@ -139,6 +140,12 @@ class App:
         self.cors = Cors(coordinator.settings.cors_origins)
         self.max_body_bytes = coordinator.settings.max_body_bytes
         self.fanout = FanOut(coordinator.proxy, coordinator.pool)
+        settings = coordinator.settings
+        self.images = (
+            ImageFetcher(max_bytes=settings.max_body_bytes, timeout=settings.fetch_image_timeout)
+            if settings.fetch_image_urls
+            else None
+        )
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {
@@ -322,10 +329,11 @@ class App:
         """
         proxy = self.coordinator.proxy
         try:
-            chat = self._prepare(request.body, context)
+            body = await self._fetch_images(request.body)
+            chat = self._prepare(body, context)
             if chat.n > 1:
                 return await self._choices(request, context, chat)
-            answer = await proxy.open(chat, request.body, context.request_id)
+            answer = await proxy.open(chat, body, context.request_id)
         except Refusal as exc:
             context.error_code = exc.code
             return error_reply(
@@ -376,7 +384,17 @@ class App:
             context.child = ",".join(merged.children)
         return None
 
-    def _prepare(self, raw: bytes, context: Context) -> wire.ChatRequest:
+    async def _fetch_images(self, body: bytes) -> bytes:
+        """With --fetch-image-urls, the body with its web images as data: URLs
+        (`coordinator.serving.image_urls`); else the body as it came."""
+        if self.images is None or self.coordinator.draining:
+            return body
+        try:
+            return await self.images.inline(body)
+        except wire.InvalidRequest as exc:
+            raise Refusal(400, exc.code, exc.message, param=exc.param) from None
+
+    def _prepare(self, body: bytes, context: Context) -> wire.ChatRequest:
         """The parsed request, or a Refusal that says why it cannot be served."""
         coordinator = self.coordinator
         if coordinator.draining:
@@ -384,7 +402,7 @@ class App:
                 503, "shutting_down", "The coordinator is shutting down; retry shortly.", retry_after=5
             )
         try:
-            chat = wire.parse_chat_request(raw, fan_out=True)
+            chat = wire.parse_chat_request(body, fan_out=True)
         except wire.InvalidRequest as exc:
             raise Refusal(400, exc.code, exc.message, param=exc.param) from None
         running = coordinator.pool.locate(context.request_id) or context.request_id in self.fanout.running
@@ -408,8 +426,9 @@ class App:
         proxy = self.coordinator.proxy
         try:
             plan = dialect.plan(request.body, context.request_id, time.time())
-            chat = self._prepare(plan.chat, context)
-            answer = await proxy.open(chat, plan.chat, context.request_id)
+            body = await self._fetch_images(plan.chat)
+            chat = self._prepare(body, context)
+            answer = await proxy.open(chat, body, context.request_id)
         except wire.InvalidRequest as exc:
             context.error_code = exc.code
             return error_reply(exc.status, exc.code, exc.message, param=exc.param)

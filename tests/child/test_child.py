@@ -207,7 +207,7 @@ def test_request_id_header_is_the_id(child: ChildProcess) -> None:
          "messages[0].content[0].text"),
         (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', "messages[0].content"),
         (b'{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}',
-         "messages[0].content[0]"),
+         "messages[0].content[0].image_url.url"),
     ],
 )  # fmt: skip
 def test_invalid_bodies_are_400(child: ChildProcess, body: bytes, param: str | None) -> None:

@@ -90,6 +90,7 @@ def test_a_value_out_of_range_or_of_the_wrong_type_is_invalid_value(field: str, 
         ("prompt_cache_retention", "24h"),
         ("prompt_cache_options", {"ttl": "24h"}),
         ("moderation", {"model": "omni-moderation-latest"}),
+        ("store", True),
     ],
 )
 def test_a_value_in_range_that_asks_for_what_is_not_served_is_unsupported(field: str, value: Any) -> None:

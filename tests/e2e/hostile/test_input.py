@@ -21,6 +21,8 @@ def user(content: object) -> bytes:
 
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+BAD_IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,not base64!"}}
+WEB_IMAGE = {"type": "image_url", "image_url": {"url": "http://127.0.0.1/a.png"}}
 CASES = {
     "null-text": (user([{"type": "text", "text": None}]), "messages[0].content[0].text"),
     "number-text": (user([{"type": "text", "text": 7}]), "messages[0].content[0].text"),
@@ -34,8 +36,11 @@ CASES = {
     ),
     "empty": (user(""), "messages"),
     "whitespace": (user(" \n\t "), "messages"),
-    "image-only": (user([IMAGE]), "messages[0].content[0]"),
-    "text-and-image": (user([{"type": "text", "text": "what is this?"}, IMAGE]), "messages[0].content[1]"),
+    "image-not-base64": (user([BAD_IMAGE]), "messages[0].content[0].image_url.url"),
+    "web-image": (
+        user([{"type": "text", "text": "what is this?"}, WEB_IMAGE]),
+        "messages[0].content[1].image_url.url",
+    ),
     "deep-nesting": (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),
 }
 
@@ -56,11 +61,9 @@ def test_bad_input_is_a_400_naming_the_field_before_any_child(
     assert (error["type"], error["param"]) == ("invalid_request_error", param)
     assert response.headers["x-coordinator-child"] == "-"
     assert not any(request_id in path.read_text() for path in run.log_dir.glob("*.log"))
-    if b"image_url" in raw:
-        assert "images" in error["message"] and "not supported yet" in error["message"]
 
 
-def test_an_image_part_says_images_are_not_supported_yet_to_the_sdk(run: Coordinator) -> None:
+def test_an_image_part_reaches_the_engine_byte_for_byte(run: Coordinator) -> None:
     message: ChatCompletionUserMessageParam = {
         "role": "user",
         "content": [
@@ -68,11 +71,12 @@ def test_an_image_part_says_images_are_not_supported_yet_to_the_sdk(run: Coordin
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
         ],
     }
+    answer = run.openai().chat.completions.create(model="mock", messages=[message])
+    # The mock names each file it was given: the PNG signature's 8 bytes, decoded once.
+    assert (
+        answer.choices[0].message.content == "echo: what is this? [files: image-1.png (image/png, 8 bytes)]"
+    )
+    bad: ChatCompletionUserMessageParam = {"role": "user", "content": [BAD_IMAGE]}  # type: ignore[list-item]
     with pytest.raises(openai.BadRequestError) as refused:
-        run.openai().chat.completions.create(model="mock", messages=[message])
-    assert refused.value.param == "messages[0].content[1]"
-    assert "images" in refused.value.message and "not supported yet" in refused.value.message
-    # The children were never involved, and still serve.
-    assert all(c["state"] == "ready" and c["errors_in_row"] == 0 for c in run.children().values())
-    answer = run.openai().chat.completions.create(model="mock", messages=[{"role": "user", "content": "hi"}])
-    assert answer.choices[0].message.content == "echo: hi"
+        run.openai().chat.completions.create(model="mock", messages=[bad])
+    assert refused.value.param == "messages[0].content[0].image_url.url"
