@@ -35,6 +35,7 @@ from child.engines.base import (
 )
 from child.engines.profile_writer import ProfileWriter, WriterState
 from child.engines.quota import QuotaBook
+from child.schema_example import example
 from child.tokens import split_tokens
 from coordinator.protocol.link import (
     AnswerEvent,
@@ -295,8 +296,11 @@ def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:
             )
             + "]"
         )
-    if options.output.kind is not OutputKind.TEXT:
+    if options.output.kind is OutputKind.JSON_OBJECT:
         text = json.dumps({"echo": text})
+    elif options.output.kind is OutputKind.JSON_SCHEMA:
+        # An instance of the schema, as a model bound to it answers (checked after, like any).
+        text = json.dumps(example(options.output.schema, text))
     return [*deltas, *(TextDelta(token) for token in split_tokens(text))]
 
 

@@ -84,6 +84,9 @@ class Run:
     text: str = ""
     reported: bool = False
     function_call: dict[str, Any] | None = None
+    function_calls: list[dict[str, Any]] = field(default_factory=list)
+    # What the page's tools sent: declared functions, response MIME type and schema.
+    tools: dict[str, Any] = field(default_factory=dict)
 
     def end(self, status: RunStatus) -> None:
         """The one way a run's status changes: a running run ends once, the first end wins."""
@@ -109,6 +112,8 @@ class Run:
             "text": self.text,
             "reported": self.reported,
             "function_call": self.function_call,
+            "function_calls": self.function_calls,
+            "tools": self.tools,
         }
 
 
@@ -155,6 +160,11 @@ class ReplicaState:
             settings=RunSettings(request.temperature, request.top_p, request.max_tokens, request.stop),
             temporary=request.temporary,
             proof_ok=proof_ok,
+            tools={
+                "functions": [asdict(function) for function in request.functions],
+                "response_mime": request.response_mime,
+                "response_schema": request.response_schema,
+            },
         )
         self.runs.append(run)
         return run
