@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 import jsonschema
 import structlog
 from jsonschema.exceptions import SchemaError
 
 from child.engines.base import EngineError
-from coordinator.protocol.link import AnswerEvent, TextDelta, ToolCall
+from coordinator.protocol.link import INVALID_OUTPUT, AnswerEvent, TextDelta, ToolCall
 from coordinator.protocol.request import ChatOptions, OutputKind
 
 log = structlog.get_logger("child.output_check")
-
-INVALID_OUTPUT: Final = "invalid_output"
 
 
 class InvalidOutput(EngineError):

@@ -275,6 +275,10 @@ class Proxy:
             )
         if code == "auth_expired":
             raise _ChildFailed(Outcome.AUTH_EXPIRED, "the profile is logged out")
+        if code == link.INVALID_OUTPUT:
+            # The model's answer broke the request's format: the answer stands (a retry is
+            # the client's call), and it says nothing of the child's health.
+            return
         if status == 403:
             # 403 here means the child does not know our token: it belongs to another run.
             raise _ChildFailed(Outcome.FAILED, f"answered {status} ({code or 'no code'})")
