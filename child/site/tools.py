@@ -233,15 +233,19 @@ SET_TOOLS: Final = _script(
     const element = q(document, s[key]);
     return element ? element.getAttribute("aria-checked") === "true" : null;
   };
+  // A page (or model) without the group, or without a toggle, has nothing on to turn off.
+  const wantsAny = want.functions !== null || want.schema !== null;
   const header = q(document, s.tools_group);
-  if (!header) return fail("tools_group");
+  if (!header) return wantsAny ? fail("tools_group") : result;
   if (header.getAttribute("aria-expanded") !== "true") {
     header.click();
     result.opened = true;
-    if (!(await waitFor(() => q(document, s.function_calling_toggle), ms))) return fail("tools_group");
+    const shown = () => header.getAttribute("aria-expanded") === "true"
+      && (q(document, s.function_calling_toggle) || q(document, s.structured_output_toggle));
+    if (!(await waitFor(shown, ms)) && wantsAny) return fail("tools_group");
   }
   const toggle = async (key, on) => {
-    if (checked(key) === null) return false;
+    if (checked(key) === null) return !on;
     if (checked(key) === on) return true;
     const element = q(document, s[key]);
     if (disabled(element)) return false;
