@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 import structlog
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import SchemaError, UnknownType, best_match
 
 from child.engines.base import EngineError
 from coordinator.protocol.link import INVALID_OUTPUT, AnswerEvent, TextDelta, ToolCall
@@ -34,18 +34,39 @@ class InvalidOutput(EngineError):
     code = INVALID_OUTPUT
 
 
-def first_violation(instance: Any, schema: Mapping[str, Any]) -> str | None:
-    """Where `instance` first breaks `schema` and which rule (None if it matches): the
-    path and the keyword, never the values."""
+class InvalidSchema(EngineError):
+    """The request's schema is no JSON Schema: nothing could be checked against it."""
+
+    status = 400
+    code = "invalid_schema"
+
+    def __init__(self, param: str, why: str) -> None:
+        super().__init__(f"'{param}' is not a valid JSON Schema: {why}.")
+        self.param = param
+
+
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why `schema` is no valid JSON Schema (the rule it breaks), or None."""
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        validator = validator_class(schema)
-        errors = sorted(validator.iter_errors(instance), key=lambda error: list(error.absolute_path))
+        validator_class.check_schema(schema)
     except SchemaError as exc:
-        return f"the schema itself is invalid ({exc.validator})"
-    if not errors:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path) or "(root)"
+        return f"at {where}: fails '{exc.validator}'"
+    return None
+
+
+def first_violation(instance: Any, schema: Mapping[str, Any]) -> str | None:
+    """Where `instance` first breaks `schema` (a valid one) and which rule (None if it
+    matches): the path and the keyword, never the values."""
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        # The most telling one, as jsonschema ranks them (the shallowest, the least ambiguous).
+        error = best_match(validator_class(schema).iter_errors(instance))
+    except UnknownType as exc:
+        return f"the schema names an unknown type ({exc.type})"
+    if error is None:
         return None
-    error = errors[0]
     path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) or "(root)"
     return f"at {path}: fails '{error.validator}'"
 
@@ -54,8 +75,14 @@ class OutputCheck:
     """Fed every event of one answer; `finish()` raises InvalidOutput if it does not match."""
 
     def __init__(self, options: ChatOptions) -> None:
+        """Raises InvalidSchema (400, naming the field) for a schema that is no JSON Schema."""
         self.output = options.output
         self.strict_tools = {tool.name: tool for tool in options.tools if tool.strict}
+        if self.output.schema is not None and (why := schema_problem(self.output.schema)):
+            raise InvalidSchema("response_format.json_schema.schema", why)
+        for index, tool in enumerate(options.tools):
+            if tool.strict and tool.parameters and (why := schema_problem(tool.parameters)):
+                raise InvalidSchema(f"tools[{index}].function.parameters", why)
         self._text: list[str] = []
         self._called = False
 

@@ -112,7 +112,7 @@ class Turn:
             finish = Finish()
             # JSON and strict arguments checked before the finish goes out: a mismatch
             # ends the answer with an error instead (the text may have streamed already).
-            check = OutputCheck(prompt.options)
+            check = OutputCheck(prompt.options)  # a schema that is none: 400, nothing asked
             # aclosing: the engine's own cleanup (the page's reset to a new chat) runs when
             # the block ends, after the Finish has gone to the client.
             async with contextlib.aclosing(engine.generate(prompt)) as events:
