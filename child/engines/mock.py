@@ -229,6 +229,9 @@ class MockEngine:
     def models(self) -> tuple[str, ...]:
         return self._settings.models
 
+    def carrying(self, prompt: Prompt) -> dict[str, str]:
+        return {}  # the mock honours what it honours as asked
+
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         settings = self._settings
         if settings.fail_requests:

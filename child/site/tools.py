@@ -44,6 +44,7 @@ log = structlog.get_logger("child.site.tools")
 # The page's rule for a function's name (OpenAI's also allows a digit or "-" first).
 _NAME_FIRST: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 JSON_OBJECT: Final = {"type": "object"}
+TOOLS_HEADER: Final = "X-Coordinator-Tools"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +70,27 @@ class ToolPlan:
     first_call_only: bool = False
     emulated: tuple[str, ...] = ()
     adapted: tuple[str, ...] = ()  # schema keywords the page could not take
+    tools_adapted: bool = False
+    output_adapted: bool = False
 
     @property
     def labels(self) -> dict[str, str]:
-        """What the answer says of the tools (logged; a response header)."""
+        """How the request's tools and output format were carried: `page` (as asked),
+        `adapted` (a looser schema on the page, the answer checked against the client's),
+        and what is `emulated`. Logged, and the answer's `X-Coordinator-Tools` header."""
         labels = {}
         if self.page.functions is not None:
-            labels["tools"] = "adapted" if self.adapted else "page"
+            labels["tools"] = "adapted" if self.tools_adapted else "page"
+        if self.page.schema is not None:
+            labels["output"] = "adapted" if self.output_adapted else "page"
         if self.emulated:
             labels["emulated"] = ",".join(self.emulated)
         return labels
+
+    @property
+    def headers(self) -> dict[str, str]:
+        labels = self.labels
+        return {TOOLS_HEADER: "; ".join(f"{k}={v}" for k, v in labels.items())} if labels else {}
 
 
 def plan_tools(options: ChatOptions) -> ToolPlan:
@@ -87,6 +99,7 @@ def plan_tools(options: ChatOptions) -> ToolPlan:
     choice = options.tool_choice
     emulated: list[str] = []
     adapted: set[str] = set()
+    output_adapted: set[str] = set()
     functions: str | None = None
     instruction = ""
     if options.calls_tools:
@@ -119,7 +132,7 @@ def plan_tools(options: ChatOptions) -> ToolPlan:
         except Unadaptable as exc:
             why = f"the page's schema editor cannot hold it: {exc}"
             raise NotSupported("response_format.json_schema.schema", why) from None
-        adapted.update(result.dropped)
+        output_adapted.update(result.dropped)
         schema = json.dumps(result.schema, ensure_ascii=False)
     elif output.kind is OutputKind.JSON_OBJECT:
         # Any object: the page's structured output wants a schema, and one left from an
@@ -132,7 +145,9 @@ def plan_tools(options: ChatOptions) -> ToolPlan:
         require_call=options.calls_tools and choice.mode is ToolMode.REQUIRED,
         first_call_only=options.calls_tools and not options.parallel_tool_calls,
         emulated=tuple(emulated),
-        adapted=tuple(sorted(adapted)),
+        adapted=tuple(sorted(adapted | output_adapted)),
+        tools_adapted=bool(adapted),
+        output_adapted=bool(output_adapted),
     )
 
 

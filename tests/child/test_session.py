@@ -46,6 +46,9 @@ class ScriptedEngine:
     def models(self) -> tuple[str, ...]:
         return ("m",)
 
+    def carrying(self, prompt: Prompt) -> dict[str, str]:
+        return {}
+
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         self.generations += 1
         try:

@@ -147,10 +147,13 @@ def test_parallel_calls_and_only_the_first_when_they_are_off(served: tuple[Coord
 def test_tool_choice_required_named_and_none(served: tuple[Coordinator, Site]) -> None:
     run, site = served
     hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
-    required = client(run).chat.completions.create(
+    raw = client(run).chat.completions.with_raw_response.create(
         model="replica-flash", messages=hello, tools=[WEATHER, TIME], tool_choice="required"
     )
+    required = raw.parse()
     assert called(required) == ["get_weather"]
+    # Said, never silent: the strict schema went to the page loosened, the choice emulated.
+    assert raw.headers["x-coordinator-tools"] == "tools=adapted; emulated=tool_choice"
     named = client(run).chat.completions.create(
         model="replica-flash",
         messages=hello,
@@ -181,12 +184,14 @@ def test_parse_with_a_pydantic_model_and_json_object(served: tuple[Coordinator, 
     assert sent["response_mime"] == "application/json"
     assert sent["response_schema"]["required"] == ["city", "degrees", "sunny", "tags"]
     assert "additionalProperties" not in sent["response_schema"]
-    loose = client(run).chat.completions.create(
+    raw = client(run).chat.completions.with_raw_response.create(
         model="replica-flash",
         messages=[{"role": "user", "content": "any json"}],
         response_format={"type": "json_object"},
     )
+    loose = raw.parse()
     assert json.loads(loose.choices[0].message.content or "") == {"answer": "any json"}
+    assert raw.headers["x-coordinator-tools"] == "output=page"
     # And back to free text: the structured output left on would bind the next request.
     for _ in range(2):
         hi: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
