@@ -241,6 +241,11 @@ class AIStudio:
             if feature not in CARRIED:
                 raise NotSupported(param, "the page flow does not carry it to the page yet")
         plan = plan_tools(prompt.options)  # before the page is touched: a refusal costs nothing
+        if plan.page.functions is not None and not self._network_wanted():
+            # The rendered page shows a call's name and arguments, not its id or typed values.
+            raise NotSupported(
+                "tools", "this child reads answers from the rendered page, where calls cannot be read"
+            )
         if plan.labels or plan.page.schema is not None:
             log.info(
                 "tools_planned",
