@@ -285,7 +285,12 @@ def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:
     elif options.tool_choice.mode is ToolMode.NONE:
         call = ""
     if call:
-        arguments = settings.tool_arguments if call == settings.tool_call else "{}"
+        # A declared function gets arguments that fit its parameters, as a model's would.
+        declared = next((tool for tool in options.tools if tool.name == call), None)
+        fitting = (
+            json.dumps(example(declared.parameters, last_user)) if declared and declared.parameters else "{}"
+        )
+        arguments = settings.tool_arguments if call == settings.tool_call else fitting
         return [*deltas, ToolCall(f"call_{secrets.token_hex(12)}", call, arguments)]
     text = "echo: " + last_user
     if prompt.attachments:
