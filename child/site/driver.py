@@ -54,7 +54,15 @@ from child.site.errors import (
     UnsupportedSetting,
     missing,
 )
-from child.site.tools import SET_TOOLS, PageTools, ToolPlan, call_names, held_to_plan, plan_tools, tool_turn
+from child.site.tools import (
+    SET_TOOLS,
+    PageTools,
+    ToolPlan,
+    call_names,
+    held_to_plan,
+    plan_tools,
+    tool_turn,
+)
 from child.site.trace import AnswerSources, Trace, first_line
 from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, TextDelta
 from coordinator.protocol.openai import message_text
@@ -246,14 +254,7 @@ class AIStudio:
             raise NotSupported(
                 "tools", "this child reads answers from the rendered page, where calls cannot be read"
             )
-        if plan.labels or plan.page.schema is not None:
-            log.info(
-                "tools_planned",
-                **plan.labels,
-                adapted=list(plan.adapted),
-                declarations_chars=len(plan.page.functions or ""),
-                schema_chars=len(plan.page.schema or ""),
-            )
+        plan.log()
         page = self._page()
         self.trace = Trace()
         submitted = complete = False

@@ -87,6 +87,19 @@ class ToolPlan:
             labels["emulated"] = ",".join(self.emulated)
         return labels
 
+    def log(self) -> None:
+        """One line for a request with tools or a JSON format: labels, sizes, keyword names
+        (never the declarations' or the schema's content)."""
+        if self.page.off and not self.emulated:
+            return
+        log.info(
+            "tools_planned",
+            **self.labels,
+            adapted=list(self.adapted),
+            declarations_chars=len(self.page.functions or ""),
+            schema_chars=len(self.page.schema or ""),
+        )
+
     @property
     def headers(self) -> dict[str, str]:
         labels = self.labels
