@@ -1,8 +1,9 @@
 """The page's "Tools" run settings: function calling and structured output, both ways.
 
 On AI Studio both sit in the collapsed "Tools" group of the run settings: a toggle each,
-and an Edit button (disabled while its toggle is off) that opens a dialog with a code
-editor: the function declarations as a JSON array, or the response schema as a JSON
+and an Edit button (disabled while its toggle is off) that opens a dialog with two tabs, a
+Visual Editor and a Code Editor (the dialog opens on the tab used last); in the code
+editor, the function declarations as a JSON array, or the response schema as a JSON
 object; Save checks the text and keeps the dialog open with an error when the page does
 not take it (invalid JSON, a field its schema does not know, a bad function name). The
 page keeps these settings from one chat to the next (not across a reload), and turns
@@ -134,8 +135,7 @@ TEMPLATES: Final = """
     class="mat-mdc-dialog-container" role="dialog" aria-modal="true"><ms-edit-function-declarations-dialog>
       <div class="mat-mdc-dialog-inner-container">
     <h2 class="mat-mdc-dialog-title">Function declarations</h2>
-    <div class="mat-mdc-dialog-content"><ms-text-editor><textarea aria-label="Function declarations"
-      spellcheck="false" placeholder="[{&quot;name&quot;: ...}]"></textarea></ms-text-editor>
+    <div class="mat-mdc-dialog-content">__TABS__<div class="tab-body"></div>
       <div class="editor-error" role="alert"></div></div>
     <div class="mat-mdc-dialog-actions">
       <button type="button" class="ms-button-borderless close-button"
@@ -147,15 +147,22 @@ TEMPLATES: Final = """
     class="mat-mdc-dialog-container" role="dialog" aria-modal="true"><ms-edit-schema-dialog>
       <div class="mat-mdc-dialog-inner-container">
     <h2 class="mat-mdc-dialog-title">Structured output</h2>
-    <div class="mat-mdc-dialog-content"><ms-text-editor><textarea aria-label="Schema"
-      spellcheck="false" placeholder="{&quot;type&quot;: ...}"></textarea></ms-text-editor>
+    <div class="mat-mdc-dialog-content">__TABS__<div class="tab-body"></div>
       <div class="editor-error" role="alert"></div></div>
     <div class="mat-mdc-dialog-actions">
       <button type="button" class="ms-button-borderless close-button"
         aria-label="Close">Cancel</button><button type="button"
         class="ms-button-primary save-button" aria-label="Save the schema">Save</button></div>
   </div></ms-edit-schema-dialog></mat-dialog-container></div></div></template>
-"""
+<template id="tpl-visual-editor"><div class="visual-editor"><p class="visual-summary"></p></div></template>
+<template id="tpl-code-editor"><ms-text-editor><textarea aria-label="Code editor" spellcheck="false"
+  placeholder="JSON"></textarea></ms-text-editor></template>
+""".replace(
+    "__TABS__",
+    '<ms-tab-group role="tablist"><button type="button" role="tab" class="visual-editor-tab"'
+    ' aria-selected="true">Visual Editor</button><button type="button" role="tab"'
+    ' class="code-editor-tab" aria-selected="false">Code Editor</button></ms-tab-group>',
+)
 
 SCRIPT: Final = r"""
   // ---- the "Tools" group: structured output and function calling (child.replica.tools)
@@ -164,7 +171,8 @@ SCRIPT: Final = r"""
   const FUNCTION_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
   const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
   // Kept across chats (not across a reload), as the page keeps its run settings.
-  const tools = { open: null, functionsOn: false, declarations: [], schemaOn: false, schema: null };
+  const tools = { open: null, functionsOn: false, declarations: [], schemaOn: false, schema: null,
+                  tabs: {} };
 
   function schemaProblem(schema, where) {
     if (!isObject(schema)) return `${where} is not an object`;
@@ -248,16 +256,42 @@ SCRIPT: Final = r"""
     return problem ? { error: problem } : parsed;
   }
 
+  // Two tabs: the Visual Editor (a summary here; the page's is a form) and the Code Editor,
+  // where the JSON is typed. The dialog opens on the tab used last, the Visual one at first.
   // The editor keeps what was typed (input events), not whatever the element's value is.
-  function openEditor(templateId, current, parse, save) {
+  function openEditor(templateId, current, parse, save, summary) {
     const overlay = openOverlay(templateId, { modal: true, closable: true });
     const root = overlay.nodes[1];
-    const area = $("textarea", root);
+    const body = $(".tab-body", root);
     const error = $(".editor-error", root);
     let text = current();
-    area.value = text;
-    area.addEventListener("input", () => { text = area.value; error.textContent = ""; });
+    let typed = false;
+    const show = (tab) => {
+      tools.tabs[templateId] = tab;
+      for (const button of root.querySelectorAll('button[role="tab"]')) {
+        button.setAttribute("aria-selected", String(button.classList.contains(`${tab}-editor-tab`)));
+      }
+      if (tab === "visual") {
+        const node = firstOf("tpl-visual-editor");
+        $(".visual-summary", node).textContent = summary();
+        body.replaceChildren(node);
+        return;
+      }
+      const node = firstOf("tpl-code-editor");
+      const area = $("textarea", node);
+      area.value = text;
+      area.addEventListener("input", () => { text = area.value; typed = true; error.textContent = ""; });
+      body.replaceChildren(node);
+      area.focus();
+    };
+    $("button.visual-editor-tab", root).addEventListener("click", () => show("visual"));
+    $("button.code-editor-tab", root).addEventListener("click", () => show("code"));
+    show(tools.tabs[templateId] || "visual");
     $("button.save-button", root).addEventListener("click", () => {
+      if (!typed) {  // nothing typed: nothing changes
+        closeOverlay(overlay);
+        return;
+      }
       const parsed = parse(text);
       if (parsed.error) {
         error.textContent = parsed.error;
@@ -267,7 +301,6 @@ SCRIPT: Final = r"""
       closeOverlay(overlay);
     });
     $("button.close-button", root).addEventListener("click", () => closeOverlay(overlay));
-    area.focus();
   }
 
   // Google Search cannot be used with function calling: its toggle is off and disabled.
@@ -307,11 +340,13 @@ SCRIPT: Final = r"""
       if (!tools.open) return;
       content.appendChild(toolSetting("tpl-structured-output", "schemaOn", () => openEditor(
         "tpl-schema-dialog", () => (tools.schema ? JSON.stringify(tools.schema, null, 2) : ""),
-        parseSchema, (schema) => { tools.schema = schema; })));
+        parseSchema, (schema) => { tools.schema = schema; },
+        () => (tools.schema ? `A schema of type ${tools.schema.type || "any"}` : "No schema"))));
       content.appendChild(toolSetting("tpl-function-calling", "functionsOn", () => openEditor(
         "tpl-function-declarations-dialog",
         () => (tools.declarations.length ? JSON.stringify(tools.declarations, null, 2) : ""),
-        parseDeclarations, (declarations) => { tools.declarations = declarations; })));
+        parseDeclarations, (declarations) => { tools.declarations = declarations; },
+        () => `${tools.declarations.length} functions: ${tools.declarations.map((d) => d.name)}`)));
     };
     header.addEventListener("click", () => {
       tools.open = !tools.open;

@@ -101,6 +101,12 @@ SELECTORS: dict[str, str] = {
         'ms-edit-function-declarations-dialog button[aria-label="Save the current function declarations"], '
         'mat-dialog-container button[aria-label="Save the current function declarations"]'
     ),
+    # The declarations and schema dialogs open on their Visual Editor tab until the Code
+    # Editor tab (where the JSON goes) has been used.
+    "code_editor_tab": (
+        'mat-dialog-container button[role="tab"].code-editor-tab, '
+        'mat-dialog-container ms-tab-group button[role="tab"]:nth-child(2)'
+    ),
     "tool_editor_error": 'mat-dialog-container .editor-error, mat-dialog-container [role="alert"]',
     "tool_dialog_close": (
         'mat-dialog-container button[aria-label="Close"], mat-dialog-container button.close-button'

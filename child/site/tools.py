@@ -285,12 +285,19 @@ SET_TOOLS: Final = _script(
     if (close) close.click();
     return (await waitFor(() => !q(document, s[editorKey]), ms)) !== null;
   };
+  // The dialog's code editor: there at once, or once its Code Editor tab is chosen.
+  const codeEditor = async (editorKey) => {
+    const shown = await waitFor(() => q(document, s[editorKey]) || q(document, s.code_editor_tab), ms);
+    if (!shown || q(document, s[editorKey])) return shown && q(document, s[editorKey]);
+    q(document, s.code_editor_tab).click();
+    return await waitFor(() => q(document, s[editorKey]), ms);
+  };
   const edit = async (editKey, editorKey, saveKey, text) => {
     const enabled = () => { const b = q(document, s[editKey]); return b && !disabled(b) ? b : null; };
     const button = await waitFor(enabled, ms);
     if (!button) return editKey;
     button.click();
-    const editor = await waitFor(() => q(document, s[editorKey]), ms);
+    const editor = await codeEditor(editorKey);
     if (!editor) return editorKey;
     type(editor, text);
     const save = q(document, s[saveKey]);
@@ -307,7 +314,7 @@ SET_TOOLS: Final = _script(
     }
     // Saved: opened again to read what the page kept.
     button.click();
-    const again = await waitFor(() => q(document, s[editorKey]), ms);
+    const again = await codeEditor(editorKey);
     if (!again) return editorKey;
     let kept = null;
     try { kept = JSON.stringify(JSON.parse(again.value)); } catch (e) { kept = null; }

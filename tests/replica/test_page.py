@@ -187,6 +187,7 @@ def test_a_function_call_is_shown_as_its_name_and_arguments(
     page.locator('button[aria-label="Tools"]').click()
     page.locator('[data-test-id="functionCallingTooltip"] button[role="switch"]').click()
     page.locator("button.edit-function-declarations-button").click()
+    page.locator("ms-edit-function-declarations-dialog button.code-editor-tab").click()
     properties = {"query": {"type": "string"}, "limit": {"type": "integer"}, "tags": {"type": "array"}}
     lookup = {"name": "replica_lookup", "parameters": {"type": "object", "properties": properties}}
     page.locator("ms-edit-function-declarations-dialog textarea").fill(json.dumps([lookup]))

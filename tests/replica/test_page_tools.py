@@ -10,6 +10,8 @@ import json
 import pytest
 from playwright.sync_api import Page, expect
 
+from child.site.config import SELECTORS
+from child.site.tools import SET_TOOLS
 from tests.replica import contract as ui
 from tests.support.replica import OpenPage, ThreadedReplica
 
@@ -26,6 +28,14 @@ CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
 WEATHER = {"name": "get_weather", "parameters": CITY}
 
 
+def code_tab(page: Page, dialog: str) -> None:
+    """The Code Editor tab, once: the dialog opens on the tab used last, Visual at first."""
+    tab = page.locator(f"{dialog} button.code-editor-tab")
+    if tab.get_attribute("aria-selected") != "true":
+        expect(page.locator(f"{dialog} {EDITOR}")).to_have_count(0)
+        tab.click()
+
+
 def submit(page: Page, prompt: str) -> None:
     page.locator(ui.PROMPT).fill(prompt)
     page.locator(ui.PROMPT).press("Control+Enter")
@@ -33,6 +43,7 @@ def submit(page: Page, prompt: str) -> None:
 
 def declare(page: Page, declarations: object) -> None:
     page.locator(f"{FUNCTIONS} button.edit-function-declarations-button").click()
+    code_tab(page, "ms-edit-function-declarations-dialog")
     page.locator(f"ms-edit-function-declarations-dialog {EDITOR}").fill(json.dumps(declarations))
     page.locator(f"ms-edit-function-declarations-dialog {SAVE}").click()
 
@@ -87,6 +98,7 @@ def test_the_editor_takes_what_was_typed_not_a_value_set_behind_its_back(
     page.locator(GROUP).click()
     page.locator(f"{FUNCTIONS} {SWITCH}").click()
     page.locator(f"{FUNCTIONS} button.edit-function-declarations-button").click()
+    code_tab(page, "ms-edit-function-declarations-dialog")
     editor = page.locator(f"ms-edit-function-declarations-dialog {EDITOR}")
     editor.evaluate("(element, text) => { element.value = text; }", json.dumps([WEATHER]))
     page.locator(f"ms-edit-function-declarations-dialog {SAVE}").click()
@@ -102,6 +114,8 @@ def test_structured_output_sends_the_schema_and_the_answer_is_its_json(
     expect(page.locator(f"{SCHEMA} button.edit-schema-button")).to_be_disabled()
     page.locator(f"{SCHEMA} {SWITCH}").click()
     page.locator(f"{SCHEMA} button.edit-schema-button").click()
+    expect(page.locator("ms-edit-schema-dialog .visual-summary")).to_have_text("No schema")
+    code_tab(page, "ms-edit-schema-dialog")
     schema = {"type": "object", "properties": {"n": {"type": "integer"}, "ok": {"type": "boolean"}}}
     page.locator(f"ms-edit-schema-dialog {EDITOR}").fill(json.dumps({**schema, "$defs": {}}))
     page.locator(f"ms-edit-schema-dialog {SAVE}").click()
@@ -117,3 +131,28 @@ def test_structured_output_sends_the_schema_and_the_answer_is_its_json(
     page.reload()
     submit(page, "numbers please")
     assert replica.wait_run(1, "completed")["tools"]["response_mime"] is None
+
+
+def test_the_drivers_tools_script_sets_reads_back_and_reports_a_refusal(
+    replica: ThreadedReplica, open_page: OpenPage
+) -> None:
+    """child.site.tools.SET_TOOLS on this page: the group opened, the Code Editor tab found,
+    the JSON saved and read back; the editor's refusal comes back in its own words."""
+    page = open_page(replica)
+    selectors = dict(SELECTORS)
+    expect(page.locator(ui.PROMPT)).to_be_visible()
+    declarations = json.dumps([WEATHER])
+    result = page.evaluate(SET_TOOLS, [selectors, {"functions": declarations, "schema": None}, 3000])
+    assert (result["failed"], result["refused"], result["opened"]) == (None, None, True)
+    expect(page.locator(f"{FUNCTIONS} {SWITCH}")).to_have_attribute("aria-checked", "true")
+    expect(page.locator("mat-dialog-container")).to_have_count(0)
+    refused = json.dumps([{**WEATHER, "parameters": {**CITY, "additionalProperties": False}}])
+    result = page.evaluate(SET_TOOLS, [selectors, {"functions": refused, "schema": None}, 3000])
+    assert result["refused"] == 'get_weather.parameters: unknown field "additionalProperties"'
+    assert result["editor"] == "function_declarations_editor"
+    expect(page.locator("mat-dialog-container")).to_have_count(0)  # closed again
+    result = page.evaluate(SET_TOOLS, [selectors, {"functions": None, "schema": None}, 3000])
+    assert result["failed"] is None
+    expect(page.locator(f"{FUNCTIONS} {SWITCH}")).to_have_attribute("aria-checked", "false")
+    submit(page, "call get_weather")
+    assert replica.wait_run(0, "completed")["tools"]["functions"] == []
