@@ -118,13 +118,14 @@ def test_a_tool_loop_call_then_result_then_text(served: tuple[Coordinator, Site]
 
 def test_a_streamed_call_finishes_with_tool_calls(served: tuple[Coordinator, Site]) -> None:
     run, _ = served
-    stream = client(run).chat.completions.create(
+    raw = client(run).chat.completions.with_raw_response.create(
         model="replica-flash",
         messages=[{"role": "user", "content": "please call get_time"}],
         tools=[WEATHER, TIME],
         stream=True,
     )
-    chunks = [chunk for chunk in stream if chunk.choices]
+    assert raw.headers["x-coordinator-tools"] == "tools=adapted"  # before the first event
+    chunks = [chunk for chunk in raw.parse() if chunk.choices]
     calls = [call for chunk in chunks for call in chunk.choices[0].delta.tool_calls or ()]
     assert [call.function.name for call in calls if call.function] == ["get_time"]
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
