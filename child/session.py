@@ -21,6 +21,7 @@ from typing import Final
 import structlog
 
 from child.engines.base import Engine, EngineError, Prompt
+from child.output_check import OutputCheck
 from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, ReasoningDelta, TextDelta, Usage
 
 log = structlog.get_logger("child.session")
@@ -109,6 +110,9 @@ class Turn:
         try:
             # An engine that just stops has finished normally.
             finish = Finish()
+            # JSON and strict arguments checked before the finish goes out: a mismatch
+            # ends the answer with an error instead (the text may have streamed already).
+            check = OutputCheck(prompt.options)  # a schema that is none: 400, nothing asked
             # aclosing: the engine's own cleanup (the page's reset to a new chat) runs when
             # the block ends, after the Finish has gone to the client.
             async with contextlib.aclosing(engine.generate(prompt)) as events:
@@ -118,7 +122,9 @@ class Turn:
                     if isinstance(event, Finish):
                         finish = event
                         break
+                    check.feed(event)
                     self._queue.put_nowait(event)
+                check.finish()
                 self._delivered = True
                 self._queue.put_nowait(finish)
         except EngineError as exc:

@@ -30,6 +30,7 @@ class ExchangeStats:
     finish: str | None = None
     usage: Usage | None = None
     error: str | None = None
+    signatures: int = 0  # thought signatures read (see child.capture.wire)
     sent_at: float | None = None  # monotonic: the request went out
     first_text_at: float | None = None  # monotonic: the first text arrived from the site
     ended_at: float | None = None
@@ -44,6 +45,7 @@ class ExchangeStats:
             "frames": self.frames,
             "finish": self.finish,
             "error": self.error,
+            "signatures": self.signatures,
             "prompt_tokens": usage.prompt if usage else None,
             "completion_tokens": usage.completion if usage else None,
             "sent_at": self.sent_at,

@@ -323,6 +323,7 @@ class _AnswerReader:
                     watch.stats.frames += 1
                     for event in self._decoder.frame(value):
                         watch.put(event)
+                    watch.stats.signatures = len(self._decoder.signatures)
                     if self._decoder.finish_code is not None:
                         # The frame with the finish carries the usage: the answer is whole now,
                         # whenever the site gets round to closing the body.

@@ -7,7 +7,13 @@ frames into answer events: text, thinking, function calls, the finish and usage.
 
 The format (../shared/research/aistudio-page.md): a frame's candidate is `$[0][0]`, its
 content `[[parts], "model"]` and finish code `$[0][0][1]`; usage is `$[2]`; a part
-holds text at 1, a function call at 10, `true` at 12 for thinking.
+holds text at 1, a function call at 10, `true` at 12 for thinking, a thought signature at
+14 (on its own, or on a function call's part).
+
+Thought signatures are read (`AnswerDecoder.signatures`, each with the call it came with)
+but go nowhere: the OpenAI answer has no field for them, and the page could not take one
+back, since each request is a new chat whose whole history is typed into the prompt box
+as text; the page sends signatures only for turns of its own chat.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ _STRUCTURE = re.compile(r'[\[\]{},"\\]')
 _STRING_END = re.compile(r'["\\]')
 
 FINISH_REASONS = {1: FinishReason.STOP, 2: FinishReason.LENGTH, 3: FinishReason.CONTENT_FILTER}
-TEXT, FUNCTION_CALL, THOUGHT = 1, 10, 12
+TEXT, FUNCTION_CALL, THOUGHT, SIGNATURE = 1, 10, 12, 14
 USAGE_PROMPT, USAGE_CANDIDATES, USAGE_THOUGHTS = 0, 1, 9
 
 
@@ -130,6 +136,8 @@ class AnswerDecoder:
         self.finish_code: int | None = None
         self.tool_calls = 0
         self.error: AnswerError | None = None
+        # (the call's id or None, the signature): read, counted in the log, never sent on.
+        self.signatures: list[tuple[str | None, str]] = []
 
     def frame(self, frame: Any) -> Iterator[AnswerEvent]:
         self.frames += 1
@@ -166,15 +174,21 @@ class AnswerDecoder:
         if not isinstance(part, list):
             return None
         call = _at(part, FUNCTION_CALL)
+        signature = _at(part, SIGNATURE)
         if isinstance(call, list) and call and isinstance(call[0], str):
             self.tool_calls += 1
             arguments = _struct(_at(call, 1))
             call_id = _at(call, 2)
-            return ToolCall(
+            event = ToolCall(
                 id=call_id if isinstance(call_id, str) and call_id else f"call_{secrets.token_hex(12)}",
                 name=call[0],
                 arguments=orjson.dumps(arguments).decode(),
             )
+            if isinstance(signature, str) and signature:
+                self.signatures.append((event.id, signature))
+            return event
+        if isinstance(signature, str) and signature:
+            self.signatures.append((None, signature))
         text = _at(part, TEXT)
         if not isinstance(text, str) or not text:
             return None  # a thought signature, or an empty part

@@ -233,6 +233,12 @@ class Engine(Protocol):
 
     def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]: ...
 
+    def carrying(self, prompt: Prompt) -> Mapping[str, str]:
+        """Response headers that say how the engine carries what `prompt` asks beyond text
+        (`X-Coordinator-Tools`: through the page, adapted, emulated); {} when there is
+        nothing to say. Known before the answer starts; may raise EngineError (a 4xx)."""
+        ...
+
 
 class EngineConfigError(ValueError):
     """The engine cannot be set up as asked; retrying will not help."""

@@ -52,6 +52,7 @@ from child.engines.profile_writer import ProfileWriter, WriterState
 from child.engines.quota import QuotaBook
 from child.site.config import SiteConfig, SiteConfigError, load_site_config
 from child.site.driver import AIStudio
+from child.site.tools import plan_tools
 from coordinator.protocol.link import AnswerEvent
 
 if TYPE_CHECKING:
@@ -424,6 +425,9 @@ class BrowserEngine:
 
     def models(self) -> tuple[str, ...]:
         return self.site.models
+
+    def carrying(self, prompt: Prompt) -> dict[str, str]:
+        return plan_tools(prompt.options).headers
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         self.quota.check(prompt.model)

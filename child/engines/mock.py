@@ -35,6 +35,7 @@ from child.engines.base import (
 )
 from child.engines.profile_writer import ProfileWriter, WriterState
 from child.engines.quota import QuotaBook
+from child.schema_example import example
 from child.tokens import split_tokens
 from coordinator.protocol.link import (
     AnswerEvent,
@@ -228,6 +229,9 @@ class MockEngine:
     def models(self) -> tuple[str, ...]:
         return self._settings.models
 
+    def carrying(self, prompt: Prompt) -> dict[str, str]:
+        return {}  # the mock honours what it honours as asked
+
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         settings = self._settings
         if settings.fail_requests:
@@ -281,7 +285,12 @@ def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:
     elif options.tool_choice.mode is ToolMode.NONE:
         call = ""
     if call:
-        arguments = settings.tool_arguments if call == settings.tool_call else "{}"
+        # A declared function gets arguments that fit its parameters, as a model's would.
+        declared = next((tool for tool in options.tools if tool.name == call), None)
+        fitting = (
+            json.dumps(example(declared.parameters, last_user)) if declared and declared.parameters else "{}"
+        )
+        arguments = settings.tool_arguments if call == settings.tool_call else fitting
         return [*deltas, ToolCall(f"call_{secrets.token_hex(12)}", call, arguments)]
     text = "echo: " + last_user
     if prompt.attachments:
@@ -295,8 +304,11 @@ def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:
             )
             + "]"
         )
-    if options.output.kind is not OutputKind.TEXT:
+    if options.output.kind is OutputKind.JSON_OBJECT:
         text = json.dumps({"echo": text})
+    elif options.output.kind is OutputKind.JSON_SCHEMA:
+        # An instance of the schema, as a model bound to it answers (checked after, like any).
+        text = json.dumps(example(options.output.schema, text))
     return [*deltas, *(TextDelta(token) for token in split_tokens(text))]
 
 

@@ -277,6 +277,10 @@ class _Handlers:
             options=chat.options,
             attachments=chat.attachments,
         )
+        try:
+            headers.update(self.engine.carrying(prompt))
+        except EngineError as exc:
+            return engine_error_response(exc, headers)
         prompt_tokens = count_words(messages)
         answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
         exchange = _Exchange(request_id, stream=chat.stream, started=started)

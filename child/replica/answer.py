@@ -8,9 +8,14 @@ first. Then it honours the settings whose effect a client can see: stop sequence
 the answer (finish 1), maximum output tokens cut it (finish 2). A "token" is a word with
 the whitespace before it (`child.tokens`), and every count in the usage is of those.
 
-Beyond spec-11 C, so that the function-call parts of the wire (spec B) can be read from a
-real page: a last line containing "function call" is answered with a call of
-`replica_lookup` (arguments of every Value kind) instead of text.
+Beyond spec-11 C, the tools (`child.replica.tools`): like a model, it calls only functions
+the page declared. A last line that says "call" and names declared functions is answered
+with a call of each (two named: two calls in one answer, as parallel calls come); a last
+line asking for a "function call" that names none calls the first declared function; the
+arguments are an instance of the function's parameters (`child.schema_example`), strings
+being the last line. With structured output on, the answer is JSON: an instance of the
+response schema, or `{"answer": <last line>}` without one; a last line that says "ignore
+the schema" gets its usual prose instead, as a model may.
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from child.replica.tools import JSON_MIME, FunctionDeclaration
 from child.replica.uploads import InlineFile, describe
+from child.schema_example import example
 from child.tokens import split_tokens
 
 # Enough to show the prompt came through without echoing a whole pasted conversation.
 MAX_ECHOED_WORDS: Final = 60
 MARKDOWN_WORD: Final = re.compile(r"\bmarkdown\b", re.IGNORECASE)
 FUNCTION_CALL_WORDS: Final = re.compile(r"\bfunction call\b", re.IGNORECASE)
-FUNCTION_NAME: Final = "replica_lookup"
+CALL_WORD: Final = re.compile(r"\bcall\b", re.IGNORECASE)
+IGNORE_SCHEMA: Final = re.compile(r"\bignore the schema\b", re.IGNORECASE)
 
 # Indented code, a table and nested emphasis: what a DOM reader flattens or mixes with
 # the code block's icon texts; brackets and quotes inside the text, which a reader of the
@@ -110,11 +118,15 @@ class Reply:
     answer: tuple[str, ...]
     finish: Finish
     prompt_tokens: int
-    call: FunctionCall | None = None
+    calls: tuple[FunctionCall, ...] = ()
+
+    @property
+    def call(self) -> FunctionCall | None:
+        return self.calls[0] if self.calls else None
 
     @property
     def usage(self) -> Usage:
-        candidates = len(self.answer) + (self.call.tokens if self.call else 0)
+        candidates = len(self.answer) + sum(call.tokens for call in self.calls)
         return Usage(self.prompt_tokens, candidates, len(self.thoughts))
 
 
@@ -144,14 +156,31 @@ def full_answer(prompt: str, model: str, files: Sequence[InlineFile] = ()) -> st
     return f"Replica {model} answers: {line}"
 
 
-def function_call_for(prompt: str) -> FunctionCall | None:
-    """The call a last line asking for a "function call" gets; None for any other."""
+def function_calls_for(prompt: str, functions: Sequence[FunctionDeclaration]) -> tuple[FunctionCall, ...]:
+    """The calls the last line asks for, of declared functions only (see the module's doc)."""
+    if not functions:
+        return ()
     line = last_line(prompt)
-    if not FUNCTION_CALL_WORDS.search(line):
+    named = []
+    for function in functions:
+        found = re.search(rf"(?<![\w.:-]){re.escape(function.name)}(?![\w.:-])", line)
+        if found:
+            named.append((found.start(), function))
+    if named and CALL_WORD.search(line):
+        chosen = [function for _, function in sorted(named, key=lambda pair: pair[0])]
+    elif FUNCTION_CALL_WORDS.search(line):
+        chosen = [functions[0]]
+    else:
+        return ()
+    return tuple(FunctionCall(f.name, example(f.parameters, line) if f.parameters else {}) for f in chosen)
+
+
+def json_answer(prompt: str, schema: Mapping[str, object] | None) -> str | None:
+    """The JSON a structured-output answer is (None: the model ignores the schema)."""
+    line = last_line(prompt)
+    if IGNORE_SCHEMA.search(line):
         return None
-    arguments = {"query": line, "limit": 3, "ratio": 0.5, "exact": True, "cursor": None,
-                 "filters": {"lang": "en", "tags": ["replica", 2]}}  # fmt: skip
-    return FunctionCall(FUNCTION_NAME, arguments)
+    return json.dumps(example(schema, line) if schema else {"answer": line})
 
 
 def thoughts_for(prompt: str, model: str) -> str:
@@ -167,12 +196,18 @@ def reply_for(
     thinking: bool = False,
     context: Iterable[str] = (),
     files: Sequence[InlineFile] = (),
+    functions: Sequence[FunctionDeclaration] = (),
+    response_mime: str | None = None,
+    response_schema: Mapping[str, object] | None = None,
 ) -> Reply:
     """The replica's reply to `prompt` on `model` (a bare id); `context` is the rest of
-    the request's text (system instruction, earlier turns), counted in the prompt usage."""
+    the request's text (system instruction, earlier turns), counted in the prompt usage;
+    `functions`, `response_mime` and `response_schema` are the request's tools."""
     # As a model generates: token by token until the limit, ending early where a stop
     # sequence has appeared in full (the stop sequence itself is not sent).
     text, finish = full_answer(prompt, model, files), Finish.STOP
+    if response_mime == JSON_MIME:
+        text = json_answer(prompt, response_schema) or text
     tokens = split_tokens(text)
     if max_tokens is not None and len(tokens) > max_tokens:
         text, finish = "".join(tokens[: max(max_tokens, 0)]), Finish.MAX_TOKENS
@@ -182,9 +217,9 @@ def reply_for(
     answer = split_tokens(text)
     thoughts = split_tokens(thoughts_for(prompt, model)) if thinking else []
     prompt_tokens = sum(len(split_tokens(text)) for text in (prompt, *context))
-    call = function_call_for(prompt)
-    if call is not None:
-        return Reply(tuple(thoughts), (), Finish.STOP, prompt_tokens, call)
+    calls = function_calls_for(prompt, functions)
+    if calls:
+        return Reply(tuple(thoughts), (), Finish.STOP, prompt_tokens, calls)
     return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens)
 
 

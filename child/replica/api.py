@@ -64,7 +64,7 @@ class Sent:
     usage: Usage
     answer: str = ""
     thought: str = ""
-    call: FunctionCall | None = None
+    calls: tuple[FunctionCall, ...] = ()
 
 
 def reply_frames(reply: Reply) -> Iterator[Sent]:
@@ -78,10 +78,11 @@ def reply_frames(reply: Reply) -> Iterator[Sent]:
         digest = hashlib.sha256("".join(reply.thoughts).encode()).digest()
         signature = base64.b64encode(digest).decode()
         yield Sent(frame([signature_part(signature)]), Usage(reply.prompt_tokens, 0, thinking))
-    if reply.call is not None:
+    if reply.calls:
+        # Parallel calls come as parts of one frame.
         counts = reply.usage
-        part = function_call_part(reply.call.name, reply.call.arguments)
-        yield Sent(frame([part], reply.finish, counts), counts, call=reply.call)
+        parts = [function_call_part(call.name, call.arguments) for call in reply.calls]
+        yield Sent(frame(parts, reply.finish, counts), counts, calls=reply.calls)
         return
     tokens = reply.answer or ("",)
     for index, token in enumerate(tokens):
@@ -181,6 +182,9 @@ class _Api:
             thinking=parsed.model in config.thinking_models,
             context=parsed.context,
             files=parsed.files,
+            functions=parsed.functions,
+            response_mime=parsed.response_mime,
+            response_schema=parsed.response_schema,
         )
         gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
         headers = {**self._cors(request), "Cache-Control": NO_STORE, "X-Content-Type-Options": "nosniff"}
@@ -199,8 +203,10 @@ class _Api:
             run.answer += sent.answer
             run.thoughts += sent.thought
             run.usage = sent.usage
-            if sent.call is not None:
-                run.function_call = {"name": sent.call.name, "arguments": dict(sent.call.arguments)}
+            for call in sent.calls:
+                recorded = {"name": call.name, "arguments": dict(call.arguments)}
+                run.function_call = run.function_call or recorded
+                run.function_calls.append(recorded)
         run.finish = int(reply.finish)
         yield writer.close()
         run.end(RunStatus.COMPLETED)

@@ -20,6 +20,9 @@ from child.replica.markup import BODY, PAGE, STYLE, TEMPLATES
 from child.replica.script import PAGE_SCRIPT
 from child.replica.script_lib import LIBRARY
 from child.replica.state import PageLoad
+from child.replica.tools import SCRIPT as TOOLS_SCRIPT
+from child.replica.tools import STYLE as TOOLS_STYLE
+from child.replica.tools import TEMPLATES as TOOLS_TEMPLATES
 from child.replica.wire import PERMISSION_DENIED, RESOURCE_EXHAUSTED
 
 # What the page says when the answer endpoint refuses, by error code (spec-11 B).
@@ -30,6 +33,7 @@ ERROR_MESSAGES: Final = {PERMISSION_DENIED[0]: PERMISSION_MESSAGE, RESOURCE_EXHA
 SCRIPT: Final = (
     '\n(() => {\n  "use strict";\n  const BOOT = __BOOT__;\n  document.currentScript.remove();\n'
     + LIBRARY
+    + TOOLS_SCRIPT  # before the page script, whose start renders the settings
     + PAGE_SCRIPT
     + uploads.SCRIPT
     + "})();\n"
@@ -74,11 +78,11 @@ def login_page(continue_to: str) -> str:
 def chat_page(boot: Mapping[str, Any], drift: Iterable[str] = ()) -> str:
     """The chat page for one load; `boot` is what its script starts from (see `page_boot`)."""
     page = (
-        PAGE.replace("__STYLE__", STYLE + uploads.STYLE)
+        PAGE.replace("__STYLE__", STYLE + uploads.STYLE + TOOLS_STYLE)
         .replace("__BODY__", BODY)
         .replace("__MEDIA_CHIPS__", uploads.CHIPS)
         .replace("__ADD_MEDIA__", uploads.BUTTON)
-        .replace("__TEMPLATES__", TEMPLATES + uploads.TEMPLATES)
+        .replace("__TEMPLATES__", TEMPLATES + uploads.TEMPLATES + TOOLS_TEMPLATES)
         .replace("__SCRIPT__", SCRIPT)
     )
     page = apply_drift(page, drift)

@@ -192,7 +192,7 @@ PAGE_SCRIPT: Final = r"""
     });
     renderGroup();
     body.replaceChildren(...(sampling ? [numberField(firstOf("tpl-temperature"), "temperature", false)] : []),
-                         group);
+                         group, toolsGroup());
   }
 
   // ---- overlays: menus, dialogs; a modal one blocks the page below it
@@ -414,8 +414,8 @@ PAGE_SCRIPT: Final = r"""
                     sampling ? temperature : null, sampling ? topP : null, sampling ? 64 : null];
     const contents = page.history.map((turn) => [[...fileParts(turn), [null, turn.text]], turn.role]);
     const system = page.system.trim() ? [[[null, page.system]], "user"] : null;
-    return [MODEL_PREFIX + model.id, contents, null, config, nonce, null, null, null, system, null,
-            page.temporary ? 1 : null];
+    return toolsRequest([MODEL_PREFIX + model.id, contents, null, config, nonce, null, null, null, system,
+                         null, page.temporary ? 1 : null]);
   }
 
   function setGeneration(generation) {

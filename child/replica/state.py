@@ -86,6 +86,9 @@ class Run:
     function_call: dict[str, Any] | None = None
     # The files of the prompt, as received (name, type, size, sha256; never the bytes).
     files: list[dict[str, Any]] = field(default_factory=list)
+    function_calls: list[dict[str, Any]] = field(default_factory=list)
+    # What the page's tools sent: declared functions, response MIME type and schema.
+    tools: dict[str, Any] = field(default_factory=dict)
 
     def end(self, status: RunStatus) -> None:
         """The one way a run's status changes: a running run ends once, the first end wins."""
@@ -112,6 +115,8 @@ class Run:
             "reported": self.reported,
             "function_call": self.function_call,
             "files": self.files,
+            "function_calls": self.function_calls,
+            "tools": self.tools,
         }
 
 
@@ -159,6 +164,11 @@ class ReplicaState:
             temporary=request.temporary,
             proof_ok=proof_ok,
             files=[file.to_json() for file in request.files],
+            tools={
+                "functions": [asdict(function) for function in request.functions],
+                "response_mime": request.response_mime,
+                "response_schema": request.response_schema,
+            },
         )
         self.runs.append(run)
         return run

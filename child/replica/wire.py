@@ -11,9 +11,15 @@ Request (what the replica's page sends; the positions are the replica's choice):
       [content, ...],                       1 the chat so far, the new prompt last
       null,                                 2 safety settings (unused)
       [stop|null, null, null, max_tokens,   3 generation config
-       temperature|null, top_p|null, top_k],
+       temperature|null, top_p|null, top_k,
+       "application/json"|null,             3.7 response MIME type (structured output on)
+       schema|null],                        3.8 response schema (a JSON object, the page's subset)
       "<request nonce, 32 hex>",            4 per request, also the run's id
-      null, null, null,
+      [[name, description|null,             5 function declarations (function calling on),
+        parameters|null], ...]|null,          parameters a JSON object (the page's schema subset)
+      null,                                 6 function-calling config (mode, allowed names):
+                                              reserved; the page has no such control, sends none
+      null,
       content|null,                         8 system instruction
       null,
       1|null ]                              10 temporary chat
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from child.replica.answer import Finish, Usage
+from child.replica.tools import JSON_MIME, FunctionDeclaration, declaration_problem, schema_problem
 from child.replica.uploads import FilePartError, InlineFile, read_file_part
 
 RPC_PREFIX: Final = "/$rpc/google.internal.alkali.applications.makersuite.v1.MakerSuiteService/"
@@ -82,6 +89,9 @@ class GenerateRequest:
     top_p: float | None
     nonce: str
     temporary: bool
+    functions: tuple[FunctionDeclaration, ...] = ()
+    response_mime: str | None = None
+    response_schema: Mapping[str, Any] | None = None
 
     @property
     def prompt(self) -> str:
@@ -163,6 +173,15 @@ def parse_request(body: bytes) -> GenerateRequest:
     nonce = data[4]
     if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
         raise WireError("[4] is not a request nonce")
+    functions = _functions(_at(data, 5))
+    if _at(data, 6) is not None:
+        raise WireError("[6] is set: the page sends no function-calling config")
+    response_mime = _at(config, 7)
+    if response_mime not in (None, JSON_MIME):
+        raise WireError("[3][7] is not a response MIME type the page sends")
+    response_schema = _at(config, 8)
+    if response_schema is not None and (response_mime is None or schema_problem(response_schema, "[3][8]")):
+        raise WireError("[3][8] is not a response schema the page takes")
     system_content = _at(data, 8)
     system = _content_text(system_content, "[8]").text if system_content is not None else ""
     return GenerateRequest(
@@ -175,7 +194,27 @@ def parse_request(body: bytes) -> GenerateRequest:
         top_p=_number(_at(config, 5), "[3][5]"),
         nonce=nonce,
         temporary=_at(data, 10) == 1,
+        functions=functions,
+        response_mime=response_mime,
+        response_schema=response_schema,
     )
+
+
+def _functions(raw: Any) -> tuple[FunctionDeclaration, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise WireError("[5] is not a list of function declarations")
+    declarations = []
+    for index, item in enumerate(raw):
+        if not (isinstance(item, list) and len(item) == 3):
+            raise WireError(f"[5][{index}] is not [name, description, parameters]")
+        name, description, parameters = item
+        as_object = {"name": name, "description": description or "", "parameters": parameters or {}}
+        if declaration_problem(as_object, f"[5][{index}]"):
+            raise WireError(f"[5][{index}] is not a declaration the page takes")
+        declarations.append(FunctionDeclaration(name, description or "", parameters or {}))
+    return tuple(declarations)
 
 
 def encode_request(request: GenerateRequest) -> bytes:
@@ -183,11 +222,14 @@ def encode_request(request: GenerateRequest) -> bytes:
     turns = [
         [[*(file.to_part() for file in turn.files), [None, turn.text]], turn.role] for turn in request.turns
     ]
-    config = [list(request.stop) or None, None, None, request.max_tokens, request.temperature,
+    config: list[Any] = [list(request.stop) or None, None, None, request.max_tokens, request.temperature,
               request.top_p, 64]  # fmt: skip
+    if request.response_mime is not None:
+        config += [request.response_mime, request.response_schema]
     system = [[[None, request.system]], "user"] if request.system else None
+    functions = [[f.name, f.description or None, dict(f.parameters) or None] for f in request.functions]
     data = [MODEL_PREFIX + request.model, turns, None, config, request.nonce,
-            None, None, None, system, None, 1 if request.temporary else None]  # fmt: skip
+            functions or None, None, None, system, None, 1 if request.temporary else None]  # fmt: skip
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 

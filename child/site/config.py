@@ -69,6 +69,48 @@ SELECTORS: dict[str, str] = {
     "remove_stop": (
         'mat-chip button.remove-button[aria-label^="Remove"], mat-chip button[aria-label*="Remove"]'
     ),
+    # The collapsed "Tools" group: structured output and function calling, each a toggle
+    # and an Edit button (disabled while off) opening a dialog with a JSON editor.
+    "tools_group": 'button.settings-group-header[aria-label="Tools"], button[aria-label="Tools"]',
+    "structured_output_toggle": (
+        'div[data-test-id="structuredOutputTooltip"] mat-slide-toggle button, '
+        'div[data-test-id="structuredOutputTooltip"] button[role="switch"]'
+    ),
+    "schema_edit": (
+        'div[data-test-id="structuredOutputTooltip"] button.edit-schema-button, '
+        'div[data-test-id="structuredOutputTooltip"] button.ms-button-borderless'
+    ),
+    "schema_editor": "ms-edit-schema-dialog ms-text-editor textarea, ms-edit-schema-dialog textarea",
+    "schema_save": (
+        'ms-edit-schema-dialog button[aria-label="Save the schema"], '
+        "ms-edit-schema-dialog .mat-mdc-dialog-actions button.ms-button-primary"
+    ),
+    "function_calling_toggle": (
+        'div[data-test-id="functionCallingTooltip"] mat-slide-toggle button, '
+        'div[data-test-id="functionCallingTooltip"] button[role="switch"]'
+    ),
+    "function_declarations_edit": (
+        'div[data-test-id="functionCallingTooltip"] button.edit-function-declarations-button, '
+        "button.edit-function-declarations-button"
+    ),
+    "function_declarations_editor": (
+        "ms-edit-function-declarations-dialog ms-text-editor textarea, "
+        "ms-edit-function-declarations-dialog textarea"
+    ),
+    "function_declarations_save": (
+        'ms-edit-function-declarations-dialog button[aria-label="Save the current function declarations"], '
+        'mat-dialog-container button[aria-label="Save the current function declarations"]'
+    ),
+    # The declarations and schema dialogs open on their Visual Editor tab until the Code
+    # Editor tab (where the JSON goes) has been used.
+    "code_editor_tab": (
+        'mat-dialog-container button[role="tab"].code-editor-tab, '
+        'mat-dialog-container ms-tab-group button[role="tab"]:nth-child(2)'
+    ),
+    "tool_editor_error": 'mat-dialog-container .editor-error, mat-dialog-container [role="alert"]',
+    "tool_dialog_close": (
+        'mat-dialog-container button[aria-label="Close"], mat-dialog-container button.close-button'
+    ),
     "error_callout": "ms-callout.error-callout .message, ms-callout.warning-callout .message",
     "toast": "div.toast.error span.content-text, div.toast.warning span.content-text",
     # Files (child.site.uploads): the add-media button, its menu's items (the one whose text
@@ -96,6 +138,7 @@ ZERO_STATE_KEYS = (
     "temporary_on",
     "run_settings",
     "advanced_settings",
+    "tools_group",
 )
 # The buttons that dismiss a pop-up, in the order they are tried.
 POPUP_KEYS = ("cookie_accept", "skip_vote", "close_survey")

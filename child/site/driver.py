@@ -54,6 +54,15 @@ from child.site.errors import (
     UnsupportedSetting,
     missing,
 )
+from child.site.tools import (
+    SET_TOOLS,
+    PageTools,
+    ToolPlan,
+    call_names,
+    held_to_plan,
+    plan_tools,
+    tool_turn,
+)
 from child.site.trace import AnswerSources, Trace, first_line
 from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, TextDelta
 from coordinator.protocol.openai import message_text
@@ -81,11 +90,12 @@ _STEP_OF = {
     "advanced_settings": "settings",
     "prompt": "prompt",
     "run_button": "prompt",
+    "tools_group": "tools",
 }
 
 
 # What the page flow carries of what a request may ask (`asked_features`); the rest is refused.
-CARRIED: frozenset[str] = frozenset({"attachments"})
+CARRIED: frozenset[str] = frozenset({"attachments", "tools", "tool_choice", "response_format"})
 
 # The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
 _WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
@@ -99,17 +109,23 @@ def conversation_text(
     A lone user message goes as it is; a conversation goes as labelled turns, the last
     one last, so the page answers the last message with the rest as context. `files`
     (message index → file names) names the files each message carried, since they all
-    go with the one prompt.
+    go with the one prompt. The tool loop is carried whole: an assistant's calls (id,
+    name, arguments) and each tool's result with its call's id and function
+    (`child.site.tools`).
     """
     labels = {"system": "System", "developer": "System", "assistant": "Assistant", "tool": "Tool"}
+    names = call_names(messages)
     turns = []
     for index, message in enumerate(messages):
+        role = str(message.get("role", "user"))
+        if (loop := tool_turn(message, names)) is not None:
+            turns.append((role, *loop))
+            continue
         text = message_text(dict(message)).strip()
         if files and files.get(index):
             text = uploads.labelled(text, files[index])
         if not text:
             continue
-        role = str(message.get("role", "user"))
         label = labels.get(role, "User")
         if isinstance(name := message.get("name"), str):
             label += f" ({name})"
@@ -162,6 +178,7 @@ class AIStudio:
         self._defaults: dict[str, str] = {}  # run settings as the page had them at first
         self._dirty: set[str] = set()  # settings a request moved away from the page's default
         self._stops_set = False
+        self._tools: PageTools | None = None  # as the page's Tools group is set; None: unknown
         self._reload_next = False
 
     @property
@@ -217,6 +234,7 @@ class AIStudio:
             detail.append(f"model {self.model}")
             if not result["temporary"]["on"]:
                 log.warning("temporary_chat_off", key=result["temporary"]["key"])
+        self._tools = None  # a fresh page: its tools are whatever it starts with
         self._reload_next = False
 
     def logged_out(self, url: str) -> bool:
@@ -236,13 +254,20 @@ class AIStudio:
         for feature, param in asked_features(prompt).items():
             if feature not in CARRIED:
                 raise NotSupported(param, "the page flow does not carry it to the page yet")
+        plan = plan_tools(prompt.options)  # before the page is touched: a refusal costs nothing
+        if plan.page.functions is not None and not self._network_wanted():
+            # The rendered page shows a call's name and arguments, not its id or typed values.
+            raise NotSupported(
+                "tools", "this child reads answers from the rendered page, where calls cannot be read"
+            )
+        plan.log()
         page = self._page()
         self.trace = Trace()
         submitted = complete = False
         watch: AnswerWatch | None = None
         try:
             async with self.trace.step("prepare") as detail:
-                prepared = await self._prepare(prompt)
+                prepared = await self._prepare(prompt, plan)
                 detail.append(f"model {self.model}")
                 # After the model is set (a model switch reloads the page) and before submit.
                 await uploads.attach(page, self.config.selectors, prompt.attachments, self._step_s)
@@ -259,6 +284,7 @@ class AIStudio:
             source, reason = await self._source(watch)
             async with self.trace.step("answer") as detail:
                 events = self._network(watch) if source is AnswerSource.NETWORK else self._dom(prepared)
+                events = held_to_plan(events, plan)
                 if source is AnswerSource.DOM:
                     log.warning("answer_from_dom", reason=reason, answers_from_dom=self.answers.dom + 1)
                 self.answers = self.answers.counted(source, reason)
@@ -288,7 +314,7 @@ class AIStudio:
         turns: int
         run_enabled: bool
 
-    async def _prepare(self, prompt: Prompt) -> AIStudio.Prepared:
+    async def _prepare(self, prompt: Prompt, plan: ToolPlan) -> AIStudio.Prepared:
         """Model, temporary chat, settings and prompt, in one round trip when nothing is off.
 
         Each Playwright call is a round trip of a few milliseconds, and they add up to most
@@ -301,7 +327,7 @@ class AIStudio:
         wanted = bare_model(prompt.model)
         targets = self._targets(prompt)
         stops = "strict" if prompt.settings.stop else ("restore" if self._stops_set else None)
-        text = conversation_text(prompt.messages, uploads.file_labels(prompt.attachments))
+        text = conversation_text(prompt.messages, uploads.file_labels(prompt.attachments)) + plan.instruction
         for attempt in (1, 2):
             result = await page.evaluate(
                 scripts.PREPARE,
@@ -337,6 +363,8 @@ class AIStudio:
         self._remember(prompt, result["defaults"])
         if stops:
             await self._set_stops(prompt.settings.stop)
+        if plan.page != self._tools:
+            await self._set_tools(plan.page)
         return AIStudio.Prepared(turns=int(result.get("turns", 0)), run_enabled=bool(result["run_enabled"]))
 
     def _targets(self, prompt: Prompt) -> dict[str, dict[str, Any]]:
@@ -381,6 +409,24 @@ class AIStudio:
             await page.fill(selectors["add_stop"], stop, timeout=self._step_ms)
             await page.press(selectors["add_stop"], "Enter", timeout=self._step_ms)
         self._stops_set = bool(stops)
+        await page.focus(selectors["prompt"], timeout=self._step_ms)  # the submit is a key press
+
+    async def _set_tools(self, wanted: PageTools) -> None:
+        """The Tools group as `wanted`: opened, toggles set, declarations and schema saved and
+        read back (`child.site.tools`). The page keeps them from one chat to the next."""
+        page = self._page()
+        selectors = self.config.selectors
+        self._tools = None  # unknown until done
+        want = {"functions": wanted.functions, "schema": wanted.schema}
+        result = await page.evaluate(SET_TOOLS, [dict(selectors), want, self._step_ms])
+        if result["refused"] is not None:
+            param = "response_format" if result["editor"] == "schema_editor" else "tools"
+            raise NotSupported(param, f"the page's editor refused it ({result['refused'][:200]})")
+        if result["failed"]:
+            key = result["failed"]
+            problem = f"did not take the setting within {self._step_s:g}s"
+            raise DriverError("tools", problem, key=key, selector=selectors[key])
+        self._tools = wanted
         await page.focus(selectors["prompt"], timeout=self._step_ms)  # the submit is a key press
 
     async def _submit(self, prepared: AIStudio.Prepared, watch: AnswerWatch | None) -> None:

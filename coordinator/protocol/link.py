@@ -33,6 +33,12 @@ EXIT_CONFIG: Final = 78  # EX_CONFIG: configured wrongly; a restart cannot help 
 
 TOKEN_ENV: Final = "CHILD_TOKEN"
 TOKEN_HEADER: Final = "X-Child-Token"
+# The error code of an answer that is not what the request asked for (JSON, its schema, a
+# required call): the model's doing, so the coordinator passes it on and tries no other child.
+INVALID_OUTPUT: Final = "invalid_output"
+# Headers of a child's answer that the coordinator passes on to the client (lower case):
+# how the child carried the request's tools and output format.
+RELAYED_HEADERS: Final = ("x-coordinator-tools",)
 
 
 class EngineName(StrEnum):

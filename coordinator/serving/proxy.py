@@ -99,6 +99,7 @@ class Answer:
     body: bytes  # the whole body, or the first chunk of a stream
     content_type: str
     stream: ChildAnswer | None = None  # the rest of a stream, still coming
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # the child's own, for the client (link.RELAYED_HEADERS)
 
 
 class Proxy:
@@ -230,15 +231,20 @@ class Proxy:
                     child.spec.ports.api, "POST", "/v1/chat/completions", headers, raw
                 )
                 content_type = response.headers.get("content-type", "")
+                relayed = tuple(
+                    (name.encode(), response.headers[name].encode())
+                    for name in link.RELAYED_HEADERS
+                    if name in response.headers
+                )
                 if response.status != 200 or not stream:
                     body = await response.read()
                     self._judge(response.status, response.headers, body)
-                    return Answer(child, response.status, body, content_type)
+                    return Answer(child, response.status, body, content_type, headers=relayed)
                 first = await response.next_chunk()
                 if not first:
                     raise _ChildFailed(Outcome.FAILED, "closed the stream before its first byte")
                 handed_over = True
-                return Answer(child, 200, first, content_type, response)
+                return Answer(child, 200, first, content_type, response, relayed)
         except TimeoutError:
             raise _ChildFailed(
                 Outcome.FAILED, f"no first byte within {self.settings.first_byte_timeout:g}s"
@@ -278,6 +284,10 @@ class Proxy:
             )
         if code == "auth_expired":
             raise _ChildFailed(Outcome.AUTH_EXPIRED, "the profile is logged out")
+        if code == link.INVALID_OUTPUT:
+            # The model's answer broke the request's format: the answer stands (a retry is
+            # the client's call), and it says nothing of the child's health.
+            return
         if status == 403:
             # 403 here means the child does not know our token: it belongs to another run.
             raise _ChildFailed(Outcome.FAILED, f"answered {status} ({code or 'no code'})")

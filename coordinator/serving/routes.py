@@ -349,9 +349,10 @@ class App:
             )
         context.child = answer.child.id
         if answer.stream is None:
-            return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
+            content_type = (answer.content_type or "application/json").encode()
+            return Reply(answer.status, answer.body, content_type, answer.headers)
         async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
-            request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
+            request.start(200, (*_SSE_HEADERS, *answer.headers, *self._stamp(context), *self._cors(request)))
             async for chunk in relay:
                 await request.write(chunk)
             await request.end()

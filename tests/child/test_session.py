@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Sequence
 import pytest
 
 from child.engines.base import EngineError, EngineState, EngineStatus, Prompt
+from child.output_check import InvalidOutput
 from child.session import Session
 from coordinator.protocol.link import (
     AnswerError,
@@ -19,6 +20,7 @@ from coordinator.protocol.link import (
     TextDelta,
     Usage,
 )
+from coordinator.protocol.request import ChatOptions, OutputFormat, OutputKind
 
 PROMPT = Prompt(model="m", messages=({"role": "user", "content": "hi"},))
 
@@ -45,6 +47,9 @@ class ScriptedEngine:
 
     def models(self) -> tuple[str, ...]:
         return ("m",)
+
+    def carrying(self, prompt: Prompt) -> dict[str, str]:
+        return {}
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         self.generations += 1
@@ -136,3 +141,22 @@ async def _finish_first_then_wait() -> None:
     await session.finish(second)
     await session.close()  # lets the last reset end before the engine goes
     assert engine.cleanups == 2
+
+
+async def test_an_answer_that_breaks_the_asked_schema_ends_with_invalid_output_not_the_finish() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    options = ChatOptions(output=OutputFormat(OutputKind.JSON_SCHEMA, "N", schema, True))
+    asked = Prompt(model="m", messages=PROMPT.messages, options=options)
+    for text, fine in (('{"n": 1}', True), ("Sure, n is 1", False)):
+        engine = ScriptedEngine([TextDelta(text), Finish()])
+        session = Session(engine)
+        turn = session.begin("r1", asked)
+        assert await turn.next_event() == TextDelta(text)  # the text streams as it comes
+        if fine:
+            assert await turn.next_event() == Finish()
+        else:
+            with pytest.raises(InvalidOutput, match="'N'"):
+                await turn.next_event()
+        await session.finish(turn)
+        await turn.settled()  # the page's reset, whatever the answer
+        assert engine.cleanups == 1 and not session.busy

@@ -16,6 +16,7 @@ from pathlib import Path
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from openai.types.shared_params import FunctionDefinition
 from playwright.sync_api import sync_playwright
 
 from child.engines.browser import find_chromium
@@ -179,8 +180,17 @@ def test_a_function_call_from_the_site_reaches_the_client_as_a_tool_call(
     served: tuple[Coordinator, Site],
 ) -> None:
     run, site = served
+    properties = {"query": {"type": "string"}, "limit": {"type": "integer"}, "ratio": {"type": "number"},
+                  "exact": {"type": "boolean"}, "cursor": {"type": "null"},
+                  "filters": {"type": "object", "properties": {"tags": {"type": "array"}}}}  # fmt: skip
+    lookup: FunctionDefinition = {
+        "name": "replica_lookup",
+        "parameters": {"type": "object", "properties": properties},
+    }
     answer = run.openai(timeout=60).chat.completions.create(
-        model="replica-flash", messages=[{"role": "user", "content": "look it up with a function call"}]
+        model="replica-flash",
+        messages=[{"role": "user", "content": "look it up with a function call"}],
+        tools=[{"type": "function", "function": lookup}],
     )
     recorded = site.last_run()["function_call"]
     choice = answer.choices[0]

@@ -3,10 +3,13 @@ by stop sequences and maximum tokens, and the usage counts."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from child.replica import Finish, answer_for, reply_for
-from child.replica.answer import MAX_ECHOED_WORDS, thoughts_for
+from child.replica.answer import MAX_ECHOED_WORDS, FunctionCall, thoughts_for
+from child.replica.tools import FunctionDeclaration
 from child.tokens import split_tokens
 
 
@@ -82,10 +85,40 @@ def test_thinking_adds_thoughts_and_usage_counts_every_part() -> None:
     assert usage.total == usage.prompt + usage.candidates + usage.thoughts
 
 
-def test_a_last_line_asking_for_a_function_call_gets_one_instead_of_text() -> None:
-    reply = reply_for("context\nplease make a Function Call now", "m", max_tokens=1)
+LOOKUP = FunctionDeclaration("lookup", "", {"type": "object", "properties": {"query": {"type": "string"}}})
+DAYS = {"type": "object", "properties": {"days": {"type": "integer"}}}
+WEATHER = FunctionDeclaration("get_weather", "", DAYS)
+
+
+def test_a_last_line_asking_for_a_function_call_calls_the_first_declared_function() -> None:
+    prompt = "context\nplease make a Function Call now"
+    reply = reply_for(prompt, "m", max_tokens=1, functions=[LOOKUP, WEATHER])
     assert reply.answer == () and reply.finish == Finish.STOP
-    assert reply.call is not None and reply.call.name == "replica_lookup"
-    assert reply.call.arguments["query"] == "please make a Function Call now"
-    assert reply.usage.candidates == reply.call.tokens > 0
-    assert reply_for("function call\nthen text", "m").call is None
+    assert reply.calls == (FunctionCall("lookup", {"query": "please make a Function Call now"}),)
+    assert reply.usage.candidates == reply.calls[0].tokens > 0
+    assert reply_for("function call\nthen text", "m", functions=[LOOKUP]).calls == ()
+
+
+def test_no_function_is_called_that_the_page_did_not_declare() -> None:
+    assert reply_for("make a function call", "m").calls == ()
+    assert reply_for("call get_weather", "m", functions=[LOOKUP]).calls == ()
+
+
+def test_a_line_that_says_call_calls_each_function_it_names_in_order() -> None:
+    reply = reply_for("call get_weather and then lookup", "m", functions=[LOOKUP, WEATHER])
+    assert [call.name for call in reply.calls] == ["get_weather", "lookup"]
+    assert reply.calls[0].arguments == {"days": 1}
+    # Naming is not asking: without "call" it is text.
+    assert reply_for("what does get_weather do?", "m", functions=[WEATHER]).calls == ()
+    # A name inside another word is not the name.
+    assert reply_for("call get_weather_v2", "m", functions=[WEATHER]).calls == ()
+
+
+def test_structured_output_answers_an_instance_of_the_schema_unless_told_to_ignore_it() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    reply = reply_for("give json", "m", response_mime="application/json", response_schema=schema)
+    assert json.loads("".join(reply.answer)) == {"n": 1}
+    bare = reply_for("give json", "m", response_mime="application/json")
+    assert json.loads("".join(bare.answer)) == {"answer": "give json"}
+    prose = reply_for("now ignore the schema", "m", response_mime="application/json", response_schema=schema)
+    assert "".join(prose.answer) == "Replica m answers: now ignore the schema"

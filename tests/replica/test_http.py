@@ -30,6 +30,7 @@ from child.replica import (
 )
 from child.replica.answer import reply_for, thoughts_for
 from child.replica.api import PAGE_HEADER, accepts_gzip
+from child.replica.tools import FunctionDeclaration
 from child.replica.wire import encode_request
 from tests.support.processes import free_port, stop_process_group, wait_for
 from tests.support.replica import SESSION, PageClient, RemoteReplica, StartReplica, ThreadedReplica
@@ -259,7 +260,15 @@ def test_thinking_models_send_thoughts_then_a_signature_then_the_answer(
 def test_a_function_call_is_one_frame_of_typed_values(
     replica: ThreadedReplica, page_client: PageClient
 ) -> None:
-    response = page_client.post(page_client.request("make a function call"))
+    parameters = {"type": "object", "properties": {
+        "query": {"type": "string"}, "limit": {"type": "integer", "minimum": 3}, "ratio": {"type": "number"},
+        "exact": {"type": "boolean"}, "cursor": {"type": "null"},
+        "filters": {"type": "object", "properties": {
+            "lang": {"type": "string", "enum": ["en"]},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 4}, "minItems": 2},
+        }}}}  # fmt: skip
+    declared = (FunctionDeclaration("replica_lookup", "looks up", parameters),)
+    response = page_client.post(page_client.request("make a function call", functions=declared))
     (only,) = frames_of(response.content)
     part = [None] * 10 + [
         [
@@ -273,7 +282,8 @@ def test_a_function_call_is_one_frame_of_typed_values(
                     ["cursor", [0]],
                     ["filters", [None, None, None, None, [[
                         ["lang", [None, None, "en"]],
-                        ["tags", [None, None, None, None, None, [[[None, None, "replica"], [None, 2]]]]],
+                        ["tags", [None, None, None, None, None, [[
+                            [None, None, "make"], [None, None, "make"]]]]],
                     ]]]],
                 ]
             ],

@@ -183,6 +183,15 @@ def test_a_function_call_is_shown_as_its_name_and_arguments(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica)
+    # Declared through the Tools group (tests/replica/test_page_tools.py): no call otherwise.
+    page.locator('button[aria-label="Tools"]').click()
+    page.locator('[data-test-id="functionCallingTooltip"] button[role="switch"]').click()
+    page.locator("button.edit-function-declarations-button").click()
+    page.locator("ms-edit-function-declarations-dialog button.code-editor-tab").click()
+    properties = {"query": {"type": "string"}, "limit": {"type": "integer"}, "tags": {"type": "array"}}
+    lookup = {"name": "replica_lookup", "parameters": {"type": "object", "properties": properties}}
+    page.locator("ms-edit-function-declarations-dialog textarea").fill(json.dumps([lookup]))
+    page.locator("ms-edit-function-declarations-dialog button.save-button").click()
     submit(page, "try a function call")
     expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
     chunk = page.locator(f"{ui.MODEL_TURN} ms-function-call-chunk")

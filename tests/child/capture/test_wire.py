@@ -126,3 +126,12 @@ def test_a_body_cut_before_the_finish_is_an_error() -> None:
 def test_a_body_that_is_not_the_format_is_refused() -> None:
     with pytest.raises(WireError):
         FrameScanner().feed(b"]]")
+
+
+def test_thought_signatures_are_read_with_their_call_and_never_become_events() -> None:
+    decoder = AnswerDecoder()
+    alone = [*([None] * 12), True, None, "sig-thought"]
+    signed_call = [*([None] * 10), ["f", [[]], "call_7"], None, None, None, "sig-call"]
+    events = list(decoder.frame(frame([alone, signed_call], finish=1)))
+    assert events == [ToolCall("call_7", "f", "{}")]
+    assert decoder.signatures == [(None, "sig-thought"), ("call_7", "sig-call")]

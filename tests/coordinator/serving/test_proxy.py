@@ -90,6 +90,24 @@ async def test_a_client_error_is_the_answer_and_not_retried(tmp_path: Path) -> N
     assert (answer.status, link.asked()) == (400, [1])
 
 
+async def test_an_answer_that_broke_the_requests_format_is_the_answer_and_counts_against_no_child(
+    tmp_path: Path,
+) -> None:
+    proxy, link, (child, _) = make_proxy(tmp_path, 2, eject_after=1)
+    link.script(
+        1,
+        FakeAnswer(
+            502, b'{"error": {"code": "invalid_output"}}', headers={"x-coordinator-tools": "output=page"}
+        ),
+    )
+
+    answer = await proxy.open(PLAIN, b"{}", "r1")
+
+    assert (answer.status, link.asked()) == (502, [1])
+    assert child.state is ChildState.READY and child.errors_in_row == 0
+    assert answer.headers == ((b"x-coordinator-tools", b"output=page"),)
+
+
 async def test_every_attempt_failing_ends_in_502_naming_the_last_reason(tmp_path: Path) -> None:
     proxy, link, _ = make_proxy(tmp_path, 3, max_attempts=2)
     link.script(1, FakeAnswer(500, b"{}"))
