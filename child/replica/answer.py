@@ -8,6 +8,13 @@ first. Then it honours the settings whose effect a client can see: stop sequence
 the answer (finish 1), maximum output tokens cut it (finish 2). A "token" is a word with
 the whitespace before it (`child.tokens`), and every count in the usage is of those.
 
+A system instruction shows: the answer ends by quoting its last line, so a test can tell
+it reached the page's System instructions field (the wire's `[8]`) rather than the prompt.
+The thinking level (`level`, a name of `settings_panel.LEVEL_CODES`) sets how much it
+thinks: High all of `THOUGHTS`, Medium its first two paragraphs, Low the first, Minimal
+nothing. With Google Search or URL context on, it adds grounded sentences and their
+sources (`child.replica.grounding`).
+
 Beyond spec-11 C, so that the function-call parts of the wire (spec B) can be read from a
 real page: a last line containing "function call" is answered with a call of
 `replica_lookup` (arguments of every Value kind) instead of text.
@@ -22,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from child.replica.grounding import Grounding, ground
 from child.tokens import split_tokens
 
 # Enough to show the prompt came through without echoing a whole pasted conversation.
@@ -65,6 +73,9 @@ THOUGHTS: Final = """**Reading the request**
 The prompt ends with: {line}
 
 I answer as {model}, deterministically."""
+# How many paragraphs of THOUGHTS each thinking level thinks.
+THOUGHT_PARAGRAPHS: Final = {"Minimal": 0, "Low": 1, "Medium": 2, "High": 3}
+SYSTEM_WORDS: Final = 20
 
 
 class Finish(IntEnum):
@@ -110,6 +121,7 @@ class Reply:
     finish: Finish
     prompt_tokens: int
     call: FunctionCall | None = None
+    grounding: Grounding | None = None
 
     @property
     def usage(self) -> Usage:
@@ -132,12 +144,17 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> str:
     return text[: min(found)] if found else text
 
 
-def full_answer(prompt: str, model: str) -> str:
-    """The answer before any setting applies: the markdown document, or the echo."""
+def full_answer(prompt: str, model: str, system: str = "") -> str:
+    """The answer before any setting applies: the markdown document, or the echo; then the
+    system instruction's last line, if there is one."""
     line = last_line(prompt)
-    if MARKDOWN_WORD.search(line):
-        return MARKDOWN_DOCUMENT.format(model=model, line=line)
-    return f"Replica {model} answers: {line}"
+    text = (
+        MARKDOWN_DOCUMENT.format(model=model, line=line)
+        if MARKDOWN_WORD.search(line)
+        else (f"Replica {model} answers: {line}")
+    )
+    instruction = " ".join(last_line(system).split()[:SYSTEM_WORDS])
+    return f"{text} (system instruction: {instruction})" if instruction else text
 
 
 def function_call_for(prompt: str) -> FunctionCall | None:
@@ -150,8 +167,10 @@ def function_call_for(prompt: str) -> FunctionCall | None:
     return FunctionCall(FUNCTION_NAME, arguments)
 
 
-def thoughts_for(prompt: str, model: str) -> str:
-    return THOUGHTS.format(model=model, line=last_line(prompt))
+def thoughts_for(prompt: str, model: str, level: str | None = None) -> str:
+    """What the model thinks at `level` (None: a request without one, thought through fully)."""
+    paragraphs = THOUGHTS.format(model=model, line=last_line(prompt)).split("\n\n")
+    return "\n\n".join(paragraphs[: THOUGHT_PARAGRAPHS.get(level or "High", len(paragraphs))])
 
 
 def reply_for(
@@ -162,12 +181,21 @@ def reply_for(
     stop: Iterable[str] = (),
     thinking: bool = False,
     context: Iterable[str] = (),
+    system: str = "",
+    level: str | None = None,
+    search: bool = False,
+    url_context: bool = False,
 ) -> Reply:
     """The replica's reply to `prompt` on `model` (a bare id); `context` is the rest of
-    the request's text (system instruction, earlier turns), counted in the prompt usage."""
+    the request's text (system instruction, earlier turns), counted in the prompt usage;
+    `system` the system instruction, `level` the thinking level, `search` and
+    `url_context` the tools that are on."""
     # As a model generates: token by token until the limit, ending early where a stop
     # sequence has appeared in full (the stop sequence itself is not sent).
-    text, finish = full_answer(prompt, model), Finish.STOP
+    text, grounding = ground(
+        full_answer(prompt, model, system), last_line(prompt), prompt, search=search, url_context=url_context
+    )
+    finish = Finish.STOP
     tokens = split_tokens(text)
     if max_tokens is not None and len(tokens) > max_tokens:
         text, finish = "".join(tokens[: max(max_tokens, 0)]), Finish.MAX_TOKENS
@@ -175,12 +203,13 @@ def reply_for(
     if cut != text:
         text, finish = cut, Finish.STOP
     answer = split_tokens(text)
-    thoughts = split_tokens(thoughts_for(prompt, model)) if thinking else []
+    grounding = grounding.within(len(text)) if grounding is not None else None
+    thoughts = split_tokens(thoughts_for(prompt, model, level)) if thinking else []
     prompt_tokens = sum(len(split_tokens(text)) for text in (prompt, *context))
     call = function_call_for(prompt)
     if call is not None:
         return Reply(tuple(thoughts), (), Finish.STOP, prompt_tokens, call)
-    return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens)
+    return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens, grounding=grounding)
 
 
 def answer_for(prompt: str, model: str, max_tokens: int | None, stop: list[str]) -> str:

@@ -18,6 +18,9 @@ from child.replica.drift import apply_drift
 from child.replica.markup import BODY, PAGE, STYLE, TEMPLATES
 from child.replica.script import PAGE_SCRIPT
 from child.replica.script_lib import LIBRARY
+from child.replica.settings_panel import SCRIPT as SETTINGS_SCRIPT
+from child.replica.settings_panel import STYLE as SETTINGS_STYLE
+from child.replica.settings_panel import TEMPLATES as SETTINGS_TEMPLATES
 from child.replica.state import PageLoad
 from child.replica.wire import PERMISSION_DENIED, RESOURCE_EXHAUSTED
 
@@ -29,6 +32,7 @@ ERROR_MESSAGES: Final = {PERMISSION_DENIED[0]: PERMISSION_MESSAGE, RESOURCE_EXHA
 SCRIPT: Final = (
     '\n(() => {\n  "use strict";\n  const BOOT = __BOOT__;\n  document.currentScript.remove();\n'
     + LIBRARY
+    + SETTINGS_SCRIPT
     + PAGE_SCRIPT
     + "})();\n"
 )
@@ -72,9 +76,9 @@ def login_page(continue_to: str) -> str:
 def chat_page(boot: Mapping[str, Any], drift: Iterable[str] = ()) -> str:
     """The chat page for one load; `boot` is what its script starts from (see `page_boot`)."""
     page = (
-        PAGE.replace("__STYLE__", STYLE)
+        PAGE.replace("__STYLE__", STYLE + SETTINGS_STYLE)
         .replace("__BODY__", BODY)
-        .replace("__TEMPLATES__", TEMPLATES)
+        .replace("__TEMPLATES__", TEMPLATES + SETTINGS_TEMPLATES)
         .replace("__SCRIPT__", SCRIPT)
     )
     page = apply_drift(page, drift)
@@ -90,6 +94,9 @@ def page_boot(config: ReplicaConfig, page: PageLoad, api_url: str) -> dict[str, 
             "displayName": display_name(model),
             "sampling": model not in config.no_sampling_models,
             "thinking": model in config.thinking_models,
+            "levels": list(config.thinking_levels.get(model, ())),
+            "defaultLevel": config.default_level(model),
+            "grounding": model in config.grounding_models,
         }
         for model in config.models
     ]

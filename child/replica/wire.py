@@ -11,15 +11,28 @@ Request (what the replica's page sends; the positions are the replica's choice):
       [content, ...],                       1 the chat so far, the new prompt last
       null,                                 2 safety settings (unused)
       [stop|null, null, null, max_tokens,   3 generation config
-       temperature|null, top_p|null, top_k],
+       temperature|null, top_p|null, top_k,
+       …, [9] thinking level|null],           [9]: 1 Minimal, 2 Low, 3 Medium, 4 High
       "<request nonce, 32 hex>",            4 per request, also the run's id
-      null, null, null,
+      null, null,
+      [google_search 1|null,                7 grounding tools, null when both are off
+       url_context 1|null]|null,
       content|null,                         8 system instruction
       null,
       1|null ]                              10 temporary chat
     content = [[part, ...], "user"|"model"]; a text part = [null, "text"]
 
-Response: `[[frame, frame, ...]]`; see `frame` and the part builders below.
+Response: `[[frame, frame, ...]]`; see `frame` and the part builders below. A frame's
+candidate is `[content, finish?, …]`; an answer grounded by Google Search or URL context
+carries, on its last frame, the grounding metadata at candidate `[8]` (Gemini's
+GroundingMetadata, field 9) and, for URL context, the URLs read at candidate `[12]`:
+
+    [8]  [[chunk, ...], [support, ...], [query, ...]]
+         chunk   = [[uri, title]]                       (a web source)
+         support = [[part|null, start|null, end, text], [chunk index, ...]]
+                   start and end are UTF-8 byte offsets in the answer's text (0 is null,
+                   as json+protobuf leaves zeros out)
+    [12] [[[url, status], ...]]                         status 1: read
 """
 
 from __future__ import annotations
@@ -78,6 +91,10 @@ class GenerateRequest:
     top_p: float | None
     nonce: str
     temporary: bool
+    # The thinking level's code at [3][9] (settings_panel.LEVEL_CODES), and the tools at [7].
+    thinking_level: int | None = None
+    search: bool = False
+    url_context: bool = False
 
     @property
     def prompt(self) -> str:
@@ -148,6 +165,15 @@ def parse_request(body: bytes) -> GenerateRequest:
     nonce = data[4]
     if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
         raise WireError("[4] is not a request nonce")
+    level = _at(config, 9)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise WireError("[3][9] is not a thinking level")
+    tools = _at(data, 7)
+    if tools is not None and not (
+        isinstance(tools, list) and len(tools) <= 2 and all(flag in (None, 1) for flag in tools)
+    ):
+        raise WireError("[7] is not [google_search 1|null, url_context 1|null]")
+    tools = tools or []
     system_content = _at(data, 8)
     system = _content_text(system_content, "[8]").text if system_content is not None else ""
     return GenerateRequest(
@@ -160,6 +186,9 @@ def parse_request(body: bytes) -> GenerateRequest:
         top_p=_number(_at(config, 5), "[3][5]"),
         nonce=nonce,
         temporary=_at(data, 10) == 1,
+        thinking_level=level,
+        search=_at(tools, 0) == 1,
+        url_context=_at(tools, 1) == 1,
     )
 
 
@@ -168,9 +197,13 @@ def encode_request(request: GenerateRequest) -> bytes:
     turns = [[[[None, turn.text]], turn.role] for turn in request.turns]
     config = [list(request.stop) or None, None, None, request.max_tokens, request.temperature,
               request.top_p, 64]  # fmt: skip
+    if request.thinking_level is not None:
+        config += [None, None, request.thinking_level]
     system = [[[None, request.system]], "user"] if request.system else None
+    tools = [1 if request.search else None, 1 if request.url_context else None]
     data = [MODEL_PREFIX + request.model, turns, None, config, request.nonce,
-            None, None, None, system, None, 1 if request.temporary else None]  # fmt: skip
+            None, None, tools if any(tools) else None, system, None,
+            1 if request.temporary else None]  # fmt: skip
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -224,10 +257,20 @@ def usage(counts: Usage) -> JsonArray:
     return [*head, *([None] * 6), counts.thoughts] if counts.thoughts else head
 
 
-def frame(parts: list[JsonArray], finish: Finish | None = None, counts: Usage | None = None) -> JsonArray:
-    """[[candidate], null, usage?]; candidate [content] or [content, finish]."""
+def frame(
+    parts: list[JsonArray],
+    finish: Finish | None = None,
+    counts: Usage | None = None,
+    grounding: JsonArray | None = None,
+    urls_read: JsonArray | None = None,
+) -> JsonArray:
+    """[[candidate], null, usage?]; candidate [content], [content, finish], then the
+    grounding metadata at [8] and the URLs read at [12] when given."""
     content = [parts, "model"]
-    candidate = [content] if finish is None else [content, int(finish)]
+    candidate: JsonArray = [content] if finish is None else [content, int(finish)]
+    for index, extra in ((8, grounding), (12, urls_read)):
+        if extra is not None:
+            candidate += [None] * (index - len(candidate)) + [extra]
     return [[candidate]] if counts is None else [[candidate], None, usage(counts)]
 
 
