@@ -7,7 +7,11 @@ frames into answer events: text, thinking, function calls, the finish and usage.
 
 The format (../shared/research/aistudio-page.md): a frame's candidate is `$[0][0]`, its
 content `[[parts], "model"]` and finish code `$[0][0][1]`; usage is `$[2]`; a part
-holds text at 1, a function call at 10, `true` at 12 for thinking.
+holds text at 1, a function call at 10, `true` at 12 for thinking. A grounded answer
+(Google Search, URL context) carries Gemini's grounding metadata at candidate `[8]`:
+`[[chunk…], [support…], …]`, a chunk `[[url, title]]`, a support
+`[[part, start, end, text], [chunk index…]]` with UTF-8 byte offsets into the answer's
+text (a zero left out as null); each supported span becomes a `Citation` per source.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from child.engines.base import RPC_PERMISSION_DENIED, RPC_RESOURCE_EXHAUSTED
 from coordinator.protocol.link import (
     AnswerError,
     AnswerEvent,
+    Citation,
     Finish,
     FinishReason,
     ReasoningDelta,
@@ -39,6 +44,7 @@ _STRING_END = re.compile(r'["\\]')
 FINISH_REASONS = {1: FinishReason.STOP, 2: FinishReason.LENGTH, 3: FinishReason.CONTENT_FILTER}
 TEXT, FUNCTION_CALL, THOUGHT = 1, 10, 12
 USAGE_PROMPT, USAGE_CANDIDATES, USAGE_THOUGHTS = 0, 1, 9
+GROUNDING = 8
 
 
 class WireError(ValueError):
@@ -130,6 +136,8 @@ class AnswerDecoder:
         self.finish_code: int | None = None
         self.tool_calls = 0
         self.error: AnswerError | None = None
+        self._text = b""  # the answer's text so far, as the grounding's offsets count it
+        self._cited: set[tuple[str, int, int]] = set()
 
     def frame(self, frame: Any) -> Iterator[AnswerEvent]:
         self.frames += 1
@@ -144,7 +152,29 @@ class AnswerDecoder:
         for part in parts if isinstance(parts, list) else ():
             event = self._part(part)
             if event is not None:
+                if isinstance(event, TextDelta):
+                    self._text += event.text.encode()
                 yield event
+        yield from self._citations(_at(candidate, GROUNDING))
+
+    def _citations(self, grounding: Any) -> Iterator[Citation]:
+        """The sources of a grounded answer, each once per span, in character offsets."""
+        chunks, supports = _at(grounding, 0), _at(grounding, 1)
+        if not isinstance(chunks, list) or not isinstance(supports, list):
+            return
+        for support in supports:
+            segment, indices = _at(support, 0), _at(support, 1)
+            start, end = _offset(_at(segment, 1)), _offset(_at(segment, 2))
+            if not isinstance(indices, list) or end <= start:
+                continue
+            first, last = (len(self._text[:offset].decode(errors="ignore")) for offset in (start, end))
+            for index in indices:
+                web = _at(chunks, index, 0) if isinstance(index, int) else None
+                url, title = _at(web, 0), _at(web, 1)
+                if not isinstance(url, str) or (url, first, last) in self._cited:
+                    continue
+                self._cited.add((url, first, last))
+                yield Citation(url=url, title=title if isinstance(title, str) else url, start=first, end=last)
 
     def rest(self, value: Any) -> None:
         """A top-level element after the frames: `[code, message]` is an error."""
@@ -205,6 +235,11 @@ def _at(value: Any, *path: int) -> Any:
             return None
         value = value[index]
     return value
+
+
+def _offset(value: Any) -> int:
+    # json+protobuf leaves a zero out: a missing offset is 0.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _usage(raw: list[Any]) -> Usage:

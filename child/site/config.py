@@ -69,6 +69,21 @@ SELECTORS: dict[str, str] = {
     "remove_stop": (
         'mat-chip button.remove-button[aria-label^="Remove"], mat-chip button[aria-label*="Remove"]'
     ),
+    # System instructions: a button (or card) opens the panel with the field; its close button.
+    "system_instructions": (
+        'button[data-test-system-instructions-card], button[aria-label="System instructions"]'
+    ),
+    "system_text": 'ms-system-instructions textarea, textarea[aria-label="System instructions"]',
+    "system_close": "ms-system-instructions button[data-test-close-button], button[data-test-close-button]",
+    # The thinking level's select, and its options (present only while its list is open).
+    "thinking_level": 'mat-select[aria-label="Thinking Level"], ms-thinking-level-setting mat-select',
+    "thinking_option": '[role="listbox"] mat-option, [role="listbox"] [role="option"]',
+    # The tools' switches; on when aria-checked is "true".
+    "search_tool": (
+        'div[data-test-id="searchAsAToolTooltip"] mat-slide-toggle button, '
+        'div[data-test-id="searchAsAToolTooltip"] button[role="switch"]'
+    ),
+    "url_context_tool": 'div[data-test-id="browseAsAToolTooltip"] button',
     "error_callout": "ms-callout.error-callout .message, ms-callout.warning-callout .message",
     "toast": "div.toast.error span.content-text, div.toast.warning span.content-text",
     # Pop-ups that block clicks and keys, and the button that dismisses each.

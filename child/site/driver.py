@@ -39,7 +39,7 @@ from child.engines.base import (
     asked_features,
     site_refusal,
 )
-from child.site import scripts
+from child.site import scripts, settings_panel
 from child.site.config import (
     MODELS_RESPONSE_PATTERN,
     PERMISSION_PATTERNS,
@@ -55,7 +55,7 @@ from child.site.errors import (
     missing,
 )
 from child.site.trace import AnswerSources, Trace, first_line
-from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, TextDelta
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, SettingApplied, TextDelta
 from coordinator.protocol.openai import message_text
 
 log = structlog.get_logger("child.site.driver")
@@ -85,7 +85,7 @@ _STEP_OF = {
 
 
 # What the page flow carries of what a request may ask (`asked_features`); the rest is refused.
-CARRIED: frozenset[str] = frozenset()
+CARRIED: frozenset[str] = frozenset({"reasoning_effort", "web_search", "url_context"})
 
 # The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
 _WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
@@ -157,6 +157,7 @@ class AIStudio:
         self._dirty: set[str] = set()  # settings a request moved away from the page's default
         self._stops_set = False
         self._reload_next = False
+        self.panel = settings_panel.PanelState()  # system instructions, thinking level, tools
 
     @property
     def selectors_missing(self) -> tuple[str, ...]:
@@ -238,6 +239,8 @@ class AIStudio:
             async with self.trace.step("prepare") as detail:
                 prepared = await self._prepare(prompt)
                 detail.append(f"model {self.model}")
+            for applied in prepared.applied:
+                yield applied
             if self._network_wanted():
                 assert self.capture is not None
                 watch = self.capture.watch()
@@ -275,6 +278,7 @@ class AIStudio:
     class Prepared:
         turns: int
         run_enabled: bool
+        applied: tuple[SettingApplied, ...] = ()
 
     async def _prepare(self, prompt: Prompt) -> AIStudio.Prepared:
         """Model, temporary chat, settings and prompt, in one round trip when nothing is off.
@@ -289,7 +293,8 @@ class AIStudio:
         wanted = bare_model(prompt.model)
         targets = self._targets(prompt)
         stops = "strict" if prompt.settings.stop else ("restore" if self._stops_set else None)
-        text = conversation_text(prompt.messages)
+        # System and developer messages go in the System instructions field, not the prompt.
+        text = conversation_text(settings_panel.without_system(prompt.messages))
         for attempt in (1, 2):
             result = await page.evaluate(
                 scripts.PREPARE,
@@ -323,9 +328,16 @@ class AIStudio:
                 f" (If it should, the selector {key} may be out of date: see --site-config.)",
             )
         self._remember(prompt, result["defaults"])
+        applied: tuple[SettingApplied, ...] = ()
+        model = self.model or wanted
+        if (plan := self.panel.plan(prompt, model)) is not None:
+            done = await page.evaluate(settings_panel.APPLY, [dict(selectors), plan, self._step_ms])
+            applied = self.panel.read(done, prompt, model, selectors, self._step_s)
         if stops:
             await self._set_stops(prompt.settings.stop)
-        return AIStudio.Prepared(turns=int(result.get("turns", 0)), run_enabled=bool(result["run_enabled"]))
+        return AIStudio.Prepared(
+            turns=int(result.get("turns", 0)), run_enabled=bool(result["run_enabled"]), applied=applied
+        )
 
     def _targets(self, prompt: Prompt) -> dict[str, dict[str, Any]]:
         """Each setting to set: the request's value (strict: refused if the page lacks it), or

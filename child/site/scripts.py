@@ -85,6 +85,12 @@ def _script(signature: str, body: str) -> str:
     return f"{signature} => {{\n{_HELPERS}\n{body}\n}}"
 
 
+def script(signature: str, body: str) -> str:
+    """An evaluated function with the helpers above (`q`, `qa`, `waitFor`, `disabled`, …), for
+    the page steps kept in modules of their own."""
+    return _script(signature, body)
+
+
 def popup_guard(selectors: Mapping[str, str], keys: Sequence[str]) -> str:
     """An init script for every document: dismisses each pop-up (cookie bar, preference
     vote, survey) as soon as it appears, whenever that is, so none blocks a request.

@@ -370,6 +370,27 @@ class Finish:
 
 
 @dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer rests on (Google Search, URL context): characters `start` to
+    `end` of the answer's text are supported by the page at `url`."""
+
+    url: str
+    title: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettingApplied:
+    """A setting the page used for this answer where the request could only ask for it
+    approximately (the thinking level chosen for a reasoning effort); it comes before any
+    text, and the child sends it as the header `X-Coordinator-<name>`."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerError:
     """An answer that cannot complete; `status` and `code` as in an OpenAI error body."""
 
@@ -378,4 +399,4 @@ class AnswerError:
     code: str = "engine_error"
 
 
-AnswerEvent = TextDelta | ReasoningDelta | ToolCall | Finish | AnswerError
+AnswerEvent = TextDelta | ReasoningDelta | ToolCall | Citation | SettingApplied | Finish | AnswerError

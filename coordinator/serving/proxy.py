@@ -99,6 +99,8 @@ class Answer:
     body: bytes  # the whole body, or the first chunk of a stream
     content_type: str
     stream: ChildAnswer | None = None  # the rest of a stream, still coming
+    # The child's `X-Coordinator-*` headers (what the page used, e.g. the thinking level).
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class Proxy:
@@ -227,15 +229,16 @@ class Proxy:
                     child.spec.ports.api, "POST", "/v1/chat/completions", headers, raw
                 )
                 content_type = response.headers.get("content-type", "")
+                passed = _passed_headers(response.headers)
                 if response.status != 200 or not stream:
                     body = await response.read()
                     self._judge(response.status, response.headers, body)
-                    return Answer(child, response.status, body, content_type)
+                    return Answer(child, response.status, body, content_type, headers=passed)
                 first = await response.next_chunk()
                 if not first:
                     raise _ChildFailed(Outcome.FAILED, "closed the stream before its first byte")
                 handed_over = True
-                return Answer(child, 200, first, content_type, response)
+                return Answer(child, 200, first, content_type, response, passed)
         except TimeoutError:
             raise _ChildFailed(
                 Outcome.FAILED, f"no first byte within {self.settings.first_byte_timeout:g}s"
@@ -329,6 +332,19 @@ class Proxy:
         return await cancel_request(
             self.transport, child.spec.ports.api, self.token, request_id, CANCEL_TIMEOUT
         )
+
+
+# The child's headers that reach the client: those it reports the page's settings in.
+PASSED_PREFIX = "x-coordinator-"
+
+
+def _passed_headers(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    # The coordinator stamps X-Coordinator-Child itself.
+    return tuple(
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers.items()
+        if name.lower().startswith(PASSED_PREFIX) and name.lower() != "x-coordinator-child"
+    )
 
 
 def _error_code(body: bytes) -> str | None:

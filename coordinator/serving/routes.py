@@ -317,9 +317,10 @@ class App:
             return error_reply(exc.status, exc.code, exc.message, retry_after=exc.retry_after)
         context.child = answer.child.id
         if answer.stream is None:
-            return Reply(answer.status, answer.body, (answer.content_type or "application/json").encode())
+            content_type = (answer.content_type or "application/json").encode()
+            return Reply(answer.status, answer.body, content_type, headers=answer.headers)
         async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
-            request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
+            request.start(200, (*_SSE_HEADERS, *answer.headers, *self._stamp(context), *self._cors(request)))
             async for chunk in relay:
                 await request.write(chunk)
             await request.end()
