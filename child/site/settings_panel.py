@@ -211,12 +211,15 @@ APPLY: Final = script(
     if (kept !== plan.system) { result.mismatch = "system_text"; return result; }
     result.system = kept;
   }
+  // The select's shown value, without its arrow icon's text.
+  const shownLevel = (select) => (q(select, ".mat-mdc-select-value-text, .mat-mdc-select-value")
+                                  || select).textContent.trim();
   if (plan.levels !== null) {
     const select = q(document, s.thinking_level);
     if (!select) {
       if (plan.strict_level) { result.unsupported = "reasoning_effort"; return result; }
     } else {
-      result.before = select.textContent.trim();
+      result.before = shownLevel(select);
       select.click();
       const options = await waitFor(() => { const found = qa(document, s.thinking_option);
                                             return found.length ? found : null; }, ms);
@@ -232,7 +235,7 @@ APPLY: Final = script(
       const name = wanted.textContent.trim();
       wanted.click();
       const shown = await waitFor(() => !qa(document, s.thinking_option).length
-        && q(document, s.thinking_level) && q(document, s.thinking_level).textContent.trim() === name, ms);
+        && q(document, s.thinking_level) && shownLevel(q(document, s.thinking_level)) === name, ms);
       if (!shown) { result.missing = "thinking_level"; return result; }
       result.level = name;
     }
