@@ -141,6 +141,7 @@ def grounded_frame(text: str, grounding: list[object]) -> list[object]:
 def test_grounding_becomes_citations_in_character_offsets(step: int) -> None:
     # The replica writes the grounding as Gemini does: UTF-8 byte offsets, zero left out.
     text, grounding = ground("Réponse ✓ sur les marées", "les marées", "", search=True, url_context=False)
+    assert grounding is not None
     data = body(frame([[None, text[:10]]]), grounded_frame(text[10:], metadata(text, grounding)))
     events = decode(data, step)
     citations = [event for event in events if isinstance(event, Citation)]

@@ -31,7 +31,7 @@ def test_a_lone_system_message_is_the_field_as_it_is() -> None:
 
 
 def test_names_and_developer_messages_are_labelled() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "be brief", "name": "captain"},
         USER,
         {"role": "developer", "content": [{"type": "text", "text": "no emoji"}]},
