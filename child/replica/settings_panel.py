@@ -81,26 +81,26 @@ SCRIPT: Final = r"""
   function thinkingSetting(model) {
     const node = firstOf("tpl-thinking-level");
     const select = $("mat-select", node);
-    const show = () => { $(".mat-mdc-select-value-text", select).textContent = thinkingLevelOf(model); };
     select.addEventListener("click", () => {
       // As the CDK does: the options exist only while the panel is open.
       const overlay = openOverlay("tpl-level-menu", { modal: false, closable: true, anchor: select });
       select.setAttribute("aria-expanded", "true");
-      const shown = thinkingLevelOf(model);
-      $('[role="listbox"]', overlay.nodes[1]).replaceChildren(...model.levels.map((level) => {
+      const shown = thinkingLevelOf(currentModel());
+      $('[role="listbox"]', overlay.nodes[1]).replaceChildren(...currentModel().levels.map((level) => {
         const option = firstOf("tpl-level-option");
         option.firstElementChild.textContent = level;
         option.setAttribute("aria-selected", String(level === shown));
         option.addEventListener("click", () => {
-          extraState().thinkingLevels[model.id] = level;
+          extraState().thinkingLevels[currentModel().id] = level;
           closeOverlay(overlay);
-          select.setAttribute("aria-expanded", "false");
-          show();
+          // Bound to the page's state, as Angular's is: whatever select shows now (the model
+          // list may have re-rendered the settings meanwhile) shows the new level.
+          renderSettings();
         });
         return option;
       }));
     });
-    show();
+    $(".mat-mdc-select-value-text", select).textContent = thinkingLevelOf(model);
     return node;
   }
 
@@ -111,7 +111,7 @@ SCRIPT: Final = r"""
     button.addEventListener("click", () => {
       if (button.disabled) return;
       page.tools[key] = !page.tools[key];
-      show();
+      renderSettings();  // as for the level: what is in the document shows the state
     });
     show();
     return node;

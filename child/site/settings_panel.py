@@ -248,8 +248,9 @@ APPLY: Final = script(
       result.tools[key] = false;  // not on this model's page: nothing to turn off
       continue;
     }
-    const on = () => toggle.getAttribute("aria-checked") === "true";
-    if (on() !== want) {
+    // Read afresh: the page may render its settings again on a click.
+    const on = (element = q(document, s[key])) => !!element && element.getAttribute("aria-checked") === "true";
+    if (on(toggle) !== want) {
       if (disabled(toggle)) { result.disabled = params[key]; return result; }
       toggle.click();
       if (!(await waitFor(() => on() === want, ms))) { result.missing = key; return result; }
