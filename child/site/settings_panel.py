@@ -249,7 +249,8 @@ APPLY: Final = script(
       continue;
     }
     // Read afresh: the page may render its settings again on a click.
-    const on = (element = q(document, s[key])) => !!element && element.getAttribute("aria-checked") === "true";
+    const on = (element = q(document, s[key])) => !!element
+      && element.getAttribute("aria-checked") === "true";
     if (on(toggle) !== want) {
       if (disabled(toggle)) { result.disabled = params[key]; return result; }
       toggle.click();
