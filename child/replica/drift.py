@@ -43,6 +43,12 @@ DRIFTS: Final[Mapping[str, tuple[tuple[str, str], ...]]] = MappingProxyType(
         "max_tokens": (('aria-label="Maximum output tokens"', 'aria-label="Output length"'),),
         "stop": (('aria-label="Add stop token"', 'aria-label="Add stop sequence"'),),
         "error_callout": (("error-callout", "callout-error"),),
+        "thinking_level": (
+            ('aria-label="Thinking Level"', 'aria-label="Thinking budget"'),
+            ("ms-thinking-level-setting", "ms-thinking-setting"),
+        ),
+        "search_tool": (("searchAsAToolTooltip", "googleSearchToolTooltip"),),
+        "url_context_tool": (("browseAsAToolTooltip", "urlContextToolTooltip"),),
     }
 )
 

@@ -44,8 +44,6 @@ STEP_OF: Final = {
     "search_tool": "tools",
     "url_context_tool": "tools",
 }
-# Where the tools live on the page, and the request field that asks for each.
-TOOLS: Final = (("search_tool", "web_search_options"), ("url_context_tool", "url_context"))
 
 
 def system_instruction(messages: Sequence[Mapping[str, Any]]) -> str:
