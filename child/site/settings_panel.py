@@ -99,15 +99,21 @@ class PanelState:
         inlined = len(without_system(prompt.messages)) == len(prompt.messages)
         system = "" if inlined else system_instruction(prompt.messages)
         plan: dict[str, Any] = {"system": None, "levels": None, "strict_level": False, "tools": {}}
+        # What this plan may change is taken as changed until the page says otherwise: a
+        # step that fails halfway must still be put back by the next request.
         if system or self.system_set:
             plan["system"] = system
+            self.system_set = self.system_set or bool(system)
         if options.reasoning_effort is not None:
             plan["levels"], plan["strict_level"] = list(level_preference(options.reasoning_effort)), True
+            self.levels_moved.add(model)
         elif model in self.levels_moved and model in self.default_levels:
             plan["levels"] = [self.default_levels[model].lower()]
         for key, wanted in (("search_tool", options.web_search), ("url_context_tool", options.url_context)):
             if wanted or key in self.tools_on:
                 plan["tools"][key] = wanted
+                if wanted:
+                    self.tools_on.add(key)
         if plan["system"] is None and plan["levels"] is None and not plan["tools"]:
             return None
         return plan
@@ -127,6 +133,8 @@ class PanelState:
             (self.tools_on.add if on else self.tools_on.discard)(key)
         if result.get("before") and model not in self.default_levels:
             self.default_levels[model] = str(result["before"])
+        if result.get("level") and str(result["level"]).lower() == self.default_levels.get(model, "").lower():
+            self.levels_moved.discard(model)  # back at the page's default
         if result.get("unsupported"):
             raise UnsupportedSetting(
                 result["unsupported"],
@@ -152,17 +160,12 @@ class PanelState:
                 key="thinking_option",
                 selector=selectors["thinking_option"],
             )
-        applied: list[SettingApplied] = []
-        level = result.get("level")
-        if level:
-            asked = prompt.options.reasoning_effort
-            if asked is not None:
-                self.levels_moved.add(model)
-                applied.append(SettingApplied(THINKING_HEADER, str(level).lower()))
-                log.info("thinking_level", model=model, reasoning_effort=asked, level=str(level).lower())
-            elif self.default_levels.get(model, "").lower() == str(level).lower():
-                self.levels_moved.discard(model)
-        return tuple(applied)
+        level = str(result.get("level") or "").lower()
+        asked = prompt.options.reasoning_effort
+        if not level or asked is None:
+            return ()
+        log.info("thinking_level", model=model, reasoning_effort=asked, level=level)
+        return (SettingApplied(THINKING_HEADER, level),)
 
 
 # One round trip: the system instruction typed into its field (the panel opened, then

@@ -77,6 +77,7 @@ def test_the_plan_sets_what_is_asked() -> None:
 def test_what_a_request_changed_is_put_back_by_the_next() -> None:
     state = PanelState()
     asked = prompt({"role": "system", "content": "s"}, USER, reasoning_effort="high", url_context=True)
+    assert state.plan(asked, "m") is not None
     result = {"system": "s", "level": "High", "before": "Minimal", "tools": {"url_context_tool": True}}
     applied = state.read(result, asked, "m", SELECTORS, 10)
     assert applied == (SettingApplied("Thinking-Level", "high"),)
@@ -116,3 +117,13 @@ def test_failures_name_the_field_or_the_step_and_selector(
     with pytest.raises(error) as caught:
         PanelState().read(result, prompt(), "m", SELECTORS, 10)
     assert said in str(getattr(caught.value, "message", caught.value))
+
+
+def test_a_step_that_failed_halfway_is_still_put_back() -> None:
+    state = PanelState()
+    asked = prompt({"role": "system", "content": "s"}, USER, web_search=True)
+    state.plan(asked, "m")
+    with pytest.raises(DriverError):
+        state.read({"missing": "system_close"}, asked, "m", SELECTORS, 10)
+    plan = state.plan(prompt(), "m")
+    assert plan is not None and plan["system"] == "" and plan["tools"] == {"search_tool": False}
