@@ -4,8 +4,9 @@ What it looks for on the page is data (`child.site.config`), what it runs inside
 is `child.site.scripts`; this module is the request flow.
 
 One request: check the model on its label (opening `?model=<id>` when another is asked
-for), make sure the chat is temporary, apply the run settings, put the whole conversation
-in the prompt box, submit, and read the answer from the page's own network answer
+for), make sure the chat is temporary, apply the run settings, then the system
+instructions, thinking level and tools (`child.site.settings_panel`), put the rest of the
+conversation in the prompt box, submit, and read the answer from the page's own network answer
 (`child.capture`); only when that is not to be had, from the rendered page, and then
 say so. Then reset to a new chat, whatever happened. Every failure names its step and
 the selector that failed (`child.site.errors`).
