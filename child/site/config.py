@@ -104,7 +104,6 @@ ZERO_STATE_KEYS = (
     "temporary_on",
     "run_settings",
     "advanced_settings",
-    "system_instructions",
 )
 # The buttons that dismiss a pop-up, in the order they are tried.
 POPUP_KEYS = ("cookie_accept", "skip_vote", "close_survey")
