@@ -31,9 +31,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def replica() -> Iterator[ThreadedReplica]:
-    config = ReplicaConfig(
-        sessions=frozenset({SESSION}), popups=False, drift=frozenset({"search_tool"}), **FAST
-    )
+    settings: dict[str, Any] = {"sessions": {SESSION}, "popups": False, "drift": {"search_tool"}, **FAST}
+    config = ReplicaConfig(**settings)
     served = ThreadedReplica(config)
     yield served
     served.close()
