@@ -30,6 +30,7 @@ from child.site.trace import StepTime
 from coordinator.protocol import logs
 from coordinator.protocol.link import (
     EXIT_CONFIG,
+    Citation,
     Finish,
     ReasoningDelta,
     TextDelta,
@@ -51,6 +52,7 @@ class AnswerSeen:
     text_chars: int = 0
     reasoning_chars: int = 0
     tool_calls: int = 0
+    citations: int = 0
     finish: str | None = None
     usage: dict[str, int] | None = None
     text: str = ""
@@ -147,6 +149,8 @@ def _tally(seen: AnswerSeen, event: object) -> None:
         seen.reasoning_chars += len(event.text)
     elif isinstance(event, ToolCall):
         seen.tool_calls += 1
+    elif isinstance(event, Citation):
+        seen.citations += 1
     elif isinstance(event, Finish):
         seen.finish = event.reason.value
         if event.usage is not None:
@@ -182,7 +186,8 @@ def render(report: Report) -> str:
         usage = ", ".join(f"{k} {v}" for k, v in answer.usage.items()) if answer.usage else "not given"
         lines.append(
             f"answer read from the {answer.source}{why}: {answer.events} events, {answer.text_chars} "
-            f"characters of text, {answer.reasoning_chars} of reasoning, {answer.tool_calls} tool calls; "
+            f"characters of text, {answer.reasoning_chars} of reasoning, {answer.tool_calls} tool calls, "
+            f"{answer.citations} citations; "
             f"finish {answer.finish or 'none'}; usage {usage}"
         )
         if answer.text:

@@ -8,7 +8,11 @@ frames into answer events: text, thinking, function calls, the finish and usage.
 The format (../shared/research/aistudio-page.md): a frame's candidate is `$[0][0]`, its
 content `[[parts], "model"]` and finish code `$[0][0][1]`; usage is `$[2]`; a part
 holds text at 1, a function call at 10, `true` at 12 for thinking, a thought signature at
-14 (on its own, or on a function call's part).
+14 (on its own, or on a function call's part). A grounded answer
+(Google Search, URL context) carries Gemini's grounding metadata at candidate `[8]`:
+`[[chunk…], [support…], …]`, a chunk `[[url, title]]`, a support
+`[[part, start, end, text], [chunk index…]]` with UTF-8 byte offsets into the answer's
+text (a zero left out as null); each supported span becomes a `Citation` per source.
 
 Thought signatures are read (`AnswerDecoder.signatures`, each with the call it came with)
 but go nowhere: the OpenAI answer has no field for them, and the page could not take one
@@ -30,6 +34,7 @@ from child.engines.base import RPC_PERMISSION_DENIED, RPC_RESOURCE_EXHAUSTED
 from coordinator.protocol.link import (
     AnswerError,
     AnswerEvent,
+    Citation,
     Finish,
     FinishReason,
     ReasoningDelta,
@@ -45,6 +50,7 @@ _STRING_END = re.compile(r'["\\]')
 FINISH_REASONS = {1: FinishReason.STOP, 2: FinishReason.LENGTH, 3: FinishReason.CONTENT_FILTER}
 TEXT, FUNCTION_CALL, THOUGHT, SIGNATURE = 1, 10, 12, 14
 USAGE_PROMPT, USAGE_CANDIDATES, USAGE_THOUGHTS = 0, 1, 9
+GROUNDING = 8
 
 
 class WireError(ValueError):
@@ -138,6 +144,8 @@ class AnswerDecoder:
         self.error: AnswerError | None = None
         # (the call's id or None, the signature): read, counted in the log, never sent on.
         self.signatures: list[tuple[str | None, str]] = []
+        self._text = b""  # the answer's text so far, as the grounding's offsets count it
+        self._cited: set[tuple[str, int, int]] = set()
 
     def frame(self, frame: Any) -> Iterator[AnswerEvent]:
         self.frames += 1
@@ -152,7 +160,29 @@ class AnswerDecoder:
         for part in parts if isinstance(parts, list) else ():
             event = self._part(part)
             if event is not None:
+                if isinstance(event, TextDelta):
+                    self._text += event.text.encode()
                 yield event
+        yield from self._citations(_at(candidate, GROUNDING))
+
+    def _citations(self, grounding: Any) -> Iterator[Citation]:
+        """The sources of a grounded answer, each once per span, in character offsets."""
+        chunks, supports = _at(grounding, 0), _at(grounding, 1)
+        if not isinstance(chunks, list) or not isinstance(supports, list):
+            return
+        for support in supports:
+            segment, indices = _at(support, 0), _at(support, 1)
+            start, end = _offset(_at(segment, 1)), _offset(_at(segment, 2))
+            if not isinstance(indices, list) or end <= start:
+                continue
+            first, last = (len(self._text[:offset].decode(errors="ignore")) for offset in (start, end))
+            for index in indices:
+                web = _at(chunks, index, 0) if isinstance(index, int) else None
+                url, title = _at(web, 0), _at(web, 1)
+                if not isinstance(url, str) or (url, first, last) in self._cited:
+                    continue
+                self._cited.add((url, first, last))
+                yield Citation(url=url, title=title if isinstance(title, str) else url, start=first, end=last)
 
     def rest(self, value: Any) -> None:
         """A top-level element after the frames: `[code, message]` is an error."""
@@ -219,6 +249,11 @@ def _at(value: Any, *path: int) -> Any:
             return None
         value = value[index]
     return value
+
+
+def _offset(value: Any) -> int:
+    # json+protobuf leaves a zero out: a missing offset is 0.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _usage(raw: list[Any]) -> Usage:

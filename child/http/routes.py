@@ -46,7 +46,7 @@ from child.http.responses import (
 )
 from child.session import RequestCancelled, Session, SessionBusy, Turn
 from child.settings import ChildSettings
-from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, Health, HealthStatus
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, Health, HealthStatus, SettingApplied
 from coordinator.protocol.openai import (
     Answer,
     AnswerStream,
@@ -120,12 +120,26 @@ async def _unless_gone(work: Coroutine[Any, Any, T], gone: asyncio.Task[None]) -
                 await task
 
 
-async def _collect(turn: Turn) -> tuple[list[Delta], Finish]:
+async def _collect(turn: Turn, headers: dict[str, str]) -> tuple[list[Delta], Finish]:
     deltas: list[Delta] = []
     while not isinstance(event := await turn.next_event(), Finish):
         assert not isinstance(event, AnswerError)  # the turn raises these
-        deltas.append(event)
+        if isinstance(event, SettingApplied):
+            headers[setting_header(event)] = event.value
+        else:
+            deltas.append(event)
     return deltas, event
+
+
+async def _first(turn: Turn, headers: dict[str, str]) -> AnswerEvent:
+    """The first event of the answer itself; the settings reported before it become headers."""
+    while isinstance(event := await turn.next_event(), SettingApplied):
+        headers[setting_header(event)] = event.value
+    return event
+
+
+def setting_header(event: SettingApplied) -> str:
+    return f"X-Coordinator-{event.name}"
 
 
 class _TurnStream(StreamingResponse):
@@ -328,7 +342,7 @@ class _Handlers:
             gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
             if exchange.stream:
                 # No status line before the first token: an early failure stays a plain HTTP error.
-                first = await _unless_gone(turn.next_event(), gone)
+                first = await _unless_gone(_first(turn, headers), gone)
                 handed_off = True
                 release = functools.partial(self._release, turn, exchange)
                 return _TurnStream(
@@ -337,7 +351,7 @@ class _Handlers:
                     on_close=release,
                     headers={**headers, "Cache-Control": "no-cache"},
                 )
-            deltas, finish = await _unless_gone(_collect(turn), gone)
+            deltas, finish = await _unless_gone(_collect(turn, headers), gone)
             exchange.status = 200
             body = answer.completion(deltas, finish.reason, turn.usage(finish, prompt_tokens))
             return JSONResponse(body, headers=headers)
@@ -387,7 +401,8 @@ async def _events(
         event = first
         while not isinstance(event, Finish):
             assert not isinstance(event, AnswerError)  # the turn raises these
-            yield stream.delta(event)
+            if not isinstance(event, SettingApplied):  # the headers are out: only before the first
+                yield stream.delta(event)
             event = await turn.next_event()
     except RequestCancelled:
         exchange.status = CANCELLED_STATUS

@@ -16,6 +16,13 @@ arguments are an instance of the function's parameters (`child.schema_example`),
 being the last line. With structured output on, the answer is JSON: an instance of the
 response schema, or `{"answer": <last line>}` without one; a last line that says "ignore
 the schema" gets its usual prose instead, as a model may.
+
+A system instruction shows: the answer ends by quoting its last line, so a test can tell
+it reached the page's System instructions field (the wire's `[8]`) rather than the prompt.
+The thinking level (`level`, a name of `settings_panel.LEVEL_CODES`) sets how much it
+thinks: High all of `THOUGHTS`, Medium its first two paragraphs, Low the first, Minimal
+nothing. With Google Search or URL context on, it adds grounded sentences and their
+sources (`child.replica.grounding`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
 
+from child.replica.grounding import Grounding, ground
 from child.replica.tools import JSON_MIME, FunctionDeclaration
 from child.replica.uploads import InlineFile, describe
 from child.schema_example import example
@@ -74,6 +82,9 @@ THOUGHTS: Final = """**Reading the request**
 The prompt ends with: {line}
 
 I answer as {model}, deterministically."""
+# How many paragraphs of THOUGHTS each thinking level thinks.
+THOUGHT_PARAGRAPHS: Final = {"Minimal": 0, "Low": 1, "Medium": 2, "High": 3}
+SYSTEM_WORDS: Final = 20
 
 
 class Finish(IntEnum):
@@ -124,6 +135,8 @@ class Reply:
     def call(self) -> FunctionCall | None:
         return self.calls[0] if self.calls else None
 
+    grounding: Grounding | None = None
+
     @property
     def usage(self) -> Usage:
         candidates = len(self.answer) + sum(call.tokens for call in self.calls)
@@ -145,15 +158,20 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> str:
     return text[: min(found)] if found else text
 
 
-def full_answer(prompt: str, model: str, files: Sequence[InlineFile] = ()) -> str:
+def full_answer(prompt: str, model: str, files: Sequence[InlineFile] = (), system: str = "") -> str:
     """The answer before any setting applies: the markdown document, or the echo; after
-    what it received, when the prompt carries files (`child.replica.uploads`)."""
-    if files:
-        return describe(files) + "\n\n" + full_answer(prompt, model)
+    what it received, when the prompt carries files (`child.replica.uploads`); then the
+    system instruction's last line, if there is one."""
     line = last_line(prompt)
-    if MARKDOWN_WORD.search(line):
-        return MARKDOWN_DOCUMENT.format(model=model, line=line)
-    return f"Replica {model} answers: {line}"
+    text = (
+        MARKDOWN_DOCUMENT.format(model=model, line=line)
+        if MARKDOWN_WORD.search(line)
+        else (f"Replica {model} answers: {line}")
+    )
+    if files:
+        text = describe(files) + "\n\n" + text
+    instruction = " ".join(last_line(system).split()[:SYSTEM_WORDS])
+    return f"{text} (system instruction: {instruction})" if instruction else text
 
 
 def function_calls_for(prompt: str, functions: Sequence[FunctionDeclaration]) -> tuple[FunctionCall, ...]:
@@ -183,8 +201,10 @@ def json_answer(prompt: str, schema: Mapping[str, object] | None) -> str | None:
     return json.dumps(example(schema, line) if schema else {"answer": line})
 
 
-def thoughts_for(prompt: str, model: str) -> str:
-    return THOUGHTS.format(model=model, line=last_line(prompt))
+def thoughts_for(prompt: str, model: str, level: str | None = None) -> str:
+    """What the model thinks at `level` (None: a request without one, thought through fully)."""
+    paragraphs = THOUGHTS.format(model=model, line=last_line(prompt)).split("\n\n")
+    return "\n\n".join(paragraphs[: THOUGHT_PARAGRAPHS.get(level or "High", len(paragraphs))])
 
 
 def reply_for(
@@ -199,15 +219,26 @@ def reply_for(
     functions: Sequence[FunctionDeclaration] = (),
     response_mime: str | None = None,
     response_schema: Mapping[str, object] | None = None,
+    system: str = "",
+    level: str | None = None,
+    search: bool = False,
+    url_context: bool = False,
 ) -> Reply:
     """The replica's reply to `prompt` on `model` (a bare id); `context` is the rest of
     the request's text (system instruction, earlier turns), counted in the prompt usage;
-    `functions`, `response_mime` and `response_schema` are the request's tools."""
+    `functions`, `response_mime` and `response_schema` are the request's tools, `system`
+    the system instruction, `level` the thinking level, `search` and `url_context` the
+    tools that are on."""
     # As a model generates: token by token until the limit, ending early where a stop
     # sequence has appeared in full (the stop sequence itself is not sent).
-    text, finish = full_answer(prompt, model, files), Finish.STOP
-    if response_mime == JSON_MIME:
-        text = json_answer(prompt, response_schema) or text
+    text = full_answer(prompt, model, files, system)
+    grounding: Grounding | None = None
+    structured = json_answer(prompt, response_schema) if response_mime == JSON_MIME else None
+    if structured is not None:
+        text = structured  # JSON of the schema: no sentence may be added to it
+    else:
+        text, grounding = ground(text, last_line(prompt), prompt, search=search, url_context=url_context)
+    finish = Finish.STOP
     tokens = split_tokens(text)
     if max_tokens is not None and len(tokens) > max_tokens:
         text, finish = "".join(tokens[: max(max_tokens, 0)]), Finish.MAX_TOKENS
@@ -215,12 +246,13 @@ def reply_for(
     if cut != text:
         text, finish = cut, Finish.STOP
     answer = split_tokens(text)
-    thoughts = split_tokens(thoughts_for(prompt, model)) if thinking else []
+    grounding = grounding.within(len(text)) if grounding is not None else None
+    thoughts = split_tokens(thoughts_for(prompt, model, level)) if thinking else []
     prompt_tokens = sum(len(split_tokens(text)) for text in (prompt, *context))
     calls = function_calls_for(prompt, functions)
     if calls:
         return Reply(tuple(thoughts), (), Finish.STOP, prompt_tokens, calls)
-    return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens)
+    return Reply(tuple(thoughts), tuple(answer), finish, prompt_tokens, grounding=grounding)
 
 
 def answer_for(prompt: str, model: str, max_tokens: int | None, stop: list[str]) -> str:

@@ -25,7 +25,9 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from child.replica.answer import FunctionCall, Reply, Usage, reply_for
-from child.replica.config import display_name
+from child.replica.config import ReplicaConfig, display_name
+from child.replica.grounding import metadata, urls_read
+from child.replica.settings_panel import LEVEL_NAMES
 from child.replica.state import ReplicaState, Run, RunStatus
 from child.replica.wire import (
     GENERATE_PATH,
@@ -87,8 +89,14 @@ def reply_frames(reply: Reply) -> Iterator[Sent]:
     tokens = reply.answer or ("",)
     for index, token in enumerate(tokens):
         counts = Usage(reply.prompt_tokens, min(index + 1, len(reply.answer)), thinking)
-        finish = reply.finish if index == len(tokens) - 1 else None
-        yield Sent(frame([text_part(token)], finish, counts), counts, answer=token)
+        last = index == len(tokens) - 1
+        finish = reply.finish if last else None
+        # As Gemini: the grounding rides on the last frame, once the whole text is out.
+        grounding = reply.grounding if last else None
+        extras = (
+            (metadata("".join(reply.answer), grounding), urls_read(grounding)) if grounding else (None, None)
+        )
+        yield Sent(frame([text_part(token)], finish, counts, *extras), counts, answer=token)
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -104,15 +112,30 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
-def model_entry(model: str, sampling: bool, thinking: bool) -> JsonArray:
-    """One model as ListModels lists it (positions as the replica's page reads them)."""
+def model_entry(model: str, sampling: bool, thinking: bool, config: ReplicaConfig | None = None) -> JsonArray:
+    """One model as ListModels lists it (positions as the replica's page reads them): [16]
+    its thinking levels, [17] the default one, [18] whether it offers the grounding tools."""
     name = display_name(model)
+    levels = list(config.thinking_levels.get(model, ())) if config else []
     return [
         f"models/{model}", None, "001", name, f"{name}, a model of the replica",
         None, None, 1048576, 65536,
         1.0 if sampling else None, 0.95 if sampling else None, 64 if sampling else None,
         ["generateContent", "countTokens"], None, None, thinking,
+        levels or None, config.default_level(model) if config else None,
+        config is not None and model in config.grounding_models,
     ]  # fmt: skip
+
+
+def settings_refusal(
+    config: ReplicaConfig, model: str, level: int | None, search: bool, url: bool
+) -> str | None:
+    """Why the endpoint refuses a thinking level or tool the model does not offer, or None."""
+    if level is not None and LEVEL_NAMES.get(level) not in config.thinking_levels.get(model, ()):
+        return f"Thinking level {level} is not supported by models/{model}."
+    if (search or url) and model not in config.grounding_models:
+        return f"Grounding tools are not supported by models/{model}."
+    return None
 
 
 class _Api:
@@ -148,7 +171,9 @@ class _Api:
             return self._error(request, 401, *UNAUTHENTICATED)
         config = self.config
         entries = [
-            model_entry(model, model not in config.no_sampling_models, model in config.thinking_models)
+            model_entry(
+                model, model not in config.no_sampling_models, model in config.thinking_models, config
+            )
             for model in config.models
         ]
         headers = {**self._cors(request), "Vary": "Origin", "Cache-Control": NO_STORE}
@@ -164,6 +189,11 @@ class _Api:
         if parsed.model not in config.models:
             message = f"models/{parsed.model} is not found for API version v1beta, or is not supported."
             return self._error(request, 404, NOT_FOUND, message)
+        refusal = settings_refusal(
+            config, parsed.model, parsed.thinking_level, parsed.search, parsed.url_context
+        )
+        if refusal is not None:
+            return self._error(request, 400, INVALID_ARGUMENT[0], refusal)
         page = self.state.page(request.headers.get(PAGE_HEADER))
         proof_ok = page is not None and page.check_proof(body, request.headers.get(PROOF_HEADER))
         run = self.state.start_run(parsed, page, proof_ok)
@@ -174,18 +204,26 @@ class _Api:
             run.end(RunStatus.QUOTA)
             return self._error(request, 429, *RESOURCE_EXHAUSTED)
         self.state.serve(run)
+        level = LEVEL_NAMES.get(parsed.thinking_level) if parsed.thinking_level is not None else None
         reply = reply_for(
             parsed.prompt,
             parsed.model,
             max_tokens=parsed.max_tokens,
             stop=parsed.stop,
-            thinking=parsed.model in config.thinking_models,
+            # A level thinks unless it is Minimal; a request without one, as the model does.
+            thinking=level != "Minimal" if level else parsed.model in config.thinking_models,
             context=parsed.context,
             files=parsed.files,
             functions=parsed.functions,
             response_mime=parsed.response_mime,
             response_schema=parsed.response_schema,
+            system=parsed.system,
+            level=level,
+            search=parsed.search,
+            url_context=parsed.url_context,
         )
+        if reply.grounding is not None:
+            run.sources = [{"url": source.url, "title": source.title} for source in reply.grounding.sources]
         gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
         headers = {**self._cors(request), "Cache-Control": NO_STORE, "X-Content-Type-Options": "nosniff"}
         headers["Vary"] = "Origin, Accept-Encoding"

@@ -44,6 +44,12 @@ DRIFTS: Final[Mapping[str, tuple[tuple[str, str], ...]]] = MappingProxyType(
         "stop": (('aria-label="Add stop token"', 'aria-label="Add stop sequence"'),),
         "error_callout": (("error-callout", "callout-error"),),
         "add_media": (('data-test-id="add-media-button"', 'data-test-id="insert-media-button"'),),
+        "thinking_level": (
+            ('aria-label="Thinking Level"', 'aria-label="Thinking budget"'),
+            ("ms-thinking-level-setting", "ms-thinking-setting"),
+        ),
+        "search_tool": (("searchAsAToolTooltip", "googleSearchToolTooltip"),),
+        "url_context_tool": (("browseAsAToolTooltip", "urlContextToolTooltip"),),
     }
 )
 

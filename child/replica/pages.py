@@ -19,6 +19,9 @@ from child.replica.drift import apply_drift
 from child.replica.markup import BODY, PAGE, STYLE, TEMPLATES
 from child.replica.script import PAGE_SCRIPT
 from child.replica.script_lib import LIBRARY
+from child.replica.settings_panel import SCRIPT as SETTINGS_SCRIPT
+from child.replica.settings_panel import STYLE as SETTINGS_STYLE
+from child.replica.settings_panel import TEMPLATES as SETTINGS_TEMPLATES
 from child.replica.state import PageLoad
 from child.replica.tools import SCRIPT as TOOLS_SCRIPT
 from child.replica.tools import STYLE as TOOLS_STYLE
@@ -34,6 +37,7 @@ SCRIPT: Final = (
     '\n(() => {\n  "use strict";\n  const BOOT = __BOOT__;\n  document.currentScript.remove();\n'
     + LIBRARY
     + TOOLS_SCRIPT  # before the page script, whose start renders the settings
+    + SETTINGS_SCRIPT
     + PAGE_SCRIPT
     + uploads.SCRIPT
     + "})();\n"
@@ -78,11 +82,11 @@ def login_page(continue_to: str) -> str:
 def chat_page(boot: Mapping[str, Any], drift: Iterable[str] = ()) -> str:
     """The chat page for one load; `boot` is what its script starts from (see `page_boot`)."""
     page = (
-        PAGE.replace("__STYLE__", STYLE + uploads.STYLE + TOOLS_STYLE)
+        PAGE.replace("__STYLE__", STYLE + uploads.STYLE + TOOLS_STYLE + SETTINGS_STYLE)
         .replace("__BODY__", BODY)
         .replace("__MEDIA_CHIPS__", uploads.CHIPS)
         .replace("__ADD_MEDIA__", uploads.BUTTON)
-        .replace("__TEMPLATES__", TEMPLATES + uploads.TEMPLATES + TOOLS_TEMPLATES)
+        .replace("__TEMPLATES__", TEMPLATES + uploads.TEMPLATES + TOOLS_TEMPLATES + SETTINGS_TEMPLATES)
         .replace("__SCRIPT__", SCRIPT)
     )
     page = apply_drift(page, drift)
@@ -98,6 +102,9 @@ def page_boot(config: ReplicaConfig, page: PageLoad, api_url: str) -> dict[str, 
             "displayName": display_name(model),
             "sampling": model not in config.no_sampling_models,
             "thinking": model in config.thinking_models,
+            "levels": list(config.thinking_levels.get(model, ())),
+            "defaultLevel": config.default_level(model),
+            "grounding": model in config.grounding_models,
         }
         for model in config.models
     ]

@@ -107,6 +107,9 @@ PAGE_SCRIPT: Final = r"""
           displayName: entry[3],
           sampling: entry[9] !== null,
           thinking: entry[15] === true,
+          levels: Array.isArray(entry[16]) ? entry[16] : [],
+          defaultLevel: entry[17] || null,
+          grounding: entry[18] === true,
         }));
         showModel();
       } catch (error) {
@@ -192,7 +195,7 @@ PAGE_SCRIPT: Final = r"""
     });
     renderGroup();
     body.replaceChildren(...(sampling ? [numberField(firstOf("tpl-temperature"), "temperature", false)] : []),
-                         group, toolsGroup());
+                         ...extraSettings(currentModel()), group, toolsGroup());
   }
 
   // ---- overlays: menus, dialogs; a modal one blocks the page below it
@@ -414,8 +417,9 @@ PAGE_SCRIPT: Final = r"""
                     sampling ? temperature : null, sampling ? topP : null, sampling ? 64 : null];
     const contents = page.history.map((turn) => [[...fileParts(turn), [null, turn.text]], turn.role]);
     const system = page.system.trim() ? [[[null, page.system]], "user"] : null;
-    return toolsRequest([MODEL_PREFIX + model.id, contents, null, config, nonce, null, null, null, system,
-                         null, page.temporary ? 1 : null]);
+    const request = [MODEL_PREFIX + model.id, contents, null, config, nonce, null, null, null, system, null,
+                     page.temporary ? 1 : null];
+    return extendRequest(model, toolsRequest(request));
   }
 
   function setGeneration(generation) {

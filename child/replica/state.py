@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from child.replica.answer import Usage
 from child.replica.config import ReplicaConfig
+from child.replica.settings_panel import LEVEL_NAMES
 from child.replica.wire import GenerateRequest
 
 # Page loads remembered; a page older than this many loads can no longer make proofs.
@@ -61,6 +62,10 @@ class RunSettings:
     top_p: float | None
     max_tokens: int | None
     stop: tuple[str, ...]
+    # The thinking level's name (None: the request had none), the grounding tools on.
+    thinking_level: str | None = None
+    search: bool = False
+    url_context: bool = False
 
 
 @dataclass(slots=True)
@@ -89,6 +94,7 @@ class Run:
     function_calls: list[dict[str, Any]] = field(default_factory=list)
     # What the page's tools sent: declared functions, response MIME type and schema.
     tools: dict[str, Any] = field(default_factory=dict)
+    sources: list[dict[str, str]] = field(default_factory=list)
 
     def end(self, status: RunStatus) -> None:
         """The one way a run's status changes: a running run ends once, the first end wins."""
@@ -117,6 +123,7 @@ class Run:
             "files": self.files,
             "function_calls": self.function_calls,
             "tools": self.tools,
+            "sources": self.sources,
         }
 
 
@@ -160,7 +167,15 @@ class ReplicaState:
             model=request.model,
             prompt=request.prompt,
             system=request.system,
-            settings=RunSettings(request.temperature, request.top_p, request.max_tokens, request.stop),
+            settings=RunSettings(
+                request.temperature,
+                request.top_p,
+                request.max_tokens,
+                request.stop,
+                LEVEL_NAMES.get(request.thinking_level or 0),
+                request.search,
+                request.url_context,
+            ),
             temporary=request.temporary,
             proof_ok=proof_ok,
             files=[file.to_json() for file in request.files],

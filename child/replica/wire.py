@@ -13,13 +13,15 @@ Request (what the replica's page sends; the positions are the replica's choice):
       [stop|null, null, null, max_tokens,   3 generation config
        temperature|null, top_p|null, top_k,
        "application/json"|null,             3.7 response MIME type (structured output on)
-       schema|null],                        3.8 response schema (a JSON object, the page's subset)
+       schema|null,                         3.8 response schema (a JSON object, the page's subset)
+       thinking level|null],                3.9: 1 Minimal, 2 Low, 3 Medium, 4 High
       "<request nonce, 32 hex>",            4 per request, also the run's id
       [[name, description|null,             5 function declarations (function calling on),
         parameters|null], ...]|null,          parameters a JSON object (the page's schema subset)
       null,                                 6 function-calling config (mode, allowed names):
                                               reserved; the page has no such control, sends none
-      null,
+      [google_search 1|null,                7 grounding tools, null when both are off
+       url_context 1|null]|null,
       content|null,                         8 system instruction
       null,
       1|null ]                              10 temporary chat
@@ -27,7 +29,17 @@ Request (what the replica's page sends; the positions are the replica's choice):
     (`child.replica.uploads`) = [null, null, [mime_type, base64, name]]: index 2 is the
     inline data, the files before the text
 
-Response: `[[frame, frame, ...]]`; see `frame` and the part builders below.
+Response: `[[frame, frame, ...]]`; see `frame` and the part builders below. A frame's
+candidate is `[content, finish?, …]`; an answer grounded by Google Search or URL context
+carries, on its last frame, the grounding metadata at candidate `[8]` (Gemini's
+GroundingMetadata, field 9) and, for URL context, the URLs read at candidate `[12]`:
+
+    [8]  [[chunk, ...], [support, ...], [query, ...]]
+         chunk   = [[uri, title]]                       (a web source)
+         support = [[part|null, start|null, end, text], [chunk index, ...]]
+                   start and end are UTF-8 byte offsets in the answer's text (0 is null,
+                   as json+protobuf leaves zeros out)
+    [12] [[[url, status], ...]]                         status 1: read
 """
 
 from __future__ import annotations
@@ -92,6 +104,10 @@ class GenerateRequest:
     functions: tuple[FunctionDeclaration, ...] = ()
     response_mime: str | None = None
     response_schema: Mapping[str, Any] | None = None
+    # The thinking level's code at [3][9] (settings_panel.LEVEL_CODES), and the tools at [7].
+    thinking_level: int | None = None
+    search: bool = False
+    url_context: bool = False
 
     @property
     def prompt(self) -> str:
@@ -182,6 +198,15 @@ def parse_request(body: bytes) -> GenerateRequest:
     response_schema = _at(config, 8)
     if response_schema is not None and (response_mime is None or schema_problem(response_schema, "[3][8]")):
         raise WireError("[3][8] is not a response schema the page takes")
+    level = _at(config, 9)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise WireError("[3][9] is not a thinking level")
+    tools = _at(data, 7)
+    if tools is not None and not (
+        isinstance(tools, list) and len(tools) <= 2 and all(flag in (None, 1) for flag in tools)
+    ):
+        raise WireError("[7] is not [google_search 1|null, url_context 1|null]")
+    tools = tools or []
     system_content = _at(data, 8)
     system = _content_text(system_content, "[8]").text if system_content is not None else ""
     return GenerateRequest(
@@ -197,6 +222,9 @@ def parse_request(body: bytes) -> GenerateRequest:
         functions=functions,
         response_mime=response_mime,
         response_schema=response_schema,
+        thinking_level=level,
+        search=_at(tools, 0) == 1,
+        url_context=_at(tools, 1) == 1,
     )
 
 
@@ -224,12 +252,16 @@ def encode_request(request: GenerateRequest) -> bytes:
     ]
     config: list[Any] = [list(request.stop) or None, None, None, request.max_tokens, request.temperature,
               request.top_p, 64]  # fmt: skip
-    if request.response_mime is not None:
+    if request.response_mime is not None or request.thinking_level is not None:
         config += [request.response_mime, request.response_schema]
+    if request.thinking_level is not None:
+        config += [request.thinking_level]
     system = [[[None, request.system]], "user"] if request.system else None
     functions = [[f.name, f.description or None, dict(f.parameters) or None] for f in request.functions]
+    tools = [1 if request.search else None, 1 if request.url_context else None]
     data = [MODEL_PREFIX + request.model, turns, None, config, request.nonce,
-            functions or None, None, None, system, None, 1 if request.temporary else None]  # fmt: skip
+            functions or None, None, tools if any(tools) else None, system, None,
+            1 if request.temporary else None]  # fmt: skip
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -283,10 +315,20 @@ def usage(counts: Usage) -> JsonArray:
     return [*head, *([None] * 6), counts.thoughts] if counts.thoughts else head
 
 
-def frame(parts: list[JsonArray], finish: Finish | None = None, counts: Usage | None = None) -> JsonArray:
-    """[[candidate], null, usage?]; candidate [content] or [content, finish]."""
+def frame(
+    parts: list[JsonArray],
+    finish: Finish | None = None,
+    counts: Usage | None = None,
+    grounding: JsonArray | None = None,
+    urls_read: JsonArray | None = None,
+) -> JsonArray:
+    """[[candidate], null, usage?]; candidate [content], [content, finish], then the
+    grounding metadata at [8] and the URLs read at [12] when given."""
     content = [parts, "model"]
-    candidate = [content] if finish is None else [content, int(finish)]
+    candidate: JsonArray = [content] if finish is None else [content, int(finish)]
+    for index, extra in ((8, grounding), (12, urls_read)):
+        if extra is not None:
+            candidate += [None] * (index - len(candidate)) + [extra]
     return [[candidate]] if counts is None else [[candidate], None, usage(counts)]
 
 

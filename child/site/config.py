@@ -111,6 +111,21 @@ SELECTORS: dict[str, str] = {
     "tool_dialog_close": (
         'mat-dialog-container button[aria-label="Close"], mat-dialog-container button.close-button'
     ),
+    # System instructions: a button (or card) opens the panel with the field; its close button.
+    "system_instructions": (
+        'button[data-test-system-instructions-card], button[aria-label="System instructions"]'
+    ),
+    "system_text": 'ms-system-instructions textarea, textarea[aria-label="System instructions"]',
+    "system_close": "ms-system-instructions button[data-test-close-button], button[data-test-close-button]",
+    # The thinking level's select, and its options (present only while its list is open).
+    "thinking_level": 'mat-select[aria-label="Thinking Level"], ms-thinking-level-setting mat-select',
+    "thinking_option": '[role="listbox"] mat-option, [role="listbox"] [role="option"]',
+    # The tools' switches; on when aria-checked is "true".
+    "search_tool": (
+        'div[data-test-id="searchAsAToolTooltip"] mat-slide-toggle button, '
+        'div[data-test-id="searchAsAToolTooltip"] button[role="switch"]'
+    ),
+    "url_context_tool": 'div[data-test-id="browseAsAToolTooltip"] button',
     "error_callout": "ms-callout.error-callout .message, ms-callout.warning-callout .message",
     "toast": "div.toast.error span.content-text, div.toast.warning span.content-text",
     # Files (child.site.uploads): the add-media button, its menu's items (the one whose text

@@ -4,8 +4,9 @@ What it looks for on the page is data (`child.site.config`), what it runs inside
 is `child.site.scripts`; this module is the request flow.
 
 One request: check the model on its label (opening `?model=<id>` when another is asked
-for), make sure the chat is temporary, apply the run settings, put the whole conversation
-in the prompt box, submit, and read the answer from the page's own network answer
+for), make sure the chat is temporary, apply the run settings, then the system
+instructions, thinking level and tools (`child.site.settings_panel`), put the rest of the
+conversation in the prompt box, submit, and read the answer from the page's own network answer
 (`child.capture`); only when that is not to be had, from the rendered page, and then
 say so. Then reset to a new chat, whatever happened. Every failure names its step and
 the selector that failed (`child.site.errors`).
@@ -14,6 +15,7 @@ the selector that failed (`child.site.errors`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -39,7 +41,7 @@ from child.engines.base import (
     asked_features,
     site_refusal,
 )
-from child.site import scripts, uploads
+from child.site import scripts, settings_panel, uploads
 from child.site.config import (
     MODELS_RESPONSE_PATTERN,
     PERMISSION_PATTERNS,
@@ -64,7 +66,7 @@ from child.site.tools import (
     tool_turn,
 )
 from child.site.trace import AnswerSources, Trace, first_line
-from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, TextDelta
+from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, SettingApplied, TextDelta
 from coordinator.protocol.openai import message_text
 
 log = structlog.get_logger("child.site.driver")
@@ -95,7 +97,17 @@ _STEP_OF = {
 
 
 # What the page flow carries of what a request may ask (`asked_features`); the rest is refused.
-CARRIED: frozenset[str] = frozenset({"attachments", "tools", "tool_choice", "response_format"})
+CARRIED: frozenset[str] = frozenset(
+    {
+        "attachments",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning_effort",
+        "web_search",
+        "url_context",
+    }
+)
 
 # The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
 _WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
@@ -180,6 +192,7 @@ class AIStudio:
         self._stops_set = False
         self._tools: PageTools | None = None  # as the page's Tools group is set; None: unknown
         self._reload_next = False
+        self.panel = settings_panel.PanelState()  # system instructions, thinking level, tools
 
     @property
     def selectors_missing(self) -> tuple[str, ...]:
@@ -274,7 +287,9 @@ class AIStudio:
                 if prompt.attachments:
                     detail.append(f"{len(prompt.attachments)} file(s) attached")
                     # Run was disabled while they uploaded: the submit waits for it.
-                    prepared = AIStudio.Prepared(turns=prepared.turns, run_enabled=False)
+                    prepared = dataclasses.replace(prepared, run_enabled=False)
+            for applied in prepared.applied:
+                yield applied
             if self._network_wanted():
                 assert self.capture is not None
                 watch = self.capture.watch()
@@ -313,6 +328,7 @@ class AIStudio:
     class Prepared:
         turns: int
         run_enabled: bool
+        applied: tuple[SettingApplied, ...] = ()
 
     async def _prepare(self, prompt: Prompt, plan: ToolPlan) -> AIStudio.Prepared:
         """Model, temporary chat, settings and prompt, in one round trip when nothing is off.
@@ -327,7 +343,9 @@ class AIStudio:
         wanted = bare_model(prompt.model)
         targets = self._targets(prompt)
         stops = "strict" if prompt.settings.stop else ("restore" if self._stops_set else None)
-        text = conversation_text(prompt.messages, uploads.file_labels(prompt.attachments)) + plan.instruction
+        # System and developer messages go in the System instructions field, not the prompt.
+        messages = settings_panel.without_system(prompt.messages)
+        text = conversation_text(messages, _files_by_message(prompt, messages)) + plan.instruction
         for attempt in (1, 2):
             result = await page.evaluate(
                 scripts.PREPARE,
@@ -361,11 +379,19 @@ class AIStudio:
                 f" (If it should, the selector {key} may be out of date: see --site-config.)",
             )
         self._remember(prompt, result["defaults"])
+        if plan.page != self._tools:
+            # Before the switches: while function calling is on, Google Search is disabled.
+            await self._set_tools(plan.page)
+        applied: tuple[SettingApplied, ...] = ()
+        model = self.model or wanted
+        if (panel := self.panel.plan(prompt, model)) is not None:
+            done = await page.evaluate(settings_panel.APPLY, [dict(selectors), panel, self._step_ms])
+            applied = self.panel.read(done, prompt, model, selectors, self._step_s)
         if stops:
             await self._set_stops(prompt.settings.stop)
-        if plan.page != self._tools:
-            await self._set_tools(plan.page)
-        return AIStudio.Prepared(turns=int(result.get("turns", 0)), run_enabled=bool(result["run_enabled"]))
+        return AIStudio.Prepared(
+            turns=int(result.get("turns", 0)), run_enabled=bool(result["run_enabled"]), applied=applied
+        )
 
     def _targets(self, prompt: Prompt) -> dict[str, dict[str, Any]]:
         """Each setting to set: the request's value (strict: refused if the page lacks it), or
@@ -681,6 +707,18 @@ class AIStudio:
         if self.page is None or self.page.is_closed():
             raise EngineBroken("the browser page is closed")
         return self.page
+
+
+def _files_by_message(prompt: Prompt, messages: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str, ...]]:
+    """The names of the files each message of the prompt text carried, by its index there
+    (system messages go to their own field, so indices shift)."""
+    files = uploads.file_labels(prompt.attachments)
+    position = {id(message): index for index, message in enumerate(messages)}
+    return {
+        position[id(prompt.messages[old])]: names
+        for old, names in files.items()
+        if id(prompt.messages[old]) in position
+    }
 
 
 def _number_text(value: float | int) -> str:

@@ -85,8 +85,9 @@ def _script(signature: str, body: str) -> str:
     return f"{signature} => {{\n{_HELPERS}\n{body}\n}}"
 
 
-def page_script(signature: str, body: str) -> str:
-    """A script with the helpers above, for the driver's modules that keep their own."""
+def script(signature: str, body: str) -> str:
+    """An evaluated function with the helpers above (`q`, `qa`, `waitFor`, `disabled`, …), for
+    the page steps kept in modules of their own."""
     return _script(signature, body)
 
 

@@ -25,7 +25,7 @@ from playwright.async_api import FilePayload, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from child.site.errors import DriverError, missing
-from child.site.scripts import page_script
+from child.site.scripts import script
 from coordinator.protocol.request import Attachment
 
 log = structlog.get_logger("child.site.uploads")
@@ -49,7 +49,7 @@ BY_ENDING: Final = {
 }
 
 # Every chip of the prompt box removed, by its remove button; how many were, and are left.
-CLEAR_CHIPS: Final = page_script(
+CLEAR_CHIPS: Final = script(
     "async ([s, ms])",
     """
   const chips = () => qa(document, s.media_chip).length;
@@ -63,7 +63,7 @@ CLEAR_CHIPS: Final = page_script(
 
 # The chips once the page has them all: `count` shown, none uploading; or what it shows at
 # the deadline, and the page's toast (a refused file).
-CHIPS_READY: Final = page_script(
+CHIPS_READY: Final = script(
     "async ([s, count, ms])",
     """
   const state = () => ({chips: qa(document, s.media_chip).length,

@@ -37,8 +37,8 @@ TOKEN_HEADER: Final = "X-Child-Token"
 # required call): the model's doing, so the coordinator passes it on and tries no other child.
 INVALID_OUTPUT: Final = "invalid_output"
 # Headers of a child's answer that the coordinator passes on to the client (lower case):
-# how the child carried the request's tools and output format.
-RELAYED_HEADERS: Final = ("x-coordinator-tools",)
+# how the child carried the request's tools and output format, the thinking level it used.
+RELAYED_HEADERS: Final = ("x-coordinator-tools", "x-coordinator-thinking-level")
 
 
 class EngineName(StrEnum):
@@ -376,6 +376,27 @@ class Finish:
 
 
 @dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer rests on (Google Search, URL context): characters `start` to
+    `end` of the answer's text are supported by the page at `url`."""
+
+    url: str
+    title: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettingApplied:
+    """A setting the page used for this answer where the request could only ask for it
+    approximately (the thinking level chosen for a reasoning effort); it comes before any
+    text, and the child sends it as the header `X-Coordinator-<name>`."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerError:
     """An answer that cannot complete; `status` and `code` as in an OpenAI error body."""
 
@@ -384,4 +405,4 @@ class AnswerError:
     code: str = "engine_error"
 
 
-AnswerEvent = TextDelta | ReasoningDelta | ToolCall | Finish | AnswerError
+AnswerEvent = TextDelta | ReasoningDelta | ToolCall | Citation | SettingApplied | Finish | AnswerError

@@ -20,7 +20,7 @@ from coordinator.protocol.errors import OpenAIError as OpenAIError
 from coordinator.protocol.errors import OpenAIErrorKind as OpenAIErrorKind
 from coordinator.protocol.errors import error_body as error_body
 from coordinator.protocol.errors import error_type_for as error_type_for
-from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
+from coordinator.protocol.link import Citation, FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 from coordinator.protocol.request import (
     FILE_PARTS,
     MAX_ATTACHMENTS,
@@ -345,7 +345,7 @@ def _json_kind(value: object) -> str:
 # -- answers -----------------------------------------------------------------------------
 
 # What may arrive between the start of an answer and its Finish.
-Delta = TextDelta | ReasoningDelta | ToolCall
+Delta = TextDelta | ReasoningDelta | ToolCall | Citation
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,11 +375,14 @@ class Answer:
         text: list[str] = []
         reasoning: list[str] = []
         tool_calls: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         for event in events:
             if isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, ReasoningDelta):
                 reasoning.append(event.text)
+            elif isinstance(event, Citation):
+                annotations.append(_annotation(event))
             else:
                 tool_calls.append(_tool_call(event))
         # OpenAI sends null content with tool calls and no text; refusal is always present.
@@ -389,6 +392,8 @@ class Answer:
             message["reasoning_content"] = "".join(reasoning)
         if tool_calls:
             message["tool_calls"] = tool_calls
+        if annotations:
+            message["annotations"] = annotations
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -433,6 +438,10 @@ class AnswerStream:
             return self._chunk({"content": event.text})
         if isinstance(event, ReasoningDelta):
             return self._chunk({"reasoning_content": event.text})
+        if isinstance(event, Citation):
+            # A source as soon as its text is out: a delta field of its own, as OpenAI's
+            # search models stream `annotations`.
+            return self._chunk({"annotations": [_annotation(event)]})
         index = self._tool_calls
         self._tool_calls += 1
         # As OpenAI: a message that opens with a tool call has null content, not "".
@@ -452,6 +461,19 @@ class AnswerStream:
             self._started = True
             delta = {"role": "assistant", "content": content, **delta}
         return self.answer.chunk(delta)
+
+
+def _annotation(citation: Citation) -> dict[str, Any]:
+    """OpenAI's `url_citation` annotation: start and end are character offsets in the content."""
+    return {
+        "type": "url_citation",
+        "url_citation": {
+            "start_index": citation.start,
+            "end_index": citation.end,
+            "title": citation.title,
+            "url": citation.url,
+        },
+    }
 
 
 def _tool_call(call: ToolCall) -> dict[str, Any]:

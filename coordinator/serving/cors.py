@@ -23,7 +23,9 @@ METHODS = ("GET", "HEAD", "POST")
 # What the API reads, whatever the page asks for; the openai SDKs also send x-stainless-*
 # and openai-* headers, which a preflight asks for by name and gets, within the bounds below.
 ALLOWED_HEADERS = ("authorization", "content-type", "x-api-key", "x-request-id")
-EXPOSED_HEADERS = b"x-request-id, x-coordinator-child, x-coordinator-tools, retry-after"
+EXPOSED_HEADERS = (
+    b"x-request-id, x-coordinator-child, x-coordinator-tools, x-coordinator-thinking-level, retry-after"
+)
 # Seconds a browser may reuse a preflight's answer (Chromium caps it at 7200).
 MAX_AGE = b"600"
 _MAX_ASKED = 32

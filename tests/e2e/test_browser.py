@@ -122,10 +122,9 @@ def test_the_conversation_goes_as_one_prompt(browsers: tuple[Coordinator, Site])
             {"role": "user", "content": "And now?"},
         ],
     )
-    assert (
-        site.last_run()["prompt"]
-        == "System: You are terse.\n\nUser: Hi\n\nAssistant: Hello.\n\nUser: And now?"
-    )
+    # The system message is in the page's System instructions field, not the prompt.
+    assert site.last_run()["prompt"] == "User: Hi\n\nAssistant: Hello.\n\nUser: And now?"
+    assert site.last_run()["system"] == "You are terse."
 
 
 def test_cancel_and_disconnect_stop_the_page_and_the_next_request_starts_clean(

@@ -239,13 +239,14 @@ def test_thinking_models_send_thoughts_then_a_signature_then_the_answer(
     assert set(kinds[first_text:]) == {"text"}
     assert parts[first_text - 1][12] is True and isinstance(parts[first_text - 1][14], str)
     assert texts(frames, thinking=True) == thoughts_for("why?", "replica-pro")
-    assert texts(frames) == "Replica replica-pro answers: why?"
+    # The system instruction shows in the answer: it came through [8], not the prompt.
+    assert texts(frames) == "Replica replica-pro answers: why? (system instruction: be brief)"
     usage = frames[-1][2]
     run = replica.wait_run(0, "completed", reported=False)
     assert usage == [
         3,
-        4,
-        7 + run["usage"]["thoughts"],
+        8,
+        11 + run["usage"]["thoughts"],
         None,
         None,
         None,

@@ -153,7 +153,9 @@ def test_settings_and_stop_chips_reach_the_run(replica: ThreadedReplica, open_pa
     expect(page.locator(ui.STOP_CHIP)).to_have_count(1)
     submit(page, "hello big world again")
     run = replica.wait_run(0, "completed")
-    assert run["settings"] == {"temperature": 0.3, "top_p": 0.5, "max_tokens": 6, "stop": ["big"]}
+    assert run["settings"] == {"temperature": 0.3, "top_p": 0.5, "max_tokens": 6, "stop": ["big"],
+                               "thinking_level": "Minimal", "search": False,
+                               "url_context": False}  # fmt: skip
     # The answer ends in the space before the stop sequence; the rendered paragraph does not.
     assert (run["answer"], run["text"]) == (
         "Replica replica-flash answers: hello ",

@@ -7,9 +7,11 @@ import json
 import pytest
 
 from child.capture.wire import AnswerDecoder, FrameScanner, WireError
+from child.replica.grounding import ground, metadata
 from coordinator.protocol.link import (
     AnswerError,
     AnswerEvent,
+    Citation,
     Finish,
     FinishReason,
     ReasoningDelta,
@@ -135,3 +137,31 @@ def test_thought_signatures_are_read_with_their_call_and_never_become_events() -
     events = list(decoder.frame(frame([alone, signed_call], finish=1)))
     assert events == [ToolCall("call_7", "f", "{}")]
     assert decoder.signatures == [(None, "sig-thought"), ("call_7", "sig-call")]
+
+
+def grounded_frame(text: str, grounding: list[object]) -> list[object]:
+    built = frame([[None, text]], finish=1)
+    candidate = built[0][0]  # type: ignore[index]
+    candidate += [None] * (8 - len(candidate)) + [grounding]
+    return built
+
+
+@pytest.mark.parametrize("step", [3, 1000])
+def test_grounding_becomes_citations_in_character_offsets(step: int) -> None:
+    # The replica writes the grounding as Gemini does: UTF-8 byte offsets, zero left out.
+    text, grounding = ground("Réponse ✓ sur les marées", "les marées", "", search=True, url_context=False)
+    assert grounding is not None
+    data = body(frame([[None, text[:10]]]), grounded_frame(text[10:], metadata(text, grounding)))
+    events = decode(data, step)
+    citations = [event for event in events if isinstance(event, Citation)]
+    assert [(c.url, c.title) for c in citations] == [(s.url, s.title) for s in grounding.sources]
+    for citation in citations:
+        assert text[citation.start : citation.end] == "Replica Search has two pages about les marées."
+    assert isinstance(events[-1], Finish)
+
+
+def test_a_span_from_the_start_and_unknown_sources_are_handled() -> None:
+    support = [[None, None, 5, "hello"], [0, 7]]  # start 0 is null; source 7 does not exist
+    events = decode(body(grounded_frame("hello world", [[[["https://a.test/", "A"]]], [support]])), 1000)
+    assert events[:2] == [TextDelta("hello world"), Citation("https://a.test/", "A", 0, 5)]
+    assert len(events) == 3

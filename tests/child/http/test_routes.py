@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from child.http import routes
 from child.http.routes import create_app
 from child.session import Session
 from child.settings import ChildSettings
-from coordinator.protocol.link import TOKEN_HEADER
+from coordinator.protocol.link import TOKEN_HEADER, AnswerEvent, Citation, Finish, SettingApplied, TextDelta
 from tests.support.processes import wait_for
 
 TOKEN = "t0ken"
@@ -54,3 +55,25 @@ def test_a_failure_while_preparing_the_answer_never_keeps_the_turn(
     answer = client.post("/v1/chat/completions", json=ASK)
     assert answer.status_code == 200, answer.text
     assert answer.json()["choices"][0]["message"]["content"] == "echo: hello there"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_setting_the_page_used_is_a_header_and_citations_are_annotations(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    async def generate(self: MockEngine, prompt: Any) -> AsyncGenerator[AnswerEvent, None]:
+        yield SettingApplied("Thinking-Level", "low")
+        yield TextDelta("cited")
+        yield Citation("https://a.test/", "A", 0, 5)
+        yield Finish()
+
+    monkeypatch.setattr(MockEngine, "generate", generate)
+    answer = client.post("/v1/chat/completions", json={**ASK, "stream": stream})
+    assert answer.status_code == 200 and answer.headers["x-coordinator-thinking-level"] == "low"
+    cited = {"start_index": 0, "end_index": 5, "title": "A", "url": "https://a.test/"}
+    annotation = {"type": "url_citation", "url_citation": cited}
+    if stream:
+        assert f'"annotations":[{json.dumps(annotation, separators=(",", ":"))}]' in answer.text
+        assert "Thinking-Level" not in answer.text
+    else:
+        assert answer.json()["choices"][0]["message"]["annotations"] == [annotation]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from coordinator.protocol.link import FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
+from coordinator.protocol.link import Citation, FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 from coordinator.protocol.openai import (
     Answer,
     Delta,
@@ -295,3 +295,24 @@ def test_an_empty_stream_still_sends_the_role_and_no_usage_unless_asked() -> Non
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert chunks[1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[2:] == ["[DONE]"]
+
+
+CITATION = Citation("https://a.test/", "A page", 0, 6)
+URL_CITATION = {
+    "type": "url_citation",
+    "url_citation": {"start_index": 0, "end_index": 6, "title": "A page", "url": "https://a.test/"},
+}
+
+
+def test_citations_are_url_citation_annotations_on_the_message() -> None:
+    body = ANSWER.completion([TextDelta("answer"), CITATION], FinishReason.STOP, USAGE)
+    assert body["choices"][0]["message"]["annotations"] == [URL_CITATION]
+    assert (
+        "annotations"
+        not in ANSWER.completion([TextDelta("a")], FinishReason.STOP, USAGE)["choices"][0]["message"]
+    )
+
+
+def test_streamed_citations_are_an_annotations_delta_of_their_own() -> None:
+    chunks = _stream([TextDelta("answer"), CITATION], FinishReason.STOP)
+    assert chunks[1]["choices"][0]["delta"] == {"annotations": [URL_CITATION]}
