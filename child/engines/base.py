@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from coordinator.protocol.link import AnswerEvent
 from coordinator.protocol.openai import OpenAIErrorKind, RunSettings
-from coordinator.protocol.request import Attachment, ChatOptions, OutputKind, ToolMode
+from coordinator.protocol.request import Attachment, ChatOptions
 
 
 class EngineState(StrEnum):
@@ -161,28 +161,6 @@ class NotSupported(EngineError):
     def __init__(self, param: str, why: str) -> None:
         super().__init__(f"'{param}' is not supported here: {why}.")
         self.param = param
-
-
-def asked_features(prompt: Prompt) -> dict[str, str]:
-    """What a prompt asks of the page beyond text and sampling: feature → the request's
-    field that asks for it (for an error that names it)."""
-    options = prompt.options
-    asked: dict[str, str] = {}
-    if options.calls_tools:
-        asked["tools"] = "tools"
-    if options.tool_choice.mode is ToolMode.REQUIRED:
-        asked["tool_choice"] = "tool_choice"
-    if options.output.kind is not OutputKind.TEXT:
-        asked["response_format"] = "response_format"
-    if options.reasoning_effort is not None:
-        asked["reasoning_effort"] = "reasoning_effort"
-    if options.web_search:
-        asked["web_search"] = "web_search_options"
-    if options.url_context:
-        asked["url_context"] = "url_context"
-    if prompt.attachments:
-        asked["attachments"] = f"messages[{prompt.attachments[0].message}].content"
-    return asked
 
 
 class EngineBroken(EngineError):

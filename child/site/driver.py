@@ -38,7 +38,6 @@ from child.engines.base import (
     Prompt,
     QuotaExhausted,
     RateLimited,
-    asked_features,
     site_refusal,
 )
 from child.site import scripts, settings_panel, uploads
@@ -95,19 +94,6 @@ _STEP_OF = {
     "tools_group": "tools",
 }
 
-
-# What the page flow carries of what a request may ask (`asked_features`); the rest is refused.
-CARRIED: frozenset[str] = frozenset(
-    {
-        "attachments",
-        "tools",
-        "tool_choice",
-        "response_format",
-        "reasoning_effort",
-        "web_search",
-        "url_context",
-    }
-)
 
 # The keys PREPARE waits for (a menu's item, a group's content); the others it checks once.
 _WAITED_FOR = frozenset({"temporary_chat", "temporary_on", "advanced_settings"})
@@ -264,9 +250,6 @@ class AIStudio:
 
     async def run(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         """The answer's events, ending with a Finish; closing early stops the generation."""
-        for feature, param in asked_features(prompt).items():
-            if feature not in CARRIED:
-                raise NotSupported(param, "the page flow does not carry it to the page yet")
         plan = plan_tools(prompt.options)  # before the page is touched: a refusal costs nothing
         if plan.page.functions is not None and not self._network_wanted():
             # The rendered page shows a call's name and arguments, not its id or typed values.
