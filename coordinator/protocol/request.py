@@ -300,9 +300,29 @@ def _flag(body: Mapping[str, Any], name: str) -> bool:
 # -- messages ----------------------------------------------------------------------------------
 
 
+# A message's fields beyond role and content. An answer's own fields come back when a client
+# appends the answer to its history (`messages.append(choice.message)`): they describe an
+# earlier turn and are accepted; any other field with a value is refused by name.
+MESSAGE_FIELDS: Final = frozenset({"role", "content", "name", "tool_calls", "tool_call_id", "function_call"})
+ECHOED_FIELDS: Final = frozenset({"refusal", "annotations", "reasoning_content", "parsed"})
+
+
 def check_message_fields(message: Mapping[str, Any], param: str) -> None:
     """A message's fields beyond role and content: its name, an assistant's tool calls, a
-    tool result's call id."""
+    tool result's call id; anything else with a value is refused by name."""
+    for key, value in message.items():
+        if value is None or key in MESSAGE_FIELDS or key in ECHOED_FIELDS:
+            continue
+        if key == "audio":
+            raise InvalidRequest(
+                f"{param}.audio is not supported: answers here are text, so no earlier audio answer "
+                "can be referred to.",
+                param=f"{param}.audio",
+                code="unsupported_parameter",
+            )
+        raise InvalidRequest(
+            f"{param}.{key} is not a field of a message.", param=f"{param}.{key}", code="unknown_parameter"
+        )
     name = message.get("name")
     if name is not None and (not isinstance(name, str) or not name or len(name) > 256):
         raise InvalidRequest(f"{param}.name must be a non-empty string.", param=f"{param}.name")

@@ -4,6 +4,8 @@ refused as such (`invalid_value`), before anything else is said of the field."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +145,15 @@ def test_n_is_the_coordinators_to_fan_out_and_a_childs_to_refuse() -> None:
     error = _refusal({"n": 3})
     assert (error.code, error.param) == ("unsupported_parameter", "n")
     assert parse_chat_request(json.dumps({"messages": HELLO, "n": None}).encode()).n == 1
+
+
+def test_the_readme_table_says_of_every_field_what_the_code_does() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("## Chat completions: every field", 1)[1].split("\n## ", 1)[0]
+    said: dict[str, str] = {}
+    for names, status in re.findall(r"^\| ((?:`[^`]+`(?:, )?)+) \| (\w+) \|", section, re.MULTILINE):
+        for name in re.findall(r"`([^`]+)`", names):
+            said[name] = status
+    done = {name: status.value for name, (status, _) in {**fields.FIELDS, **fields.EXTENSIONS}.items()}
+    assert said == done
+    assert "ignored" not in section

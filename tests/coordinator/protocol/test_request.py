@@ -177,11 +177,29 @@ def test_at_most_so_many_files_go_with_one_prompt() -> None:
          "messages[1].tool_calls[0].function.arguments"),
         ({"role": "user", "content": "hi", "name": 3}, "messages[1].name"),
         ({"role": "function", "content": "x"}, "messages[1].name"),
+        ({"role": "user", "content": "x", "weight": 2}, "messages[1].weight"),
+        ({"role": "assistant", "content": "x", "audio": {"id": "audio_1"}}, "messages[1].audio"),
     ],
 )  # fmt: skip
 def test_history_fields_are_checked(message: dict[str, Any], param: str) -> None:
     raw = json.dumps({"messages": [{"role": "user", "content": "hi"}, message]}).encode()
     assert refused(raw).param == param
+
+
+def test_an_answer_appended_to_the_history_as_it_came_passes() -> None:
+    echoed = {
+        "role": "assistant",
+        "content": "hi",
+        "refusal": None,
+        "annotations": [],
+        "audio": None,
+        "function_call": None,
+        "tool_calls": None,
+        "reasoning_content": "thought",
+        "parsed": None,
+    }
+    raw = json.dumps({"messages": [{"role": "user", "content": "hi"}, echoed]}).encode()
+    assert parse_chat_request(raw).body["messages"][1] == echoed
 
 
 def test_a_tools_loop_history_passes() -> None:
