@@ -187,7 +187,7 @@ def test_history_fields_are_checked(message: dict[str, Any], param: str) -> None
 
 
 def test_an_answer_appended_to_the_history_as_it_came_passes() -> None:
-    echoed = {
+    echoed: dict[str, Any] = {
         "role": "assistant",
         "content": "hi",
         "refusal": None,
