@@ -7,7 +7,8 @@ differ by model (a model without levels has no such control at all); the tools a
 switches whose state is `aria-checked`, Google Search in
 `div[data-test-id="searchAsAToolTooltip"] mat-slide-toggle button`, URL context in
 `div[data-test-id="browseAsAToolTooltip"] button`, present only for the models that
-offer them. Nothing here is reset by New chat: like the page, it keeps its settings from
+offer them and only while the collapsed "Tools" group (`child.replica.tools`) is open;
+Google Search is off and disabled while function calling is on. Nothing here is reset by New chat: like the page, it keeps its settings from
 one chat to the next, so a driver must put back what it changed.
 
 The script's functions are declared into the page script's closure (`child.replica.pages`)
@@ -30,7 +31,6 @@ STYLE: Final = """
   ms-thinking-level-setting { display: block; }
   ms-thinking-level-setting mat-select { display: flex; justify-content: space-between; padding: 6px 10px;
                                          border: 1px solid #747775; border-radius: 4px; cursor: pointer; }
-  .tools-title { font-size: 13px; font-weight: 500; margin: 8px 0 4px; }
   .tool-item { display: flex; justify-content: space-between; align-items: center; }
   .mdc-switch { width: 36px; height: 20px; border-radius: 10px; border: 1px solid #747775;
                 background: #e1e3e1; }
@@ -52,7 +52,6 @@ TEMPLATES: Final = """
     class="mat-mdc-select-panel" role="listbox" aria-label="Thinking Level"></div></div></div></template>
 <template id="tpl-level-option"><mat-option role="option" class="mat-mdc-option" aria-selected="false"><span
   class="mdc-list-item__primary-text"></span></mat-option></template>
-<template id="tpl-tools-heading"><h3 class="tools-title">Tools</h3></template>
 <template id="tpl-search-tool"><div class="settings-item tool-item" data-test-id="searchAsAToolTooltip">
   <span class="item-title">Grounding with Google Search</span><mat-slide-toggle
     class="mat-mdc-slide-toggle"><button type="button" role="switch" class="mdc-switch" aria-checked="false"
@@ -107,6 +106,8 @@ SCRIPT: Final = r"""
   function toolSwitch(templateId, key) {
     const node = firstOf(templateId);
     const button = $("button", node);
+    // Google Search and function calling (child.replica.tools) exclude each other.
+    button.disabled = key === "search" && tools.functionsOn;
     const show = () => button.setAttribute("aria-checked", String(extraState().tools[key]));
     button.addEventListener("click", () => {
       if (button.disabled) return;
@@ -117,16 +118,18 @@ SCRIPT: Final = r"""
     return node;
   }
 
-  // The nodes renderSettings adds below temperature: thinking level, then the tools.
+  // The nodes renderSettings adds below temperature: the thinking level.
   function extraSettings(model) {
     extraState();
-    const nodes = [];
-    if (thinkingLevelOf(model) !== null) nodes.push(thinkingSetting(model));
-    if (model.grounding) {
-      nodes.push(firstOf("tpl-tools-heading"), toolSwitch("tpl-search-tool", "search"),
-                 toolSwitch("tpl-url-tool", "urlContext"));
-    }
-    return nodes;
+    return thinkingLevelOf(model) !== null ? [thinkingSetting(model)] : [];
+  }
+
+  // The switches in the collapsed Tools group (child.replica.tools), for a model that has them.
+  function groundingSwitches(model) {
+    extraState();
+    return model.grounding
+      ? [toolSwitch("tpl-search-tool", "search"), toolSwitch("tpl-url-tool", "urlContext")]
+      : [];
   }
 
   // What buildRequest adds: the level at [3][9], the tools' flags at [7].

@@ -303,12 +303,10 @@ SCRIPT: Final = r"""
     $("button.close-button", root).addEventListener("click", () => closeOverlay(overlay));
   }
 
-  // Google Search cannot be used with function calling: its toggle is off and disabled.
+  // Google Search cannot be used with function calling: turning it on turns search off, and
+  // the settings drawn again show search's switch disabled (child.replica.settings_panel).
   function syncSearch() {
-    const search = document.querySelector('[data-test-id="searchAsAToolTooltip"] button[role="switch"]');
-    if (!search) return;
-    if (tools.functionsOn && search.getAttribute("aria-checked") === "true") search.click();
-    search.disabled = tools.functionsOn;
+    if (tools.functionsOn && page.tools && page.tools.search) page.tools.search = false;
   }
 
   function toolSetting(templateId, key, openDialog) {
@@ -323,6 +321,7 @@ SCRIPT: Final = r"""
     toggle.addEventListener("click", () => {
       tools[key] = !tools[key];
       show();
+      if (key === "functionsOn") renderSettings();
     });
     edit.addEventListener("click", () => { if (!edit.disabled && !modalOpen()) openDialog(); });
     show();
@@ -347,6 +346,7 @@ SCRIPT: Final = r"""
         () => (tools.declarations.length ? JSON.stringify(tools.declarations, null, 2) : ""),
         parseDeclarations, (declarations) => { tools.declarations = declarations; },
         () => `${tools.declarations.length} functions: ${tools.declarations.map((d) => d.name)}`)));
+      content.append(...groundingSwitches(currentModel()));
     };
     header.addEventListener("click", () => {
       tools.open = !tools.open;

@@ -43,6 +43,7 @@ STEP_OF: Final = {
     "thinking_option": "thinking_level",
     "search_tool": "tools",
     "url_context_tool": "tools",
+    "tools_group": "tools",
 }
 
 
@@ -242,8 +243,21 @@ APPLY: Final = script(
     }
   }
   const params = {search_tool: "web_search_options", url_context_tool: "url_context"};
+  const switches = Object.keys(plan.tools);
+  // The switches sit in the collapsed Tools group: opened only when a request needs them.
+  if (switches.length && !switches.some((key) => q(document, s[key]))) {
+    const header = q(document, s.tools_group);
+    if (header && header.getAttribute("aria-expanded") !== "true") {
+      header.click();
+      const opened = () => { const now = q(document, s.tools_group);
+                             return now && now.getAttribute("aria-expanded") === "true"; };
+      if (!(await waitFor(opened, ms))) { result.missing = "tools_group"; return result; }
+    }
+  }
   for (const [key, want] of Object.entries(plan.tools)) {
-    const toggle = q(document, s[key]);
+    // Angular draws a group's content just after it opens: a moment for a switch asked for.
+    const toggle = q(document, s[key]) || (want ? await waitFor(() => q(document, s[key]), Math.min(ms, 1000))
+                                               : null);
     if (!toggle) {
       if (want) { result.unsupported = params[key]; return result; }
       result.tools[key] = false;  // not on this model's page: nothing to turn off

@@ -13,6 +13,8 @@ from tests.support.replica import OpenPage, ThreadedReplica
 pytestmark = pytest.mark.browser
 
 LEVEL = 'mat-select[aria-label="Thinking Level"]'
+TOOLS_GROUP = 'button[aria-label="Tools"]'
+FUNCTION_CALLING = 'div[data-test-id="functionCallingTooltip"] button[role="switch"]'
 OPTION = '[role="listbox"] mat-option'
 SEARCH = 'div[data-test-id="searchAsAToolTooltip"] mat-slide-toggle button'
 URL_CONTEXT = 'div[data-test-id="browseAsAToolTooltip"] button'
@@ -40,6 +42,8 @@ def test_levels_differ_by_model_and_exist_only_while_open(
     lite = open_page(replica, path="/prompts/new_chat?model=replica-lite")
     expect(lite.locator(ui.MODEL_LABEL)).to_have_text("replica-lite")
     expect(lite.locator(LEVEL)).to_have_count(0)
+    lite.locator(TOOLS_GROUP).click()
+    expect(lite.locator(TOOLS_GROUP)).to_have_attribute("aria-expanded", "true")
     expect(lite.locator(SEARCH)).to_have_count(0)
 
 
@@ -49,6 +53,9 @@ def test_the_page_sends_the_level_and_tools_and_keeps_them_after_new_chat(
     page = open_page(replica, path="/prompts/new_chat?model=replica-flash")
     page.locator(LEVEL).click()
     page.locator(OPTION).filter(has_text="Medium").click()
+    # As on the page, the switches are in the Tools group, collapsed until opened.
+    expect(page.locator(SEARCH)).to_have_count(0)
+    page.locator(TOOLS_GROUP).click()
     for switch in (SEARCH, URL_CONTEXT):
         expect(page.locator(switch)).to_have_attribute("aria-checked", "false")
         page.locator(switch).click()
@@ -65,3 +72,17 @@ def test_the_page_sends_the_level_and_tools_and_keeps_them_after_new_chat(
     page.locator(ui.DISCARD).click()
     expect(page.locator(LEVEL)).to_contain_text("Medium")
     expect(page.locator(SEARCH)).to_have_attribute("aria-checked", "true")
+
+
+def test_google_search_is_off_and_disabled_while_function_calling_is_on(
+    replica: ThreadedReplica, open_page: OpenPage
+) -> None:
+    page = open_page(replica, path="/prompts/new_chat?model=replica-flash")
+    page.locator(TOOLS_GROUP).click()
+    page.locator(SEARCH).click()
+    expect(page.locator(SEARCH)).to_have_attribute("aria-checked", "true")
+    page.locator(FUNCTION_CALLING).click()
+    expect(page.locator(SEARCH)).to_have_attribute("aria-checked", "false")
+    expect(page.locator(SEARCH)).to_be_disabled()
+    page.locator(FUNCTION_CALLING).click()
+    expect(page.locator(SEARCH)).to_be_enabled()

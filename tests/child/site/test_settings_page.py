@@ -82,6 +82,7 @@ async def test_a_drifted_switch_is_refused_by_its_field_with_a_hint(
 async def test_a_switch_the_page_keeps_disabled_is_refused(replica: ThreadedReplica, page: Page) -> None:
     site = _site(replica)
     await site.open(page)
+    await page.click('button[aria-label="Tools"]')  # the switches are in the collapsed Tools group
     await page.evaluate(
         "() => document.querySelector('[data-test-id=\"browseAsAToolTooltip\"] button').disabled = true"
     )
