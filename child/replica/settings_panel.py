@@ -8,8 +8,9 @@ switches whose state is `aria-checked`, Google Search in
 `div[data-test-id="searchAsAToolTooltip"] mat-slide-toggle button`, URL context in
 `div[data-test-id="browseAsAToolTooltip"] button`, present only for the models that
 offer them and only while the collapsed "Tools" group (`child.replica.tools`) is open;
-Google Search is off and disabled while function calling is on. Nothing here is reset by New chat: like the page, it keeps its settings from
-one chat to the next, so a driver must put back what it changed.
+Google Search is off and disabled while function calling is on. Nothing here is reset by
+New chat: like the page, it keeps its settings from one chat to the next, so a driver
+must put back what it changed.
 
 The script's functions are declared into the page script's closure (`child.replica.pages`)
 and called from its `renderSettings` and `buildRequest`; they hold no state of their own
