@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from coordinator.protocol import adapting as check
 from coordinator.protocol import chatstream as cs
@@ -53,6 +53,25 @@ def error_type(status: int) -> str:
     if status in _ERROR_TYPES:
         return _ERROR_TYPES[status]
     return "api_error" if status >= 500 else "invalid_request_error"
+
+
+# The chat field each Messages field becomes, for an error the chat path names by its own
+# field: the client of /v1/messages is told which of its fields that was.
+FIELD_OF_CHAT: Final = {
+    "reasoning_effort": "thinking (or output_config.effort)",
+    "response_format": "output_config.format",
+    "stop": "stop_sequences",
+    "max_completion_tokens": "max_tokens",
+    "max_tokens": "max_tokens",
+    "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
+    "user": "metadata.user_id",
+}
+
+
+def error_message(message: str, param: str | None) -> str:
+    """A chat-path error's words for a Messages client: naming its own field where they differ."""
+    field = FIELD_OF_CHAT.get(param or "")
+    return f"{message} (On /v1/messages that is `{field}`.)" if field else message
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:

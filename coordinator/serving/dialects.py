@@ -64,7 +64,12 @@ def _messages_plan(raw: bytes, request_id: str, now: float) -> Plan:
 def _anthropic_error(status: int, error: dict[str, Any]) -> dict[str, Any]:
     inner = error.get("error")
     message = inner.get("message") if isinstance(inner, dict) else None
-    return anthropic.error_body(status, message if isinstance(message, str) else "The request failed.")
+    param = inner.get("param") if isinstance(inner, dict) else None
+    if not isinstance(message, str):
+        return anthropic.error_body(status, "The request failed.")
+    return anthropic.error_body(
+        status, anthropic.error_message(message, param if isinstance(param, str) else None)
+    )
 
 
 RESPONSES = Dialect("responses", _responses_plan)

@@ -25,6 +25,16 @@ def test_an_error_on_the_messages_route_is_anthropics() -> None:
     }
 
 
+def test_an_error_naming_a_chat_field_names_the_messages_field_it_came_from() -> None:
+    body = error_body(
+        400, "unsupported_parameter", "'reasoning_effort' is not offered.", param="reasoning_effort"
+    )
+    dressed = json.loads(dialects.dress_error("/v1/messages", 400, body))
+    assert dressed["error"]["message"].endswith(
+        "(On /v1/messages that is `thinking (or output_config.effort)`.)"
+    )
+
+
 def test_errors_elsewhere_keep_openais_shape() -> None:
     body = error_body(404, "model_not_found", "No such model.")
     assert dialects.dress_error("/v1/responses", 404, body) == body
