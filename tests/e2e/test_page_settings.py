@@ -19,6 +19,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from child.engines.browser import find_chromium
+from tests.support import schemas
 from tests.support.coordinator import Coordinator, Runs
 from tests.support.sites import Site, site_and_profiles, start
 
@@ -181,6 +182,10 @@ def test_search_sources_arrive_as_url_citations(served: tuple[Coordinator, Site]
     )
     streamed = [a for c in chunks if c.choices for a in (extra(c.choices[0].delta, "annotations") or [])]
     assert [a["url_citation"] for a in streamed] == [a.url_citation.model_dump() for a in annotations]
+    # As OpenAI's schemas have them: the annotated answer, and each chunk of its stream.
+    schemas.assert_valid(schemas.CHAT_COMPLETION, answer.model_dump(mode="json", exclude_unset=True))
+    for chunk in chunks:
+        schemas.assert_valid(schemas.CHAT_COMPLETION_CHUNK, chunk.model_dump(mode="json", exclude_unset=True))
     # A request that does not ask has the switch off again, and no sources.
     answer = client.chat.completions.create(model="replica-flash", messages=question)
     assert site.last_run()["settings"]["search"] is False and not answer.choices[0].message.annotations

@@ -25,6 +25,7 @@ from openai.types.chat import (
 from pydantic import BaseModel
 
 from child.engines.browser import find_chromium
+from tests.support import schemas
 from tests.support.coordinator import Coordinator, Runs
 from tests.support.sites import Site, site_and_profiles, start
 
@@ -93,6 +94,7 @@ def test_a_tool_loop_call_then_result_then_text(served: tuple[Coordinator, Site]
     assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "call get_weather for Paris", "days": 1}
+    schemas.assert_valid(schemas.CHAT_COMPLETION, answer.model_dump(mode="json", exclude_unset=True))
     sent = site.last_run()
     # Through the page: both declared, the client's schema brought to the page's subset.
     assert declared(sent) == ["get_weather", "get_time"]
