@@ -15,7 +15,11 @@ line asking for a "function call" that names none calls the first declared funct
 arguments are an instance of the function's parameters (`child.schema_example`), strings
 being the last line. With structured output on, the answer is JSON: an instance of the
 response schema, or `{"answer": <last line>}` without one; a last line that says "ignore
-the schema" gets its usual prose instead, as a model may.
+the schema" gets its usual prose instead, as a model may. Functions a prompt offers in its
+own words (a line `Functions you may call through this prompt (JSON): [...]`, the
+driver's emulation) are called the same way, but written as the prompt asks, one
+`<tool_call>{"name", "arguments"}</tool_call>` line per call, as a model that follows
+the instruction would.
 
 A system instruction shows: the answer ends by quoting its last line, so a test can tell
 it reached the page's System instructions field (the wire's `[8]`) rather than the prompt.
@@ -45,6 +49,9 @@ MAX_ECHOED_WORDS: Final = 60
 MARKDOWN_WORD: Final = re.compile(r"\bmarkdown\b", re.IGNORECASE)
 FUNCTION_CALL_WORDS: Final = re.compile(r"\bfunction call\b", re.IGNORECASE)
 CALL_WORD: Final = re.compile(r"\bcall\b", re.IGNORECASE)
+PROMPTED_FUNCTIONS: Final = re.compile(
+    r"^Functions you may call through this prompt \(JSON\): (\[.*\])$", re.MULTILINE
+)
 IGNORE_SCHEMA: Final = re.compile(r"\bignore the schema\b", re.IGNORECASE)
 
 # Indented code, a table and nested emphasis: what a DOM reader flattens or mixes with
@@ -193,6 +200,27 @@ def function_calls_for(prompt: str, functions: Sequence[FunctionDeclaration]) ->
     return tuple(FunctionCall(f.name, example(f.parameters, line) if f.parameters else {}) for f in chosen)
 
 
+def prompted_functions(prompt: str) -> tuple[FunctionDeclaration, ...]:
+    """The functions a prompt offers in its own words, as a model reads them: a line
+    `Functions you may call through this prompt (JSON): [...]` (the driver's emulation for
+    functions the page cannot take; `child.site.tools`)."""
+    found = PROMPTED_FUNCTIONS.search(prompt)
+    try:
+        listed = json.loads(found.group(1)) if found else []
+    except ValueError:
+        return ()
+    return tuple(
+        FunctionDeclaration(item["name"], str(item.get("description", "")), item.get("parameters") or {})
+        for item in listed
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    )
+
+
+def call_line(call: FunctionCall) -> str:
+    """A call written as the prompt that offered the function asks for it."""
+    return "<tool_call>" + json.dumps({"name": call.name, "arguments": call.arguments}) + "</tool_call>"
+
+
 def json_answer(prompt: str, schema: Mapping[str, object] | None) -> str | None:
     """The JSON a structured-output answer is (None: the model ignores the schema)."""
     line = last_line(prompt)
@@ -234,7 +262,14 @@ def reply_for(
     text = full_answer(prompt, model, files, system)
     grounding: Grounding | None = None
     structured = json_answer(prompt, response_schema) if response_mime == JSON_MIME else None
-    if structured is not None:
+    prompted = (
+        ()
+        if function_calls_for(prompt, functions)
+        else function_calls_for(prompt, prompted_functions(prompt))
+    )
+    if prompted:
+        text = "\n".join(call_line(call) for call in prompted)  # as the prompt asked calls to be written
+    elif structured is not None:
         text = structured  # JSON of the schema: no sentence may be added to it
     else:
         text, grounding = ground(text, last_line(prompt), prompt, search=search, url_context=url_context)

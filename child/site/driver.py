@@ -328,7 +328,11 @@ class AIStudio:
         stops = "strict" if prompt.settings.stop else ("restore" if self._stops_set else None)
         # System and developer messages go in the System instructions field, not the prompt.
         messages = settings_panel.without_system(prompt.messages)
-        text = conversation_text(messages, _files_by_message(prompt, messages)) + plan.instruction
+        text = (
+            plan.preamble
+            + conversation_text(messages, _files_by_message(prompt, messages))
+            + plan.instruction
+        )
         for attempt in (1, 2):
             result = await page.evaluate(
                 scripts.PREPARE,

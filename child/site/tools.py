@@ -14,6 +14,11 @@ emulations the page needs, labelled, and how the answer is then held to the requ
 - a schema the page's editor takes only loosely is labelled `adapted`; the answer is then
   checked against the client's own schema (`child.output_check`), and a function's
   description carries its full schema, so the model still reads every rule.
+- a function the page cannot take at all (a name it refuses, a recursive schema) is
+  offered through the prompt instead: a preamble lists it and asks for each call as a
+  `<tool_call>{"name", "arguments"}</tool_call>` line, and such lines in the answer become
+  its calls. The answer's text is then held back until its end (a call may come after
+  text). Labelled `tools` in `emulated`.
 
 On the page (`SET_TOOLS`, one round trip): the collapsed "Tools" group is opened, each
 toggle set, and where one is on its Edit dialog gets the JSON, Save, then opened again to
@@ -25,6 +30,8 @@ other, and a request without tools costs nothing.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,7 +42,7 @@ from child.engines.base import NotSupported
 from child.output_check import InvalidOutput
 from child.site.schema_subset import Unadaptable, adapt
 from child.site.scripts import _script
-from coordinator.protocol.link import AnswerEvent, Finish, ToolCall
+from coordinator.protocol.link import AnswerEvent, Finish, FinishReason, TextDelta, ToolCall
 from coordinator.protocol.openai import message_text
 from coordinator.protocol.request import ChatOptions, OutputKind, ToolMode
 
@@ -45,6 +52,9 @@ log = structlog.get_logger("child.site.tools")
 _NAME_FIRST: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 JSON_OBJECT: Final = {"type": "object"}
 TOOLS_HEADER: Final = "X-Coordinator-Tools"
+# The emulation through the prompt: the preamble's first words, and a call in the answer.
+PROMPTED: Final = "Functions you may call through this prompt (JSON):"
+CALL_LINE: Final = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,9 @@ class ToolPlan:
     """One request's tools: what the page gets, what the prompt adds, what the answer owes."""
 
     page: PageTools = field(default_factory=PageTools)
+    preamble: str = ""  # put before the conversation (the functions offered through the prompt)
     instruction: str = ""  # appended to the prompt (an emulation)
+    prompted: tuple[str, ...] = ()  # the names of the functions offered through the prompt
     require_call: bool = False
     first_call_only: bool = False
     emulated: tuple[str, ...] = ()
@@ -81,6 +93,8 @@ class ToolPlan:
         labels = {}
         if self.page.functions is not None:
             labels["tools"] = "adapted" if self.tools_adapted else "page"
+        elif self.prompted:
+            labels["tools"] = "prompt"
         if self.page.schema is not None:
             labels["output"] = "adapted" if self.output_adapted else "page"
         if self.emulated:
@@ -114,19 +128,30 @@ def plan_tools(options: ChatOptions) -> ToolPlan:
     adapted: set[str] = set()
     output_adapted: set[str] = set()
     functions: str | None = None
-    instruction = ""
+    preamble = instruction = ""
+    prompted: list[dict[str, Any]] = []
     if options.calls_tools:
-        tools = [t for t in options.tools if choice.function is None or t.name == choice.function]
         declarations = []
-        for index, tool in enumerate(options.tools):
-            if tool not in tools:
+        for tool in options.tools:
+            if choice.function is not None and tool.name != choice.function:
                 continue
-            param = f"tools[{index}].function"
-            if tool.name[0] not in _NAME_FIRST:
-                why = "the page takes function names that start with a letter or '_'"
-                raise NotSupported(f"{param}.name", why)
-            declarations.append(_declaration(tool.name, tool.description, tool.parameters, param, adapted))
-        functions = json.dumps(declarations, ensure_ascii=False)
+            if tool.name[0] in _NAME_FIRST:
+                try:
+                    declarations.append(_declaration(tool.name, tool.description, tool.parameters, adapted))
+                    continue
+                except Unadaptable:
+                    pass
+            # A name the page refuses, or a schema its editor cannot hold: through the prompt.
+            offered = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+            prompted.append({key: value for key, value in offered.items() if value})
+        functions = json.dumps(declarations, ensure_ascii=False) if declarations else None
+        if prompted:
+            emulated.append("tools")
+            preamble = (
+                f"{PROMPTED} {json.dumps(prompted, ensure_ascii=False)}\n"
+                "To call one of them, answer with one line per call and nothing else on it: "
+                '<tool_call>{"name": NAME, "arguments": {...}}</tool_call>\n\n'
+            )
         if choice.mode is ToolMode.REQUIRED:
             emulated.append("tool_choice")
             instruction = (
@@ -154,7 +179,9 @@ def plan_tools(options: ChatOptions) -> ToolPlan:
     page = PageTools(functions, schema)
     return ToolPlan(
         page=page,
+        preamble=preamble,
         instruction=instruction,
+        prompted=tuple(function["name"] for function in prompted),
         require_call=options.calls_tools and choice.mode is ToolMode.REQUIRED,
         first_call_only=options.calls_tools and not options.parallel_tool_calls,
         emulated=tuple(emulated),
@@ -165,14 +192,12 @@ def plan_tools(options: ChatOptions) -> ToolPlan:
 
 
 def _declaration(
-    name: str, description: str, parameters: Mapping[str, Any] | None, param: str, adapted: set[str]
+    name: str, description: str, parameters: Mapping[str, Any] | None, adapted: set[str]
 ) -> dict[str, Any]:
+    """The page's declaration of a function; Unadaptable if its editor cannot hold the schema."""
     declaration: dict[str, Any] = {"name": name}
     if parameters:
-        try:
-            result = adapt(parameters)
-        except Unadaptable as exc:
-            raise NotSupported(f"{param}.parameters", f"the page's editor cannot hold it: {exc}") from None
+        result = adapt(parameters)
         if result.dropped:
             adapted.update(result.dropped)
             # The rules the page's schema lost, still in front of the model: its description.
@@ -187,10 +212,26 @@ def _declaration(
 async def held_to_plan(
     events: AsyncIterator[AnswerEvent], plan: ToolPlan
 ) -> AsyncGenerator[AnswerEvent, None]:
-    """The answer's events as the plan owes them: the first call only when parallel calls
-    are off, and a call at all when the tool choice requires one."""
+    """The answer's events as the plan owes them: calls of functions offered through the
+    prompt read from its text, the first call only when parallel calls are off, and a call
+    at all when the tool choice requires one."""
     calls = dropped = 0
+    held: list[str] = []  # the text, while a call through the prompt may still come
     async for event in events:
+        if plan.prompted and isinstance(event, TextDelta):
+            held.append(event.text)
+            continue
+        if isinstance(event, Finish) and plan.prompted:
+            text, prompted = prompted_calls("".join(held), plan.prompted)
+            for made in ([TextDelta(text)] if text.strip() else []) + prompted:
+                if isinstance(made, ToolCall):
+                    calls += 1
+                    if plan.first_call_only and calls > 1:
+                        dropped += 1
+                        continue
+                yield made
+            if prompted and event.reason is FinishReason.STOP:
+                event = Finish(FinishReason.TOOL_CALLS, event.usage)
         if isinstance(event, ToolCall):
             calls += 1
             if plan.first_call_only and calls > 1:
@@ -205,6 +246,27 @@ async def held_to_plan(
                     "(emulated: the page has no function-calling mode)"
                 )
         yield event
+
+
+def prompted_calls(text: str, names: Sequence[str]) -> tuple[str, list[AnswerEvent]]:
+    """The answer's text without its call lines, and the calls of the functions offered
+    through the prompt they make (a line naming another function stays text)."""
+    calls: list[AnswerEvent] = []
+
+    def take(match: re.Match[str]) -> str:
+        try:
+            call = json.loads(match.group(1))
+        except ValueError:
+            return match.group(0)
+        if not isinstance(call, dict) or call.get("name") not in names:
+            return match.group(0)
+        arguments = call.get("arguments")
+        arguments = arguments if isinstance(arguments, dict) else {}
+        calls.append(ToolCall(f"call_{secrets.token_hex(12)}", call["name"], json.dumps(arguments)))
+        return ""
+
+    rest = CALL_LINE.sub(take, text)
+    return (rest.strip() if calls else rest), calls
 
 
 # -- the conversation's tool turns, as text --------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -225,3 +226,42 @@ def test_an_answer_that_breaks_the_schema_is_an_error_never_prose(served: tuple[
             text += (chunk.choices[0].delta.content or "") if chunk.choices else ""
     assert text == "Replica replica-flash answers: now ignore the schema"  # streamed, then the error
     assert "invalid_output" in str(ended.value) or "Report" in str(ended.value.message)
+
+
+def test_a_function_the_page_cannot_take_is_called_through_the_prompt(
+    served: tuple[Coordinator, Site],
+) -> None:
+    run, site = served
+    node = {"type": "object", "properties": {"name": {"type": "string"}, "child": {"$ref": "#/$defs/Node"}}}
+    tree: ChatCompletionToolParam = {
+        "type": "function",
+        "function": {
+            "name": "walk_tree",
+            "description": "Walks a tree of nodes",
+            "parameters": {
+                "type": "object",
+                "properties": {"root": {"$ref": "#/$defs/Node"}},
+                "$defs": {"Node": node},
+            },
+        },
+    }
+    raw = client(run).chat.completions.with_raw_response.create(
+        model="replica-flash",
+        messages=[{"role": "user", "content": "please call walk_tree"}],
+        tools=[tree, TIME],
+    )
+    answer = raw.parse()
+    # The recursive schema is more than the page's editor holds: offered in the prompt, labelled.
+    assert raw.headers["x-coordinator-tools"] == "tools=page; emulated=tools"
+    sent = site.last_run()
+    assert declared(sent) == ["get_time"]
+    assert sent["prompt"].startswith("Functions you may call through this prompt (JSON): ")
+    assert answer.choices[0].finish_reason == "tool_calls" and called(answer) == ["walk_tree"]
+    (call,) = answer.choices[0].message.tool_calls or []
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    written = re.fullmatch(r"<tool_call>(.*)</tool_call>", sent["answer"])
+    assert (
+        written is not None
+        and json.loads(call.function.arguments) == json.loads(written.group(1))["arguments"]
+    )
+    assert not answer.choices[0].message.content  # the call line is not left in the text

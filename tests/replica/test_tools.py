@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from child.replica.answer import reply_for
 from child.replica.tools import FunctionDeclaration, declaration_problem, schema_problem
 from child.replica.wire import GenerateRequest, Turn, WireError, encode_request, parse_request
 
@@ -72,3 +73,18 @@ def test_the_pages_schema_rules() -> None:
     )
     assert declaration_problem({"name": "f", "parameters": CITY}, "d") is None
     assert declaration_problem({"name": "f", "strict": True}, "d") == 'd: unknown field "strict"'
+
+
+def test_a_function_offered_in_the_prompt_is_called_as_the_prompt_asks() -> None:
+    schema = '{"type": "object", "properties": {"depth": {"type": "integer"}}}'
+    offered = f'[{{"name": "walk_tree", "parameters": {schema}}}]'
+    prompt = (
+        f"Functions you may call through this prompt (JSON): {offered}\nAnswer so.\n\nplease call walk_tree"
+    )
+    reply = reply_for(prompt, "replica-flash")
+    line = "".join(reply.answer)
+    assert line.startswith("<tool_call>") and line.endswith("</tool_call>") and not reply.calls
+    assert json.loads(line.removeprefix("<tool_call>").removesuffix("</tool_call>"))["name"] == "walk_tree"
+    # Declared on the page, the same function is a call part, not text.
+    declared = reply_for(prompt, "replica-flash", functions=[FunctionDeclaration("walk_tree")])
+    assert [call.name for call in declared.calls] == ["walk_tree"] and not declared.answer

@@ -11,7 +11,7 @@ import pytest
 from child.engines.base import NotSupported
 from child.output_check import InvalidOutput
 from child.site.driver import conversation_text
-from child.site.tools import JSON_OBJECT, ToolPlan, held_to_plan, plan_tools
+from child.site.tools import JSON_OBJECT, PROMPTED, ToolPlan, held_to_plan, plan_tools
 from coordinator.protocol.link import AnswerEvent, Finish, FinishReason, TextDelta, ToolCall
 from coordinator.protocol.request import (
     ChatOptions,
@@ -67,11 +67,38 @@ def test_output_formats_become_the_pages_schema() -> None:
     assert json.loads(strict.page.schema or "") == {"type": "object", "properties": {"n": {"enum": [1]}}}
 
 
-def test_what_the_page_cannot_hold_is_a_400_naming_the_field() -> None:
-    with pytest.raises(NotSupported) as refused:
-        plan_tools(ChatOptions(tools=(TIME, FunctionTool("1st"))))
-    assert refused.value.param == "tools[1].function.name"
-    recursive = {"$defs": {"T": {"properties": {"t": {"$ref": "#/$defs/T"}}}}, "$ref": "#/$defs/T"}
+RECURSIVE = {"$defs": {"T": {"properties": {"t": {"$ref": "#/$defs/T"}}}}, "$ref": "#/$defs/T"}
+
+
+def test_a_function_the_page_cannot_take_is_offered_through_the_prompt_labelled() -> None:
+    plan = plan_tools(
+        ChatOptions(tools=(TIME, FunctionTool("1st"), FunctionTool("tree", "A tree", RECURSIVE)))
+    )
+    assert [d["name"] for d in json.loads(plan.page.functions or "")] == ["get_time"]
+    assert plan.prompted == ("1st", "tree")
+    assert plan.preamble.startswith(PROMPTED + ' [{"name": "1st"}, {"name": "tree", "description": "A tree"')
+    assert "<tool_call>" in plan.preamble and plan.preamble.endswith("\n\n")
+    assert plan.labels == {"tools": "page", "emulated": "tools"}
+    alone = plan_tools(ChatOptions(tools=(FunctionTool("1st"),)))
+    assert alone.page.functions is None and alone.labels == {"tools": "prompt", "emulated": "tools"}
+
+
+async def test_calls_written_as_the_prompt_asked_become_calls() -> None:
+    plan = plan_tools(ChatOptions(tools=(FunctionTool("1st"),)))
+    line = '<tool_call>{"name": "1st", "arguments": {"a": 1}}</tool_call>'
+    events = await collected(plan, TextDelta("Sure.\n" + line[:20]), TextDelta(line[20:]), Finish())
+    assert [type(e) for e in events] == [TextDelta, ToolCall, Finish]
+    text, call, finish = events
+    assert isinstance(text, TextDelta) and text.text == "Sure."
+    assert isinstance(call, ToolCall) and (call.name, json.loads(call.arguments)) == ("1st", {"a": 1})
+    assert isinstance(finish, Finish) and finish.reason is FinishReason.TOOL_CALLS
+    # A line naming a function not offered stays the text it is; so does plain text.
+    other = '<tool_call>{"name": "rm", "arguments": {}}</tool_call>'
+    assert await collected(plan, TextDelta(other), Finish()) == [TextDelta(other), Finish()]
+
+
+def test_an_output_schema_the_page_cannot_hold_is_a_400_naming_the_field() -> None:
+    recursive = RECURSIVE
     with pytest.raises(NotSupported) as refused:
         plan_tools(ChatOptions(output=OutputFormat(OutputKind.JSON_SCHEMA, "T", recursive)))
     assert refused.value.param == "response_format.json_schema.schema" and refused.value.status == 400
