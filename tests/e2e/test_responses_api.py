@@ -216,12 +216,16 @@ def test_an_input_image_reaches_the_child_as_a_file(plain: Coordinator) -> None:
     assert "image/png" in response.output_text
 
 
+ECHO_SCHEMA = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]}
+
+
 def test_a_json_schema_format_asks_for_json(plain: Coordinator) -> None:
     response = plain.openai().responses.create(
         model="mock",
         input="give me json",
-        text={"format": {"type": "json_schema", "name": "echo", "schema": {"type": "object"}}},
+        text={"format": {"type": "json_schema", "name": "echo", "schema": ECHO_SCHEMA}},
     )
+    # The mock answers an instance of the schema, its strings the echo.
     assert json.loads(response.output_text) == {"echo": "echo: give me json"}
 
 
