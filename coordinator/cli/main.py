@@ -19,8 +19,8 @@ import typer
 from coordinator import runtime as server
 from coordinator.cli import check_site as site_check
 from coordinator.cli import demo as demo_site
+from coordinator.cli import login_import, status
 from coordinator.cli import profiles as inventory
-from coordinator.cli import status
 from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
@@ -239,16 +239,38 @@ def login(
     saved_dir: Path = typer.Option(
         Path("auth_profiles/saved"), "--saved-dir", help="Where the profile goes."
     ),
-    browser_port: int = typer.Option(9221, "--browser-port", help="The browser's remote port (127.0.0.1)."),
+    browser_port: int | None = typer.Option(
+        None,
+        "--browser-port",
+        "--port",
+        help="The browser's remote port on 127.0.0.1 (default: 9221; with --remote a free one).",
+    ),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait for the sign-in."),
+    remote: bool = typer.Option(
+        False, "--remote", help="No display: a headless browser to sign in through an SSH tunnel."
+    ),
+    import_file: Path | None = typer.Option(
+        None, "--import", help="Make the profile from a cookies.txt or a cookie extension's JSON export."
+    ),
 ) -> None:
-    """Open a browser on the site's sign-in page and save the session as a profile."""
+    """Open a browser on the site's sign-in page and save the session as a profile; or, with
+    --import, make the profile from a browser's exported cookies."""
     if problem := name_problem(name):
         raise _fail(f"cannot use {name!r} as a profile name: {problem}")
+    if import_file is not None:
+        if remote:
+            raise _fail("--import and --remote are two ways to log in: give one")
+        try:
+            imported = login_import.import_cookies(import_file, saved_dir / f"{name}.json")
+        except login_import.CookieFileError as exc:
+            raise _fail(str(exc), code=1) from None
+        typer.echo(login_import.summary(imported))
+        return
+    port = browser_port if browser_port is not None else 0 if remote else 9221
     argv = [
         sys.executable, "-m", "child.login", "--output", str(saved_dir / f"{name}.json"),
-        "--browser-port", str(browser_port), "--timeout", str(timeout),
-        "--headless" if headless else "--no-headless",
+        "--browser-port", str(port), "--timeout", str(timeout),
+        "--remote" if remote else "--headless" if headless else "--no-headless",
     ]  # fmt: skip
     for flag, value in (
         ("--site-url", site_url),
