@@ -189,6 +189,8 @@ def _cookie(
 ) -> dict[str, Any]:
     """A cookie in Playwright's storage-state shape."""
     bare = domain.lstrip(".")
+    # A __Host- cookie is host-only by definition: Chromium refuses one set for subdomains.
+    host_only = host_only or name.startswith("__Host-")
     # Playwright marks a cookie for the subdomains too by a leading dot, a host-only one by none.
     site = _SAME_SITE.get(same_site.lower(), "Lax") if isinstance(same_site, str) else "Lax"
     if site == "None" and not secure:

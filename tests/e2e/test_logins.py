@@ -124,3 +124,36 @@ def test_remote_login_over_the_debugging_port(tmp_path: Path) -> None:
         assert page_answer.status_code == 200
         assert browsers, "the login ran no browser"
         wait_for(lambda: not alive([p.pid for p in browsers]), 10, "the login browser to exit")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(find_chromium(None, os.environ) is None, reason="no Chromium: `bash scripts/setup.sh`")
+def test_a_browser_takes_every_imported_cookie(tmp_path: Path) -> None:
+    later = time.time() + 86400
+    export = [
+        {"domain": ".google.com", "name": "__Secure-3PSID", "value": SECRET, "path": "/", "secure": True,
+         "httpOnly": True, "sameSite": "no_restriction", "expirationDate": later},
+        {"domain": ".accounts.google.com", "name": "__Host-GAPS", "value": SECRETS[1], "path": "/",
+         "secure": True, "httpOnly": True, "hostOnly": False, "sameSite": "lax", "session": True},
+        {"domain": ".google.com", "name": "NID", "value": "x", "path": "/", "secure": False,
+         "sameSite": "no_restriction", "expirationDate": later},
+    ]  # fmt: skip
+    source = tmp_path / "cookies.json"
+    source.write_text(json.dumps(export))
+    argv = [sys.executable, "-m", "coordinator", "login", "alice", "--import", str(source),
+            "--saved-dir", str(tmp_path)]  # fmt: skip
+    assert subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=find_chromium(None, os.environ))
+        try:
+            # Chromium refuses a cookie it cannot hold (SameSite=None without Secure, a
+            # __Host- cookie for subdomains): every one imported must go in as it is.
+            context = browser.new_context(storage_state=str(tmp_path / "alice.json"))
+            held = {c["name"]: c for c in context.cookies()}
+        finally:
+            browser.close()
+    assert set(held) == {"__Secure-3PSID", "__Host-GAPS", "NID"}
+    assert (
+        held["__Secure-3PSID"]["sameSite"] == "None"
+        and held["__Host-GAPS"]["domain"] == "accounts.google.com"
+    )

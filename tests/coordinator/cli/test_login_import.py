@@ -17,7 +17,7 @@ from coordinator.lifecycle.profiles import examine
 
 # Fake values, each unique, so that any of them showing up in the output is caught.
 SECRETS = {name: f"fake-{name}-value-{index:04d}" for index, name in enumerate(
-    ["SID", "HSID", "__Secure-1PSID", "__Secure-3PSID", "NID", "AEC", "tracker", "OLD"]
+    ["SID", "HSID", "GAPS", "__Secure-1PSID", "__Secure-3PSID", "NID", "AEC", "tracker", "OLD"]
 )}  # fmt: skip
 LATER = int(time.time()) + 30 * 86400
 EARLIER = int(time.time()) - 86400
@@ -28,6 +28,7 @@ COOKIES_TXT = f"""# Netscape HTTP Cookie File
 
 .google.com\tTRUE\t/\tFALSE\t{LATER}\tSID\t{SECRETS["SID"]}
 #HttpOnly_.google.com\tTRUE\t/\tFALSE\t{LATER}\tHSID\t{SECRETS["HSID"]}
+#HttpOnly_.accounts.google.com\tTRUE\t/\tTRUE\t{LATER}\t__Host-GAPS\t{SECRETS["GAPS"]}
 #HttpOnly_.google.com\tTRUE\t/\tTRUE\t{LATER}\t__Secure-1PSID\t{SECRETS["__Secure-1PSID"]}
 aistudio.google.com\tFALSE\t/\tTRUE\t0\tAEC\t{SECRETS["AEC"]}
 .google.com\tTRUE\t/\tTRUE\t{EARLIER}\tNID\t{SECRETS["NID"]}
@@ -81,12 +82,14 @@ def test_cookies_txt_becomes_a_profile_of_googles_live_cookies(tmp_path: Path) -
 
     assert result.returncode == 0, result.stderr
     assert_no_secret(result)
-    assert "4 cookies of google.com" in result.stdout and "aistudio.google.com" in result.stdout
+    assert "5 cookies of google.com" in result.stdout and "aistudio.google.com" in result.stdout
     assert "1 cookies of other sites" in result.stdout and "1 Google cookies that had already expired" in (
         result.stdout
     )
     cookies = saved(tmp_path)
-    assert set(cookies) == {"SID", "HSID", "__Secure-1PSID", "AEC"}  # no other site, nothing expired
+    # No other site's cookie, nothing expired.
+    assert set(cookies) == {"SID", "HSID", "__Host-GAPS", "__Secure-1PSID", "AEC"}
+    assert cookies["__Host-GAPS"]["domain"] == "accounts.google.com"  # host-only, whatever the file says
     expected = {"name": "SID", "value": SECRETS["SID"], "domain": ".google.com", "path": "/",
                 "expires": LATER, "httpOnly": False, "secure": False, "sameSite": "Lax"}  # fmt: skip
     assert cookies["SID"] == expected
