@@ -79,16 +79,25 @@ def fetch(
 
 
 def render(status: Status) -> str:
-    """The headline, a blank line, one row per child, then the cooldowns and the site's drift if any."""
+    """The headline, a blank line, one row per child, then spares, cooldowns and drift if any."""
     children = status.children
     if not children:
         return f"{headline(status)}\n\nno children"
     rows = [_row(child) for child in children]
     text = f"{headline(status)}\n\n{table(HEADERS, rows, right=_NUMERIC)}"
-    for section in (cooldown_lines(children), drift_lines(children)):
+    for section in (spare_lines(children) + cooldown_lines(children), drift_lines(children)):
         if section:
             text += "\n\n" + "\n".join(section)
     return text
+
+
+def spare_lines(children: list[dict[str, Any]]) -> list[str]:
+    """One line per spare (--max-browsers) and why it waits."""
+    return [
+        f"{_text(child.get('profile', child.get('id')))}: spare, {_text(child.get('spare_reason'))}"
+        for child in children
+        if child.get("state") == "spare"
+    ]
 
 
 def cooldown_lines(children: list[dict[str, Any]]) -> list[str]:
