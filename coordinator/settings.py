@@ -81,6 +81,11 @@ class Settings:
     # A child whose request the site refused (permission denied) is out this long, doubled
     # for each refusal in a row, up to PERMISSION_COOLDOWN_MAX.
     permission_cooldown: float = 60.0
+    # Spares: at most `max_browsers` children run at once (0: every valid profile runs); the
+    # other valid profiles wait as spares and take the place of one that is logged out,
+    # fatal, or out (quota, rate limit) for longer than `spare_after` seconds.
+    max_browsers: int = 0
+    spare_after: float = 600.0
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
     grace_period: float = 8.0
     stop_timeout: float = 5.0

@@ -68,6 +68,9 @@ class MockSettings:
     quota_models: frozenset[str] = frozenset()
     # MOCK_RATE_LIMIT: every request answers 429 rate_limited (the whole account, briefly).
     rate_limited: bool = False
+    # MOCK_LATE_REFUSAL: the quota of MOCK_QUOTA_MODELS and the rate limit of MOCK_RATE_LIMIT
+    # come after the answer's first token (an error event ending the stream), as a page's may.
+    late_refusal: bool = False
     # MOCK_PERMISSION_DENIED: every request answers 403 permission_denied.
     permission_denied: bool = False
     # MOCK_REFRESH_COOKIES: the session's cookie changes, so the write-back has something to write.
@@ -95,6 +98,7 @@ class MockSettings:
             quota_models=_env_profile_models(environ, "MOCK_QUOTA_MODELS", profile),
             rate_limited=profile in _env_names(environ, "MOCK_RATE_LIMIT"),
             permission_denied=profile in _env_names(environ, "MOCK_PERMISSION_DENIED"),
+            late_refusal=profile in _env_names(environ, "MOCK_LATE_REFUSAL"),
             refresh_cookies=profile in _env_names(environ, "MOCK_REFRESH_COOKIES"),
             reasoning=environ.get("MOCK_REASONING", ""),
             tool_call=environ.get("MOCK_TOOL_CALL", "").strip(),
@@ -238,23 +242,18 @@ class MockEngine:
             raise EngineError("injected request failure (MOCK_FAIL_REQUESTS)")
         if settings.permission_denied:
             raise PermissionDenied("injected permission denied (MOCK_PERMISSION_DENIED)")
-        if settings.rate_limited:
-            raise RateLimited("injected rate limit (MOCK_RATE_LIMIT)", retry_after=self.QUOTA_SECONDS)
         if settings.quota:
             raise QuotaExhausted("injected quota exhaustion (MOCK_QUOTA)", retry_after=self.QUOTA_SECONDS)
         self._quota.check(prompt.model)
-        if prompt.model in settings.quota_models:
-            exhausted = QuotaExhausted(
-                f"injected quota exhaustion for {prompt.model} (MOCK_QUOTA_MODELS)",
-                model=prompt.model,
-                retry_after=self.QUOTA_SECONDS,
-            )
-            self._quota.note(exhausted)
-            raise exhausted
+        refusal = self._refusal(prompt.model)
+        if refusal is not None and not settings.late_refusal:
+            raise refusal
         deltas = _answer(prompt, settings)
         for index, delta in enumerate(deltas):
             await _sleep_ms(settings.first_token_ms if index == 0 else settings.token_ms)
             yield delta
+            if refusal is not None:
+                raise refusal  # MOCK_LATE_REFUSAL: after the first token
         called = any(isinstance(delta, ToolCall) for delta in deltas)
         default = FinishReason.TOOL_CALLS if called else FinishReason.STOP
         try:
@@ -264,6 +263,20 @@ class MockEngine:
             # browser engine writes after its page's reset.
             if self._writer is not None and self._session is not None:
                 await self._writer.maybe_write(self._session)
+
+    def _refusal(self, model: str) -> EngineError | None:
+        """The injected rate limit or quota for `model` (noted in the quota book), if any."""
+        if self._settings.rate_limited:
+            return RateLimited("injected rate limit (MOCK_RATE_LIMIT)", retry_after=self.QUOTA_SECONDS)
+        if model in self._settings.quota_models:
+            exhausted = QuotaExhausted(
+                f"injected quota exhaustion for {model} (MOCK_QUOTA_MODELS)",
+                model=model,
+                retry_after=self.QUOTA_SECONDS,
+            )
+            self._quota.note(exhausted)
+            return exhausted
+        return None
 
 
 def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:

@@ -5,14 +5,14 @@ and the middleware alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from child.engines.base import EngineError
-from coordinator.protocol.openai import error_body
+from coordinator.protocol.openai import error_body, sse_event
 
 CANCELLED_STATUS: Final = 499  # nginx's "client closed request": the request was stopped on purpose
 
@@ -34,12 +34,29 @@ def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = 
     merged = dict(headers or {})
     if exc.retry_after is not None:
         merged["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(engine_error_body(exc), status_code=exc.status, headers=merged)
+
+
+def engine_error_body(exc: EngineError) -> dict[str, Any]:
+    """The error body of an engine's error, with the model a quota is for when it names one."""
     body = error_body(exc.message, status=exc.status, code=exc.code, param=exc.param)
     model = getattr(exc, "model", None)
     if isinstance(model, str):
         # A quota is per model: the coordinator reads which one here (QuotaExhausted).
         body["error"]["model"] = model
-    return JSONResponse(body, status_code=exc.status, headers=merged)
+    return body
+
+
+def engine_error_event(exc: EngineError) -> bytes:
+    """The SSE event that ends a stream an engine's error cut short, no `[DONE]` after it.
+
+    No header can carry a Retry-After once the stream has begun, so a refusal that has one
+    (a quota, a rate limit) says it in the event (`retry_after`, seconds): the coordinator
+    notes the cooldown from it as it would from a header."""
+    body = engine_error_body(exc)
+    if exc.retry_after is not None:
+        body["error"]["retry_after"] = exc.retry_after
+    return sse_event(body)
 
 
 def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

@@ -40,6 +40,7 @@ from child.http.middleware import Guard, TokenCheck
 from child.http.responses import (
     CANCELLED_STATUS,
     cancelled_response,
+    engine_error_event,
     engine_error_response,
     error_response,
     http_error,
@@ -411,7 +412,7 @@ async def _events(
         )
     except EngineError as exc:
         exchange.status = exc.status
-        ending = sse_error(exc.message, status=exc.status, code=exc.code)
+        ending = engine_error_event(exc)
     else:
         exchange.status = 200
         ending = stream.end(event.reason, turn.usage(event, prompt_tokens))

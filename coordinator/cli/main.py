@@ -188,6 +188,16 @@ def run(
         "--permission-cooldown",
         "Seconds a child the site refused (permission denied) is out; doubles with each in a row.",
     ),
+    max_browsers: int = _option(
+        "--max-browsers",
+        "At most this many children run at once (0: all); the other valid profiles wait as spares.",
+        min=0,
+    ),
+    spare_after: float = _option(
+        "--spare-after",
+        "A spare takes the place of a child out of quota or rate-limited for longer than these seconds.",
+        min=0,
+    ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),

@@ -79,14 +79,49 @@ def fetch(
 
 
 def render(status: Status) -> str:
-    """The headline, a blank line, one row per child, then the site's drift if any."""
+    """The headline, a blank line, one row per child, then spares, cooldowns and drift if any."""
     children = status.children
     if not children:
         return f"{headline(status)}\n\nno children"
     rows = [_row(child) for child in children]
     text = f"{headline(status)}\n\n{table(HEADERS, rows, right=_NUMERIC)}"
-    drift = drift_lines(children)
-    return f"{text}\n\n" + "\n".join(drift) if drift else text
+    for section in (spare_lines(children) + cooldown_lines(children), drift_lines(children)):
+        if section:
+            text += "\n\n" + "\n".join(section)
+    return text
+
+
+def spare_lines(children: list[dict[str, Any]]) -> list[str]:
+    """One line per spare (--max-browsers) and why it waits."""
+    return [
+        f"{_text(child.get('profile', child.get('id')))}: spare, {_text(child.get('spare_reason'))}"
+        for child in children
+        if child.get("state") == "spare"
+    ]
+
+
+def cooldown_lines(children: list[dict[str, Any]]) -> list[str]:
+    """One line per child cooling down, as a whole (with its reason) or for some models.
+
+    e.g. `alice: cooldown (rate_limited) 4m` and `bob: out of quota for pro 3h, flash 12m`."""
+    lines = []
+    for child in children:
+        name = _text(child.get("profile", child.get("id")))
+        reason = child.get("cooldown_reason")
+        if child.get("state") == "cooldown" and isinstance(reason, str):
+            left = child.get("cooldown_seconds")
+            lines.append(
+                f"{name}: cooldown ({clip(reason, 40)}) {human_seconds(left) if left else 'until healthy'}"
+            )
+        models = _mapping(child.get("model_cooldowns"))
+        cooling = sorted(
+            ((clip(str(model), 60), left) for model, left in models.items() if isinstance(left, int | float)),
+            key=lambda pair: -pair[1],
+        )
+        if cooling:
+            listed = ", ".join(f"{model} {human_seconds(left)}" for model, left in cooling)
+            lines.append(f"{name}: out of quota for {listed}")
+    return lines
 
 
 def drift_lines(children: list[dict[str, Any]]) -> list[str]:

@@ -1,7 +1,7 @@
 """One supervised child process, seen from the coordinator: its state, its process, its data.
 
 A state change carries its data: each transition method (`start`, `ready`, `take`,
-`cool_down`, `back_off`, `fail`, `drain`, `stop`, `log_out`, `stopped`) checks the move,
+`cool_down`, `back_off`, `fail`, `drain`, `stop`, `log_out`, `spare`, `stopped`) checks the move,
 sets the new state's data with the state, logs old → new with the reason (child and pid
 bound), and tells the listener (the roster, which tells the supervisor, the pool and the
 metrics). Nothing else assigns a state or its data. Spawning, stopping a process group
@@ -89,6 +89,7 @@ class Child:
         self.cooldown_reason: CooldownReason | None = None
         self.after_stop: ChildState = ChildState.STOPPED  # draining, stopping: where the stop leads
         self.request_id: str | None = None  # busy
+        self.spare_reason: str | None = None  # spare: why it waits
         # Lifecycle bookkeeping, read by the supervisor.
         self.failures = 0  # exits in a row; reset after a healthy run
         self.start_failures = 0  # starts in a row that never became ready
@@ -255,6 +256,12 @@ class Child:
         else:
             self._move_checked(_S.AUTH_EXPIRED, reason)
 
+    def spare(self, reason: str) -> None:
+        """Spare: valid, not running, waiting for a --max-browsers slot; `reason` says why."""
+        self._check(_S.SPARE, reason)
+        self.spare_reason = reason
+        self._move(_S.SPARE, reason)
+
     def stopped(self, reason: str) -> None:
         """Stopped: the process is gone and nothing starts it again by itself."""
         self._move_checked(_S.STOPPED, reason)
@@ -366,6 +373,7 @@ class Child:
             "model_cooldowns": {
                 model: round(until - now, 3) for model, until in self.model_cooldowns.items() if until > now
             },
+            "spare_reason": self.spare_reason if self.state is _S.SPARE else None,
             "next_start_seconds": round(self.next_start_at - now, 3) if self.next_start_at else None,
             "log_file": str(self.log_path),
         }

@@ -18,6 +18,9 @@ class ChildState(enum.StrEnum):
     BACKOFF = "backoff"  # exited or never became ready; waits to start again
     FATAL = "fatal"  # gave up: too many failed starts, or a configuration error
     AUTH_EXPIRED = "auth_expired"  # the profile is logged out; waits for a new file
+    # Valid but not running: --max-browsers children run already; it takes the place of one
+    # that is logged out, fatal or cooling down long (Child.spare_reason says why it waits).
+    SPARE = "spare"
     STOPPED = "stopped"
 
 
@@ -48,7 +51,9 @@ SERVING = frozenset({ChildState.READY, ChildState.BUSY})
 # States from which an operator's restart starts the process again at once.
 RESTARTABLE = frozenset({ChildState.BACKOFF, ChildState.FATAL, ChildState.AUTH_EXPIRED, ChildState.STOPPED})
 # States a stop may end in: what the child does once its process is gone.
-AFTER_STOP = frozenset({ChildState.STOPPED, ChildState.STARTING, ChildState.AUTH_EXPIRED})
+AFTER_STOP = frozenset({ChildState.STOPPED, ChildState.STARTING, ChildState.AUTH_EXPIRED, ChildState.SPARE})
+# States that hold one of the --max-browsers slots: a process runs, or will again by itself.
+OCCUPYING = frozenset({*ALIVE, ChildState.STOPPING, ChildState.BACKOFF})
 
 _S = ChildState
 # → auth_expired from a live state: only when its process is gone already (else via stopping).
@@ -67,10 +72,12 @@ TRANSITIONS: dict[ChildState, frozenset[ChildState]] = {
     _S.DRAINING: frozenset({_S.STOPPING, *AFTER_STOP}),
     _S.STOPPING: AFTER_STOP,
     _S.BACKOFF: frozenset({_S.STARTING, _S.FATAL, _S.STOPPED}),
-    _S.FATAL: frozenset({_S.STARTING, _S.STOPPED}),
-    _S.AUTH_EXPIRED: frozenset({_S.STARTING, _S.STOPPED}),
+    # → spare: a start found every --max-browsers slot taken.
+    _S.FATAL: frozenset({_S.STARTING, _S.STOPPED, _S.SPARE}),
+    _S.AUTH_EXPIRED: frozenset({_S.STARTING, _S.STOPPED, _S.SPARE}),
     # → auth_expired: at startup, for a profile an earlier run found logged out (cooldowns.json).
-    _S.STOPPED: frozenset({_S.STARTING, _S.AUTH_EXPIRED}),
+    _S.STOPPED: frozenset({_S.STARTING, _S.AUTH_EXPIRED, _S.SPARE}),
+    _S.SPARE: frozenset({_S.STARTING, _S.STOPPED}),
 }
 
 

@@ -34,6 +34,7 @@ from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import (
     ACCOUNT_COOLDOWNS,
     ALIVE,
+    OCCUPYING,
     RESTARTABLE,
     SERVING,
     ChildState,
@@ -109,9 +110,13 @@ class Supervisor:
                 self.cooldowns.clear(name)  # the file is gone or invalid: nothing left to keep out
         for child in self.roster:
             self.restore(child)
-        await asyncio.gather(
-            *(self._spawn(child, "initial start") for child in self.roster if child.state is _S.STOPPED)
+        now = self.clock()
+        # Those that may serve at once first: with --max-browsers, the cooling ones wait as spares.
+        due = sorted(
+            (child for child in self.roster if child.state is _S.STOPPED),
+            key=lambda child: not self._may_serve(child, now),
         )
+        await asyncio.gather(*(self._spawn(child, "initial start") for child in due))
 
     async def stop(self) -> None:
         """Stop every child's process group and wait for all of them."""
@@ -237,6 +242,9 @@ class Supervisor:
     async def _spawn(self, child: Child, reason: str) -> None:
         if not self._may_spawn(child):
             return
+        if self._no_slot_for(child):
+            child.spare(f"--max-browsers {self.settings.max_browsers}: every slot is taken ({reason})")
+            return
         # A child needs no API key: it only ever talks to us, with its token.
         inherited = {k: v for k, v in os.environ.items() if k not in _SECRETS_NOT_FOR_CHILDREN}
         env = {**inherited, **self.child_env, TOKEN_ENV: self.token}
@@ -298,6 +306,8 @@ class Supervisor:
         then = child.after_stop
         if then is _S.STARTING and not self.stopping:
             self.spawn_soon(child, "restart after drain")
+        elif then is _S.SPARE and not self.stopping:
+            child.spare(child.spare_reason or f"replaced ({how})")
         elif then is _S.AUTH_EXPIRED:
             child.logged_out(
                 f"profile {child.spec.profile.path} is logged out; log in again and replace the file ({how})"
@@ -350,10 +360,59 @@ class Supervisor:
                 child.stop("drained: no request in hand", then=child.after_stop)
             child.end_model_cooldowns(now)
             self._save_models(child, now)
+        self._balance(now)
         try:
             self.reconciler.tick(now)
         except Exception as exc:  # the tick must go on; the next scan tries again
             log.exception("profiles_scan_failed", error=repr(exc))
+
+    # -- spares (--max-browsers) -----------------------------------------------------------
+
+    def _balance(self, now: float) -> None:
+        """Keep --max-browsers children running: a spare takes the place of one that is out.
+
+        A fatal or logged-out child holds no slot, so a spare starts in its place; one
+        cooling down (quota, rate limit) for longer than --spare-after is stopped and waits
+        as a spare itself, but only while a spare that may serve is there to replace it. A
+        spare whose cooldown ended waits for a free slot: it never evicts a running child."""
+        limit = self.settings.max_browsers
+        if limit <= 0 or self.stopping:
+            return
+        ready_spares = [c for c in self.roster if c.state is _S.SPARE and self._may_serve(c, now)]
+        for child in self.roster:
+            if not ready_spares:
+                break
+            left = (child.cooldown_until or now) - now
+            why = child.cooldown_reason
+            if child.state is _S.COOLDOWN and why in ACCOUNT_COOLDOWNS and left > self.settings.spare_after:
+                assert why is not None
+                ready_spares.pop(0)
+                child.spare_reason = (
+                    f"replaced: in {why.value} cooldown for {left:.0f}s, "
+                    f"more than --spare-after {self.settings.spare_after:g}s"
+                )
+                child.stop(child.spare_reason, then=_S.SPARE)
+        free = limit - sum(1 for c in self.roster if c.state in OCCUPYING)
+        for child in self.roster:
+            if child.state is not _S.SPARE or not self._may_serve(child, now):
+                continue
+            if free > 0:
+                free -= 1
+                self.spawn_soon(child, f"a slot of --max-browsers {limit} is free")
+            elif child.spare_reason is not None and child.spare_reason.startswith("replaced"):
+                child.spare(f"--max-browsers {limit}: every slot is taken (its cooldown is over)")
+
+    def _no_slot_for(self, child: Child) -> bool:
+        limit = self.settings.max_browsers
+        if limit <= 0 or child.state in OCCUPYING:
+            return False  # a restart keeps the slot its child holds
+        return sum(1 for c in self.roster if c.state in OCCUPYING) >= limit
+
+    def _may_serve(self, child: Child, now: float) -> bool:
+        """Not cooling down as a whole account (this run's cooldown, or one `restore` brought
+        back from the state file)."""
+        until = child.cooldown_until if child.cooldown_reason in ACCOUNT_COOLDOWNS else None
+        return until is None or until <= now
 
     def _save_models(self, child: Child, now: float) -> None:
         """Keep the state file's model quotas of `child` in step with the child's, level-triggered:

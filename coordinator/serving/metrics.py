@@ -31,6 +31,9 @@ _WAIT_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # The site's selector keys a child may report missing: short names, a bounded number.
 _SELECTOR_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _MAX_SELECTOR_LABELS = 64
+# Model ids a child may report out of quota: a bounded number of short names.
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,79}")
+_MAX_MODEL_LABELS = 32
 
 
 class _Present(Collector):
@@ -71,6 +74,34 @@ class _Present(Collector):
         for child in self.children():
             fallback.add_metric([child.id], child.answers_from_dom)
         yield fallback
+        yield from self._cooldowns()
+
+    def _cooldowns(self) -> Iterable[Metric]:
+        profile = GaugeMetricFamily(
+            "coordinator_child_cooldown_seconds",
+            "Seconds left of a child's cooldown as a whole (every model), by profile and reason "
+            "(quota, rate_limited, permission_denied, ejected; -1: until a health check passes).",
+            labels=["profile", "reason"],
+        )
+        per_model = GaugeMetricFamily(
+            "coordinator_child_model_cooldown_seconds",
+            "Seconds until a profile's quota for one model resets (it serves its other models).",
+            labels=["profile", "model"],
+        )
+        for child in self.children():
+            now = child.clock()
+            if child.state is ChildState.COOLDOWN and child.cooldown_reason is not None:
+                until = child.cooldown_until
+                profile.add_metric(
+                    [child.id, child.cooldown_reason.value],
+                    max(0.0, until - now) if until is not None else -1,
+                )
+            models = sorted((m, until - now) for m, until in child.model_cooldowns.items() if until > now)
+            for model, left in models[:_MAX_MODEL_LABELS]:
+                if _MODEL_ID.fullmatch(model):  # an id as the child's site names it, nothing else
+                    per_model.add_metric([child.id, model], left)
+        yield profile
+        yield per_model
 
 
 class Metrics:

@@ -12,7 +12,9 @@ none is left, the pool answers `quota_exhausted`. A permission denied (the site 
 the page's proof, or the account is flagged) cools that child and tries one other; a
 second refusal ends the request with 403 `permission_denied`, rather than offering the
 same request to every account in turn. After the first byte,
-nothing is retried: a stream that breaks ends with an OpenAI error event and no `[DONE]`.
+nothing is retried: a stream that breaks ends with an OpenAI error event and no `[DONE]`;
+a quota or rate limit that ends a stream (the child's error event names the model and its
+`retry_after`) is noted on the child as one before the first byte would be.
 Transport errors become reasons in words here, and the client's error is built at the edge.
 """
 
@@ -305,6 +307,7 @@ class Proxy:
         stream = answer.stream
         assert stream is not None
         outcome = Outcome.NEUTRAL
+        refusal: _ChildFailed | None = None
         tail = answer.body
         try:
             stream.watch_idle(self.settings.idle_timeout)
@@ -317,7 +320,11 @@ class Proxy:
                 chunk += stream.take_buffered()
                 tail = chunk
                 yield chunk
-            outcome = Outcome.SERVED
+            # A quota or rate limit that came after the first byte ends the stream with an
+            # error event: the client has it already, and the child's cooldown is noted as
+            # it would be before the first byte (for that model only, or the whole account).
+            refusal = _late_refusal(tail)
+            outcome = Outcome.SERVED if refusal is None else refusal.outcome
         except TransportError as exc:
             # A child that stalls is alive but failing; one whose connection broke is gone.
             outcome = Outcome.FAILED if isinstance(exc, Stalled) else Outcome.UNREACHABLE
@@ -334,17 +341,58 @@ class Proxy:
         finally:
             stream.close()
             try:
-                if outcome is not Outcome.SERVED:
+                if outcome is not Outcome.SERVED and refusal is None:  # a refusal ended its answer
                     await self.cancel_on(answer.child, request_id)
             finally:
                 # Freed even if the stop is itself cut short (a second cancel of the task).
-                self.pool.release(answer.child, outcome)
+                if refusal is not None:
+                    log.warning(
+                        "stream_refused", request_id=request_id, child=answer.child.id, reason=refusal.reason
+                    )
+                    self.pool.release(
+                        answer.child,
+                        refusal.outcome,
+                        cooldown=refusal.cooldown,
+                        reason=f"{refusal.reason}, after the answer had started",
+                        model=refusal.model,
+                    )
+                else:
+                    self.pool.release(answer.child, outcome)
 
     async def cancel_on(self, child: Child, request_id: str) -> bool:
         """Ask a child to stop generating `request_id`; True if it was generating it."""
         return await cancel_request(
             self.transport, child.spec.ports.api, self.token, request_id, CANCEL_TIMEOUT
         )
+
+
+def _late_refusal(tail: bytes) -> _ChildFailed | None:
+    """The quota or rate limit in the error event that ended a stream, if that is how it ended.
+
+    The child puts the Retry-After it could not send as a header in the event (`retry_after`)."""
+    last = tail.rstrip().rpartition(b"\n\n")[2].strip()
+    if not last.startswith(b"data:") or b'"error"' not in last:
+        return None
+    body = last[len(b"data:") :].strip()
+    code = _error_code(body)
+    if code not in ("quota_exhausted", "rate_limited"):
+        return None
+    seconds = _error_number(body, "retry_after")
+    headers = {"retry-after": f"{seconds:g}"} if seconds is not None and seconds > 0 else {}
+    try:
+        Proxy._judge(429, headers, body)
+    except _ChildFailed as failure:
+        return failure
+    return None
+
+
+def _error_number(body: bytes, name: str) -> float | None:
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    value = error.get(name) if isinstance(error, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _error_code(body: bytes) -> str | None:

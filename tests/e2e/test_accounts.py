@@ -8,11 +8,15 @@ A real coordinator with real mock children: the children write their profile fil
 from __future__ import annotations
 
 import json
+import math
 import stat
+import time
 from typing import Any
 
+import pytest
+
 from tests.support.coordinator import Coordinator, StartCoordinator, write_profile
-from tests.support.processes import wait_for
+from tests.support.processes import stop_process_group, wait_for
 
 POLL = ["--profiles-poll", "0.3"]
 MODELS = {"MOCK_MODELS": "flash,pro"}
@@ -88,6 +92,68 @@ def test_a_model_out_of_quota_everywhere_is_429_naming_it(start_coordinator: Sta
     assert error["code"] == "quota_exhausted" and "'pro'" in error["message"]
     assert 590 <= int(response.headers["retry-after"]) <= 600
     assert run.post("/v1/chat/completions", json=ask("flash")).status_code == 200
+
+
+def test_a_model_quota_outlives_a_restart_and_shows_in_status_admin_and_metrics(
+    start_coordinator: StartCoordinator,
+) -> None:
+    first = start_coordinator(("a", "b"), env={**MODELS, "MOCK_QUOTA_MODELS": "a:pro"})
+    assert first.post("/v1/chat/completions", json=ask("pro")).headers["x-coordinator-child"] == "b"
+    saved = wait_for(lambda: _saved_models(first), 5, "the model quota in cooldowns.json")
+    until = saved["a"]["pro"]["until"]
+    assert stop_process_group(first.process) == 0
+    # Time passes between the runs, so that a's quota ends before the one b meets next.
+    wait_for(lambda: time.time() > until - 597, 10, "three seconds of a's quota to pass")
+
+    # Same profiles and state folder; a no longer refuses pro: only the state file keeps it out.
+    args = ["--log-dir", str(first.log_dir)]
+    run = start_coordinator(
+        (), env={**MODELS, "MOCK_QUOTA_MODELS": "b:pro"}, args=args, profiles_dir=first.profiles
+    )
+    a = run.child("a")
+    assert a["state"] == "ready" and 0 < a["model_cooldowns"]["pro"] < 597
+    # Every profile cools for pro now: a from the earlier run, b since this request.
+    response = run.post("/v1/chat/completions", json=ask("pro"))
+    assert response.status_code == 429 and response.json()["error"]["code"] == "quota_exhausted"
+    earliest = run.child("a")["model_cooldowns"]["pro"]
+    assert int(response.headers["retry-after"]) in (math.ceil(earliest), math.ceil(earliest) + 1)
+    assert run.child("b")["model_cooldowns"]["pro"] > earliest + 2
+    assert run.child("a")["served"] == 0, "a was offered pro during its quota"
+    served = {
+        run.post("/v1/chat/completions", json=ask("flash")).headers["x-coordinator-child"] for _ in range(4)
+    }
+    assert served == {"a", "b"}, "out of quota for pro, both still serve flash"
+
+    shown = run.status()
+    assert shown.returncode == 0, shown.stderr
+    assert "a: out of quota for pro 9m" in shown.stdout and "b: out of quota for pro 9m" in shown.stdout
+    metrics = run.get("/metrics").text
+    for name in "ab":
+        assert f'coordinator_child_model_cooldown_seconds{{model="pro",profile="{name}"}}' in metrics
+
+
+@pytest.mark.parametrize("refusal", ["quota", "rate_limit"])
+def test_a_refusal_after_the_first_byte_is_noted_at_once(
+    start_coordinator: StartCoordinator, refusal: str
+) -> None:
+    knob = {"MOCK_QUOTA_MODELS": "a:pro"} if refusal == "quota" else {"MOCK_RATE_LIMIT": "a"}
+    # Health checks far apart: the cooldown is noted from the stream, not from a later /health.
+    run = start_coordinator(
+        ("a",), env={**MODELS, **knob, "MOCK_LATE_REFUSAL": "a"}, args=["--health-interval", "60"]
+    )
+    body = run.post("/v1/chat/completions", json={**ask("pro"), "stream": True}).text
+    assert "echo:" in body and "[DONE]" not in body
+    a = run.child("a")
+    response = run.post("/v1/chat/completions", json=ask("pro"))
+    assert response.status_code == 429 and response.json()["error"]["code"] == "quota_exhausted"
+    assert 590 <= int(response.headers["retry-after"]) <= 600
+    if refusal == "quota":
+        assert a["state"] == "ready" and 590 < a["model_cooldowns"]["pro"] <= 600
+        assert run.post("/v1/chat/completions", json=ask("flash")).status_code == 200
+    else:
+        assert (a["state"], a["cooldown_reason"]) == ("cooldown", "rate_limited")
+        assert a["model_cooldowns"] == {} and 590 < a["cooldown_seconds"] <= 600
+        assert "a: cooldown (rate_limited) 9m" in run.status().stdout
 
 
 def test_a_refused_account_is_cooled_and_two_refusals_end_the_request(

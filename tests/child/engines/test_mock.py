@@ -52,6 +52,29 @@ async def test_a_model_out_of_quota_is_refused_by_name_while_the_others_answer()
 @pytest.mark.parametrize(
     ("settings", "error"),
     [
+        (MockSettings(models=("pro",), quota_models=frozenset({"pro"}), late_refusal=True), QuotaExhausted),
+        (MockSettings(rate_limited=True, late_refusal=True), RateLimited),
+    ],
+    ids=["quota", "rate-limit"],
+)
+async def test_a_late_refusal_comes_after_the_first_token(
+    settings: MockSettings, error: type[Exception]
+) -> None:
+    engine = MockEngine(settings)
+    await engine.start()
+    events = []
+    with pytest.raises(error):
+        async for event in engine.generate(
+            Prompt(messages=({"role": "user", "content": "hi there"},), model="pro")
+        ):
+            events.append(event)
+    assert len(events) == 1 and not isinstance(events[0], Finish)
+    assert MockSettings.from_env({"MOCK_LATE_REFUSAL": "alpha"}, "alpha").late_refusal
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
         (MockSettings(rate_limited=True), RateLimited),
         (MockSettings(permission_denied=True), PermissionDenied),
     ],

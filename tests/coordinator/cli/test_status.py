@@ -223,3 +223,15 @@ def test_first_key(tmp_path: Path) -> None:
 def test_json_is_the_listing_with_the_summary() -> None:
     parsed = json.loads(status.to_json(Status("http://c", SUMMARY, LISTING)))
     assert parsed == {**LISTING, "summary": SUMMARY}
+
+
+def test_render_lists_cooldowns_per_model_and_of_whole_profiles_below_the_table() -> None:
+    quota = {**ALPHA, "state": "ready", "model_cooldowns": {"flash": 700.0, "pro": 14400.0}}
+    limited = {**BETA, "cooldown_reason": "rate_limited", "cooldown_seconds": 250.0, "model_cooldowns": {}}
+    text = status.render(Status("http://c", SUMMARY, {"object": "list", "data": [quota, limited]}))
+    cooldowns = text.split("\n\n")[2]
+    assert cooldowns.splitlines() == [
+        "alpha: out of quota for pro 4h, flash 11m",
+        "beta: cooldown (rate_limited) 4m",
+    ]
+    assert "out of quota" not in status.render(Status("http://c", SUMMARY, LISTING))

@@ -304,3 +304,36 @@ async def test_a_failure_is_charged_once_the_request_is_served_elsewhere(tmp_pat
     assert (await proxy.open(PLAIN, b"{}", "r1")).child is good
 
     assert bad.state is ChildState.COOLDOWN and bad.cooldown_reason is CooldownReason.EJECTED
+
+
+def refusal_event(code: str, **fields: object) -> bytes:
+    return wire.sse_event(
+        {"error": {"message": "refused", "type": "rate_limit_error", "code": code, **fields}}
+    )
+
+
+async def test_a_quota_after_the_first_byte_cools_that_model_only(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1)
+    link.script(
+        1, FakeAnswer(200, event("hel"), refusal_event("quota_exhausted", model="mock", retry_after=900))
+    )
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    body = await collect(proxy.relay(answer, "r1"))
+
+    assert json.loads(body.split(b"data: ")[-1])["error"]["code"] == "quota_exhausted"  # passed on as it is
+    assert child.state is ChildState.READY, "a model's quota leaves the child serving its other models"
+    assert 890 < child.model_cooldown_left("mock", child.clock()) <= 900
+    assert link.asked("/v1/cancel/r1") == [], "the child ended the answer itself"
+
+
+async def test_a_rate_limit_after_the_first_byte_cools_the_whole_child(tmp_path: Path) -> None:
+    proxy, link, (child,) = make_proxy(tmp_path, 1)
+    link.script(1, FakeAnswer(200, event("hel"), refusal_event("rate_limited", retry_after=120)))
+
+    answer = await proxy.open(STREAM, b"{}", "r1")
+    await collect(proxy.relay(answer, "r1"))
+
+    assert (child.state, child.cooldown_reason) == (ChildState.COOLDOWN, CooldownReason.RATE_LIMITED)
+    assert child.cooldown_until is not None and 110 < child.cooldown_until - child.clock() <= 120
+    assert child.model_cooldowns == {}
