@@ -55,7 +55,7 @@ class Ledger:
         self.dropped = 0  # entries refused by a full queue
         self.failed = 0  # entries lost to a failed write
         self.written = 0
-        self._last_error_log = float("-inf")
+        self._last_error_log: dict[str, float] = {}  # by event: a failed prune hides no failed write
         self._store: Store | None = None
 
     @property
@@ -153,9 +153,9 @@ class Ledger:
 
     def _error(self, event: str, exc: Exception, **fields: object) -> None:
         now = time.monotonic()
-        if now - self._last_error_log < _ERROR_LOG_INTERVAL:
+        if now - self._last_error_log.get(event, float("-inf")) < _ERROR_LOG_INTERVAL:
             return
-        self._last_error_log = now
+        self._last_error_log[event] = now
         log.error(
             event,
             path=str(self.path),
