@@ -81,8 +81,9 @@ class Settings:
     # A child whose request the site refused (permission denied) is out this long, doubled
     # for each refusal in a row, up to PERMISSION_COOLDOWN_MAX.
     permission_cooldown: float = 60.0
-    # The usage ledger (coordinator.ledger): its SQLite file's folder, and how many days of
-    # rows it keeps (0: all).
+    # The usage ledger (coordinator.ledger): on or off, its SQLite file's folder, and how
+    # many days of rows it keeps (0: all).
+    ledger: bool = True
     data_dir: Path = Path("data")
     ledger_days: float = 90.0
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.

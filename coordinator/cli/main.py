@@ -189,6 +189,7 @@ def run(
         "--permission-cooldown",
         "Seconds a child the site refused (permission denied) is out; doubles with each in a row.",
     ),
+    ledger: bool = _option("--ledger/--no-ledger", "Record every request in the usage ledger."),
     data_dir: Path = _option("--data-dir", "Folder of the run's data: the usage ledger (ledger.sqlite3)."),
     ledger_days: float = _option("--ledger-days", "Days of requests the usage ledger keeps (0: all)."),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),

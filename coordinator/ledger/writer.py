@@ -33,6 +33,8 @@ _STOP = None
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
     data_dir: Path
+    # Off: `record` drops every entry uncounted and no thread or file is made.
+    enabled: bool = True
     # Rows older than this many days are deleted; 0 keeps them all.
     days: float = 90.0
     batch_size: int = 256
@@ -63,10 +65,13 @@ class Ledger:
         return self.config.path
 
     def start(self) -> None:
-        self._thread.start()
+        if self.config.enabled:
+            self._thread.start()
 
     def record(self, entry: Entry) -> None:
         """Queue `entry` for the writer; never blocks, never raises."""
+        if not self.config.enabled:
+            return
         try:
             self._queue.put_nowait(entry)
         except queue.Full:

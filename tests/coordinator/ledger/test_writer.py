@@ -98,3 +98,11 @@ def test_record_from_many_threads(tmp_path: Path) -> None:
         wait_for(lambda: ledger.written == 200, 5, "every row written")
     finally:
         ledger.close()
+
+
+def test_a_disabled_ledger_keeps_nothing(tmp_path: Path) -> None:
+    ledger = Ledger(LedgerConfig(tmp_path / "data", enabled=False))
+    ledger.start()
+    ledger.record(entry(1))
+    ledger.close()
+    assert not (tmp_path / "data").exists() and (ledger.written, ledger.dropped) == (0, 0)
