@@ -154,7 +154,9 @@ class Coordinator:
         token = secrets.token_urlsafe(32)
         self.transport = Transport()
         self.metrics = Metrics()
-        self.ledger = Ledger(LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger))
+        self.ledger = Ledger(
+            LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger)
+        )
         self.metrics.registry.register(LedgerCollector(self.ledger))
         self.roster = Roster(settings.log_dir)
         for spec in plan.specs:

@@ -34,7 +34,7 @@ def test_entries_are_written_within_the_flush_interval(tmp_path: Path) -> None:
 
 
 def test_close_writes_what_is_queued(tmp_path: Path) -> None:
-    ledger = Ledger(LedgerConfig(tmp_path, flush_interval=30.0, batch_size=1000))
+    ledger = Ledger(LedgerConfig(tmp_path, flush_interval=30.0))
     ledger.start()
     for index in range(5):
         ledger.record(entry(index))
@@ -82,7 +82,7 @@ def test_retention_at_start(tmp_path: Path) -> None:
 
 
 def test_record_from_many_threads(tmp_path: Path) -> None:
-    ledger = Ledger(LedgerConfig(tmp_path, flush_interval=0.05, batch_size=16))
+    ledger = Ledger(LedgerConfig(tmp_path, flush_interval=0.05))
     ledger.start()
     try:
 
