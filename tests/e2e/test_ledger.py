@@ -259,3 +259,14 @@ def test_unwritable_data_dir_is_logged_and_requests_served(
     wait_for(lambda: scrape(run, "coordinator_ledger_rows_failed_total") >= 3, 10, "the lost rows counted")
     assert run.post("/v1/chat/completions", json=ask()).status_code == 200
     assert run.get("/admin/usage").json()["data"] == []
+
+
+def test_sigterm_writes_every_row_before_exit(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(("alpha",))
+    ids = [f"led-term-{index}" for index in range(5)]
+    for request_id in ids:
+        answer = run.post("/v1/chat/completions", json=ask(), headers={"X-Request-ID": request_id})
+        assert answer.status_code == 200
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(30) == 0
+    assert {row["request_id"] for row in rows(ledger_file(run))} >= set(ids)
