@@ -128,7 +128,8 @@ def coordinator(
         sys.executable, "-m", "coordinator", "run", "--profiles", str(profiles), "--host", "127.0.0.1",
         "--port", str(port), "--engine", "mock", "--base-api-port", str(base),
         "--base-stream-port", str(base + children), "--base-browser-port", str(base + 2 * children),
-        "--log-dir", str(folder / "logs"), "--max-queue", "1000", "--log-format", "json", *args,
+        "--log-dir", str(folder / "logs"), "--data-dir", str(folder / "data"), "--max-queue", "1000",
+        "--log-format", "json", *args,
     ]  # fmt: skip
     process = spawn(argv, env, folder / "coordinator.log")
     run = Coordinator(port, process, folder / "logs")

@@ -22,6 +22,8 @@ from typing import Any
 import structlog
 import uvloop
 
+from coordinator.ledger.metrics import LedgerCollector
+from coordinator.ledger.writer import Ledger, LedgerConfig
 from coordinator.lifecycle import ports as port_checks
 from coordinator.lifecycle.child import ChildSpec
 from coordinator.lifecycle.health import HealthReport, read_health, unreachable
@@ -152,6 +154,10 @@ class Coordinator:
         token = secrets.token_urlsafe(32)
         self.transport = Transport()
         self.metrics = Metrics()
+        self.ledger = Ledger(
+            LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger)
+        )
+        self.metrics.registry.register(LedgerCollector(self.ledger))
         self.roster = Roster(settings.log_dir)
         for spec in plan.specs:
             self.roster.enlist(spec)
@@ -215,8 +221,12 @@ class Coordinator:
             log.warning("drain_incomplete", in_flight=len(self.pool.active))
 
     async def close(self) -> None:
-        await self.supervisor.stop()
-        self.transport.close()
+        try:
+            await self.supervisor.stop()
+            self.transport.close()
+        finally:
+            # After the server: every request's row is queued by now; the thread writes them.
+            await asyncio.to_thread(self.ledger.close)
 
 
 async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | None = None) -> int:
@@ -249,6 +259,7 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
     )
     exit_code = 0
     try:
+        coordinator.ledger.start()
         await coordinator.supervisor.start()
         try:
             await server.start(settings.host, settings.port)

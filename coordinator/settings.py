@@ -86,6 +86,11 @@ class Settings:
     # fatal, or out (quota, rate limit) for longer than `spare_after` seconds.
     max_browsers: int = 0
     spare_after: float = 600.0
+    # The usage ledger (coordinator.ledger): on or off, its SQLite file's folder, and how
+    # many days of rows it keeps (0: all).
+    ledger: bool = True
+    data_dir: Path = Path("data")
+    ledger_days: float = 90.0
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
     grace_period: float = 8.0
     stop_timeout: float = 5.0

@@ -21,6 +21,7 @@ from coordinator.cli import check_site as site_check
 from coordinator.cli import demo as demo_site
 from coordinator.cli import login_import, status
 from coordinator.cli import profiles as inventory
+from coordinator.cli import usage as usage_report
 from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
@@ -198,6 +199,9 @@ def run(
         "A spare takes the place of a child out of quota or rate-limited for longer than these seconds.",
         min=0,
     ),
+    ledger: bool = _option("--ledger/--no-ledger", "Record every request in the usage ledger."),
+    data_dir: Path = _option("--data-dir", "Folder of the run's data: the usage ledger (ledger.sqlite3)."),
+    ledger_days: float = _option("--ledger-days", "Days of requests the usage ledger keeps (0: all)."),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
@@ -346,6 +350,33 @@ def show_status(
     except status.StatusError as exc:
         raise _fail(exc.message, code=1) from None
     typer.echo(status.to_json(found) if as_json else status.render(found))
+
+
+@app.command("usage")
+def show_usage(
+    group_by: str = typer.Option("profile", "--group-by", help="profile, model, day or key."),
+    since: str | None = typer.Option(
+        None, "--from", help="From (inclusive): unix seconds or an ISO date or time (UTC)."
+    ),
+    until: str | None = typer.Option(
+        None, "--to", help="To (exclusive): unix seconds or an ISO date or time."
+    ),
+    url: str = _option("--url", "The coordinator's address.", default=status.DEFAULT_URL),
+    api_key: str | None = _STATUS_KEY,
+    api_key_file: Path | None = _STATUS_KEY_FILE,
+    admin_key: str | None = _STATUS_ADMIN_KEY,
+    admin_key_file: Path | None = _STATUS_ADMIN_KEY_FILE,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as /admin/usage answers it."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the coordinator."),
+) -> None:
+    """Show a running coordinator's usage ledger: requests, errors, tokens and TTFT per group."""
+    params = {"group_by": group_by, **({"from": since} if since else {}), **({"to": until} if until else {})}
+    try:
+        key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
+        found = usage_report.fetch(url, key, params, timeout=timeout)
+    except status.StatusError as exc:
+        raise _fail(exc.message, code=1) from None
+    typer.echo(usage_report.to_json(found) if as_json else usage_report.render(found))
 
 
 @app.command("profiles")

@@ -140,6 +140,7 @@ class Request:
         "keep_alive",
         "method",
         "path",
+        "query",
         "refused",
         "started",
         "status",
@@ -150,6 +151,7 @@ class Request:
     ) -> None:
         self.method = method
         self.path = path
+        self.query = ""  # the URL's part after '?', as sent (undecoded)
         self.headers = headers  # lower-case names; a repeated header keeps its last value
         self.body = b""
         self.keep_alive = keep_alive
@@ -392,6 +394,7 @@ class _Connection(asyncio.Protocol):
             headers,
             self.parser.should_keep_alive(),
         )
+        request.query = self.url.partition(b"?")[2].decode("latin-1")
         request.http_10 = self.parser.get_http_version() == "1.0"
         request.expects_continue = headers.get("expect", "").lower() == "100-continue"
         self.request = request

@@ -231,6 +231,21 @@ def openapi() -> dict[str, Any]:
                     "responses": {"200": _json("One object per child"), **_errors(401)},
                 }
             },
+            "/admin/usage": {
+                "get": {
+                    "summary": "Usage ledger report",
+                    "parameters": [
+                        {
+                            "name": "group_by",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["profile", "model", "day", "key"]},
+                        },
+                        {"name": "from", "in": "query", "schema": {"type": "string"}},
+                        {"name": "to", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json("Rows per group"), **_errors(400, 401, 503)},
+                }
+            },
             "/admin/children/{child_id}/{action}": {
                 "post": {
                     "summary": "Restart or drain a child",

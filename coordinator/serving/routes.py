@@ -9,6 +9,7 @@ request id, route, method, body limit), then `__call__` to answer it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -20,6 +21,10 @@ from typing import Any, NamedTuple, cast
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from coordinator.ledger import query as usage_query
+from coordinator.ledger.entry import TAIL_BYTES, Entry
+from coordinator.ledger.store import LedgerUnreadable
+from coordinator.ledger.store import report as usage_report
 from coordinator.protocol import openai as wire
 from coordinator.serving import dialects, ids
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
@@ -69,6 +74,8 @@ class Context:
     error_code: str | None = None
     # The key that let the request in (its label, never the key), which alone may cancel it.
     grant: Grant = OPEN
+    # The answer's last bytes, where its usage is, for the ledger (never logged).
+    tail: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,7 @@ class App:
             "/metrics": (get, self.metrics_text),
             "/openapi.json": (get, self.openapi),
             "/admin/children": (get, self.admin_children),
+            "/admin/usage": (get, self.admin_usage),
         }
         self.prefixes: tuple[tuple[str, int, tuple[str, ...], Handler], ...] = (
             ("/v1/cancel/", 1, ("POST",), self.cancel),
@@ -207,6 +215,7 @@ class App:
             return
         context = Context(admitted.request_id or ids.new_request_id(), grant=admitted.grant)
         stamped = path.startswith("/v1/")
+        arrived = time.time()
         started = time.perf_counter()
         try:
             if isinstance(admitted.route, Reply):
@@ -230,7 +239,7 @@ class App:
                 )
                 await self._send(request, reply, (*self._stamp(context), *cors) if stamped else cors)
         finally:
-            self._record(request, context, started)
+            self._record(request, context, started, arrived)
 
     def _resolve(self, request: Request) -> _Route | Reply:
         """The handler of a request and its path parameters, or the 404 or 405 it gets."""
@@ -278,7 +287,7 @@ class App:
             (b"x-coordinator-child", (context.child or "-").encode()),
         )
 
-    def _record(self, request: Request, context: Context, started: float) -> None:
+    def _record(self, request: Request, context: Context, started: float, arrived: float) -> None:
         """Every request's log line, and its metrics; nothing here may keep the line from being written."""
         seconds = time.perf_counter() - started
         status = request.status if request.finished else 499
@@ -296,6 +305,13 @@ class App:
                     None if first_byte is None else first_byte - started,
                     context.error_code,
                 )
+                self.coordinator.ledger.record(
+                    Entry(
+                        arrived, context.request_id, path, context.child, context.model, status,
+                        context.error_code, bool(context.stream), None if first_byte is None
+                        else first_byte - started, seconds, context.grant.owner, context.tail[-TAIL_BYTES:],
+                    )
+                )  # fmt: skip
         finally:
             log.info(
                 "request",
@@ -349,11 +365,13 @@ class App:
             )
         context.child = answer.child.id
         if answer.stream is None:
+            context.tail = answer.body
             content_type = (answer.content_type or "application/json").encode()
             return Reply(answer.status, answer.body, content_type, answer.headers)
         async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
             request.start(200, (*_SSE_HEADERS, *answer.headers, *self._stamp(context), *self._cors(request)))
             async for chunk in relay:
+                context.tail = chunk
                 await request.write(chunk)
             await request.end()
         return None
@@ -366,6 +384,7 @@ class App:
             if not chat.stream:
                 body, children = await fanout.complete(chat, context.request_id)
                 context.child = ",".join(children)
+                context.tail = body
                 return Reply(200, body)
             merged = await fanout.stream(chat, context.request_id)
         except wire.OpenAIError as exc:
@@ -378,6 +397,7 @@ class App:
             request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
             async with contextlib.aclosing(merged.chunks()) as chunks:
                 async for chunk in chunks:
+                    context.tail = chunk
                     await request.write(chunk)
             await request.end()
         finally:
@@ -440,12 +460,14 @@ class App:
             )
         context.child = answer.child.id
         if answer.stream is None:
+            context.tail = answer.body
             return self._adapted_whole(plan, answer.status, answer.body, context)
         encoder = plan.encoder()
         async with contextlib.aclosing(proxy.relay(answer, context.request_id)) as relay:
             request.start(200, (*_SSE_HEADERS, *self._stamp(context), *self._cors(request)))
             await request.write(encoder.start())
             async for chunk in relay:
+                context.tail = chunk
                 await request.write(encoder.feed(chunk))
             await request.write(encoder.close())
             await request.end()
@@ -538,6 +560,20 @@ class App:
     async def admin_children(self, request: Request, context: Context, params: list[str]) -> Reply:
         children = self.coordinator.roster
         return json_reply({"object": "list", "data": [child.snapshot() for child in children]})
+
+    async def admin_usage(self, request: Request, context: Context, params: list[str]) -> Reply:
+        """The ledger's report (`coordinator.ledger.store.report`), read on a thread of its own."""
+        try:
+            question = usage_query.parse(request.query)
+        except usage_query.QueryError as exc:
+            return error_reply(400, "invalid_query", exc.message, param=exc.param)
+        try:
+            found = await asyncio.to_thread(
+                usage_report, self.coordinator.ledger.path, question.group_by, question.start, question.end
+            )
+        except LedgerUnreadable as exc:
+            return error_reply(503, "ledger_unavailable", f"{exc}; see the coordinator's log.")
+        return json_reply(found.as_json())
 
     async def admin_action(self, request: Request, context: Context, params: list[str]) -> Reply:
         supervisor = self.coordinator.supervisor

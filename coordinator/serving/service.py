@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from coordinator.ledger.writer import Ledger
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.supervisor import Supervisor
 from coordinator.serving.metrics import Metrics
@@ -19,6 +20,7 @@ from coordinator.settings import Settings
 class Service(Protocol):
     settings: Settings
     metrics: Metrics
+    ledger: Ledger
     pool: Pool
     proxy: Proxy
     supervisor: Supervisor

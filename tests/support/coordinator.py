@@ -170,6 +170,7 @@ class Runs:
             "--base-browser-port", str(browser),
             "--engine", "mock",
             "--log-dir", str(root / "logs"),
+            "--data-dir", str(root / "data"),
             *FAST,
             *(args or []),
         ]  # fmt: skip
