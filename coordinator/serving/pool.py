@@ -197,6 +197,9 @@ class Pool:
         enqueued = self.clock()
         waiter = Waiter(request_id, model, avoid, lane, enqueued)
         self.waiters.append(waiter)
+        # Those waiting may all be for models no free child serves while this one's is free:
+        # it need not wait for the next child to come free to find out.
+        self._dispatch()
         try:
             async with asyncio.timeout(self.queue_timeout):
                 child = await asyncio.shield(waiter.future)

@@ -252,3 +252,15 @@ async def test_lanes_wait_only_for_children_of_their_model(tmp_path: Path) -> No
     assert not high_other.done()
     pool.release(other_holder, Outcome.SERVED)
     assert (await asyncio.wait_for(high_other, 1)).id == "c1"
+
+
+async def test_a_request_behind_waiters_for_another_model_takes_a_free_child_at_once(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 2, max_queue=10)
+    pool.children[1].models = ("other",)
+    holder = await pool.acquire("busy-mock", "mock")
+    waiting = asyncio.create_task(pool.acquire("high-mock", "mock", lane=Lane.HIGH))
+    await asyncio.sleep(0)
+    low_other = await asyncio.wait_for(pool.acquire("low-other", "other", lane=Lane.LOW), 1)
+    assert low_other.id == "c1" and not waiting.done()
+    pool.release(holder, Outcome.SERVED)
+    assert (await asyncio.wait_for(waiting, 1)).id == "c0"
