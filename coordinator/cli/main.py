@@ -134,7 +134,7 @@ def run(
         "--max-passed-over",
         "Seconds a waiting request may be passed over by higher X-Priority lanes; then it is served first.",
     ),
-    key_priority: str | None = typer.Option(
+    key_priorities: str | None = typer.Option(
         None,
         "--key-priority",
         envvar="COORDINATOR_KEY_PRIORITY",
@@ -213,7 +213,7 @@ def run(
         api_keys = read_api_keys(api_key, api_key_file)
         admin_keys = read_api_keys(admin_key, admin_key_file, kind="admin")
         origins = parse_origins(cors_origins)
-        key_priorities = parse_key_priorities(key_priority, KeyRing(api_keys, admin_keys).labels)
+        priorities = parse_key_priorities(key_priorities, KeyRing(api_keys, admin_keys).labels)
     except (KeyFileError, ValueError) as exc:
         raise _fail(str(exc)) from None
     _warn_keys_on_command_line(ctx)
@@ -223,7 +223,7 @@ def run(
         api_keys=api_keys,
         admin_keys=admin_keys,
         cors_origins=origins,
-        key_priorities=key_priorities,
+        key_priorities=priorities,
     )
     if not demo:
         raise typer.Exit(_run(settings, {}))
