@@ -66,13 +66,14 @@ def free(run: Coordinator, holder: Future[httpx.Response], request_id: str = "ho
 
 
 def queue_in_order(pool: ThreadPoolExecutor, run: Coordinator, requests: list[tuple[str, str | None]],
-                   **given: Any) -> list[Future[httpx.Response]]:  # fmt: skip
-    """Send each request once the one before it waits, so that the arrival order is known."""
+                   waiting: int = 0, **given: Any) -> list[Future[httpx.Response]]:  # fmt: skip
+    """Send each request once the one before it waits (`waiting` already do), so that the
+    arrival order is known."""
     futures = []
     for index, (request_id, priority) in enumerate(requests):
         futures.append(pool.submit(ask, run, request_id, priority, **given))
         wait_for(
-            lambda: sum(by_lane(run).values()) == index + 1,  # noqa: B023
+            lambda: sum(by_lane(run).values()) == waiting + index + 1,  # noqa: B023
             5,
             f"{request_id} to queue",
         )
@@ -186,7 +187,7 @@ def test_a_key_s_default_priority_and_the_header_over_it(start_coordinator: Star
         holder = occupy(pool, run)
         futures = [
             *queue_in_order(pool, run, [("k-batch", None)], key=keys[0]),
-            *queue_in_order(pool, run, [("k-asked-normal", "normal")], key=keys[1]),
+            *queue_in_order(pool, run, [("k-asked-normal", "normal")], waiting=1, key=keys[1]),
         ]
         futures.append(pool.submit(ask, run, "k-urgent", None, key=keys[1]))
         wait_for(lambda: sum(by_lane(run).values()) == 3, 5, "the urgent key's request to queue")
