@@ -183,10 +183,11 @@ class Coordinator:
             on_queue_wait=self.metrics.queue_wait.observe,
             service_estimate=min(30.0, settings.first_byte_timeout),
             permission_cooldown=settings.permission_cooldown,
+            max_passed_over=settings.max_passed_over,
         )
         self.roster.subscribe(self.metrics.on_transition)
         self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)
-        self.metrics.watch(lambda: self.roster, lambda: len(self.pool.waiters), self.pool.models)
+        self.metrics.watch(lambda: self.roster, self.pool.waiters.depth, self.pool.models)
 
     def summary(self) -> dict[str, Any]:
         children = list(self.roster)
@@ -203,7 +204,11 @@ class Coordinator:
                 "by_state": by_state,
                 "list": [{"id": c.id, "state": c.state.value} for c in children],
             },
-            "queue": {"waiting": len(self.pool.waiters), "max": self.settings.max_queue},
+            "queue": {
+                "waiting": len(self.pool.waiters),
+                "max": self.settings.max_queue,
+                "by_lane": {lane.value: count for lane, count in self.pool.waiters.depth().items()},
+            },
             "in_flight": len(self.pool.active),
         }
 

@@ -42,6 +42,10 @@ class Settings:
     # Scheduling.
     max_queue: int = 100
     queue_timeout: float = 120.0
+    # Priority lanes (coordinator.serving.lanes): seconds after which a waiting request is
+    # no longer passed over by higher lanes, and a default lane per key label ("client-0").
+    max_passed_over: float = 30.0
+    key_priorities: tuple[tuple[str, str], ...] = ()
     max_attempts: int = 3
     # A browser can think for minutes before its first token, and pause long between tokens.
     first_byte_timeout: float = 300.0

@@ -25,7 +25,9 @@ from coordinator.cli import usage as usage_report
 from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
+from coordinator.serving.auth import KeyRing
 from coordinator.serving.cors import parse_origins
+from coordinator.serving.lanes import parse_key_priorities
 from coordinator.settings import Engine, Settings
 
 app = typer.Typer(
@@ -129,6 +131,16 @@ def run(
     ),
     max_queue: int = _option("--max-queue", "Requests that may wait for a free child; beyond it: 429."),
     queue_timeout: float = _option("--queue-timeout", "Seconds a request may wait for a child; then: 503."),
+    max_passed_over: float = _option(
+        "--max-passed-over",
+        "Seconds a waiting request may be passed over by higher X-Priority lanes; then it is served first.",
+    ),
+    key_priorities: str | None = typer.Option(
+        None,
+        "--key-priority",
+        envvar="COORDINATOR_KEY_PRIORITY",
+        help="Default X-Priority per key, by its log label: client-0=low,client-1=high. Default: normal.",
+    ),
     max_attempts: int = _option("--max-attempts", "Children tried for one request before its first byte."),
     first_byte_timeout: float = _option(
         "--first-byte-timeout", "Seconds a child may take to start answering."
@@ -215,11 +227,18 @@ def run(
         api_keys = read_api_keys(api_key, api_key_file)
         admin_keys = read_api_keys(admin_key, admin_key_file, kind="admin")
         origins = parse_origins(cors_origins)
+        priorities = parse_key_priorities(key_priorities, KeyRing(api_keys, admin_keys).labels)
     except (KeyFileError, ValueError) as exc:
         raise _fail(str(exc)) from None
     _warn_keys_on_command_line(ctx)
     # Every other option is named after its Settings field.
-    settings = _settings(ctx.params, api_keys=api_keys, admin_keys=admin_keys, cors_origins=origins)
+    settings = _settings(
+        ctx.params,
+        api_keys=api_keys,
+        admin_keys=admin_keys,
+        cors_origins=origins,
+        key_priorities=priorities,
+    )
     if not demo:
         raise typer.Exit(_run(settings, {}))
     with tempfile.TemporaryDirectory(prefix="coordinator-demo-") as folder:

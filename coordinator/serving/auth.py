@@ -63,6 +63,8 @@ class KeyRing:
             + [(key.encode(), f"client-{index}", False) for index, key in enumerate(client_keys)]
         )
         self.enabled = bool(self._keys)
+        # The labels that stand for the keys (`--key-priority` names keys by them).
+        self.labels = frozenset(label for _, label, _ in self._keys)
         self.separate_admin = bool(admin_keys)
 
     @classmethod

@@ -13,7 +13,8 @@ tokens summed. Streamed: the chunks of the n answers as they come, each with its
 finished, and before it one usage chunk (the sums) if the client asked for usage. The
 stream starts with the first sub-answer's first chunk; a sub-request that fails before
 then fails the whole request as a plain HTTP error, one that fails after ends the stream
-with its error event and no `[DONE]`. Either way the others are cancelled.
+with its error event and no `[DONE]`. Either way the others are cancelled. The
+sub-requests wait in the request's own priority lane.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import structlog
 
 from coordinator.lifecycle.child import Child
 from coordinator.protocol import openai as wire
+from coordinator.serving.lanes import Lane
 from coordinator.serving.pool import Pool, Waiter
 from coordinator.serving.proxy import Answer, Proxy
 
@@ -149,12 +151,14 @@ class FanOut:
 
     # -- whole answers ------------------------------------------------------------------
 
-    async def complete(self, chat: wire.ChatRequest, request_id: str) -> tuple[bytes, list[str]]:
+    async def complete(
+        self, chat: wire.ChatRequest, request_id: str, lane: Lane = Lane.NORMAL
+    ) -> tuple[bytes, list[str]]:
         """The merged `chat.completion` and the children that answered, or ChoiceFailed."""
         sub, raw = _sub_request(chat)
 
         async def one(index: int) -> tuple[dict[str, Any], str]:
-            answer = await self.open_choice(sub, raw, sub_id(request_id, index))
+            answer = await self.open_choice(sub, raw, sub_id(request_id, index), lane)
             if answer.status != 200:
                 raise ChoiceFailed.from_body(answer.status, answer.body)
             try:
@@ -181,10 +185,10 @@ class FanOut:
 
     # -- streamed answers ---------------------------------------------------------------
 
-    async def stream(self, chat: wire.ChatRequest, request_id: str) -> Merged:
+    async def stream(self, chat: wire.ChatRequest, request_id: str, lane: Lane = Lane.NORMAL) -> Merged:
         """The merged stream, once one choice has its first chunk; ChoiceFailed if one
         failed before that. The caller must close it (`aclose`), however it ends."""
-        merged = Merged(self, chat, request_id)
+        merged = Merged(self, chat, request_id, lane)
         try:
             await merged.start()
         except BaseException:
@@ -192,10 +196,12 @@ class FanOut:
             raise
         return merged
 
-    async def open_choice(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
+    async def open_choice(
+        self, chat: wire.ChatRequest, raw: bytes, request_id: str, lane: Lane = Lane.NORMAL
+    ) -> Answer:
         """One choice's sub-request, opened through the proxy; its failure as ChoiceFailed."""
         try:
-            return await self.proxy.open(chat, raw, request_id)
+            return await self.proxy.open(chat, raw, request_id, lane)
         except wire.OpenAIError as exc:
             raise ChoiceFailed.of(exc) from None
 
@@ -211,10 +217,11 @@ class FanOut:
 class Merged:
     """The n streams of a fanned-out request, merged as their chunks come."""
 
-    def __init__(self, fanout: FanOut, chat: wire.ChatRequest, request_id: str) -> None:
+    def __init__(self, fanout: FanOut, chat: wire.ChatRequest, request_id: str, lane: Lane) -> None:
         self.fanout = fanout
         self.chat = chat
         self.request_id = request_id
+        self.lane = lane
         self.children: list[str] = []
         # What the choices report, in the order they report it. A choice's data events wait
         # for room (so a slow client slows its children), its end never does.
@@ -313,7 +320,7 @@ class Merged:
         """One choice: open it, then pass its events on, then say it ended (or failed)."""
         request_id = sub_id(self.request_id, index)
         try:
-            answer = await self.fanout.open_choice(sub, raw, request_id)
+            answer = await self.fanout.open_choice(sub, raw, request_id, self.lane)
             if answer.stream is None:
                 # An error answered before any stream (a 4xx the request earned): the child
                 # is free already.

@@ -3,7 +3,8 @@
 One `Metrics` object per run, with a registry of its own (no process-wide globals). It is
 fed from a few places: the child state listener (restarts, ejections), the request edge
 (requests, durations, time to first token, rejections), the pool (queue wait) and the
-proxy (retries). Gauges that describe the present (children by state, queue depth) are
+proxy (retries). Gauges that describe the present (children by state, queue depth by
+priority lane) are
 read from the live objects at scrape time, so they can never drift.
 
 Labels hold profile names, states, status codes, model ids the children offer and
@@ -13,8 +14,8 @@ fixed reason codes: never a cookie, a token, a key or a prompt.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -39,7 +40,9 @@ _MAX_MODEL_LABELS = 32
 class _Present(Collector):
     """Children by state and the queue's depth, read when Prometheus scrapes."""
 
-    def __init__(self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], int]) -> None:
+    def __init__(
+        self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], Mapping[Any, int]]
+    ) -> None:
         self.children = children
         self.queue_depth = queue_depth
 
@@ -51,9 +54,13 @@ class _Present(Collector):
         for state, count in counts.items():
             by_state.add_metric([state], count)
         yield by_state
-        yield GaugeMetricFamily(
-            "coordinator_queue_depth", "Requests waiting for a free child.", value=self.queue_depth()
+        depth = GaugeMetricFamily(
+            "coordinator_queue_depth", "Requests waiting for a free child, by priority lane.", labels=["lane"]
         )
+        for lane, count in self.queue_depth().items():
+            # A lane is an enum or its name: the label is its value (high, normal, low).
+            depth.add_metric([str(getattr(lane, "value", lane))], count)
+        yield depth
         drift = GaugeMetricFamily(
             "coordinator_child_selectors_missing",
             "1 for each selector of the site's empty chat that matched nothing on a child's page "
@@ -175,9 +182,10 @@ class Metrics:
         self._duration_by = {kind: self.duration.labels(kind) for kind in ("true", "false")}
         self._first_token_by = {kind: self.first_token.labels(kind) for kind in ("true", "false")}
 
-    def watch(self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], int],
+    def watch(self, children: Callable[[], Iterable[Child]], queue_depth: Callable[[], Mapping[Any, int]],
               models: Callable[[], Sequence[str]]) -> None:  # fmt: skip
-        """Read the present state from these when scraped; `models` bounds the model label."""
+        """Read the present state from these when scraped (`queue_depth`: waiting requests by
+        lane); `models` bounds the model label."""
         self.registry.register(_Present(children, queue_depth))
         self._models = models
 

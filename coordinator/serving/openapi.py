@@ -131,7 +131,7 @@ def _adapter(summary: str, request: dict[str, Any], errors: dict[str, Any]) -> d
     return {
         "post": {
             "summary": summary,
-            "parameters": [_ID],
+            "parameters": [_ID, _PRIORITY],
             "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
             "responses": {
                 "200": {
@@ -150,6 +150,13 @@ _ID = {
     "required": False,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
 }
+_PRIORITY = {
+    "name": "X-Priority",
+    "in": "header",
+    "required": False,
+    "description": "The queue lane (absent: the key's default, else normal); another value: 400.",
+    "schema": {"type": "string", "enum": ["high", "normal", "low"]},
+}
 
 
 def openapi() -> dict[str, Any]:
@@ -164,7 +171,7 @@ def openapi() -> dict[str, Any]:
             "/v1/chat/completions": {
                 "post": {
                     "summary": "Chat completion, streamed (SSE) or not",
-                    "parameters": [_ID],
+                    "parameters": [_ID, _PRIORITY],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _CHAT_REQUEST}},

@@ -3,8 +3,10 @@
 A child holds one request at a time. A request goes to an idle ready child that offers
 its model and is not out of quota for it (quota is per account and per model: a child
 out of quota for one model serves the others), round-robin among those; when there is
-none it waits in a bounded FIFO queue, unless every child that offers the model is out of
-quota for it (then `quota_exhausted` at once, with the soonest reset as Retry-After).
+none it waits in a bounded queue of priority lanes (`coordinator.serving.lanes`: strict
+priority between lanes, FIFO within one, a bound on how long one is passed over), unless
+every child that offers the model is out of quota for it (then `quota_exhausted` at
+once, with the soonest reset as Retry-After).
 Releasing a child records how the request went: failures in a row eject the child for a
 cooldown that doubles with each ejection; a rate limit cools the whole child; a refusal
 by the site (permission denied) cools it for a while that doubles with each in a row.
@@ -18,7 +20,6 @@ import asyncio
 import enum
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ACCOUNT_COOLDOWNS, ChildState, CooldownReason
 from coordinator.protocol.openai import OpenAIErrorKind
+from coordinator.serving.lanes import Lane, Lanes
 
 log = structlog.get_logger("coordinator.serving.pool")
 
@@ -111,6 +113,8 @@ class Waiter:
     request_id: str
     model: str | None
     avoid: frozenset[str]
+    lane: Lane = Lane.NORMAL
+    enqueued: float = 0.0  # the pool's clock when it began to wait
     future: asyncio.Future[Child] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -128,6 +132,7 @@ class Pool:
         on_queue_wait: Callable[[float], None] | None = None,
         service_estimate: float = 30.0,
         permission_cooldown: float = 60.0,
+        max_passed_over: float = 30.0,
     ) -> None:
         self.roster = roster
         self.max_queue = max_queue
@@ -138,7 +143,7 @@ class Pool:
         self.permission_cooldown = permission_cooldown
         self.clock = clock
         self.on_queue_wait = on_queue_wait or (lambda seconds: None)
-        self.waiters: deque[Waiter] = deque()
+        self.waiters: Lanes[Waiter] = Lanes(max_passed_over)
         self.active: dict[str, Child] = {}  # request id → the child serving it
         self.closed: str | None = None
         self._next = 0
@@ -166,8 +171,14 @@ class Pool:
 
     # -- acquiring and releasing --------------------------------------------------------
 
-    async def acquire(self, request_id: str, model: str | None, avoid: frozenset[str] = frozenset()) -> Child:
-        """A child reserved for `request_id`; waits in the queue when none is free."""
+    async def acquire(
+        self,
+        request_id: str,
+        model: str | None,
+        avoid: frozenset[str] = frozenset(),
+        lane: Lane = Lane.NORMAL,
+    ) -> Child:
+        """A child reserved for `request_id`; waits in `lane` of the queue when none is free."""
         if self.closed is not None:
             raise PoolClosed(self.closed, retry_after=5)
         self._check_model(model)
@@ -183,9 +194,12 @@ class Pool:
                 f"all children are busy and the wait queue is full ({self.max_queue} waiting); retry later",
                 retry_after=self.retry_after(),
             )
-        waiter = Waiter(request_id, model, avoid)
-        self.waiters.append(waiter)
         enqueued = self.clock()
+        waiter = Waiter(request_id, model, avoid, lane, enqueued)
+        self.waiters.append(waiter)
+        # Those waiting may all be for models no free child serves while this one's is free:
+        # it need not wait for the next child to come free to find out.
+        self._dispatch()
         try:
             async with asyncio.timeout(self.queue_timeout):
                 child = await asyncio.shield(waiter.future)
@@ -445,7 +459,7 @@ class Pool:
         child.take(request_id)
 
     def _dispatch(self) -> None:
-        for waiter in list(self.waiters):
+        for waiter in self.waiters.in_order(self.clock()):
             if waiter.future.done():
                 continue
             child = self._pick(waiter.model, waiter.avoid)

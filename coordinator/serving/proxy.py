@@ -30,6 +30,7 @@ import structlog
 from coordinator.lifecycle.child import Child
 from coordinator.protocol import link
 from coordinator.protocol import openai as wire
+from coordinator.serving.lanes import Lane
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Outcome, Pool, RequestCancelled
 from coordinator.serving.transport import (
@@ -114,7 +115,9 @@ class Proxy:
         self.token = token
         self.metrics = metrics
 
-    async def open(self, chat: wire.ChatRequest, raw: bytes, request_id: str) -> Answer:
+    async def open(
+        self, chat: wire.ChatRequest, raw: bytes, request_id: str, lane: Lane = Lane.NORMAL
+    ) -> Answer:
         """Find a child and get the start of its answer, trying others until one gives it.
 
         A request that fails the same way twice (same status and code) is taken to be at
@@ -124,12 +127,14 @@ class Proxy:
         """
         answered = _Answered()
         try:
-            return await self._open(chat, raw, request_id, answered)
+            return await self._open(chat, raw, request_id, answered, lane)
         finally:
             for child in answered.to_charge():
                 self.pool.charge(child)
 
-    async def _open(self, chat: wire.ChatRequest, raw: bytes, request_id: str, answered: _Answered) -> Answer:
+    async def _open(
+        self, chat: wire.ChatRequest, raw: bytes, request_id: str, answered: _Answered, lane: Lane
+    ) -> Answer:
         avoid: set[str] = set()
         denied: list[str] = []
         last = "no child was tried"
@@ -139,7 +144,7 @@ class Proxy:
             if attempt >= self.settings.max_attempts:
                 break
             try:
-                child = await self.pool.acquire(request_id, chat.model, frozenset(avoid))
+                child = await self.pool.acquire(request_id, chat.model, frozenset(avoid), lane)
             except RequestCancelled as exc:
                 raise ProxyError(499, "request_cancelled", exc.message) from None
             try:

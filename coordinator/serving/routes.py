@@ -26,12 +26,13 @@ from coordinator.ledger.entry import TAIL_BYTES, Entry
 from coordinator.ledger.store import LedgerUnreadable
 from coordinator.ledger.store import report as usage_report
 from coordinator.protocol import openai as wire
-from coordinator.serving import dialects, ids
+from coordinator.serving import dialects, ids, lanes
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
 from coordinator.serving.http import Admission, Request
 from coordinator.serving.image_urls import ImageFetcher
+from coordinator.serving.lanes import Lane
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
     PoolError,
@@ -76,6 +77,8 @@ class Context:
     grant: Grant = OPEN
     # The answer's last bytes, where its usage is, for the ledger (never logged).
     tail: bytes = b""
+    # The queue lane it waits in: X-Priority, else its key's default, else normal.
+    lane: Lane = Lane.NORMAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,7 @@ class _Admitted(NamedTuple):
     grant: Grant
     request_id: str | None  # the client's, or a new one; None where the id was refused
     route: _Route | Reply  # the handler and its parameters, or the refusal to send
+    lane: Lane = Lane.NORMAL
 
 
 def _refuse(grant: Grant, request_id: str | None, reply: Reply) -> Admission:
@@ -146,6 +150,7 @@ class App:
         self.running: dict[str, Context] = {}
         self.cors = Cors(coordinator.settings.cors_origins)
         self.max_body_bytes = coordinator.settings.max_body_bytes
+        self.key_lanes = {label: Lane(lane) for label, lane in coordinator.settings.key_priorities}
         self.fanout = FanOut(coordinator.proxy, coordinator.pool)
         settings = coordinator.settings
         self.images = (
@@ -200,8 +205,14 @@ class App:
         route = self._resolve(request)
         if isinstance(route, Reply):
             return _refuse(grant, request_id, route)
+        lane = Lane.NORMAL
+        if path in _CHAT_PATHS:
+            asked = lanes.of_request(headers, self.key_lanes.get(grant.owner or "", Lane.NORMAL))
+            if asked is None:
+                return _refuse(grant, request_id, error_reply(400, "invalid_priority", lanes.INVALID))
+            lane = asked
         limit = self.max_body_bytes if path in _CHAT_PATHS else _SMALL_BODY
-        return Admission(limit, decision=_Admitted(grant, request_id, route))
+        return Admission(limit, decision=_Admitted(grant, request_id, route, lane))
 
     async def __call__(self, request: Request) -> None:
         admitted = cast(_Admitted, request.decision)
@@ -213,7 +224,8 @@ class App:
             assert reply is not None
             await self._send(request, reply, cors)
             return
-        context = Context(admitted.request_id or ids.new_request_id(), grant=admitted.grant)
+        request_id = admitted.request_id or ids.new_request_id()
+        context = Context(request_id, grant=admitted.grant, lane=admitted.lane)
         stamped = path.startswith("/v1/")
         arrived = time.time()
         started = time.perf_counter()
@@ -349,7 +361,7 @@ class App:
             chat = self._prepare(body, context)
             if chat.n > 1:
                 return await self._choices(request, context, chat)
-            answer = await proxy.open(chat, body, context.request_id)
+            answer = await proxy.open(chat, body, context.request_id, context.lane)
         except Refusal as exc:
             context.error_code = exc.code
             return error_reply(
@@ -382,11 +394,11 @@ class App:
         try:
             fanout.check(chat)
             if not chat.stream:
-                body, children = await fanout.complete(chat, context.request_id)
+                body, children = await fanout.complete(chat, context.request_id, context.lane)
                 context.child = ",".join(children)
                 context.tail = body
                 return Reply(200, body)
-            merged = await fanout.stream(chat, context.request_id)
+            merged = await fanout.stream(chat, context.request_id, context.lane)
         except wire.OpenAIError as exc:
             context.error_code = exc.code
             return error_reply(
@@ -449,7 +461,7 @@ class App:
             plan = dialect.plan(request.body, context.request_id, time.time())
             body = await self._fetch_images(plan.chat)
             chat = self._prepare(body, context)
-            answer = await proxy.open(chat, body, context.request_id)
+            answer = await proxy.open(chat, body, context.request_id, context.lane)
         except wire.InvalidRequest as exc:
             context.error_code = exc.code
             return error_reply(exc.status, exc.code, exc.message, param=exc.param)

@@ -34,7 +34,9 @@ def test_metrics_move_as_requests_are_served_refused_and_children_restart(
     run = start_coordinator(("a", "b"))
     before = scrape(run)
     assert value(before, "coordinator_children", state="ready") == 2
-    assert value(before, "coordinator_queue_depth") == 0
+    for lane in ("high", "normal", "low"):
+        assert (("coordinator_queue_depth", (("lane", lane),))) in before
+        assert value(before, "coordinator_queue_depth", lane=lane) == 0
 
     for _ in range(3):
         assert run.post("/v1/chat/completions", json=ASK).status_code == 200

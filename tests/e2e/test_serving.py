@@ -82,7 +82,7 @@ def test_health_surfaces(three: Coordinator) -> None:
         body = response.json()
         assert body["status"] == "ready"
         assert body["children"]["serving"] == 3
-        assert body["queue"] == {"waiting": 0, "max": 100}
+        assert body["queue"] == {"waiting": 0, "max": 100, "by_lane": {"high": 0, "normal": 0, "low": 0}}
     children = three.children()
     assert set(children) == {"c1", "c2", "c3"}
     for child in children.values():

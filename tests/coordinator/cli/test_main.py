@@ -144,3 +144,13 @@ def test_check_site_refuses_the_mock_engine(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "drives a real browser" in result.output
+
+
+def test_key_priorities_name_keys_by_label(started: list[Settings], tmp_path: Path) -> None:
+    runner = CliRunner()
+    argv = ["run", "--profiles", str(tmp_path), "--api-key", "k0,k1", "--key-priority", "client-1=HIGH"]
+    result = runner.invoke(main.app, argv, env={})
+    assert result.exit_code == 0, result.output
+    assert started[-1].key_priorities == (("client-1", "high"),)
+    result = runner.invoke(main.app, [*argv[:-1], "client-7=low"], env={})
+    assert result.exit_code != 0 and "no key is labelled 'client-7'" in result.output

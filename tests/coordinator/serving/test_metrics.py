@@ -17,7 +17,7 @@ def test_each_missing_selector_is_a_series_labelled_by_profile_and_key(tmp_path:
     first.selectors_missing = ("prompt", "zero_state")
     second.selectors_missing = ("Not a key; secret=1",)  # only names become labels
     metrics = Metrics()
-    metrics.watch(lambda: list(roster), lambda: 0, lambda: ["mock"])
+    metrics.watch(lambda: list(roster), lambda: {"high": 0, "normal": 0, "low": 0}, lambda: ["mock"])
     text = metrics.render().decode()
     series = [line for line in text.splitlines() if line.startswith("coordinator_child_selectors_missing{")]
     assert sorted(series) == [

@@ -12,6 +12,7 @@ from coordinator.lifecycle.ports import PortTriple
 from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ChildState, CooldownReason
+from coordinator.serving.lanes import Lane
 from coordinator.serving.pool import (
     AllCoolingDown,
     NoChildAvailable,
@@ -212,3 +213,54 @@ async def test_retry_after_guesses_long_until_an_answer_is_timed_then_measures(t
     with pytest.raises(QueueFull) as full:
         await pool.acquire("overflow", None)
     assert full.value.retry_after == 4  # the one answer measured, not blended with the guess
+
+
+async def test_a_free_child_goes_to_the_highest_lane_then_the_longest_waiting(tmp_path: Path) -> None:
+    clock = Clock()
+    pool = make_pool(tmp_path, 1, clock, max_queue=10, max_passed_over=30.0)
+    holder = await pool.acquire("busy", None)
+    arrivals = [("low", Lane.LOW), ("normal", Lane.NORMAL), ("high-1", Lane.HIGH), ("high-2", Lane.HIGH)]
+    tasks = {}
+    for name, lane in arrivals:
+        tasks[name] = asyncio.create_task(pool.acquire(name, None, lane=lane))
+        await asyncio.sleep(0)
+        clock.now += 1
+    assert pool.waiters.depth() == {Lane.HIGH: 2, Lane.NORMAL: 1, Lane.LOW: 1}
+    order = []
+    for _ in arrivals:
+        pool.release(holder, Outcome.SERVED)
+        done, _ = await asyncio.wait(tasks.values(), timeout=1, return_when=asyncio.FIRST_COMPLETED)
+        (task,) = done
+        holder = task.result()
+        order.append(holder.request_id)
+        tasks = {name: t for name, t in tasks.items() if t is not task}
+        if order == ["high-1"]:
+            clock.now += 40  # the low and normal ones have now waited past the bound
+    assert order == ["high-1", "low", "normal", "high-2"]
+
+
+async def test_lanes_wait_only_for_children_of_their_model(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 2, max_queue=10)
+    pool.children[1].models = ("other",)
+    mock_holder = await pool.acquire("busy-mock", "mock")
+    other_holder = await pool.acquire("busy-other", "other")
+    high_other = asyncio.create_task(pool.acquire("high-other", "other", lane=Lane.HIGH))
+    low_mock = asyncio.create_task(pool.acquire("low-mock", "mock", lane=Lane.LOW))
+    await asyncio.sleep(0)
+    pool.release(mock_holder, Outcome.SERVED)  # a high request cannot take a child without its model
+    assert (await asyncio.wait_for(low_mock, 1)).id == "c0"
+    assert not high_other.done()
+    pool.release(other_holder, Outcome.SERVED)
+    assert (await asyncio.wait_for(high_other, 1)).id == "c1"
+
+
+async def test_a_request_behind_waiters_for_another_model_takes_a_free_child_at_once(tmp_path: Path) -> None:
+    pool = make_pool(tmp_path, 2, max_queue=10)
+    pool.children[1].models = ("other",)
+    holder = await pool.acquire("busy-mock", "mock")
+    waiting = asyncio.create_task(pool.acquire("high-mock", "mock", lane=Lane.HIGH))
+    await asyncio.sleep(0)
+    low_other = await asyncio.wait_for(pool.acquire("low-other", "other", lane=Lane.LOW), 1)
+    assert low_other.id == "c1" and not waiting.done()
+    pool.release(holder, Outcome.SERVED)
+    assert (await asyncio.wait_for(waiting, 1)).id == "c0"
