@@ -34,7 +34,7 @@ def test_cooldowns_are_gauges_by_profile_and_model_and_by_profile_and_reason(tmp
     first.cool_model("secret=1 not a model", now + 600, "test")  # only ids become labels
     second.cool_down(CooldownReason.RATE_LIMITED, now + 120, "test")
     metrics = Metrics()
-    metrics.watch(lambda: list(roster), lambda: 0, lambda: ["mock"])
+    metrics.watch(lambda: list(roster), lambda: {}, lambda: ["mock"])
     lines = metrics.render().decode().splitlines()
 
     def series(name: str) -> dict[str, float]:
