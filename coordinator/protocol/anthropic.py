@@ -486,10 +486,10 @@ class MessageStream:
         return error_event(502, "the answer ended before it was complete; retry the request")
 
     def _on(self, event: cs.Event) -> bytes:
-        if isinstance(event, cs.Reasoning):
+        if isinstance(event, cs.ReasoningDelta):
             opened = self._into("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             return opened + self._delta({"type": "thinking_delta", "thinking": event.text})
-        if isinstance(event, cs.Text):
+        if isinstance(event, cs.TextDelta):
             return self._into("text", {"type": "text", "text": ""}) + self._delta(
                 {"type": "text_delta", "text": event.text}
             )

@@ -16,19 +16,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+# Text and reasoning read back are the very events the child's engine yielded.
+from coordinator.protocol.link import ReasoningDelta as ReasoningDelta
+from coordinator.protocol.link import TextDelta as TextDelta
+
 # A chunk is a few hundred bytes; an event this large (without its blank line) is not a
 # chunk the child sends, so the stream is given up rather than buffered without end.
 MAX_EVENT_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Reasoning:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Text:
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +66,7 @@ class Failed:
     code: str | None
 
 
-Event = Reasoning | Text | ToolStart | ToolArguments | Finish | Usage | Done | Failed
+Event = ReasoningDelta | TextDelta | ToolStart | ToolArguments | Finish | Usage | Done | Failed
 
 
 class ChunkReader:
@@ -142,10 +136,10 @@ class ChunkReader:
         events: list[Event] = []
         reasoning = delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
-            events.append(Reasoning(reasoning))
+            events.append(ReasoningDelta(reasoning))
         content = delta.get("content")
         if isinstance(content, str) and content:
-            events.append(Text(content))
+            events.append(TextDelta(content))
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             if not isinstance(call, dict):

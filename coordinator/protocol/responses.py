@@ -528,9 +528,9 @@ class ResponseStream:
         return self._fail("the answer ended before it was complete; retry the request", "child_failed")
 
     def _on(self, event: cs.Event) -> bytes:
-        if isinstance(event, cs.Reasoning):
+        if isinstance(event, cs.ReasoningDelta):
             return self._into("reasoning", event.text)
-        if isinstance(event, cs.Text):
+        if isinstance(event, cs.TextDelta):
             return self._into("message", event.text)
         if isinstance(event, cs.ToolStart):
             return self._close() + self._open_call(event)

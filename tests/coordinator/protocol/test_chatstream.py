@@ -16,9 +16,9 @@ DELTAS: list[Delta] = [
     ToolCall("call_1", "f", '{"a": 1}'),
 ]
 EXPECTED = [
-    cs.Reasoning("hm "),
-    cs.Text("one "),
-    cs.Text("two"),
+    cs.ReasoningDelta("hm "),
+    cs.TextDelta("one "),
+    cs.TextDelta("two"),
     cs.ToolStart(0, "call_1", "f"),
     cs.ToolArguments(0, '{"a": 1}'),
     cs.Finish("tool_calls"),
