@@ -187,6 +187,9 @@ def test_models_listed_while_the_browsers_start_are_the_pages_and_are_served(
         served: set[str] = set()
 
         def started() -> bool:
+            # Read before listing: once every child is ready, this very pass lists all models.
+            children = run.children().values()
+            ready = bool(children) and all(child["state"] == "ready" for child in children)
             listed = {model["id"] for model in run.get("/v1/models").json()["data"]}
             assert listed <= page_models, f"listed during start-up: {sorted(listed)}"
             for model in sorted(listed - served):
@@ -195,7 +198,7 @@ def test_models_listed_while_the_browsers_start_are_the_pages_and_are_served(
                 )
                 assert answer.status_code == 200, f"{model!r} was listed but answered {answer.text}"
                 served.add(model)
-            return all(child["state"] == "ready" for child in run.children().values())
+            return ready
 
         wait_for(started, 60, "every child to be ready")
         assert served == page_models
