@@ -406,6 +406,7 @@ def test_compose_mounts_what_the_image_reads() -> None:
     )  # the CA outlives a restart
     assert Path(image["COORDINATOR_PROFILES"]).is_relative_to(mounts["../auth_profiles"])
     assert mounts.get("logs") == image["COORDINATOR_LOG_DIR"]
+    assert mounts.get("data") == image["COORDINATOR_DATA_DIR"]  # the ledger outlives the container
     assert re.search(r"^\s*env_file:\s*\.env\s*$", compose, re.MULTILINE)
     assert re.search(r'^\s*-\s*"\$\{PUBLISH_PORT:-2048\}:2048"', compose, re.MULTILINE)
     assert re.findall(r"^EXPOSE (.*)$", DOCKERFILE.read_text(), re.MULTILINE) == ["2048"]
