@@ -215,22 +215,18 @@ def scrape(run: Coordinator, name: str) -> float:
 
 
 def test_sigkill_loses_at_most_the_last_batch(start_coordinator: StartCoordinator) -> None:
+    # The bound under test is a time: an entry is on disk one flush interval (0.5 s) after its
+    # request ended. Requests go on until the kill; every one that ended more than an interval
+    # (and a margin for the commit on a loaded machine) before it must have survived.
     run = start_coordinator(("alpha", "beta"))
-    first = [f"led-kept-{index}" for index in range(20)]
-    for request_id in first:
-        assert (
-            run.post("/v1/chat/completions", json=ask(), headers={"X-Request-ID": request_id}).status_code
-            == 200
-        )
-    wait_for(
-        lambda: scrape(run, "coordinator_ledger_rows_written_total") >= 20, 10, "the first rows committed"
-    )
-    last = [f"led-last-{index}" for index in range(5)]
-    for request_id in last:
-        assert (
-            run.post("/v1/chat/completions", json=ask(), headers={"X-Request-ID": request_id}).status_code
-            == 200
-        )
+    ended: dict[str, float] = {}
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        request_id = f"led-kill-{len(ended)}"
+        answer = run.post("/v1/chat/completions", json=ask(), headers={"X-Request-ID": request_id})
+        assert answer.status_code == 200
+        ended[request_id] = time.monotonic()
+    killed_at = time.monotonic()
     os.kill(run.process.pid, signal.SIGKILL)
     run.process.wait(10)
     path = ledger_file(run)
@@ -240,8 +236,9 @@ def test_sigkill_loses_at_most_the_last_batch(start_coordinator: StartCoordinato
     finally:
         db.close()
     written = {row["request_id"] for row in rows(path)}
-    assert set(first) <= written  # committed before the kill: all there
-    assert len(set(last) - written) <= 5  # at most the batch being gathered is lost
+    older = {request_id for request_id, at in ended.items() if at < killed_at - 0.5 - 0.5}
+    assert len(older) >= 5, f"too few requests to judge: {len(ended)} in 3 s"
+    assert older <= written, f"lost though older than a batch: {sorted(older - written)}"
 
 
 def test_unwritable_data_dir_is_logged_and_requests_served(
