@@ -59,6 +59,9 @@ class MockSettings:
     startup_ms: int = 0
     fail_start: bool = False
     fail_requests: bool = False
+    # MOCK_LOGGED_OUT: the profile's session has ended: the child comes up auth_expired, as a
+    # browser child does when the page sends it to the sign-in page.
+    logged_out: bool = False
     # MOCK_QUOTA: every request answers 429 quota_exhausted with a Retry-After of QUOTA_SECONDS,
     # for no model in particular (the whole account).
     quota: bool = False
@@ -93,6 +96,7 @@ class MockSettings:
             startup_ms=_env_ms(environ, "MOCK_STARTUP_MS"),
             fail_start=profile in _env_names(environ, "MOCK_FAIL_START"),
             fail_requests=profile in _env_names(environ, "MOCK_FAIL_REQUESTS"),
+            logged_out=profile in _env_names(environ, "MOCK_LOGGED_OUT"),
             quota=profile in _env_names(environ, "MOCK_QUOTA"),
             models=tuple(_env_names_ordered(environ, "MOCK_MODELS")) or ("mock",),
             quota_models=_env_profile_models(environ, "MOCK_QUOTA_MODELS", profile),
@@ -213,6 +217,10 @@ class MockEngine:
             await asyncio.sleep(0.2)
             raise EngineBroken("injected boot failure (MOCK_FAIL_START)")
         await _sleep_ms(self._settings.startup_ms)
+        if self._settings.logged_out:
+            self._state = EngineState.AUTH_EXPIRED
+            self._detail = "injected sign-in page (MOCK_LOGGED_OUT)"
+            return
         if self._writer is not None:
             self._session = MockSession(self._writer.read(), refresh=self._settings.refresh_cookies)
             self._writing = asyncio.create_task(self._writer.run(self._session), name="profile-writer")

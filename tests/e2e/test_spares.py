@@ -1,7 +1,8 @@
 """Spares with real processes: `--max-browsers 2` over three profiles of mock children.
 
 Two run and one waits as a spare; a rate limit longer than `--spare-after` (MOCK_RATE_LIMIT,
-600 s) stops the limited child, which waits as a spare in turn, and the spare takes its place.
+600 s) stops the limited child, which waits as a spare in turn, and the spare takes its place;
+a child that comes up logged out (MOCK_LOGGED_OUT) gives its place up at once.
 """
 
 from __future__ import annotations
@@ -40,4 +41,20 @@ def test_a_spare_takes_the_place_of_a_child_rate_limited_for_long(
     assert served == {"b", "c"}
     shown = run.status()
     assert "a: spare, replaced: in rate_limited cooldown" in shown.stdout, shown.stdout
+    assert len([p for p in run.descendants() if "child" in " ".join(p.cmdline())]) == 2
+
+
+def test_a_spare_takes_the_place_of_a_child_logged_out(start_coordinator: StartCoordinator) -> None:
+    run = start_coordinator(
+        ("a", "b", "c"), env={"MOCK_LOGGED_OUT": "a"}, args=["--max-browsers", "2"], wait_ready=False
+    )
+
+    def states() -> dict[str, str]:
+        return {name: child["state"] for name, child in run.children().items()}
+
+    # a comes up on the sign-in page: its slot goes to the spare at once, with no cooldown to wait.
+    wait_for(lambda: states() == {"a": "auth_expired", "b": "ready", "c": "ready"}, 20, "c in a's place")
+    assert run.child("a")["pid"] is None
+    served = {run.post("/v1/chat/completions", json=ASK).headers["x-coordinator-child"] for _ in range(4)}
+    assert served == {"b", "c"}
     assert len([p for p in run.descendants() if "child" in " ".join(p.cmdline())]) == 2
