@@ -39,6 +39,10 @@ INVALID_OUTPUT: Final = "invalid_output"
 # Headers of a child's answer that the coordinator passes on to the client (lower case):
 # how the child carried the request's tools and output format, the thinking level it used.
 RELAYED_HEADERS: Final = ("x-coordinator-tools", "x-coordinator-thinking-level")
+# A stream whose client did not ask for usage still ends with the counts, for the ledger:
+# an SSE comment (`: usage {"usage": {...}}`, which every SSE reader skips) just before
+# `[DONE]`. The coordinator takes it out of what the client receives.
+USAGE_NOTE: Final = b": usage "
 
 
 class EngineName(StrEnum):

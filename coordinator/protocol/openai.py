@@ -20,7 +20,15 @@ from coordinator.protocol.errors import OpenAIError as OpenAIError
 from coordinator.protocol.errors import OpenAIErrorKind as OpenAIErrorKind
 from coordinator.protocol.errors import error_body as error_body
 from coordinator.protocol.errors import error_type_for as error_type_for
-from coordinator.protocol.link import Citation, FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
+from coordinator.protocol.link import (
+    USAGE_NOTE,
+    Citation,
+    FinishReason,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
 from coordinator.protocol.request import (
     FILE_PARTS,
     MAX_ATTACHMENTS,
@@ -64,6 +72,21 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 def sse_event(payload: dict[str, Any]) -> bytes:
     """One `data:` event; compact JSON so a chunk is as small as OpenAI's."""
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def usage_note(usage: dict[str, Any]) -> bytes:
+    """The counts of a stream whose client did not ask for them, as an SSE comment (`USAGE_NOTE`)."""
+    return USAGE_NOTE + json.dumps({"usage": usage}, separators=(",", ":")).encode() + b"\n\n"
+
+
+def without_usage_note(chunk: bytes) -> bytes:
+    """`chunk` without the usage note, which is for the ledger, not the client. A note split
+    between two reads is left as it is: a comment, which SSE readers skip."""
+    at = chunk.find(USAGE_NOTE)
+    if at < 0 or (at > 0 and chunk[at - 1] != 0x0A):
+        return chunk
+    end = chunk.find(b"\n\n", at)
+    return chunk if end < 0 else chunk[:at] + chunk[end + 2 :]
 
 
 def sse_error(message: str, *, status: int, code: str | None = None) -> bytes:
@@ -454,6 +477,8 @@ class AnswerStream:
         ending += self.answer.chunk({}, finish_reason=reason.value)
         if self.answer.include_usage:
             ending += self.answer.usage_chunk(usage)
+        else:
+            ending += usage_note(self.answer.usage(usage))
         return ending + SSE_DONE
 
     def _chunk(self, delta: dict[str, Any], content: str | None = "") -> bytes:

@@ -279,6 +279,8 @@ class Merged:
                 "usage": merge_usage(usages),
             }
             yield wire.sse_event(usage)
+        elif len(usages) == self.chat.n:
+            yield wire.usage_note(merge_usage(usages))  # for the ledger; the route takes it out
         yield wire.SSE_DONE
 
     def _rewrite(self, event: dict[str, Any], index: int, created: int | None) -> dict[str, Any]:

@@ -384,7 +384,7 @@ class App:
             request.start(200, (*_SSE_HEADERS, *answer.headers, *self._stamp(context), *self._cors(request)))
             async for chunk in relay:
                 context.tail = chunk
-                await request.write(chunk)
+                await request.write(wire.without_usage_note(chunk))
             await request.end()
         return None
 
@@ -410,7 +410,7 @@ class App:
             async with contextlib.aclosing(merged.chunks()) as chunks:
                 async for chunk in chunks:
                     context.tail = chunk
-                    await request.write(chunk)
+                    await request.write(wire.without_usage_note(chunk))
             await request.end()
         finally:
             await merged.aclose()

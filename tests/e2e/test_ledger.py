@@ -80,6 +80,8 @@ def test_rows_for_stream_whole_and_errors(run: Coordinator) -> None:
         "/v1/chat/completions", json=ask(stream=True), headers={**run._auth(), "X-Request-ID": "led-bare"}
     )
     assert bare.status_code == 200
+    # Its counts reach the ledger in a note that the client never receives.
+    assert "usage" not in bare.text and bare.text.endswith("data: [DONE]\n\n")
     wrong = run.post(
         "/v1/chat/completions",
         json=ask("no-such-model"),
@@ -94,17 +96,19 @@ def test_rows_for_stream_whole_and_errors(run: Coordinator) -> None:
     assert adapted.status_code == 200, adapted.text
 
     found = wait_rows(run, ["led-plain", "led-stream", "led-bare", "led-error", "led-responses"])
-    for request_id in ("led-plain", "led-stream", "led-responses"):
+    for request_id in ("led-plain", "led-stream", "led-bare", "led-responses"):
         row = found[request_id]
         assert row["profile"] in ("alpha", "beta")
         assert (row["status"], row["error_code"], row["model"]) == (200, None, "mock")
         assert (row["prompt_tokens"], row["completion_tokens"], row["reasoning_tokens"]) == (7, 5, 2)
         assert row["ttft_ms"] > 0 and row["duration_ms"] >= row["ttft_ms"]
         assert row["key"] == "client-0"
-    assert (found["led-plain"]["stream"], found["led-stream"]["stream"]) == (0, 1)
+    assert (found["led-plain"]["stream"], found["led-stream"]["stream"], found["led-bare"]["stream"]) == (
+        0,
+        1,
+        1,
+    )
     assert found["led-responses"]["route"] == "/v1/responses"
-    # A stream whose client did not ask for usage carries none the proxy could read.
-    assert found["led-bare"]["stream"] == 1 and found["led-bare"]["prompt_tokens"] is None
     error = found["led-error"]
     assert error["status"] == wrong.status_code and error["error_code"] == wrong.json()["error"]["code"]
     assert error["prompt_tokens"] is None

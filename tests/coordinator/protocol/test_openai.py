@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from coordinator.ledger.entry import NO_TOKENS, Tokens, usage_in
 from coordinator.protocol.link import Citation, FinishReason, ReasoningDelta, TextDelta, ToolCall, Usage
 from coordinator.protocol.openai import (
     Answer,
@@ -16,6 +17,7 @@ from coordinator.protocol.openai import (
     message_text,
     parse_chat_request,
     sse_error,
+    without_usage_note,
 )
 
 
@@ -196,7 +198,7 @@ def _events(raw: bytes) -> list[Any]:
     """The JSON payloads of an SSE body, `[DONE]` as the string."""
     payloads: list[Any] = []
     for event in raw.split(b"\n\n"):
-        if event:
+        if event and not event.startswith(b":"):  # a comment, which SSE readers skip
             assert event.startswith(b"data: ")
             data = event.removeprefix(b"data: ")
             payloads.append("[DONE]" if data == b"[DONE]" else json.loads(data))
@@ -295,6 +297,18 @@ def test_an_empty_stream_still_sends_the_role_and_no_usage_unless_asked() -> Non
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert chunks[1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[2:] == ["[DONE]"]
+
+
+def test_a_stream_without_usage_asked_tells_the_ledger_in_a_note_the_client_never_sees() -> None:
+    stream = Answer("r3", "m", created=0).stream()
+    raw = stream.delta(TextDelta("hi")) + stream.end(FinishReason.STOP, USAGE)
+    assert usage_in(raw) == Tokens(prompt=7, completion=5, reasoning=2)
+    sent = without_usage_note(raw)
+    assert b"usage" not in sent and usage_in(sent) == NO_TOKENS
+    assert [event for event in raw.split(b"\n\n") if not event.startswith(b":")] == sent.split(b"\n\n")
+    # Split between two reads, the note stays a comment: never a half-cut event.
+    at = raw.index(b": usage") + 4
+    assert without_usage_note(raw[:at]) == raw[:at] and without_usage_note(raw[at:]) == raw[at:]
 
 
 CITATION = Citation("https://a.test/", "A page", 0, 6)

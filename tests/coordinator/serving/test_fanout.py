@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from coordinator.ledger.entry import usage_in
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ChildState
@@ -71,7 +72,7 @@ def events(raw: bytes) -> list[Any]:
     return [
         part.removeprefix("data: ") if part == "data: [DONE]" else json.loads(part.removeprefix("data: "))
         for part in raw.decode().split("\n\n")
-        if part
+        if part and not part.startswith(":")  # a comment, which SSE readers skip
     ]
 
 
@@ -138,6 +139,9 @@ async def test_no_usage_chunk_unless_asked(tmp_path: Path) -> None:
     finally:
         await merged.aclose()
     assert [event["choices"] for event in events(out)[:-1] if isinstance(event, dict)].count([]) == 0
+    # The summed counts go to the ledger as a note (a comment) that the route takes out.
+    assert usage_in(out).completion == 2 * USAGE["completion_tokens"]
+    assert b": usage" not in wire.without_usage_note(out)
 
 
 async def test_a_choice_that_breaks_ends_the_stream_with_its_error_and_stops_the_other(
