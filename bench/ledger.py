@@ -8,6 +8,14 @@ alternating rounds by the same closed-loop clients (bench/common.py: keep-alive,
 connection per client), so that a change in the machine's load hits both alike. Reported:
 each one's p50/p99 and achieved requests per second (medians over rounds), the added p50
 (median of the per-round differences), and the rows the ledger wrote and dropped.
+
+Then `--path`: what the ledger adds on the request path at a fixed rate (default 1,000
+requests per second, more than this machine's coordinators reach end to end). An event
+loop records one entry (a real stream's last bytes) per tick into a real ledger, its
+writer thread writing to SQLite as in a run, and measures each tick's lateness against
+its schedule and the time of `record()` itself; the same loop with the ledger off is the
+baseline. What the ledger can add to a request is exactly this: the call, and the writer
+thread taking the GIL from the loop.
 """
 
 from __future__ import annotations
@@ -18,10 +26,22 @@ import re
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BODY, command_line, coordinator, load, machine, percentile
+
+from coordinator.ledger.entry import Entry
+from coordinator.ledger.writer import Ledger, LedgerConfig
+
+# The last bytes of a real stream: what `row()` parses on the writer thread.
+TAIL = (
+    b'data: {"id":"chatcmpl-x","object":"chat.completion.chunk","created":1,"model":"mock",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"stop","logprobs":null}]}\n\n'
+    b': usage {"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12,'
+    b'"completion_tokens_details":{"reasoning_tokens":0}}}\n\ndata: [DONE]\n\n'
+)
 
 
 def counter(metrics: str, name: str) -> float:
@@ -63,17 +83,72 @@ def compare(children: int, requests: int, rounds: int, clients: int, folder: Pat
     }
 
 
+async def _ticks(ledger: Ledger, rate: int, seconds: float) -> tuple[list[float], list[float]]:
+    """Per tick: how late the loop ran it (ms), and how long `record()` took (ms)."""
+    interval = 1 / rate
+    late: list[float] = []
+    calls: list[float] = []
+    start = time.perf_counter()
+    for tick in range(int(rate * seconds)):
+        due = start + tick * interval
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        now = time.perf_counter()
+        late.append((now - due) * 1000)
+        entry = Entry(time.time(), f"r{tick}", "/v1/chat/completions", "alpha", "mock", 200, None,
+                      True, 0.01, 0.02, "client-0", TAIL)  # fmt: skip
+        ledger.record(entry)
+        calls.append((time.perf_counter() - now) * 1000)
+    return late, calls
+
+
+def path_cost(rate: int, seconds: float, rounds: int, folder: Path) -> dict[str, object]:
+    results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
+    written = 0
+    for index in range(rounds):
+        for name in ("off", "on"):
+            ledger = Ledger(LedgerConfig(folder / f"{name}-{index}", enabled=name == "on"))
+            ledger.start()
+            try:
+                late, calls = asyncio.run(_ticks(ledger, rate, seconds))
+            finally:
+                ledger.close()
+            written += ledger.written
+            results[name].append((percentile(late, 0.5), percentile(late, 0.99), percentile(calls, 0.5)))
+    pairs = list(zip(results["on"], results["off"], strict=True))
+    return {
+        "rate_per_second": rate,
+        "seconds_per_round": seconds,
+        "rounds": rounds,
+        **{
+            f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 4)
+            for name in ("off", "on")
+            for index, field in enumerate(("lateness_p50_ms", "lateness_p99_ms", "record_p50_ms"))
+        },
+        "added_p50_ms": round(statistics.median(a[0] - b[0] + a[2] - b[2] for a, b in pairs), 4),
+        "added_p99_ms": round(statistics.median(a[1] - b[1] for a, b in pairs), 4),
+        "rows_written": written,
+    }
+
+
 def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("--requests", type=int, default=4000, help="per coordinator and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
+    parser.add_argument("--path", action="store_true", help="measure the request path at a fixed rate")
+    parser.add_argument("--rate", type=int, default=1000, help="--path: requests per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--path: per round")
     options = parser.parse_args()
     report: dict[str, object] = dict(machine())
     with tempfile.TemporaryDirectory(prefix="coordinator-bench-ledger-") as tmp:
-        report["ledger"] = compare(
-            options.children, options.requests, options.rounds, options.clients, Path(tmp)
-        )
+        if options.path:
+            report["ledger_path"] = path_cost(options.rate, options.seconds, options.rounds, Path(tmp))
+        else:
+            report["ledger"] = compare(
+                options.children, options.requests, options.rounds, options.clients, Path(tmp)
+            )
     print(json.dumps(report, indent=2))
 
 
