@@ -34,7 +34,8 @@ def ask(run: Coordinator, model: str) -> str:
 
 
 def environ_of(pid: int) -> dict[str, str]:
-    return psutil.Process(pid).environ()
+    found: dict[str, str] = psutil.Process(pid).environ()
+    return found
 
 
 def test_settings_reach_the_child_and_the_proxy_stays_secret(
