@@ -209,9 +209,10 @@ class Child:
 
     def offer(self, models: tuple[str, ...]) -> None:
         """The models the child says it serves; it is given those its settings allow."""
-        self.offered_models = models
-        self.models = self.spec.profile.settings.allowed(models)
-        if models and not self.models:
+        allowed = self.spec.profile.settings.allowed(models)
+        news = (models, allowed) != (self.offered_models, self.models)
+        self.offered_models, self.models = models, allowed
+        if models and not allowed and news:  # said once, not at every health check
             log.warning(
                 "profile_models_not_offered",
                 child=self.id,
