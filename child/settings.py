@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coordinator.protocol.link import TOKEN_ENV, ArgsError, ChildArgs, default_ca_file
+from coordinator.protocol.upstream_proxy import PROXY_ENV, ProxyURL, ProxyURLError
 
 
 class ConfigError(Exception):
@@ -37,6 +38,11 @@ class ChildSettings:
     write_back_interval: float = 0.0  # seconds; 0: not on a timer
     write_back_requests: int = 0  # requests; 0: not by count
     write_back_record: Path | None = None  # the digests of the child's own writes
+    # The profile's settings: the account's proxy (credentials: kept out of repr), the
+    # browser context's locale and time zone.
+    proxy: ProxyURL | None = field(default=None, repr=False)
+    locale: str | None = None
+    timezone: str | None = None
 
     @property
     def profile(self) -> str:
@@ -52,6 +58,12 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSetti
     if not token:
         raise ConfigError(f"{TOKEN_ENV} is not set: the coordinator passes the per-run token in it")
     check_profile(args.profile)
+    proxy = None
+    if raw_proxy := environ.get(PROXY_ENV):
+        try:
+            proxy = ProxyURL.parse(raw_proxy)
+        except ProxyURLError as exc:
+            raise ConfigError(f"{PROXY_ENV}: the proxy URL {exc}") from None
     return ChildSettings(
         profile_path=args.profile,
         engine=args.engine.value,
@@ -67,6 +79,9 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> ChildSetti
         write_back_interval=args.write_back_interval,
         write_back_requests=args.write_back_requests,
         write_back_record=args.write_back_record,
+        proxy=proxy,
+        locale=args.locale,
+        timezone=args.timezone,
     )
 
 

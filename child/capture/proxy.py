@@ -6,7 +6,8 @@ as it came. For the answer's host the proxy ends TLS itself, with a certificate 
 capture's CA, opens its own TLS connection to the real host, and relays both ways:
 the page's requests go out as the page made them (only `Accept-Encoding` is narrowed to
 what the capture can read), the answers come back byte for byte, and a copy of each
-answer body is decoded on the side into answer events.
+answer body is decoded on the side into answer events. Its own connections to the
+site go through the account's proxy when the profile's settings name one (`upstream`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import structlog
 
 from child.capture.ca import CertificateAuthority
 from child.capture.exchange import NetworkCapture, Watch
+from child.capture.upstream import UpstreamError, open_upstream
 from child.capture.wire import AnswerDecoder, FrameScanner, WireError, status_error
 from coordinator.protocol.link import AnswerError
+from coordinator.protocol.upstream_proxy import ProxyURL
 
 log = structlog.get_logger("child.capture.proxy")
 
@@ -73,11 +76,14 @@ class CaptureProxy:
         target: Target,
         upstream_tls: ssl.SSLContext,
         password: str,
+        upstream_proxy: ProxyURL | None = None,
     ) -> None:
         self.capture = capture
         self.ca = ca
         self.target = target
         self.upstream_tls = upstream_tls
+        # The account's proxy: every connection to the site goes through it (None: direct).
+        self.upstream_proxy = upstream_proxy
         # Any local process could use an open proxy; the browser gets this password, no one else.
         self.password = password
         self._credentials = base64.b64encode(f"{PROXY_USER}:{password}".encode())
@@ -193,13 +199,15 @@ class CaptureProxy:
         self, writer: asyncio.StreamWriter, host: str, port: int, tls: ssl.SSLContext | None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                return await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls else None
-                )
+            return await open_upstream(host, port, self.upstream_proxy, tls=tls, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            # Debug: a browser's own background calls fail like this on a closed network.
-            log.debug("capture_upstream_failed", host=host, port=port, error=type(exc).__name__)
+            if isinstance(exc, UpstreamError):
+                # The account's proxy refused: the operator must hear of it. Its reason names
+                # the proxy masked, never its credentials.
+                log.warning("capture_proxy_refused", host=host, port=port, reason=str(exc))
+            else:
+                # Debug: a browser's own background calls fail like this on a closed network.
+                log.debug("capture_upstream_failed", host=host, port=port, error=type(exc).__name__)
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
             return None
 

@@ -54,6 +54,7 @@ from child.site.config import SiteConfig, SiteConfigError, load_site_config
 from child.site.driver import AIStudio
 from child.site.tools import plan_tools
 from coordinator.protocol.link import AnswerEvent
+from coordinator.protocol.upstream_proxy import ProxyURL
 
 if TYPE_CHECKING:
     from child.settings import ChildSettings
@@ -133,6 +134,9 @@ class BrowserOptions:
     executable: str | None = None  # --browser-path / COORDINATOR_BROWSER_PATH
     # The capture CA's key hash: Chromium accepts certificates under that CA, and no others.
     trusted_spki: str | None = None
+    # The profile's settings: the browser context's locale and IANA time zone (None: as is).
+    locale: str | None = None
+    timezone: str | None = None
 
 
 class Launcher(Protocol):
@@ -260,8 +264,23 @@ def camoufox_installed() -> bool:
 
 
 def camoufox_server_options(options: BrowserOptions) -> dict[str, object]:
-    """What the Camoufox Playwright server is launched with (the server prints its endpoint)."""
-    return {"headless": options.headless, "port": options.port, "ws_path": "camoufox", "humanize": False}
+    """What the Camoufox Playwright server is launched with (the server prints its endpoint).
+
+    The profile's locale and time zone go into its fingerprint too, and its GeoIP stays
+    off: the account's proxy is behind the capture, where Camoufox cannot see its address.
+    (Not run here: Camoufox cannot be installed on the test machines.)"""
+    found: dict[str, object] = {
+        "headless": options.headless,
+        "port": options.port,
+        "ws_path": "camoufox",
+        "humanize": False,
+    }
+    if options.locale:
+        found["locale"] = options.locale
+        found["geoip"] = False
+    if options.timezone:
+        found["config"] = {"timezone": options.timezone}
+    return found
 
 
 class CamoufoxLauncher:
@@ -337,6 +356,8 @@ class BrowserEngine:
     ) -> None:
         self.name = launcher.name
         self.launcher = launcher
+        self.locale = launcher.options.locale
+        self.timezone = launcher.options.timezone
         self.site = site
         self.writer = writer
         self.capture = capture
@@ -382,6 +403,8 @@ class BrowserEngine:
                 "password": self.capture.password,
             },
             "ignore_https_errors": self.launcher.ignores_certificate_errors,
+            **({"locale": self.locale} if self.locale else {}),
+            **({"timezone_id": self.timezone} if self.timezone else {}),
         }
 
     async def close(self) -> None:
@@ -478,19 +501,23 @@ def create_browser_engine(settings: ChildSettings, environ: Mapping[str, str]) -
     # The page's path is the same whichever source is read: with answer_source = "dom" the
     # capture still carries the traffic, and the driver reads the rendered page instead.
     capture = NetworkCapture()
-    proxy = create_capture_proxy(capture, config, settings.ca_file)
+    proxy = create_capture_proxy(capture, config, settings.ca_file, settings.proxy)
     options = BrowserOptions(
         port=settings.browser_port,
         headless=settings.headless,
         executable=settings.browser_path,
         trusted_spki=proxy.ca.spki_sha256,
+        locale=settings.locale,
+        timezone=settings.timezone,
     )
     launcher = create_launcher(settings.engine, options, environ)
     site = AIStudio(config, capture)
     return BrowserEngine(launcher, site, ProfileWriter.from_settings(settings), proxy, settings.stream_port)
 
 
-def create_capture_proxy(capture: NetworkCapture, config: SiteConfig, ca_file: Path) -> CaptureProxy:
+def create_capture_proxy(
+    capture: NetworkCapture, config: SiteConfig, ca_file: Path, upstream_proxy: ProxyURL | None = None
+) -> CaptureProxy:
     """The proxy that reads the answers, or EngineConfigError saying what is wrong with its setup."""
     try:
         ca = CertificateAuthority.load_or_create(ca_file)
@@ -501,4 +528,6 @@ def create_capture_proxy(capture: NetworkCapture, config: SiteConfig, ca_file: P
     except (CAError, ValueError, OSError) as exc:
         raise EngineConfigError(f"cannot set up the answer capture: {exc}") from None
     upstream.set_alpn_protocols(["http/1.1"])
-    return CaptureProxy(capture, ca, target, upstream, password=secrets.token_urlsafe(24))
+    return CaptureProxy(
+        capture, ca, target, upstream, password=secrets.token_urlsafe(24), upstream_proxy=upstream_proxy
+    )

@@ -1,7 +1,8 @@
 """`coordinator profiles`: the profile files of a folder, where each sits, and whether it can serve.
 
 It shows what is safe to show: names, places, counts and dates, never a cookie's name or
-value. The reading and the checks are `profiles.examine`; this module lists and formats.
+value, and the settings of each (`alice.toml`) with the proxy's credentials masked. The
+reading and the checks are `profiles.examine`; this module lists and formats.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.cli.table import table
+from coordinator.lifecycle.profile_settings import DEFAULT, ProfileSettings
 from coordinator.lifecycle.profiles import ProfileFile, examine
 
 ACTIVE = "active"
 SAVED = "saved"
-HEADERS = ("NAME", "WHERE", "COOKIES", "EARLIEST EXPIRY", "STATUS")
+HEADERS = ("NAME", "WHERE", "COOKIES", "EARLIEST EXPIRY", "STATUS", "SETTINGS")
 _ORDER = {ACTIVE: 0, SAVED: 1}
 
 
@@ -52,11 +54,41 @@ def render(entries: list[Entry], folder: Path) -> str:
             entry.where,
             "-" if entry.file.cookies is None else str(entry.file.cookies),
             expiry_text(entry.file),
-            "valid" if entry.file.problem is None else f"invalid: {entry.file.problem}",
+            status_text(entry.file),
+            settings_text(entry.file.settings),
         ]
         for entry in entries
     ]
     return table(HEADERS, rows, right={2})
+
+
+def status_text(file: ProfileFile) -> str:
+    if file.problem is not None:
+        return f"invalid: {file.problem}"
+    return "valid, disabled" if file.disabled else "valid"
+
+
+def settings_text(settings: ProfileSettings | None) -> str:
+    """The settings that differ from the defaults, in one line; "-" for none (or no file)."""
+    if settings is None or settings == DEFAULT:
+        return "-"
+    parts = []
+    if settings.proxy is not None:
+        parts.append(f"proxy {settings.proxy.masked()}")
+    if settings.locale:
+        parts.append(f"locale {settings.locale}")
+    if settings.timezone:
+        parts.append(f"timezone {settings.timezone}")
+    if settings.models is not None:
+        parts.append(f"models {','.join(settings.models)}")
+    if settings.weight != 1:
+        parts.append(f"weight {settings.weight:g}")
+    if settings.daily_limits:
+        limits = ",".join(f"{model}={limit}" for model, limit in settings.daily_limits.items())
+        parts.append(f"daily {limits}")
+    if not settings.enabled:
+        parts.append("enabled false")
+    return "; ".join(parts)
 
 
 def expiry_text(file: ProfileFile) -> str:
@@ -80,4 +112,6 @@ def _record(entry: Entry) -> dict[str, Any]:
         "problem": file.problem,
         "cookies": file.cookies,
         "earliest_expiry": file.earliest_expiry.isoformat() if file.earliest_expiry else None,
+        "enabled": not file.disabled if file.problem is None else None,
+        "settings": file.settings.describe() if file.settings is not None else None,
     }

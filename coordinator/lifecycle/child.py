@@ -105,8 +105,10 @@ class Child:
         self.answers_from_dom = 0
         self.last_error: str | None = None
         self.kill_reason: str | None = None  # why we killed the current process, if we did
-        # Scheduling bookkeeping, read by the pool.
+        # Scheduling bookkeeping, read by the pool: the models the child offers and its
+        # settings allow (`offer`); what it offers, whatever the settings say.
         self.models: tuple[str, ...] = ()
+        self.offered_models: tuple[str, ...] = ()
         self.served = 0
         self.errors_in_row = 0
         self.ejections = 0
@@ -204,6 +206,26 @@ class Child:
             del self.model_cooldowns[model]
             log.info("model_cooldown_over", child=self.id, model=model)
         return over
+
+    def offer(self, models: tuple[str, ...]) -> None:
+        """The models the child says it serves; it is given those its settings allow."""
+        allowed = self.spec.profile.settings.allowed(models)
+        news = (models, allowed) != (self.offered_models, self.models)
+        self.offered_models, self.models = models, allowed
+        if models and not allowed and news:  # said once, not at every health check
+            log.warning(
+                "profile_models_not_offered",
+                child=self.id,
+                allowed=list(self.spec.profile.settings.models or ()),
+                offered=list(models),
+                effect="it serves no request until its settings or the page change",
+            )
+
+    def set_profile(self, profile: Profile) -> None:
+        """New settings for the same profile (its file changed); models are filtered again."""
+        self.spec = ChildSpec(profile, self.spec.ports)
+        if self.offered_models:
+            self.offer(self.offered_models)
 
     def forgive_failures(self) -> None:
         """Count failures from zero again: an operator's restart, or a new profile file."""
@@ -367,6 +389,7 @@ class Child:
             "selectors_missing": list(self.selectors_missing),
             "answers_from_dom": self.answers_from_dom,
             "models": list(self.models),
+            "settings": self.spec.profile.settings.describe(),
             "seconds_in_state": round(now - self.state_since, 3),
             "cooldown_seconds": round(self.cooldown_until - now, 3) if self.cooldown_until else None,
             "cooldown_reason": self.cooldown_reason.value if cooling and self.cooldown_reason else None,

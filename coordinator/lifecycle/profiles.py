@@ -2,6 +2,8 @@
 
 A profile file holds live session cookies: nothing here ever logs, prints or returns a
 cookie's value. A bad file is reported with its path and the reason, never its content.
+A profile's settings file (`alice.toml` beside `alice.json`, `profile_settings`) is part
+of the profile: when it is bad, the profile is rejected with the settings file's reason.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from coordinator.lifecycle.profile_settings import DEFAULT, ProfileSettings, SettingsError
+from coordinator.lifecycle.profile_settings import load as load_settings
+
 # The name becomes a child id, a log file name, a URL segment and a metric label.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -21,6 +26,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class Profile:
     name: str
     path: Path
+    settings: ProfileSettings = DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,11 @@ class ProfileFile:
     problem: str | None  # None: a usable profile
     cookies: int | None = None  # counted for a usable profile only
     earliest_expiry: date | None = None  # None: no cookie that expires (session cookies only)
+    settings: ProfileSettings | None = None  # those of a usable profile
+
+    @property
+    def disabled(self) -> bool:
+        return self.settings is not None and not self.settings.enabled
 
     @property
     def name(self) -> str:
@@ -47,21 +58,24 @@ class ProfileFile:
 class Discovery:
     profiles: tuple[Profile, ...]
     rejected: tuple[RejectedProfile, ...]
+    disabled: tuple[Profile, ...] = ()  # valid, but `enabled = false` in their settings
 
 
 def discover(folder: Path) -> Discovery:
-    """Every `*.json` directly in `folder`, sorted by name, split into valid and rejected."""
+    """Every `*.json` directly in `folder`, sorted by name, split into valid, rejected and disabled."""
     if not folder.is_dir():
         raise FileNotFoundError(f"profiles folder {folder} does not exist")
     profiles: list[Profile] = []
     rejected: list[RejectedProfile] = []
+    disabled: list[Profile] = []
     for path in sorted(folder.glob("*.json")):
-        reason = problem_with(path)
-        if reason is None:
-            profiles.append(Profile(name=path.stem, path=path))
-        else:
-            rejected.append(RejectedProfile(path=path, reason=reason))
-    return Discovery(profiles=tuple(profiles), rejected=tuple(rejected))
+        found = examine(path)
+        if found.problem is not None:
+            rejected.append(RejectedProfile(path=path, reason=found.problem))
+            continue
+        profile = Profile(name=path.stem, path=path, settings=found.settings or DEFAULT)
+        (disabled if found.disabled else profiles).append(profile)
+    return Discovery(profiles=tuple(profiles), rejected=tuple(rejected), disabled=tuple(disabled))
 
 
 def name_problem(name: str) -> str | None:
@@ -95,8 +109,14 @@ def examine(path: Path) -> ProfileFile:
         return ProfileFile(path, f"not valid JSON ({exc})")
     if problem := _storage_state_problem(state):
         return ProfileFile(path, problem)
+    try:
+        settings = load_settings(path)
+    except SettingsError as exc:
+        return ProfileFile(path, str(exc))
     cookies: list[dict[str, Any]] = state["cookies"]
-    return ProfileFile(path, None, cookies=len(cookies), earliest_expiry=earliest_expiry(cookies))
+    return ProfileFile(
+        path, None, cookies=len(cookies), earliest_expiry=earliest_expiry(cookies), settings=settings
+    )
 
 
 def earliest_expiry(cookies: list[dict[str, Any]]) -> date | None:

@@ -5,7 +5,10 @@ A new valid file gets a child on the next free port triple; a removed file's chi
 drains and leaves the roster once stopped; a changed file's child restarts after its
 request, unless the child wrote that version itself (its refreshed cookies, found in its
 write-back record: `coordinator.protocol.writeback`); a file that turned invalid
-(perhaps half written) leaves its child as it is.
+(perhaps half written) leaves its child as it is. A changed settings file (`alice.toml`)
+restarts the child when what its process was started with changed (proxy, locale,
+timezone), and is applied in place otherwise (models, weight, daily limits);
+`enabled = false` retires the child as a removed file does.
 The decisions are here; the supervisor's `Hands` spawn, drain and restore.
 """
 
@@ -19,6 +22,7 @@ from coordinator.lifecycle import ports as port_checks
 from coordinator.lifecycle.child import Child, ChildSpec
 from coordinator.lifecycle.cooldowns import Cooldowns, Reason
 from coordinator.lifecycle.ports import PortError, PortTriple
+from coordinator.lifecycle.profile_settings import settings_path
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ALIVE, ChildState
 from coordinator.lifecycle.watch import ProfileVersion, ProfileWatcher, Scan
@@ -89,7 +93,9 @@ class Reconciler:
             version = scan.valid.get(name)
             if version is None:
                 # An invalid version (perhaps half written) leaves the child as it is.
-                if name not in scan.rejected:
+                if name in scan.disabled:
+                    self._retire(child, "disabled in its settings file")
+                elif name not in scan.rejected:
                     self._retire(child)
                 continue
             if name in self._absent:
@@ -101,11 +107,20 @@ class Reconciler:
                     self.hands.spawn_soon(child, "profile file is back")
             known = self._versions.get(name)
             self._versions[name] = version
-            if known is not None and known.digest != version.digest:
+            if known is None:
+                continue
+            restart = False
+            if known.digest != version.digest:
                 if version.digest in read_record(child.write_back_record):
                     log.info("profile_written_back", child=child.id, path=str(version.profile.path))
                 else:
-                    self._file_changed(child, version)
+                    restart = True
+            if known.settings_digest != version.settings_digest:
+                restart = self._settings_changed(child, version) or restart
+            elif restart:
+                child.set_profile(version.profile)
+            if restart:
+                self._file_changed(child, version)
         for name, version in scan.valid.items():
             if name not in self.roster:
                 self._add(version)
@@ -164,17 +179,32 @@ class Reconciler:
             return triple
         raise problem or PortError("no free port triple")
 
-    def _retire(self, child: Child) -> None:
+    def _settings_changed(self, child: Child, version: ProfileVersion) -> bool:
+        """Apply new settings to `child`; True if its process must restart to take them."""
+        old, new = child.spec.profile.settings, version.profile.settings
+        restart = old.browser_settings() != new.browser_settings()
+        changed = [key for key, value in new.describe().items() if old.describe()[key] != value]
+        child.set_profile(version.profile)
+        log.info(
+            "profile_settings_changed",
+            child=child.id,
+            path=str(settings_path(version.profile.path)),
+            changed=changed,
+            effect="restart after its request" if restart else "applied in place",
+        )
+        return restart
+
+    def _retire(self, child: Child, why: str = "profile file removed") -> None:
         """The file is gone: drain the child; `_drop_retired` takes it off the roster once stopped."""
         if child.id not in self._absent:
             self._absent.add(child.id)
-            log.info("profile_removed", child=child.id, path=str(child.spec.profile.path))
+            log.info("profile_removed", child=child.id, path=str(child.spec.profile.path), reason=why)
         elif (
             child.state in (ChildState.DRAINING, ChildState.STOPPING, ChildState.STOPPED)
             and not child.restart_requested
         ):
             return
-        self.hands.drain(child, "profile file removed")
+        self.hands.drain(child, why)
 
     def _drop_retired(self) -> None:
         for name in list(self._absent):
@@ -185,7 +215,7 @@ class Reconciler:
                 self.roster.remove(child)
                 self._absent.discard(name)
                 self._versions.pop(name, None)
-                log.info("child_removed", child=name, reason="its profile file was removed")
+                log.info("child_removed", child=name, reason="its profile file was removed or disabled")
 
     def _file_changed(self, child: Child, version: ProfileVersion) -> None:
         log.info("profile_changed", child=child.id, path=str(version.profile.path), state=child.state.value)

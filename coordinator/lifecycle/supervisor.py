@@ -41,6 +41,7 @@ from coordinator.lifecycle.states import (
     CooldownReason,
 )
 from coordinator.protocol.link import EXIT_CONFIG, TOKEN_ENV, ChildArgs, HealthStatus
+from coordinator.protocol.upstream_proxy import PROXY_ENV
 from coordinator.settings import Settings
 
 log = structlog.get_logger("coordinator.lifecycle.supervisor")
@@ -236,6 +237,8 @@ class Supervisor:
             write_back_interval=self.settings.write_back_interval,
             write_back_requests=self.settings.write_back_requests,
             write_back_record=child.write_back_record.resolve(),
+            locale=child.spec.profile.settings.locale,
+            timezone=child.spec.profile.settings.timezone,
         )
         return [sys.executable, "-m", "child", *args.to_argv()]
 
@@ -248,6 +251,12 @@ class Supervisor:
         # A child needs no API key: it only ever talks to us, with its token.
         inherited = {k: v for k, v in os.environ.items() if k not in _SECRETS_NOT_FOR_CHILDREN}
         env = {**inherited, **self.child_env, TOKEN_ENV: self.token}
+        # The account's proxy, credentials and all: in the environment, which `ps` does not
+        # show, and only this profile's (never one inherited from ours).
+        env.pop(PROXY_ENV, None)
+        proxy = child.spec.profile.settings.proxy
+        if proxy is not None:
+            env[PROXY_ENV] = proxy.url()
         try:
             await child.spawn(self.launcher, self._argv(child), env, reason)
         except OSError as exc:
@@ -458,7 +467,7 @@ class Supervisor:
         if report.models and report.can_serve:
             # Not before: a starting child names its built-in models until it has read the
             # page's list, and /v1/models would offer names the scheduler then refuses.
-            child.models = report.models
+            child.offer(report.models)
         if report.status != UNREACHABLE:
             child.selectors_missing = report.selectors_missing
             child.answers_from_dom = report.answers_from_dom

@@ -5,7 +5,8 @@ Both processes import this module and nothing else of each other, so a change to
 contract is a change here, seen by both sides at once. Stdlib only.
 
 - Start: `python -m child` with the arguments of `ChildArgs`, the per-run token in the
-  environment variable `TOKEN_ENV`.
+  environment variable `TOKEN_ENV`, the account's proxy, if it has one, in
+  `upstream_proxy.PROXY_ENV`.
 - Calls: every route but `/health` needs the token in the `TOKEN_HEADER` header.
 - Health: `GET /health` answers a `Health` body (200 when it can take a request).
 - End: the exit code says whether a restart can help (`EXIT_CONFIG` says it cannot).
@@ -81,6 +82,9 @@ class ChildArgs:
     write_back_interval: float = 0.0
     write_back_requests: int = 0
     write_back_record: Path | None = None
+    # The profile's settings file: its browser context's locale and IANA time zone.
+    locale: str | None = None
+    timezone: str | None = None
 
     def to_argv(self) -> list[str]:
         """The arguments after `python -m child`."""
@@ -107,6 +111,8 @@ class ChildArgs:
             ("--site-config", self.site_config),
             ("--ca-file", self.ca_file),
             ("--write-back-record", self.write_back_record),
+            ("--locale", self.locale),
+            ("--timezone", self.timezone),
         ):
             if value:
                 argv += [flag, str(value)]
@@ -129,6 +135,8 @@ class ChildArgs:
             write_back_interval=args.write_back_interval,
             write_back_requests=args.write_back_requests,
             write_back_record=args.write_back_record,
+            locale=args.locale,
+            timezone=args.timezone,
         )
 
 
@@ -180,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
         "--write-back-requests", type=_not_negative(int), default=0, help="requests; 0: not by count"
     )
     parser.add_argument("--write-back-record", type=Path, help="where the digests of the writes go")
+    parser.add_argument("--locale", help="the browser context's locale, e.g. en-US")
+    parser.add_argument("--timezone", help="the browser context's IANA time zone, e.g. Europe/Berlin")
     return parser
 
 

@@ -24,6 +24,14 @@ def test_camoufox_is_launched_as_a_playwright_server_on_the_browser_port() -> No
     assert options["port"] == 9333
     assert options["headless"] is True
     assert options["ws_path"] == "camoufox"
+    assert "locale" not in options and "config" not in options
+
+
+def test_the_profiles_locale_and_timezone_go_to_camoufox_too() -> None:
+    # Camoufox cannot run here: this checks what it would be given, not what it does with it.
+    options = camoufox_server_options(BrowserOptions(port=9333, locale="de-DE", timezone="Europe/Berlin"))
+    assert options["locale"] == "de-DE" and options["geoip"] is False
+    assert options["config"] == {"timezone": "Europe/Berlin"}
 
 
 def test_missing_camoufox_says_to_fetch_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,11 +63,11 @@ def test_profiles_table(shelf: Path) -> None:
     done = profiles(str(shelf))
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
-    assert header.split() == ["NAME", "WHERE", "COOKIES", "EARLIEST", "EXPIRY", "STATUS"]
+    assert header.split() == ["NAME", "WHERE", "COOKIES", "EARLIEST", "EXPIRY", "STATUS", "SETTINGS"]
     by_name = {row.split()[0]: row for row in rows}
     assert list(by_name) == ["alice", "mallory", "bob", "carol"]  # active first, then saved
-    assert by_name["alice"].split() == ["alice", "active", "4", "2030-07-01", "valid"]
-    assert by_name["bob"].split() == ["bob", "saved", "2", "session", "valid"]
+    assert by_name["alice"].split() == ["alice", "active", "4", "2030-07-01", "valid", "-"]
+    assert by_name["bob"].split() == ["bob", "saved", "2", "session", "valid", "-"]
     assert by_name["mallory"].split()[:4] == ["mallory", "active", "-", "-"]
     assert "invalid: cookies[0] has no string 'domain'" in by_name["mallory"]
     assert "invalid: not valid JSON" in by_name["carol"]
@@ -90,6 +90,16 @@ def test_profiles_json(shelf: Path) -> None:
         "problem": None,
         "cookies": 4,
         "earliest_expiry": "2030-07-01",
+        "enabled": True,
+        "settings": {
+            "proxy": None,
+            "locale": None,
+            "timezone": None,
+            "models": None,
+            "weight": 1.0,
+            "daily_limits": {},
+            "enabled": True,
+        },
     }
     assert records["bob"]["earliest_expiry"] is None and records["bob"]["cookies"] == 2
     assert records["carol"]["where"] == "saved" and records["carol"]["valid"] is False
@@ -132,3 +142,40 @@ def test_examine_holds_no_secret(shelf: Path) -> None:
     for path in sorted(shelf.rglob("*.json")):
         assert SECRET not in repr(examine(path))
         assert COOKIE_NAME not in repr(examine(path))
+
+
+def test_settings_are_shown_with_the_proxy_masked(shelf: Path) -> None:
+    (shelf / "active" / "alice.toml").write_text(
+        'proxy = "socks5://alice-user:PROXY-PASS-789@proxy.example.net:1080"\n'
+        'locale = "de-DE"\ntimezone = "Europe/Berlin"\nmodels = ["gemini-2.5-pro"]\n'
+        'weight = 2\ndaily_limits = { "gemini-2.5-pro" = 100 }\n'
+    )
+    (shelf / "saved" / "bob.toml").write_text("enabled = false\n")
+    (shelf / "active" / "mallory.toml").write_text("enabled = false\n")  # an invalid profile stays so
+    done = profiles(str(shelf))
+    assert done.returncode == 0, done.stderr
+    assert "PROXY-PASS-789" not in done.stdout + done.stderr
+    assert "alice-user" not in done.stdout + done.stderr
+    header, *rows = done.stdout.splitlines()
+    by_name = {row.split()[0]: row for row in rows}
+    assert by_name["alice"][header.index("SETTINGS") :] == (
+        "proxy socks5://***@proxy.example.net:1080; locale de-DE; timezone Europe/Berlin; "
+        "models gemini-2.5-pro; weight 2; daily gemini-2.5-pro=100"
+    )
+    assert "valid, disabled" in by_name["bob"] and "enabled false" in by_name["bob"]
+    assert "invalid: cookies[0]" in by_name["mallory"]
+    listed = profiles(str(shelf), "--json")
+    assert "PROXY-PASS-789" not in listed.stdout
+    records = {record["name"]: record for record in json.loads(listed.stdout)}
+    assert records["alice"]["settings"]["proxy"] == "socks5://***@proxy.example.net:1080"
+    assert records["alice"]["settings"]["daily_limits"] == {"gemini-2.5-pro": 100}
+    assert records["bob"]["enabled"] is False and records["bob"]["valid"] is True
+
+
+def test_a_bad_settings_file_makes_the_profile_invalid(shelf: Path) -> None:
+    (shelf / "active" / "alice.toml").write_text('proxy = "ftp://user:PROXY-PASS-789@host:21"\ncolour = 1\n')
+    done = profiles(str(shelf))
+    assert done.returncode == 0, done.stderr
+    row = next(row for row in done.stdout.splitlines() if row.startswith("alice"))
+    assert f"invalid: settings file {shelf / 'active' / 'alice.toml'}: unknown key 'colour'" in row
+    assert "PROXY-PASS-789" not in done.stdout

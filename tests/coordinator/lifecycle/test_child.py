@@ -6,9 +6,11 @@ import random
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from coordinator.lifecycle.child import Child, ChildSpec, backoff_delay
 from coordinator.lifecycle.ports import PortTriple
+from coordinator.lifecycle.profile_settings import ProfileSettings
 from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.states import ChildState, CooldownReason, InvalidTransition
 
@@ -117,3 +119,17 @@ def test_child_output_log_rotates(tmp_path: Path) -> None:
     assert path.exists() and (tmp_path / "c.log.1").exists() and (tmp_path / "c.log.2").exists()
     assert not (tmp_path / "c.log.3").exists()
     assert b"line 09" in path.read_bytes()
+
+
+def test_a_child_is_given_the_models_its_settings_allow(tmp_path: Path) -> None:
+    child = make_child(tmp_path)
+    child.set_profile(Profile("p", tmp_path / "p.json", ProfileSettings(models=("b", "c"))))
+    child.offer(("a", "b", "c"))
+    assert (child.offered_models, child.models) == (("a", "b", "c"), ("b", "c"))
+    assert child.snapshot()["settings"]["models"] == ["b", "c"]
+    # New settings filter what it offers again, at once.
+    with capture_logs() as logs:
+        child.set_profile(Profile("p", tmp_path / "p.json", ProfileSettings(models=("z",))))
+        child.offer(("a", "b", "c"))  # the next health check: said once
+    assert child.models == () and child.spec.ports == PortTriple(1, 2, 3)
+    assert [entry["event"] for entry in logs] == ["profile_models_not_offered"]

@@ -98,3 +98,32 @@ def test_a_missing_folder_changes_nothing_and_is_logged_once(tmp_path: Path) -> 
         scan = watcher.scan()
     assert scan is not None and set(scan.valid) == {"alpha"}
     assert [e["event"] for e in logs] == ["profiles_folder_back"]
+
+
+def test_the_settings_file_is_watched_with_its_profile(tmp_path: Path) -> None:
+    write(tmp_path, "alpha")
+    settings = tmp_path / "alpha.toml"
+    watcher = ProfileWatcher(tmp_path)
+    first = watcher.scan()
+    assert first is not None and first.valid["alpha"].settings_digest is None
+    settings.write_text("weight = 3\n")
+    weighted = watcher.scan()
+    assert weighted is not None
+    version = weighted.valid["alpha"]
+    # Its own digest: a write-back of the JSON is told apart from a change of settings.
+    assert version.digest == first.valid["alpha"].digest and version.settings_digest is not None
+    assert version.profile.settings.weight == 3
+    settings.write_text("enabled = false\n")
+    disabled = watcher.scan()
+    assert disabled is not None and set(disabled.valid) == set() and set(disabled.disabled) == {"alpha"}
+    with capture_logs() as logs:
+        settings.write_text('proxy = "http://u:SECRET-PW@host"\n')
+        for _ in range(2):
+            bad = watcher.scan()
+            assert bad is not None and set(bad.rejected) == {"alpha"}
+    assert [entry["reason"] for entry in logs if entry["event"] == "profile_rejected"] == [
+        f"settings file {settings}: 'proxy' needs a port (host:port)"
+    ]
+    settings.unlink()
+    back = watcher.scan()
+    assert back is not None and back.valid["alpha"].digest == first.valid["alpha"].digest
