@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from coordinator.ledger.entry import usage_in
+from coordinator.ledger.entry import Tokens, usage_in
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ChildState
@@ -140,7 +140,7 @@ async def test_no_usage_chunk_unless_asked(tmp_path: Path) -> None:
         await merged.aclose()
     assert [event["choices"] for event in events(out)[:-1] if isinstance(event, dict)].count([]) == 0
     # The summed counts go to the ledger as a note (a comment) that the route takes out.
-    assert usage_in(out).completion == 2 * USAGE["completion_tokens"]
+    assert usage_in(out) == Tokens(prompt=4, completion=2 * 3, reasoning=2 * 1)  # two choices of USAGE
     assert b": usage" not in wire.without_usage_note(out)
 
 
