@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from coordinator.lifecycle.shards import Shard
+
 # The name becomes a child id, a log file name, a URL segment and a metric label.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -47,21 +49,28 @@ class ProfileFile:
 class Discovery:
     profiles: tuple[Profile, ...]
     rejected: tuple[RejectedProfile, ...]
+    skipped: tuple[str, ...] = ()  # the names of the files another shard runs
 
 
-def discover(folder: Path) -> Discovery:
-    """Every `*.json` directly in `folder`, sorted by name, split into valid and rejected."""
+def discover(folder: Path, shard: Shard | None = None) -> Discovery:
+    """Every `*.json` directly in `folder`, sorted by name, split into valid and rejected.
+
+    With a `shard`, the files of other shards are skipped unread: their shard reports them."""
     if not folder.is_dir():
         raise FileNotFoundError(f"profiles folder {folder} does not exist")
     profiles: list[Profile] = []
     rejected: list[RejectedProfile] = []
+    skipped: list[str] = []
     for path in sorted(folder.glob("*.json")):
+        if shard is not None and not shard.owns(path.stem):
+            skipped.append(path.stem)
+            continue
         reason = problem_with(path)
         if reason is None:
             profiles.append(Profile(name=path.stem, path=path))
         else:
             rejected.append(RejectedProfile(path=path, reason=reason))
-    return Discovery(profiles=tuple(profiles), rejected=tuple(rejected))
+    return Discovery(profiles=tuple(profiles), rejected=tuple(rejected), skipped=tuple(skipped))
 
 
 def name_problem(name: str) -> str | None:

@@ -5,7 +5,8 @@ the supervisor calls `scan()` every `--profiles-poll` seconds, or at once on SIG
 reconciles its children with the answer. A file is read again only when its size or
 mtime changed; its version is a SHA-256 of its bytes, kept in memory only, so a `touch`
 or a rewrite with the same content is no change. An invalid file is logged once per
-version with its path and the reason, never with its content.
+version with its path and the reason, never with its content. With a shard, the files
+that hash to other shards are counted and skipped unread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import structlog
 
 from coordinator.lifecycle.cooldowns import FileStamp
 from coordinator.lifecycle.profiles import Profile, RejectedProfile, problem_with
+from coordinator.lifecycle.shards import Shard
 
 log = structlog.get_logger("coordinator.lifecycle.watch")
 
@@ -35,6 +37,7 @@ class ProfileVersion:
 class Scan:
     valid: dict[str, ProfileVersion]  # by profile name
     rejected: dict[str, RejectedProfile]  # by file stem
+    skipped: int = 0  # files that other shards run
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,9 @@ class _Seen:
 
 
 class ProfileWatcher:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, shard: Shard | None = None) -> None:
         self.folder = folder
+        self.shard = shard
         self._seen: dict[Path, _Seen] = {}
         self._folder_problem: str | None = None
 
@@ -69,7 +73,11 @@ class ProfileWatcher:
         valid: dict[str, ProfileVersion] = {}
         rejected: dict[str, RejectedProfile] = {}
         seen: dict[Path, _Seen] = {}
+        skipped = 0
         for path in paths:
+            if self.shard is not None and not self.shard.owns(path.stem):
+                skipped += 1
+                continue
             version = self._read(path, quiet=quiet)
             if version is None:
                 continue  # gone between the listing and the read
@@ -79,7 +87,7 @@ class ProfileWatcher:
             else:
                 rejected[path.stem] = RejectedProfile(path, version.problem)
         self._seen = seen
-        return Scan(valid=valid, rejected=rejected)
+        return Scan(valid=valid, rejected=rejected, skipped=skipped)
 
     def _read(self, path: Path, *, quiet: bool) -> _Seen | None:
         stamp = FileStamp.of(path)
