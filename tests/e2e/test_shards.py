@@ -62,19 +62,23 @@ def test_a_file_added_live_starts_on_its_shard_only(shards: tuple[Coordinator, C
     ]
     for name in added:
         write_profile(shards[0].profiles, name)
+
+    def started() -> bool:
+        return all(name in live(shards[owner(name, 2)]) for name in added)
+
+    wait_for(started, 15, "each new file to start on its shard")
     for name in added:
-        mine, other = shards[owner(name, 2)], shards[1 - owner(name, 2)]
-        wait_for(lambda run=mine, name=name: name in live(run), 15, f"{name} to start on its shard")
-        assert name not in other.children()
+        assert name not in shards[1 - owner(name, 2)].children()
     assert {owner(name, 2) for name in added} == {0, 1}  # both shards took one
     # The other shard counted the new file as skipped, at its next scan.
     total = len(NAMES) + len(added)
-    for run in shards:
-        wait_for(
-            lambda run=run: run.get("/ready").json()["shard"]["skipped"] == total - len(run.children()),
-            10,
-            "the skipped count to include the new files",
+
+    def counted() -> bool:
+        return all(
+            run.get("/ready").json()["shard"]["skipped"] == total - len(run.children()) for run in shards
         )
+
+    wait_for(counted, 10, "the skipped counts to include the new files")
     # A removed file stops on its shard; the other never had it.
     gone = added[0]
     (shards[0].profiles / f"{gone}.json").unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from dataclasses import fields
 from pathlib import Path
@@ -163,7 +164,7 @@ def test_a_shard_becomes_settings(
     runner = CliRunner()
     result = runner.invoke(main.app, ["run", "--profiles", str(tmp_path), "--shard", "1/3"])
     assert result.exit_code == 0, result.output
-    monkeypatch.setattr(main.socket, "gethostname", lambda: "coordinator-2")
+    monkeypatch.setattr(socket, "gethostname", lambda: "coordinator-2")
     result = runner.invoke(
         main.app, ["run", "--profiles", str(tmp_path)], env={"COORDINATOR_SHARD_FROM_HOSTNAME": "4"}
     )
@@ -184,6 +185,6 @@ def test_a_shard_becomes_settings(
 def test_a_shard_that_cannot_be_is_refused(
     started: list[Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
 ) -> None:
-    monkeypatch.setattr(main.socket, "gethostname", lambda: "vm")
+    monkeypatch.setattr(socket, "gethostname", lambda: "vm")
     result = CliRunner().invoke(main.app, ["run", "--profiles", str(tmp_path), *args])
     assert result.exit_code == 2 and said in result.output and not started
