@@ -7,14 +7,18 @@ table of every profile with the host that runs it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.lifecycle.shards import owner
 from tests.support.coordinator import Coordinator, Runs, write_profile
 from tests.support.processes import wait_for
 
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "coordinator.rules.yml"
 NAMES = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta")
 POLL = ["--profiles-poll", "0.3"]
 
@@ -116,3 +120,35 @@ def test_a_shard_with_no_profile_of_its_own_starts_and_waits(module_runs: Runs, 
     assert run.get("/ready").status_code == 503
     write_profile(folder, "beta")
     wait_for(lambda: "beta" in live(run), 15, "a profile of this shard to start")
+
+
+def test_the_fleet_rules_name_metrics_the_shards_export_and_sums_add_up(
+    shards: tuple[Coordinator, Coordinator],
+) -> None:
+    def scrape(run: Coordinator) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+        text = run.get("/metrics").text
+        return {family.name: family.samples for family in text_string_to_metric_families(text)}  # type: ignore[misc]
+
+    def requests(run: Coordinator) -> float:
+        return sum(
+            sample[2] for sample in scrape(run)["coordinator_requests"] if sample[0].endswith("_total")
+        )
+
+    before = [requests(run) for run in shards]
+    ask = {"model": "mock", "messages": [{"role": "user", "content": "count me"}]}
+    for run, count in zip(shards, (2, 3), strict=True):
+        for _ in range(count):
+            assert run.post("/v1/chat/completions", json=ask).status_code == 200
+    # The fleet's total is the plain sum of each host's: no series is counted twice.
+    assert sum(requests(run) for run in shards) - sum(before) == 5
+    exported = set(scrape(shards[0]))
+    named = set(re.findall(r"\bcoordinator_[a-z_]+", RULES.read_text()))
+    suffixes = ("_total", "_bucket", "_sum", "_count")
+    unknown = {
+        name
+        for name in named
+        if name not in exported and not any(name.removesuffix(s) in exported for s in suffixes)
+    }
+    assert not unknown, f"the rules name metrics the coordinator does not export: {sorted(unknown)}"
+    assert len(named) >= 15
+    assert yaml.safe_load(RULES.read_text())["groups"]
