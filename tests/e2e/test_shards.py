@@ -8,6 +8,8 @@ table of every profile with the host that runs it.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,24 @@ def test_the_fleet_rules_name_metrics_the_shards_export_and_sums_add_up(
     assert not unknown, f"the rules name metrics the coordinator does not export: {sorted(unknown)}"
     assert len(named) >= 15
     assert yaml.safe_load(RULES.read_text())["groups"]
+
+
+def can_name_a_host() -> bool:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    done = subprocess.run([unshare, "--uts", "hostname", "coordinator-1"], capture_output=True, timeout=10)
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(
+    not can_name_a_host(), reason="needs `unshare --uts` (root) to give a run its own hostname"
+)
+def test_the_shard_comes_from_a_statefulset_hostname(module_runs: Runs, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    # The coordinator runs under the hostname coordinator-1, as pod 1 of a StatefulSet.
+    wrap = ["unshare", "--uts", "sh", "-c", 'hostname coordinator-1 && exec "$@"', "sh"]
+    run = module_runs.start(NAMES, profiles_dir=folder, args=[*POLL, "--shard-from-hostname", "2"], wrap=wrap)
+    assert run.get("/ready").json()["shard"] == {"index": 1, "count": 2, "skipped": 3}
+    assert set(run.children()) == {name for name in NAMES if owner(name, 2) == 1}
