@@ -210,7 +210,14 @@ class Coordinator:
                 "by_lane": {lane.value: count for lane, count in self.pool.waiters.depth().items()},
             },
             "in_flight": len(self.pool.active),
+            "shard": self.shard(),
         }
+
+    def shard(self) -> dict[str, int]:
+        """Which shard this run is (0 of 1: it runs every profile) and how many files it skipped."""
+        settings = self.settings
+        skipped = self.supervisor.reconciler.skipped
+        return {"index": settings.shard_index, "count": settings.shard_count, "skipped": skipped}
 
     async def drain(self, deadline: float, force: asyncio.Event) -> None:
         """Stop taking requests and wait for in-flight ones until `deadline` or `force`."""

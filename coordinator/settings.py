@@ -90,6 +90,10 @@ class Settings:
     # fatal, or out (quota, rate limit) for longer than `spare_after` seconds.
     max_browsers: int = 0
     spare_after: float = 600.0
+    # Shards (coordinator.lifecycle.shards): this run is shard `shard_index` of `shard_count`
+    # and runs only the profiles of the folder that hash to it (1: every profile).
+    shard_index: int = 0
+    shard_count: int = 1
     # The usage ledger (coordinator.ledger): on or off, its SQLite file's folder, and how
     # many days of rows it keeps (0: all).
     ledger: bool = True

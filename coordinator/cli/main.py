@@ -6,6 +6,7 @@ Every flag of `run` can also be set as `COORDINATOR_<FLAG>` in the environment
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from coordinator.cli import login_import, status
 from coordinator.cli import profiles as inventory
 from coordinator.cli import usage as usage_report
 from coordinator.cli.keys import KeyFileError, read_api_keys
+from coordinator.lifecycle import shards
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
 from coordinator.serving.auth import KeyRing
@@ -211,6 +213,20 @@ def run(
         "A spare takes the place of a child out of quota or rate-limited for longer than these seconds.",
         min=0,
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        envvar="COORDINATOR_SHARD",
+        help="I/N: run only the profiles that hash to shard I of N (numbered from 0); every host "
+        "shares one profiles folder.",
+    ),
+    shard_from_hostname: int | None = typer.Option(
+        None,
+        "--shard-from-hostname",
+        envvar="COORDINATOR_SHARD_FROM_HOSTNAME",
+        help="N: shard I of N, I from a hostname that ends in -I (a StatefulSet's pod NAME-I).",
+        min=1,
+    ),
     ledger: bool = _option("--ledger/--no-ledger", "Record every request in the usage ledger."),
     data_dir: Path = _option("--data-dir", "Folder of the run's data: the usage ledger (ledger.sqlite3)."),
     ledger_days: float = _option("--ledger-days", "Days of requests the usage ledger keeps (0: all)."),
@@ -228,6 +244,7 @@ def run(
         admin_keys = read_api_keys(admin_key, admin_key_file, kind="admin")
         origins = parse_origins(cors_origins)
         priorities = parse_key_priorities(key_priorities, KeyRing(api_keys, admin_keys).labels)
+        this_shard = _shard(shard, shard_from_hostname)
     except (KeyFileError, ValueError) as exc:
         raise _fail(str(exc)) from None
     _warn_keys_on_command_line(ctx)
@@ -238,6 +255,8 @@ def run(
         admin_keys=admin_keys,
         cors_origins=origins,
         key_priorities=priorities,
+        shard_index=this_shard.index,
+        shard_count=this_shard.count,
     )
     if not demo:
         raise typer.Exit(_run(settings, {}))
@@ -354,7 +373,12 @@ def check_site(
 
 @app.command("status")
 def show_status(
-    url: str = _option("--url", "The coordinator's address.", default=status.DEFAULT_URL),
+    url: list[str] = typer.Option(
+        [status.DEFAULT_URL],
+        "--url",
+        envvar="COORDINATOR_URL",
+        help="A coordinator's address; repeat it (or separate with commas) for one table of several.",
+    ),
     api_key: str | None = _STATUS_KEY,
     api_key_file: Path | None = _STATUS_KEY_FILE,
     admin_key: str | None = _STATUS_ADMIN_KEY,
@@ -362,13 +386,17 @@ def show_status(
     as_json: bool = typer.Option(False, "--json", help="Print /admin/children and the summary as JSON."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds to wait for the coordinator."),
 ) -> None:
-    """Show a running coordinator's children: state, pid, ports, request, served, errors."""
+    """Show running coordinators' children: state, pid, ports, request, served, errors.
+
+    Several --url make one table with a HOST column; exit 1 if one of them did not answer."""
     try:
         key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
-        found = status.fetch(url, key, timeout=timeout)
+        fleet = status.fetch_all(status.split_urls(url), key, timeout=timeout)
     except status.StatusError as exc:
         raise _fail(exc.message, code=1) from None
-    typer.echo(status.to_json(found) if as_json else status.render(found))
+    typer.echo(status.fleet_json(fleet) if as_json else status.render_fleet(fleet))
+    if fleet.failures:
+        raise typer.Exit(1)
 
 
 @app.command("usage")
@@ -419,6 +447,17 @@ def _settings(options: dict[str, Any], **given: Any) -> Settings:
     return Settings(**{**{name: value for name, value in options.items() if name in names}, **given})
 
 
+def _shard(given: str | None, count_from_hostname: int | None) -> shards.Shard:
+    """This run's shard: from --shard I/N, from the hostname's ordinal, or 0/1 (every profile)."""
+    if given is not None and count_from_hostname is not None:
+        raise ValueError("--shard and --shard-from-hostname both say which shard this is: give one")
+    if given is not None:
+        return shards.parse(given)
+    if count_from_hostname is not None:
+        return shards.from_hostname(socket.gethostname(), count_from_hostname)
+    return shards.Shard(0, 1)
+
+
 def _warn_keys_on_command_line(ctx: typer.Context) -> None:
     """A key in argv is in /proc/PID/cmdline, which `ps` shows every local user; never log the key."""
     for name in ("api_key", "admin_key"):
@@ -435,8 +474,10 @@ def _warn_keys_on_command_line(ctx: typer.Context) -> None:
 
 
 def _run(settings: Settings, child_env: dict[str, str]) -> int:
+    shard = shards.Shard(settings.shard_index, settings.shard_count)
+    sharded = shard.count > 1
     try:
-        found = discover(settings.profiles)
+        found = discover(settings.profiles, shard if sharded else None)
     except FileNotFoundError:
         raise _fail(
             f"the profiles folder {settings.profiles} does not exist; create it and put profile files in it "
@@ -444,7 +485,18 @@ def _run(settings: Settings, child_env: dict[str, str]) -> int:
         ) from None
     for rejected in found.rejected:
         log.warning("profile_rejected", path=str(rejected.path), reason=rejected.reason)
-    if not found.profiles:
+    if sharded:
+        log.info("shard", shard=str(shard), profiles=len(found.profiles), skipped=len(found.skipped))
+    if not found.profiles and sharded:
+        # Other shards may run them all: wait for a file of this shard rather than fail
+        # (an orchestrator would restart the pod over and over).
+        log.warning(
+            "shard_empty",
+            shard=str(shard),
+            skipped=len(found.skipped),
+            effect="no child until a profile of this shard is added to the folder",
+        )
+    elif not found.profiles:
         skipped = f" ({len(found.rejected)} file(s) rejected, see above)" if found.rejected else ""
         raise _fail(
             f"no valid profile in {settings.profiles}{skipped}. Put Playwright storage-state files (*.json) "

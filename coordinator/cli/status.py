@@ -1,17 +1,20 @@
-"""`coordinator status`: what a running coordinator says about itself, as a table or as JSON.
+"""`coordinator status`: what running coordinators say about themselves, as a table or as JSON.
 
 It asks over HTTP like any client: `GET /ready` for the summary, `GET /admin/children`
 for the children. Every failure of the transport or of the answer becomes one
-`StatusError` here, whose message says what to do.
+`StatusError` here, whose message says what to do. Several coordinators (the shards of
+one fleet) make one table, with a HOST column.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -40,6 +43,89 @@ class Status:
     @property
     def children(self) -> list[dict[str, Any]]:
         return [child for child in self.listing.get("data", []) if isinstance(child, dict)]
+
+    @property
+    def host(self) -> str:
+        """The address as a column shows it: host:port."""
+        return urlsplit(self.url).netloc or self.url
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """What several coordinators said, and the addresses that did not answer (url, why)."""
+
+    statuses: tuple[Status, ...]
+    failures: tuple[tuple[str, str], ...] = ()
+
+
+def split_urls(given: Sequence[str]) -> list[str]:
+    """--url given once or more, each perhaps comma-separated; duplicates dropped, order kept."""
+    urls: list[str] = []
+    for item in given:
+        for url in item.split(","):
+            url = _normalize(url) if url.strip() else ""
+            if url and url not in urls:
+                urls.append(url)
+    if not urls:
+        raise StatusError("--url is empty: give a coordinator's address, e.g. http://127.0.0.1:2048")
+    return urls
+
+
+def fetch_all(
+    urls: Sequence[str],
+    api_key: str | None = None,
+    *,
+    timeout: float = 5.0,
+    transport: httpx.BaseTransport | None = None,
+) -> Fleet:
+    """Each coordinator's status; one that does not answer is a failure, not the end."""
+    statuses: list[Status] = []
+    failures: list[tuple[str, str]] = []
+    for url in urls:
+        try:
+            statuses.append(fetch(url, api_key, timeout=timeout, transport=transport))
+        except StatusError as exc:
+            failures.append((url, exc.message))
+    if not statuses:
+        raise StatusError("\n".join(message for _, message in failures))
+    return Fleet(tuple(statuses), tuple(failures))
+
+
+def render_fleet(fleet: Fleet) -> str:
+    """One coordinator as `render` shows it; several as one headline each, then ONE table
+    with a HOST column, then their spares, cooldowns and drift, each line led by its host."""
+    if len(fleet.statuses) == 1 and not fleet.failures:
+        return render(fleet.statuses[0])
+    lines = [headline(status) for status in fleet.statuses]
+    lines += [f"coordinator at {url}: unreachable: {message}" for url, message in fleet.failures]
+    total = sum(_count(status.summary, "total") for status in fleet.statuses)
+    serving = sum(_count(status.summary, "serving") for status in fleet.statuses)
+    lines.append(f"all {len(fleet.statuses)} answering: {serving}/{total} children serving")
+    rows = [[status.host, *_row(child)] for status in fleet.statuses for child in status.children]
+    text = "\n".join(lines)
+    if rows:
+        text += "\n\n" + table(("HOST", *HEADERS), rows, right={column + 1 for column in _NUMERIC})
+    else:
+        text += "\n\nno children"
+    notes = [f"{status.host} {line}" for status in fleet.statuses for line in _notes(status.children)]
+    if notes:
+        text += "\n\n" + "\n".join(notes)
+    return text
+
+
+def _notes(children: list[dict[str, Any]]) -> list[str]:
+    return spare_lines(children) + cooldown_lines(children) + drift_lines(children)
+
+
+def fleet_json(fleet: Fleet) -> str:
+    """One coordinator as `to_json`; several as {"coordinators": [...], "unreachable": [...]}."""
+    if len(fleet.statuses) == 1 and not fleet.failures:
+        return to_json(fleet.statuses[0])
+    coordinators = [
+        {"url": status.url, **status.listing, "summary": status.summary} for status in fleet.statuses
+    ]
+    unreachable = [{"url": url, "error": message} for url, message in fleet.failures]
+    return json.dumps({"coordinators": coordinators, "unreachable": unreachable}, indent=2)
 
 
 def first_key(listed: str | None, file: Path | None = None) -> str | None:
@@ -154,7 +240,13 @@ def headline(status: Status) -> str:
         f"queue {_text(queue.get('waiting'))}/{_text(queue.get('max'))} waiting",
         f"{_text(summary.get('in_flight'))} in flight",
     ]
-    return f"coordinator at {status.url}: {summary.get('status')}, " + ", ".join(parts)
+    shard = _mapping(summary.get("shard"))
+    count = shard.get("count")
+    where = ""
+    if isinstance(count, int) and count > 1:
+        skipped = _text(shard.get("skipped"))
+        where = f" (shard {_text(shard.get('index'))}/{count}, {skipped} profiles skipped)"
+    return f"coordinator at {status.url}{where}: {summary.get('status')}, " + ", ".join(parts)
 
 
 def to_json(status: Status) -> str:
@@ -186,6 +278,11 @@ def _row(child: dict[str, Any]) -> list[str]:
         human_seconds(child.get("seconds_in_state")),
         clip(_text(child.get("last_error")), _ERROR_WIDTH),
     ]
+
+
+def _count(summary: dict[str, Any], key: str) -> int:
+    value = _mapping(summary.get("children")).get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _mapping(value: Any) -> dict[str, Any]:

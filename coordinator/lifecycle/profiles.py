@@ -17,6 +17,7 @@ from typing import Any
 
 from coordinator.lifecycle.profile_settings import DEFAULT, ProfileSettings, SettingsError
 from coordinator.lifecycle.profile_settings import load as load_settings
+from coordinator.lifecycle.shards import Shard
 
 # The name becomes a child id, a log file name, a URL segment and a metric label.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -59,23 +60,32 @@ class Discovery:
     profiles: tuple[Profile, ...]
     rejected: tuple[RejectedProfile, ...]
     disabled: tuple[Profile, ...] = ()  # valid, but `enabled = false` in their settings
+    skipped: tuple[str, ...] = ()  # the names of the files another shard runs
 
 
-def discover(folder: Path) -> Discovery:
-    """Every `*.json` directly in `folder`, sorted by name, split into valid, rejected and disabled."""
+def discover(folder: Path, shard: Shard | None = None) -> Discovery:
+    """Every `*.json` directly in `folder`, sorted by name, split into valid, rejected and disabled.
+
+    With a `shard`, the files of other shards are skipped unread: their shard reports them."""
     if not folder.is_dir():
         raise FileNotFoundError(f"profiles folder {folder} does not exist")
     profiles: list[Profile] = []
     rejected: list[RejectedProfile] = []
     disabled: list[Profile] = []
+    skipped: list[str] = []
     for path in sorted(folder.glob("*.json")):
+        if shard is not None and not shard.owns(path.stem):
+            skipped.append(path.stem)
+            continue
         found = examine(path)
         if found.problem is not None:
             rejected.append(RejectedProfile(path=path, reason=found.problem))
             continue
         profile = Profile(name=path.stem, path=path, settings=found.settings or DEFAULT)
         (disabled if found.disabled else profiles).append(profile)
-    return Discovery(profiles=tuple(profiles), rejected=tuple(rejected), disabled=tuple(disabled))
+    return Discovery(
+        profiles=tuple(profiles), rejected=tuple(rejected), disabled=tuple(disabled), skipped=tuple(skipped)
+    )
 
 
 def name_problem(name: str) -> str | None:

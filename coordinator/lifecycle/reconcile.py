@@ -24,6 +24,7 @@ from coordinator.lifecycle.cooldowns import Cooldowns, Reason
 from coordinator.lifecycle.ports import PortError, PortTriple
 from coordinator.lifecycle.profile_settings import settings_path
 from coordinator.lifecycle.roster import Roster
+from coordinator.lifecycle.shards import Shard
 from coordinator.lifecycle.states import ALIVE, ChildState
 from coordinator.lifecycle.watch import ProfileVersion, ProfileWatcher, Scan
 from coordinator.protocol.writeback import read_record
@@ -53,7 +54,10 @@ class Reconciler:
         self.roster = roster
         self.cooldowns = cooldowns
         self.hands = hands
-        self.watcher = ProfileWatcher(settings.profiles)
+        self.shard = Shard(settings.shard_index, settings.shard_count)
+        # Files of other shards are never seen: their children are never enlisted here.
+        self.watcher = ProfileWatcher(settings.profiles, self.shard if self.shard.count > 1 else None)
+        self.skipped = 0  # the files of other shards at the last scan
         self._versions: dict[str, ProfileVersion] = {}  # the file version each child was given
         self._absent: set[str] = set()  # children whose file is gone: they drain, then leave
         self._add_errors: dict[str, str] = {}
@@ -66,6 +70,8 @@ class Reconciler:
     def first_scan(self) -> Scan | None:
         """Note the file version of each child the run started with (rejections were reported)."""
         scan = self.watcher.scan(quiet=True)
+        if scan is not None:
+            self.skipped = scan.skipped
         for name, version in (scan.valid if scan else {}).items():
             if name in self.roster:
                 self._versions[name] = version
@@ -88,6 +94,7 @@ class Reconciler:
 
     def reconcile(self, scan: Scan) -> None:
         """Make the children match the valid files: add, retire, restart."""
+        self.skipped = scan.skipped
         for child in self.roster:
             name = child.id
             version = scan.valid.get(name)

@@ -8,7 +8,8 @@ or a rewrite with the same content is no change. A profile's settings file (`ali
 is watched with it, its digest kept apart: the child's own write-back changes the JSON's
 digest only. An invalid file is logged once per version with its path and the reason,
 never with its content. A profile whose settings say `enabled = false` is valid but
-disabled: it gets no child.
+disabled: it gets no child. With a shard, the files that hash to other shards are
+counted and skipped unread.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from coordinator.lifecycle.profile_settings import (
     settings_path,
 )
 from coordinator.lifecycle.profiles import Profile, RejectedProfile, examine
+from coordinator.lifecycle.shards import Shard
 
 log = structlog.get_logger("coordinator.lifecycle.watch")
 
@@ -46,6 +48,7 @@ class Scan:
     valid: dict[str, ProfileVersion]  # by profile name
     rejected: dict[str, RejectedProfile]  # by file stem
     disabled: dict[str, ProfileVersion] = field(default_factory=dict)  # valid, `enabled = false`
+    skipped: int = 0  # files that other shards run
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +62,9 @@ class _Seen:
 
 
 class ProfileWatcher:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, shard: Shard | None = None) -> None:
         self.folder = folder
+        self.shard = shard
         self._seen: dict[Path, _Seen] = {}
         self._folder_problem: str | None = None
 
@@ -84,7 +88,11 @@ class ProfileWatcher:
         rejected: dict[str, RejectedProfile] = {}
         disabled: dict[str, ProfileVersion] = {}
         seen: dict[Path, _Seen] = {}
+        skipped = 0
         for path in paths:
+            if self.shard is not None and not self.shard.owns(path.stem):
+                skipped += 1
+                continue
             version = self._read(path, quiet=quiet)
             if version is None:
                 continue  # gone between the listing and the read
@@ -96,7 +104,7 @@ class ProfileWatcher:
             found = ProfileVersion(profile, version.stamp, version.digest, version.settings_digest)
             (valid if version.settings.enabled else disabled)[path.stem] = found
         self._seen = seen
-        return Scan(valid=valid, rejected=rejected, disabled=disabled)
+        return Scan(valid=valid, rejected=rejected, disabled=disabled, skipped=skipped)
 
     def _read(self, path: Path, *, quiet: bool) -> _Seen | None:
         stamp = FileStamp.of(path)

@@ -571,7 +571,8 @@ class App:
 
     async def admin_children(self, request: Request, context: Context, params: list[str]) -> Reply:
         children = self.coordinator.roster
-        return json_reply({"object": "list", "data": [child.snapshot() for child in children]})
+        data = [child.snapshot() for child in children]
+        return json_reply({"object": "list", "data": data, "shard": self.coordinator.shard()})
 
     async def admin_usage(self, request: Request, context: Context, params: list[str]) -> Reply:
         """The ledger's report (`coordinator.ledger.store.report`), read on a thread of its own."""

@@ -31,3 +31,7 @@ class Service(Protocol):
     def summary(self) -> dict[str, Any]:
         """The run at a glance, as /ready answers it."""
         ...
+
+    def shard(self) -> dict[str, int]:
+        """This run's shard (index, count) and the profile files it skipped (other shards')."""
+        ...

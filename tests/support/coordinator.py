@@ -152,7 +152,9 @@ class Runs:
         wait_ready: bool = True,
         profiles_dir: Path | None = None,
         api_key: str | None = None,
+        wrap: list[str] | None = None,
     ) -> Coordinator:
+        """`wrap`: a command that runs the coordinator's argv (e.g. in a namespace); it must exec it."""
         root = self.tmp_path_factory.mktemp("run")
         folder = profiles_dir or root / "profiles"
         folder.mkdir(exist_ok=True)
@@ -161,6 +163,7 @@ class Runs:
         api, stream, browser = free_port_bases(max(1, len(profiles)) + 1, ranges=3)
         port = free_port()
         argv = [
+            *(wrap or []),
             *COORDINATOR, "run",
             "--profiles", str(folder),
             "--host", "127.0.0.1",

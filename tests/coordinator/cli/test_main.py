@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from dataclasses import fields
 from pathlib import Path
@@ -32,7 +33,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
 
 def test_every_setting_is_an_option_of_run() -> None:
     options = set(main.run.__annotations__)
-    assert {field.name for field in fields(Settings)} - {"api_keys", "admin_keys"} <= options
+    shard = {"shard_index", "shard_count"}  # from --shard or --shard-from-hostname
+    assert {field.name for field in fields(Settings)} - {"api_keys", "admin_keys", *shard} <= options
 
 
 def test_options_become_settings(started: list[Settings], tmp_path: Path) -> None:
@@ -154,3 +156,35 @@ def test_key_priorities_name_keys_by_label(started: list[Settings], tmp_path: Pa
     assert started[-1].key_priorities == (("client-1", "high"),)
     result = runner.invoke(main.app, [*argv[:-1], "client-7=low"], env={})
     assert result.exit_code != 0 and "no key is labelled 'client-7'" in result.output
+
+
+def test_a_shard_becomes_settings(
+    started: list[Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main.app, ["run", "--profiles", str(tmp_path), "--shard", "1/3"])
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr(socket, "gethostname", lambda: "coordinator-2")
+    result = runner.invoke(
+        main.app, ["run", "--profiles", str(tmp_path)], env={"COORDINATOR_SHARD_FROM_HOSTNAME": "4"}
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main.app, ["run", "--profiles", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert [(s.shard_index, s.shard_count) for s in started] == [(1, 3), (2, 4), (0, 1)]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--shard", "3/3"], "shards are numbered 0 to 2"),
+        (["--shard", "0/2", "--shard-from-hostname", "2"], "give one"),
+        (["--shard-from-hostname", "2"], "does not end in -<number>"),
+    ],
+)
+def test_a_shard_that_cannot_be_is_refused(
+    started: list[Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "vm")
+    result = CliRunner().invoke(main.app, ["run", "--profiles", str(tmp_path), *args])
+    assert result.exit_code == 2 and said in result.output and not started

@@ -112,7 +112,7 @@ def test_a_client_key_refused_on_admin_asks_for_an_admin_key() -> None:
 def test_status_sends_the_admin_key_before_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[str | None] = []
 
-    def fetch(url: str, key: str | None, timeout: float) -> Status:
+    def fetch(url: str, key: str | None, timeout: float, transport: object = None) -> Status:
         sent.append(key)
         return Status(url, SUMMARY, LISTING)
 
@@ -235,3 +235,57 @@ def test_render_lists_cooldowns_per_model_and_of_whole_profiles_below_the_table(
         "beta: cooldown (rate_limited) 4m",
     ]
     assert "out of quota" not in status.render(Status("http://c", SUMMARY, LISTING))
+
+
+def fleet_transport(down: set[str] = frozenset()) -> httpx.MockTransport:  # type: ignore[assignment]
+    """Two shards: h1 runs alpha, h2 runs beta; a host in `down` refuses connections."""
+    limited = {**BETA, "cooldown_reason": "rate_limited", "cooldown_seconds": 250.0}
+    listings = {"h1:2048": [ALPHA], "h2:2048": [limited]}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        host = f"{request.url.host}:{request.url.port}"
+        if request.url.host in down:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        index = sorted(listings).index(host)
+        shard = {"index": index, "count": 2, "skipped": 1}
+        if request.url.path == "/ready":
+            return httpx.Response(200, json={**SUMMARY, "shard": shard})
+        return httpx.Response(200, json={"object": "list", "data": listings[host], "shard": shard})
+
+    return httpx.MockTransport(handle)
+
+
+def test_split_urls_takes_repeats_and_commas() -> None:
+    assert status.split_urls(["h1:2048, http://h2:2048/", "h1:2048"]) == ["http://h1:2048", "http://h2:2048"]
+    with pytest.raises(StatusError, match="--url is empty"):
+        status.split_urls([" , "])
+
+
+def test_several_coordinators_make_one_table_with_a_host_column() -> None:
+    fleet = status.fetch_all(["http://h1:2048", "http://h2:2048"], transport=fleet_transport())
+    text = status.render_fleet(fleet)
+    heads, grid, notes = text.split("\n\n")
+    assert heads.splitlines() == [
+        "coordinator at http://h1:2048 (shard 0/2, 1 profiles skipped): ready, 1/2 children serving, "
+        "queue 3/100 waiting, 1 in flight",
+        "coordinator at http://h2:2048 (shard 1/2, 1 profiles skipped): ready, 1/2 children serving, "
+        "queue 3/100 waiting, 1 in flight",
+        "all 2 answering: 2/4 children serving",
+    ]
+    header, first, second = grid.splitlines()
+    assert header.split()[:3] == ["HOST", "PROFILE", "STATE"]
+    assert first.split()[:3] == ["h1:2048", "alpha", "busy"]
+    assert second.split()[:3] == ["h2:2048", "beta", "cooldown"]
+    assert notes == "h2:2048 beta: cooldown (rate_limited) 4m"
+    parsed = json.loads(status.fleet_json(fleet))
+    assert [c["url"] for c in parsed["coordinators"]] == ["http://h1:2048", "http://h2:2048"]
+    assert parsed["coordinators"][1]["data"][0]["id"] == "beta" and parsed["unreachable"] == []
+
+
+def test_one_coordinator_down_is_named_and_the_others_still_shown() -> None:
+    fleet = status.fetch_all(["http://h1:2048", "http://h2:2048"], transport=fleet_transport({"h2"}))
+    text = status.render_fleet(fleet)
+    assert "coordinator at http://h2:2048: unreachable: no coordinator answers at http://h2:2048" in text
+    assert "h1:2048  alpha" in text
+    with pytest.raises(StatusError, match="no coordinator answers at http://h1:2048"):
+        status.fetch_all(["http://h1:2048"], transport=fleet_transport({"h1"}))

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from coordinator.lifecycle.health import HealthReport
+from coordinator.lifecycle.shards import owner
 from coordinator.lifecycle.states import ChildState, CooldownReason
 from coordinator.protocol.link import HealthStatus
 from tests.coordinator.lifecycle.test_supervisor import Rig, build
-from tests.support.lifecycle import settle, until
+from tests.support.lifecycle import profile_file, settle, until
 
 S = ChildState
 
@@ -72,3 +73,40 @@ async def test_a_long_cooldown_gives_its_place_to_a_spare_and_waits_as_one_when_
     await rig.tick()
     assert rig.state("a") is S.STARTING
     await settle()
+
+
+async def test_spares_and_new_files_stay_within_the_shard(tmp_path: Path) -> None:
+    names = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta")
+    mine = tuple(name for name in names[:6] if owner(name, 2) == 0)
+    assert len(mine) == 3
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    for name in names[:6]:
+        profile_file(folder, name)  # the other shard's files are in the folder too
+    rig = build(tmp_path, mine, shard_index=0, shard_count=2, max_browsers=2)
+    try:
+        await rig.supervisor.start_children()
+        assert rig.supervisor.reconciler.skipped == 3
+        running = [name for name in mine if rig.state(name) is not S.SPARE]
+        (spare,) = [name for name in mine if rig.state(name) is S.SPARE]
+        await rig.ready(*running)
+        # Two files arrive: the one of this shard is enlisted (a spare: both slots are
+        # taken), the other shard's is counted and left alone.
+        ours = next(name for name in names[6:] if owner(name, 2) == 0)
+        theirs = next(name for name in names[6:] if owner(name, 2) == 1)
+        profile_file(folder, ours)
+        profile_file(folder, theirs)
+        await rig.tick(2.0)
+        await rig.tick()
+        assert set(rig.roster.ids()) == {*mine, ours}
+        assert rig.state(ours) is S.SPARE and rig.supervisor.reconciler.skipped == 4
+        # A child logged out: a spare of this shard takes its place.
+        rig.answer(running[0], HealthReport(HealthStatus.AUTH_EXPIRED, "sign in"))
+        await rig.tick(10.0)
+        await rig.supervisor.probe_due()
+        await until(lambda: rig.state(running[0]) is S.AUTH_EXPIRED, "the child to be logged out")
+        await rig.tick()
+        assert S.STARTING in {rig.state(spare), rig.state(ours)}
+        assert theirs not in rig.roster.ids()
+    finally:
+        await rig.supervisor.stop()

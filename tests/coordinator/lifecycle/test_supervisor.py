@@ -8,11 +8,13 @@ state file, the roster.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,8 +84,10 @@ class Rig:
         await settle()
 
 
-def build(tmp_path: Path, names: tuple[str, ...]) -> Rig:
-    """A supervisor of `names` over `tmp_path`, not started; profile files are written if missing."""
+def build(tmp_path: Path, names: tuple[str, ...], **overrides: Any) -> Rig:
+    """A supervisor of `names` over `tmp_path`, not started; profile files are written if missing.
+
+    `overrides` replace settings (e.g. a shard) before the supervisor is built."""
     folder = tmp_path / "profiles"
     folder.mkdir(exist_ok=True)
     settings = Settings(
@@ -103,6 +107,7 @@ def build(tmp_path: Path, names: tuple[str, ...]) -> Rig:
         stop_timeout=0.05,
         profiles_poll=1.0,
     )
+    settings = dataclasses.replace(settings, **overrides)
     clock = FakeClock()
     roster = Roster(settings.log_dir, clock=clock)
     triples = port_checks.allocate(len(names), base_api=BASE_API, base_stream=BASE_API + 100,
