@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 import uvloop
 
-from coordinator.ledger.metrics import LedgerCollector
+from coordinator.ledger.metrics import LedgerCollector, QuotaCollector
+from coordinator.ledger.quota import DailyLimits, QuotaTally
 from coordinator.ledger.writer import Ledger, LedgerConfig
 from coordinator.lifecycle import ports as port_checks
 from coordinator.lifecycle.child import ChildSpec
@@ -154,9 +155,16 @@ class Coordinator:
         token = secrets.token_urlsafe(32)
         self.transport = Transport()
         self.metrics = Metrics()
+        # The quota day's use per profile and model, counted from the ledger's rows of the
+        # day so far. Per-profile limits and weights: the defaults until profiles have settings.
+        self.quota = QuotaTally(DailyLimits.with_overrides(settings.daily_limits))
         self.ledger = Ledger(
-            LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger)
+            LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger),
+            on_rows=self.quota.ledger_rows,
         )
+        if settings.ledger:
+            self.quota.seed(self.ledger.path)
+            self.quota.record_hit = self.ledger.record_hit
         self.metrics.registry.register(LedgerCollector(self.ledger))
         self.roster = Roster(settings.log_dir)
         for spec in plan.specs:
@@ -184,10 +192,14 @@ class Coordinator:
             service_estimate=min(30.0, settings.first_byte_timeout),
             permission_cooldown=settings.permission_cooldown,
             max_passed_over=settings.max_passed_over,
+            quota=self.quota,
         )
         self.roster.subscribe(self.metrics.on_transition)
         self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)
         self.metrics.watch(lambda: self.roster, self.pool.waiters.depth, self.pool.models)
+        self.metrics.registry.register(
+            QuotaCollector(self.quota, lambda: [(c.id, m) for c in self.roster for m in c.models])
+        )
 
     def summary(self) -> dict[str, Any]:
         children = list(self.roster)

@@ -23,6 +23,7 @@ from coordinator.cli import login_import, status
 from coordinator.cli import profiles as inventory
 from coordinator.cli import usage as usage_report
 from coordinator.cli.keys import KeyFileError, read_api_keys
+from coordinator.ledger.quota import parse_limits
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
 from coordinator.serving.auth import KeyRing
@@ -214,6 +215,12 @@ def run(
     ledger: bool = _option("--ledger/--no-ledger", "Record every request in the usage ledger."),
     data_dir: Path = _option("--data-dir", "Folder of the run's data: the usage ledger (ledger.sqlite3)."),
     ledger_days: float = _option("--ledger-days", "Days of requests the usage ledger keeps (0: all)."),
+    daily_limits: str | None = typer.Option(
+        None,
+        "--daily-limit",
+        envvar="COORDINATOR_DAILY_LIMIT",
+        help="Requests a day per account and model, over the built-in estimates: gemini-2.5-pro=100,mock=10.",
+    ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
@@ -228,6 +235,7 @@ def run(
         admin_keys = read_api_keys(admin_key, admin_key_file, kind="admin")
         origins = parse_origins(cors_origins)
         priorities = parse_key_priorities(key_priorities, KeyRing(api_keys, admin_keys).labels)
+        limits = parse_limits(daily_limits)
     except (KeyFileError, ValueError) as exc:
         raise _fail(str(exc)) from None
     _warn_keys_on_command_line(ctx)
@@ -238,6 +246,7 @@ def run(
         admin_keys=admin_keys,
         cors_origins=origins,
         key_priorities=priorities,
+        daily_limits=limits,
     )
     if not demo:
         raise typer.Exit(_run(settings, {}))
