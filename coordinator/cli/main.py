@@ -395,12 +395,19 @@ def show_usage(
     admin_key: str | None = _STATUS_ADMIN_KEY,
     admin_key_file: Path | None = _STATUS_ADMIN_KEY_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print the report as /admin/usage answers it."),
+    quota: bool = typer.Option(
+        False, "--quota", help="The quota view instead: today's use per profile and model (Pacific day)."
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the coordinator."),
 ) -> None:
     """Show a running coordinator's usage ledger: requests, errors, tokens and TTFT per group."""
     params = {"group_by": group_by, **({"from": since} if since else {}), **({"to": until} if until else {})}
     try:
         key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
+        if quota:
+            view = usage_report.fetch(url, key, {}, timeout=timeout, path="/admin/usage/quota", listed="rows")
+            typer.echo(usage_report.to_json(view) if as_json else usage_report.render_quota(view))
+            return
         found = usage_report.fetch(url, key, params, timeout=timeout)
     except status.StatusError as exc:
         raise _fail(exc.message, code=1) from None

@@ -1,7 +1,8 @@
 """`coordinator status`: what a running coordinator says about itself, as a table or as JSON.
 
 It asks over HTTP like any client: `GET /ready` for the summary, `GET /admin/children`
-for the children. Every failure of the transport or of the answer becomes one
+for the children, `GET /admin/usage/quota` for the quota day's use (none from a
+coordinator too old to have it). Every failure of the transport or of the answer becomes one
 `StatusError` here, whose message says what to do.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ class Status:
     url: str
     summary: dict[str, Any]  # the body of GET /ready
     listing: dict[str, Any]  # the body of GET /admin/children
+    quota: dict[str, Any] = field(default_factory=dict)  # the body of GET /admin/usage/quota
 
     @property
     def children(self) -> list[dict[str, Any]]:
@@ -68,6 +70,7 @@ def fetch(
         with httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport) as client:
             summary = _get(client, "/ready", api_key, accept=(200, 503))
             listing = _get(client, "/admin/children", api_key, accept=(200,))
+            quota = _get(client, "/admin/usage/quota", api_key, accept=(200,), missing_ok=True)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         raise StatusError(f"{url} is not an http:// or https:// URL; pass --url http://HOST:PORT") from None
     except httpx.HTTPError as exc:
@@ -75,7 +78,7 @@ def fetch(
         raise StatusError(f"no coordinator answers at {url}: is it running? ({reason})") from None
     if not isinstance(summary.get("status"), str) or not isinstance(listing.get("data"), list):
         raise StatusError(f"{url} answered, but not like a coordinator: is --url right?")
-    return Status(url, summary, listing)
+    return Status(url, summary, listing, quota)
 
 
 def render(status: Status) -> str:
@@ -85,7 +88,12 @@ def render(status: Status) -> str:
         return f"{headline(status)}\n\nno children"
     rows = [_row(child) for child in children]
     text = f"{headline(status)}\n\n{table(HEADERS, rows, right=_NUMERIC)}"
-    for section in (spare_lines(children) + cooldown_lines(children), drift_lines(children)):
+    sections = (
+        spare_lines(children) + cooldown_lines(children),
+        quota_lines(status.quota),
+        drift_lines(children),
+    )
+    for section in sections:
         if section:
             text += "\n\n" + "\n".join(section)
     return text
@@ -124,6 +132,39 @@ def cooldown_lines(children: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def quota_lines(view: dict[str, Any]) -> list[str]:
+    """One line per profile: its use of each model in the quota day, then its quota hits.
+
+    e.g. `alice: quota today replica-pro 37/50 left, mock 12 used; 1 quota hit, last 18:02:11Z`."""
+    by_profile: dict[str, list[dict[str, Any]]] = {}
+    for row in view.get("rows") or []:
+        if isinstance(row, dict):
+            by_profile.setdefault(_text(row.get("profile")), []).append(row)
+    lines = []
+    for name, rows in by_profile.items():
+        parts = []
+        for row in rows:
+            model, limit, left = (
+                clip(_text(row.get("model")), 60),
+                row.get("daily_limit"),
+                row.get("remaining"),
+            )
+            if isinstance(limit, int) and isinstance(left, int):
+                parts.append(f"{model} {left}/{limit} left")
+            else:
+                parts.append(f"{model} {_text(row.get('requests'))} used")
+        hits = sum(row.get("quota_hits") or 0 for row in rows if isinstance(row.get("quota_hits"), int))
+        line = f"{name}: quota today {', '.join(parts)}"
+        if hits:
+            last = max((str(row["last_quota_hit"]) for row in rows if row.get("last_quota_hit")), default="-")
+            line += f"; {hits} quota hit{'s' if hits > 1 else ''}, last {clip(last, 40)}"
+        lines.append(line)
+    day = _mapping(view.get("quota_day"))
+    if lines and day.get("start"):
+        lines.insert(0, f"quota day since {_text(day.get('start'))} ({_text(day.get('timezone'))})")
+    return lines
+
+
 def drift_lines(children: list[dict[str, Any]]) -> list[str]:
     """One line per child whose page no longer matches some of the site's selectors."""
     lines = []
@@ -159,7 +200,7 @@ def headline(status: Status) -> str:
 
 def to_json(status: Status) -> str:
     """The body of /admin/children as it came, with the /ready summary under "summary"."""
-    return json.dumps({**status.listing, "summary": status.summary}, indent=2)
+    return json.dumps({**status.listing, "summary": status.summary, "quota": status.quota}, indent=2)
 
 
 def human_seconds(seconds: float | None) -> str:
@@ -196,8 +237,12 @@ def _text(value: Any) -> str:
     return "-" if value is None or value == "" else clip(str(value), 200)
 
 
-def _get(client: httpx.Client, path: str, api_key: str | None, accept: tuple[int, ...]) -> dict[str, Any]:
+def _get(
+    client: httpx.Client, path: str, api_key: str | None, accept: tuple[int, ...], *, missing_ok: bool = False
+) -> dict[str, Any]:
     response = client.get(path)
+    if missing_ok and response.status_code == 404:
+        return {}
     if response.status_code == 403:
         raise StatusError(
             f"the coordinator took the key but {path} needs an admin key: "

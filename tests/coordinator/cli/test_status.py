@@ -79,7 +79,7 @@ def test_fetch_sends_the_first_key_as_bearer() -> None:
     found = status.fetch("http://coordinator:2048/", key, transport=coordinator(seen, key="k1"))
     assert found.url == "http://coordinator:2048"
     assert found.summary == SUMMARY and found.listing == LISTING
-    assert [r.url.path for r in seen] == ["/ready", "/admin/children"]
+    assert [r.url.path for r in seen] == ["/ready", "/admin/children", "/admin/usage/quota"]
     assert all(r.headers["authorization"] == "Bearer k1" for r in seen)
 
 
