@@ -156,8 +156,12 @@ class Coordinator:
         self.transport = Transport()
         self.metrics = Metrics()
         # The quota day's use per profile and model, counted from the ledger's rows of the
-        # day so far. Per-profile limits and weights: the defaults until profiles have settings.
-        self.quota = QuotaTally(DailyLimits.with_overrides(settings.daily_limits))
+        # day so far; limits and weights asked per profile at each use (live reloads).
+        self.quota = QuotaTally(
+            DailyLimits.with_overrides(
+                settings.daily_limits, profile_limits=self._profile_limits, weights=self._weight
+            )
+        )
         self.ledger = Ledger(
             LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger),
             on_rows=self.quota.ledger_rows,
@@ -200,6 +204,16 @@ class Coordinator:
         self.metrics.registry.register(
             QuotaCollector(self.quota, lambda: [(c.id, m) for c in self.roster for m in c.models])
         )
+
+    def _profile_limits(self, profile: str) -> Mapping[str, int]:
+        """A profile's own daily limits per model, over the defaults: none until profiles
+        have settings files (`daily_limits` there)."""
+        return {}
+
+    def _weight(self, profile: str) -> float:
+        """A profile's share of the requests where no limit is known: 1 until profiles have
+        settings files (`weight` there)."""
+        return 1.0
 
     def summary(self) -> dict[str, Any]:
         children = list(self.roster)

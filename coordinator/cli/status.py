@@ -133,12 +133,14 @@ def cooldown_lines(children: list[dict[str, Any]]) -> list[str]:
 
 
 def quota_lines(view: dict[str, Any]) -> list[str]:
-    """One line per profile: its use of each model in the quota day, then its quota hits.
+    """One line per profile: its use of each model in the quota day, then its quota hits;
+    only the models it used or that have a limit known.
 
     e.g. `alice: quota today replica-pro 37/50 left, mock 12 used; 1 quota hit, last 18:02:11Z`."""
     by_profile: dict[str, list[dict[str, Any]]] = {}
     for row in view.get("rows") or []:
-        if isinstance(row, dict):
+        # A model neither used nor limited says nothing: left out.
+        if isinstance(row, dict) and (row.get("requests") or row.get("quota_hits") or row.get("daily_limit")):
             by_profile.setdefault(_text(row.get("profile")), []).append(row)
     lines = []
     for name, rows in by_profile.items():
