@@ -207,15 +207,29 @@ class QuotaTally:
         (out, share): `out` once a known limit is reached (such a child serves only when
         no other can: the limits are estimates); `share` the fraction of the limit used, or
         with no limit known, the requests per unit of the profile's weight."""
-        if model is None:
-            return False, 0.0
-        used = self.used(profile, model)
-        limit = self.limits.limit(profile, model)
-        if limit is None:
-            return False, used / self.limits.weight(profile)
-        if limit <= 0:
-            return True, 1.0
-        return used >= limit, used / limit
+        return self.ranking()(profile, model)
+
+    def ranking(self) -> Callable[[str, str | None], tuple[bool, float]]:
+        """`share` over the counts as they are now: one pick asks it of every candidate,
+        and takes the lock and reads the clock once, not once per candidate."""
+        with self._lock:
+            self._roll()
+            rows = self._rows  # replaced, never cleared, at rollover: this one stays whole
+        limits = self.limits
+
+        def share(profile: str, model: str | None) -> tuple[bool, float]:
+            if model is None:
+                return False, 0.0
+            row = rows.get((profile, model))
+            used = row.requests if row is not None else 0
+            limit = limits.limit(profile, model)
+            if limit is None:
+                return False, used / limits.weight(profile)
+            if limit <= 0:
+                return True, 1.0
+            return used >= limit, used / limit
+
+        return share
 
     def rows(self, known: Iterable[tuple[str, str]] = ()) -> list[dict[str, Any]]:
         """The view, one dict per (profile, model): those counted, and those `known` (the

@@ -438,6 +438,7 @@ class Pool:
         best: Child | None = None
         best_index = 0
         best_share: tuple[bool, float] | None = None
+        rank = self.quota.ranking() if self.quota is not None else None
         for offset in range(count):
             index = (self._next + offset) % count
             child = children[index]
@@ -446,10 +447,10 @@ class Pool:
             if child.model_cooldown_left(model, now) > 0:
                 continue
             if child.id not in avoid:
-                if self.quota is None:
+                if rank is None:
                     best, best_index = child, index
                     break
-                share = self.quota.share(child.id, model or (child.models[0] if child.models else None))
+                share = rank(child.id, model or (child.models[0] if child.models else None))
                 if best_share is None or share < best_share:
                     best, best_index, best_share = child, index, share
                 continue
