@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 import uvloop
 
-from coordinator.ledger.metrics import LedgerCollector
+from coordinator.ledger.metrics import LedgerCollector, QuotaCollector
+from coordinator.ledger.quota import DailyLimits, QuotaTally
 from coordinator.ledger.writer import Ledger, LedgerConfig
 from coordinator.lifecycle import ports as port_checks
 from coordinator.lifecycle.child import ChildSpec
@@ -154,9 +155,20 @@ class Coordinator:
         token = secrets.token_urlsafe(32)
         self.transport = Transport()
         self.metrics = Metrics()
-        self.ledger = Ledger(
-            LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger)
+        # The quota day's use per profile and model, counted from the ledger's rows of the
+        # day so far; limits and weights asked per profile at each use (live reloads).
+        self.quota = QuotaTally(
+            DailyLimits.with_overrides(
+                settings.daily_limits, profile_limits=self._profile_limits, weights=self._weight
+            )
         )
+        self.ledger = Ledger(
+            LedgerConfig(settings.data_dir, days=settings.ledger_days, enabled=settings.ledger),
+            on_rows=self.quota.ledger_rows,
+        )
+        if settings.ledger:
+            self.quota.seed(self.ledger.path)
+            self.quota.record_hit = self.ledger.record_hit
         self.metrics.registry.register(LedgerCollector(self.ledger))
         self.roster = Roster(settings.log_dir)
         for spec in plan.specs:
@@ -184,10 +196,25 @@ class Coordinator:
             service_estimate=min(30.0, settings.first_byte_timeout),
             permission_cooldown=settings.permission_cooldown,
             max_passed_over=settings.max_passed_over,
+            quota=self.quota,
         )
         self.roster.subscribe(self.metrics.on_transition)
         self.proxy = Proxy(self.pool, settings, self.transport, token, self.metrics)
         self.metrics.watch(lambda: self.roster, self.pool.waiters.depth, self.pool.models)
+        self.metrics.registry.register(
+            QuotaCollector(self.quota, lambda: [(c.id, m) for c in self.roster for m in c.models])
+        )
+
+    def _profile_limits(self, profile: str) -> Mapping[str, int]:
+        """A profile's own daily limits per model (`daily_limits` in its settings file), over
+        the defaults; read at each use, so a live change of the file counts at once."""
+        child = self.roster.get(profile)
+        return child.spec.profile.settings.daily_limits if child is not None else {}
+
+    def _weight(self, profile: str) -> float:
+        """A profile's share of the requests where no limit is known (`weight` in its settings)."""
+        child = self.roster.get(profile)
+        return child.spec.profile.settings.weight if child is not None else 1.0
 
     def summary(self) -> dict[str, Any]:
         children = list(self.roster)

@@ -99,6 +99,9 @@ class Settings:
     ledger: bool = True
     data_dir: Path = Path("data")
     ledger_days: float = 90.0
+    # The quota view (coordinator.ledger.quota): daily request limits per model, over the
+    # built-in estimates (--daily-limit model=N,...).
+    daily_limits: tuple[tuple[str, int], ...] = ()
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
     grace_period: float = 8.0
     stop_timeout: float = 5.0

@@ -24,6 +24,7 @@ from coordinator.cli import login_import, status
 from coordinator.cli import profiles as inventory
 from coordinator.cli import usage as usage_report
 from coordinator.cli.keys import KeyFileError, read_api_keys
+from coordinator.ledger.quota import parse_limits
 from coordinator.lifecycle import shards
 from coordinator.lifecycle.profiles import discover, name_problem
 from coordinator.protocol import logs
@@ -230,6 +231,12 @@ def run(
     ledger: bool = _option("--ledger/--no-ledger", "Record every request in the usage ledger."),
     data_dir: Path = _option("--data-dir", "Folder of the run's data: the usage ledger (ledger.sqlite3)."),
     ledger_days: float = _option("--ledger-days", "Days of requests the usage ledger keeps (0: all)."),
+    daily_limits: str | None = typer.Option(
+        None,
+        "--daily-limit",
+        envvar="COORDINATOR_DAILY_LIMIT",
+        help="Requests a day per account and model, over the built-in estimates: gemini-2.5-pro=100,mock=10.",
+    ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
@@ -245,6 +252,7 @@ def run(
         origins = parse_origins(cors_origins)
         priorities = parse_key_priorities(key_priorities, KeyRing(api_keys, admin_keys).labels)
         this_shard = _shard(shard, shard_from_hostname)
+        limits = parse_limits(daily_limits)
     except (KeyFileError, ValueError) as exc:
         raise _fail(str(exc)) from None
     _warn_keys_on_command_line(ctx)
@@ -257,6 +265,7 @@ def run(
         key_priorities=priorities,
         shard_index=this_shard.index,
         shard_count=this_shard.count,
+        daily_limits=limits,
     )
     if not demo:
         raise typer.Exit(_run(settings, {}))
@@ -414,12 +423,19 @@ def show_usage(
     admin_key: str | None = _STATUS_ADMIN_KEY,
     admin_key_file: Path | None = _STATUS_ADMIN_KEY_FILE,
     as_json: bool = typer.Option(False, "--json", help="Print the report as /admin/usage answers it."),
+    quota: bool = typer.Option(
+        False, "--quota", help="The quota view instead: today's use per profile and model (Pacific day)."
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the coordinator."),
 ) -> None:
     """Show a running coordinator's usage ledger: requests, errors, tokens and TTFT per group."""
     params = {"group_by": group_by, **({"from": since} if since else {}), **({"to": until} if until else {})}
     try:
         key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
+        if quota:
+            view = usage_report.fetch(url, key, {}, timeout=timeout, path="/admin/usage/quota", listed="rows")
+            typer.echo(usage_report.to_json(view) if as_json else usage_report.render_quota(view))
+            return
         found = usage_report.fetch(url, key, params, timeout=timeout)
     except status.StatusError as exc:
         raise _fail(exc.message, code=1) from None

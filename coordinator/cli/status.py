@@ -1,9 +1,10 @@
 """`coordinator status`: what running coordinators say about themselves, as a table or as JSON.
 
 It asks over HTTP like any client: `GET /ready` for the summary, `GET /admin/children`
-for the children. Every failure of the transport or of the answer becomes one
-`StatusError` here, whose message says what to do. Several coordinators (the shards of
-one fleet) make one table, with a HOST column.
+for the children, `GET /admin/usage/quota` for the quota day's use (none from a
+coordinator too old to have it). Every failure of the transport or of the answer becomes
+one `StatusError` here, whose message says what to do. Several coordinators (the shards
+of one fleet) make one table, with a HOST column.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ class Status:
     url: str
     summary: dict[str, Any]  # the body of GET /ready
     listing: dict[str, Any]  # the body of GET /admin/children
+    quota: dict[str, Any] = field(default_factory=dict)  # the body of GET /admin/usage/quota
 
     @property
     def children(self) -> list[dict[str, Any]]:
@@ -107,14 +109,17 @@ def render_fleet(fleet: Fleet) -> str:
         text += "\n\n" + table(("HOST", *HEADERS), rows, right={column + 1 for column in _NUMERIC})
     else:
         text += "\n\nno children"
-    notes = [f"{status.host} {line}" for status in fleet.statuses for line in _notes(status.children)]
+    notes = [f"{status.host} {line}" for status in fleet.statuses for line in _notes(status)]
     if notes:
         text += "\n\n" + "\n".join(notes)
     return text
 
 
-def _notes(children: list[dict[str, Any]]) -> list[str]:
-    return spare_lines(children) + cooldown_lines(children) + drift_lines(children)
+def _notes(status: Status) -> list[str]:
+    children = status.children
+    return (
+        spare_lines(children) + cooldown_lines(children) + quota_lines(status.quota) + drift_lines(children)
+    )
 
 
 def fleet_json(fleet: Fleet) -> str:
@@ -122,7 +127,8 @@ def fleet_json(fleet: Fleet) -> str:
     if len(fleet.statuses) == 1 and not fleet.failures:
         return to_json(fleet.statuses[0])
     coordinators = [
-        {"url": status.url, **status.listing, "summary": status.summary} for status in fleet.statuses
+        {"url": status.url, **status.listing, "summary": status.summary, "quota": status.quota}
+        for status in fleet.statuses
     ]
     unreachable = [{"url": url, "error": message} for url, message in fleet.failures]
     return json.dumps({"coordinators": coordinators, "unreachable": unreachable}, indent=2)
@@ -154,6 +160,7 @@ def fetch(
         with httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport) as client:
             summary = _get(client, "/ready", api_key, accept=(200, 503))
             listing = _get(client, "/admin/children", api_key, accept=(200,))
+            quota = _get(client, "/admin/usage/quota", api_key, accept=(200,), missing_ok=True)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         raise StatusError(f"{url} is not an http:// or https:// URL; pass --url http://HOST:PORT") from None
     except httpx.HTTPError as exc:
@@ -161,7 +168,7 @@ def fetch(
         raise StatusError(f"no coordinator answers at {url}: is it running? ({reason})") from None
     if not isinstance(summary.get("status"), str) or not isinstance(listing.get("data"), list):
         raise StatusError(f"{url} answered, but not like a coordinator: is --url right?")
-    return Status(url, summary, listing)
+    return Status(url, summary, listing, quota)
 
 
 def render(status: Status) -> str:
@@ -171,7 +178,12 @@ def render(status: Status) -> str:
         return f"{headline(status)}\n\nno children"
     rows = [_row(child) for child in children]
     text = f"{headline(status)}\n\n{table(HEADERS, rows, right=_NUMERIC)}"
-    for section in (spare_lines(children) + cooldown_lines(children), drift_lines(children)):
+    sections = (
+        spare_lines(children) + cooldown_lines(children),
+        quota_lines(status.quota),
+        drift_lines(children),
+    )
+    for section in sections:
         if section:
             text += "\n\n" + "\n".join(section)
     return text
@@ -207,6 +219,41 @@ def cooldown_lines(children: list[dict[str, Any]]) -> list[str]:
         if cooling:
             listed = ", ".join(f"{model} {human_seconds(left)}" for model, left in cooling)
             lines.append(f"{name}: out of quota for {listed}")
+    return lines
+
+
+def quota_lines(view: dict[str, Any]) -> list[str]:
+    """One line per profile: its use of each model in the quota day, then its quota hits;
+    only the models it used or that have a limit known.
+
+    e.g. `alice: quota today replica-pro 37/50 left, mock 12 used; 1 quota hit, last 18:02:11Z`."""
+    by_profile: dict[str, list[dict[str, Any]]] = {}
+    for row in view.get("rows") or []:
+        # A model neither used nor limited says nothing: left out.
+        if isinstance(row, dict) and (row.get("requests") or row.get("quota_hits") or row.get("daily_limit")):
+            by_profile.setdefault(_text(row.get("profile")), []).append(row)
+    lines = []
+    for name, rows in by_profile.items():
+        parts = []
+        for row in rows:
+            model, limit, left = (
+                clip(_text(row.get("model")), 60),
+                row.get("daily_limit"),
+                row.get("remaining"),
+            )
+            if isinstance(limit, int) and isinstance(left, int):
+                parts.append(f"{model} {left}/{limit} left")
+            else:
+                parts.append(f"{model} {_text(row.get('requests'))} used")
+        hits = sum(row.get("quota_hits") or 0 for row in rows if isinstance(row.get("quota_hits"), int))
+        line = f"{name}: quota today {', '.join(parts)}"
+        if hits:
+            last = max((str(row["last_quota_hit"]) for row in rows if row.get("last_quota_hit")), default="-")
+            line += f"; {hits} quota hit{'s' if hits > 1 else ''}, last {clip(last, 40)}"
+        lines.append(line)
+    day = _mapping(view.get("quota_day"))
+    if lines and day.get("start"):
+        lines.insert(0, f"quota day since {_text(day.get('start'))} ({_text(day.get('timezone'))})")
     return lines
 
 
@@ -251,7 +298,7 @@ def headline(status: Status) -> str:
 
 def to_json(status: Status) -> str:
     """The body of /admin/children as it came, with the /ready summary under "summary"."""
-    return json.dumps({**status.listing, "summary": status.summary}, indent=2)
+    return json.dumps({**status.listing, "summary": status.summary, "quota": status.quota}, indent=2)
 
 
 def human_seconds(seconds: float | None) -> str:
@@ -293,8 +340,12 @@ def _text(value: Any) -> str:
     return "-" if value is None or value == "" else clip(str(value), 200)
 
 
-def _get(client: httpx.Client, path: str, api_key: str | None, accept: tuple[int, ...]) -> dict[str, Any]:
+def _get(
+    client: httpx.Client, path: str, api_key: str | None, accept: tuple[int, ...], *, missing_ok: bool = False
+) -> dict[str, Any]:
     response = client.get(path)
+    if missing_ok and response.status_code == 404:
+        return {}
     if response.status_code == 403:
         raise StatusError(
             f"the coordinator took the key but {path} needs an admin key: "

@@ -1,4 +1,5 @@
-"""`coordinator usage`: the running coordinator's usage report, as a table or as JSON.
+"""`coordinator usage`: the running coordinator's usage report, as a table or as JSON;
+with `--quota`, its quota view (`GET /admin/usage/quota`).
 
 It asks `GET /admin/usage` over HTTP, as `coordinator status` asks `/admin/children`,
 rather than opening the SQLite file: the coordinator owns the file (its writer thread,
@@ -23,6 +24,16 @@ _FIELDS = (
 )  # fmt: skip
 
 
+QUOTA_HEADERS = (
+    "PROFILE", "MODEL", "REQUESTS", "LIMIT", "REMAINING", "PROMPT TOK", "COMPL TOK", "REASON TOK",
+    "QUOTA HITS", "LAST HIT",
+)  # fmt: skip
+_QUOTA_FIELDS = (
+    "requests", "daily_limit", "remaining", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+    "quota_hits", "last_quota_hit",
+)  # fmt: skip
+
+
 def fetch(
     url: str,
     api_key: str | None,
@@ -30,13 +41,16 @@ def fetch(
     *,
     timeout: float = 10.0,
     transport: httpx.BaseTransport | None = None,
+    path: str = "/admin/usage",
+    listed: str = "data",
 ) -> dict[str, Any]:
-    """The body of `GET /admin/usage` with `params`, or a `StatusError` that says what went wrong."""
+    """The body of `GET path` with `params` (whose list is under `listed`), or a `StatusError`
+    that says what went wrong."""
     url = url.rstrip("/")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=timeout, transport=transport) as client:
-            response = client.get("/admin/usage", params=params)
+            response = client.get(path, params=params)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
         raise StatusError(f"{url} is not an http:// or https:// URL; pass --url http://HOST:PORT") from None
     except httpx.HTTPError as exc:
@@ -50,7 +64,7 @@ def fetch(
         body = None
     if response.status_code in (401, 403):
         raise StatusError(f"{url} refused the key ({response.status_code}): pass --admin-key or --api-key")
-    if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
+    if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get(listed), list):
         error = body.get("error") if isinstance(body, dict) else None
         said = error.get("message") if isinstance(error, dict) else None
         raise StatusError(f"{url} answered {response.status_code}: {said or 'not a usage report'}")
@@ -67,6 +81,22 @@ def render(report: dict[str, Any]) -> str:
     if not rows:
         return f"{title}: no requests"
     return f"{title}\n\n{table(HEADERS, rows, right=range(1, len(HEADERS)))}"
+
+
+def render_quota(view: dict[str, Any]) -> str:
+    """The quota view as a table, under the quota day it covers."""
+    found = view.get("quota_day")
+    day: dict[str, Any] = found if isinstance(found, dict) else {}
+    title = f"quota day from {day.get('start')} to {day.get('end')} ({day.get('timezone')})"
+    rows = [
+        [clip(str(item.get("profile")), 40), clip(str(item.get("model")), 40),
+         *(_cell(item.get(name)) for name in _QUOTA_FIELDS)]
+        for item in view["rows"]
+        if isinstance(item, dict)
+    ]  # fmt: skip
+    if not rows:
+        return f"{title}: no requests"
+    return f"{title}\n\n{table(QUOTA_HEADERS, rows, right=range(2, len(QUOTA_HEADERS) - 1))}"
 
 
 def to_json(report: dict[str, Any]) -> str:

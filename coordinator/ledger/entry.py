@@ -92,3 +92,15 @@ def usage_in(tail: bytes) -> Tokens:
 
 def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaHit:
+    """A child reported its account out of quota for `model` (`at`: unix seconds).
+
+    Kept in the ledger's `quota_hits` table, apart from the requests: the request itself
+    usually goes on to another child, and its one row names that child."""
+
+    at: float
+    profile: str
+    model: str

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.ledger.entry import COLUMNS
+from coordinator.ledger.entry import COLUMNS, QuotaHit
 
 FILE_NAME = "ledger.sqlite3"
 _SCHEMA = """
@@ -36,6 +36,12 @@ CREATE TABLE IF NOT EXISTS requests (
     key TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE TABLE IF NOT EXISTS quota_hits (
+    ts REAL NOT NULL,
+    profile TEXT NOT NULL,
+    model TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quota_hits_ts ON quota_hits (ts);
 """
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 # What each grouping groups by, as SQL over the columns (a day is a UTC calendar day).
@@ -61,15 +67,21 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
 
-    def insert(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """All `rows` in one transaction: all of them are written, or none."""
+    def insert(self, rows: Sequence[tuple[object, ...]], hits: Sequence[QuotaHit] = ()) -> None:
+        """All `rows` (and quota `hits`) in one transaction: all of them are written, or none."""
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany(_INSERT, rows)
+            if hits:
+                self.db.executemany(
+                    "INSERT INTO quota_hits (ts, profile, model) VALUES (?, ?, ?)",
+                    [(hit.at, hit.profile, hit.model) for hit in hits],
+                )
 
     def prune(self, before: float) -> int:
         """Delete the rows older than `before` (unix seconds); how many went."""
         with self.db:
+            self.db.execute("DELETE FROM quota_hits WHERE ts < ?", (before,))
             return self.db.execute("DELETE FROM requests WHERE ts < ?", (before,)).rowcount
 
     def close(self) -> None:

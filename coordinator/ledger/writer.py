@@ -10,6 +10,8 @@ event loop then waits up to the switch interval (5 ms) to give it up. A write th
 (full disk, unwritable folder) is logged, its entries are counted in `failed`, and the
 next batch tries again on a fresh connection.
 Retention runs on the same thread, at start and then every `prune_interval` seconds.
+The rows made are handed to `on_rows` (the quota tally's tokens) on the same thread,
+whether or not their write succeeds. Quota hits (`record_hit`) go in the same batches.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from coordinator.ledger.entry import Entry, row
+from coordinator.ledger.entry import Entry, QuotaHit, row
 from coordinator.ledger.store import FILE_NAME, Store
 
 log = structlog.get_logger("coordinator.ledger")
@@ -51,9 +54,12 @@ class LedgerConfig:
 class Ledger:
     """Takes finished requests on any thread; one thread of its own writes them."""
 
-    def __init__(self, config: LedgerConfig) -> None:
+    def __init__(
+        self, config: LedgerConfig, on_rows: Callable[[Sequence[tuple[object, ...]]], None] | None = None
+    ) -> None:
         self.config = config
-        self._pending: deque[Entry] = deque()
+        self.on_rows = on_rows
+        self._pending: deque[Entry | QuotaHit] = deque()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self.dropped = 0  # entries refused by a full queue
@@ -78,6 +84,11 @@ class Ledger:
             self.dropped += 1  # one writer of this counter: the event loop's thread
         else:
             self._pending.append(entry)  # atomic under the GIL; the writer pops from the left
+
+    def record_hit(self, hit: QuotaHit) -> None:
+        """Queue a quota hit for the writer; never blocks, never raises (dropped uncounted when full)."""
+        if self.config.enabled and len(self._pending) < self.config.max_queue:
+            self._pending.append(hit)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued and stop the thread, within `timeout` seconds."""
@@ -105,21 +116,32 @@ class Ledger:
         if self._store is not None:
             self._store.close()
 
-    def _take(self) -> list[Entry]:
+    def _take(self) -> list[Entry | QuotaHit]:
         """What has come since the last batch."""
         pending = self._pending
         return [pending.popleft() for _ in range(len(pending))]
 
-    def _write(self, batch: list[Entry]) -> None:
+    def _write(self, batch: list[Entry | QuotaHit]) -> None:
+        entries = [entry for entry in batch if isinstance(entry, Entry)]
+        hits = [hit for hit in batch if isinstance(hit, QuotaHit)]
         try:
-            rows = [row(entry) for entry in batch]
-            self._open().insert(rows)
+            rows = [row(entry) for entry in entries]
+            if self.on_rows is not None:
+                self._tell(rows)
+            self._open().insert(rows, hits)
         except Exception as exc:  # the ledger must never take the run down with it
-            self.failed += len(batch)
+            self.failed += len(entries)
             self._drop_store()
-            self._error("ledger_write_failed", exc, lost=len(batch))
+            self._error("ledger_write_failed", exc, lost=len(entries))
         else:
-            self.written += len(batch)
+            self.written += len(entries)
+
+    def _tell(self, rows: list[tuple[object, ...]]) -> None:
+        assert self.on_rows is not None
+        try:
+            self.on_rows(rows)
+        except Exception as exc:  # a listener's bug loses no row
+            self._error("ledger_listener_failed", exc)
 
     def _prune(self) -> None:
         if self.config.days <= 0:

@@ -253,6 +253,15 @@ def openapi() -> dict[str, Any]:
                     "responses": {"200": _json("Rows per group"), **_errors(400, 401, 503)},
                 }
             },
+            "/admin/usage/quota": {
+                "get": {
+                    "summary": "Quota view: use per profile and model in the quota day (Pacific)",
+                    "responses": {
+                        "200": _json("The quota day and one row per profile and model"),
+                        **_errors(401),
+                    },
+                }
+            },
             "/admin/children/{child_id}/{action}": {
                 "post": {
                     "summary": "Restart or drain a child",

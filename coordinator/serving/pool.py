@@ -2,7 +2,9 @@
 
 A child holds one request at a time. A request goes to an idle ready child that offers
 its model and is not out of quota for it (quota is per account and per model: a child
-out of quota for one model serves the others), round-robin among those; when there is
+out of quota for one model serves the others): the one that has used the least of its
+day's quota for the model (`coordinator.ledger.quota`), round-robin among equals, so the
+accounts run out together rather than one after another; when there is
 none it waits in a bounded queue of priority lanes (`coordinator.serving.lanes`: strict
 priority between lanes, FIFO within one, a bound on how long one is passed over), unless
 every child that offers the model is out of quota for it (then `quota_exhausted` at
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from coordinator.ledger.quota import QuotaTally
 from coordinator.lifecycle.child import Child
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import ACCOUNT_COOLDOWNS, ChildState, CooldownReason
@@ -133,6 +136,7 @@ class Pool:
         service_estimate: float = 30.0,
         permission_cooldown: float = 60.0,
         max_passed_over: float = 30.0,
+        quota: QuotaTally | None = None,
     ) -> None:
         self.roster = roster
         self.max_queue = max_queue
@@ -153,6 +157,9 @@ class Pool:
         self._service_seconds = service_estimate
         self._timed = False
         self._started: dict[str, float] = {}
+        # The quota day's use per profile and model: ranks the children, counts quota hits.
+        self.quota = quota
+        self._asked: dict[str, str | None] = {}  # request id → the model it asked for
         roster.subscribe(self.on_change)
 
     @property
@@ -186,7 +193,7 @@ class Pool:
         if not self.waiters:
             child = self._pick(model, avoid)
             if child is not None:
-                self._assign(child, request_id)
+                self._assign(child, request_id, model)
                 self.on_queue_wait(0.0)
                 return child
         if len(self.waiters) >= self.max_queue:
@@ -238,8 +245,14 @@ class Pool:
         if request_id is not None:
             self.active.pop(request_id, None)
             started = self._started.pop(request_id, None)
+            asked = self._asked.pop(request_id, None)
         else:
-            started = None
+            started = asked = None
+        if outcome is Outcome.QUOTA and self.quota is not None:
+            # The model the child named; for a whole account's quota, the one asked for.
+            hit = model or asked or (child.models[0] if child.models else None)
+            if hit is not None:
+                self.quota.hit(child.id, hit)
         if outcome is Outcome.SERVED:
             child.served += 1
             child.errors_in_row = 0
@@ -416,10 +429,16 @@ class Pool:
                 waiter.future.set_exception(exc)
 
     def _pick(self, model: str | None, avoid: frozenset[str]) -> Child | None:
+        """The free child for `model` with the least of its quota used; the first in
+        round-robin order among equals."""
         children = self.children
         count = len(children)
         now = self.clock()
         fallback: Child | None = None
+        best: Child | None = None
+        best_index = 0
+        best_share: tuple[bool, float] | None = None
+        rank = self.quota.ranking() if self.quota is not None else None
         for offset in range(count):
             index = (self._next + offset) % count
             child = children[index]
@@ -428,9 +447,17 @@ class Pool:
             if child.model_cooldown_left(model, now) > 0:
                 continue
             if child.id not in avoid:
-                self._next = index + 1
-                return child
+                if rank is None:
+                    best, best_index = child, index
+                    break
+                share = rank(child.id, model or (child.models[0] if child.models else None))
+                if best_share is None or share < best_share:
+                    best, best_index, best_share = child, index, share
+                continue
             fallback = fallback or child
+        if best is not None:
+            self._next = best_index + 1
+            return best
         # A retry goes back to a child it already tried only when no other could ever take it.
         if fallback is not None and not any(
             c.id not in avoid
@@ -453,9 +480,10 @@ class Pool:
             except UnknownModel as exc:
                 waiter.future.set_exception(exc)
 
-    def _assign(self, child: Child, request_id: str) -> None:
+    def _assign(self, child: Child, request_id: str, model: str | None) -> None:
         self.active[request_id] = child
         self._started[request_id] = self.clock()
+        self._asked[request_id] = model
         child.take(request_id)
 
     def _dispatch(self) -> None:
@@ -466,7 +494,7 @@ class Pool:
             if child is None:
                 continue
             self.waiters.remove(waiter)
-            self._assign(child, waiter.request_id)
+            self._assign(child, waiter.request_id, waiter.model)
             waiter.future.set_result(child)
 
 

@@ -171,6 +171,7 @@ class App:
             "/openapi.json": (get, self.openapi),
             "/admin/children": (get, self.admin_children),
             "/admin/usage": (get, self.admin_usage),
+            "/admin/usage/quota": (get, self.admin_quota),
         }
         self.prefixes: tuple[tuple[str, int, tuple[str, ...], Handler], ...] = (
             ("/v1/cancel/", 1, ("POST",), self.cancel),
@@ -308,6 +309,7 @@ class App:
             if self.running.get(context.request_id) is context:
                 del self.running[context.request_id]
             if path in _CHAT_PATHS:
+                model = context.model or self._default_model(context.child)
                 first_byte = request.first_byte_at
                 self.metrics.request_done(
                     status,
@@ -319,11 +321,14 @@ class App:
                 )
                 self.coordinator.ledger.record(
                     Entry(
-                        arrived, context.request_id, path, context.child, context.model, status,
+                        arrived, context.request_id, path, context.child, model, status,
                         context.error_code, bool(context.stream), None if first_byte is None
                         else first_byte - started, seconds, context.grant.owner, context.tail[-TAIL_BYTES:],
                     )
                 )  # fmt: skip
+                if context.child is not None and model is not None:
+                    for profile in context.child.split(","):  # n > 1: a request of each child
+                        self.coordinator.quota.request(profile, model, arrived)
         finally:
             log.info(
                 "request",
@@ -339,6 +344,11 @@ class App:
                 duration_ms=round(seconds * 1000, 2),
                 cancelled_by=request.cancelled_by,
             )
+
+    def _default_model(self, child_id: str | None) -> str | None:
+        """The model a child serves a request that names none: the first it offers."""
+        child = self.coordinator.roster.get(child_id.partition(",")[0]) if child_id else None
+        return child.models[0] if child is not None and child.models else None
 
     def _cors(self, request: Request) -> tuple[tuple[bytes, bytes], ...]:
         """The CORS headers of an answer to a page of an allowed origin (a preflight's
@@ -587,6 +597,12 @@ class App:
         except LedgerUnreadable as exc:
             return error_reply(503, "ledger_unavailable", f"{exc}; see the coordinator's log.")
         return json_reply(found.as_json())
+
+    async def admin_quota(self, request: Request, context: Context, params: list[str]) -> Reply:
+        """The quota view (`coordinator.ledger.quota`): each profile's use of each model today,
+        Pacific time; every model a child offers is listed, at zero until used."""
+        known = [(child.id, model) for child in self.coordinator.roster for model in child.models]
+        return json_reply(self.coordinator.quota.view(known))
 
     async def admin_action(self, request: Request, context: Context, params: list[str]) -> Reply:
         supervisor = self.coordinator.supervisor

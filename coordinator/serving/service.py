@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from coordinator.ledger.quota import QuotaTally
 from coordinator.ledger.writer import Ledger
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.supervisor import Supervisor
@@ -21,6 +22,7 @@ class Service(Protocol):
     settings: Settings
     metrics: Metrics
     ledger: Ledger
+    quota: QuotaTally
     pool: Pool
     proxy: Proxy
     supervisor: Supervisor

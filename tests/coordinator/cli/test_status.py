@@ -79,7 +79,7 @@ def test_fetch_sends_the_first_key_as_bearer() -> None:
     found = status.fetch("http://coordinator:2048/", key, transport=coordinator(seen, key="k1"))
     assert found.url == "http://coordinator:2048"
     assert found.summary == SUMMARY and found.listing == LISTING
-    assert [r.url.path for r in seen] == ["/ready", "/admin/children"]
+    assert [r.url.path for r in seen] == ["/ready", "/admin/children", "/admin/usage/quota"]
     assert all(r.headers["authorization"] == "Bearer k1" for r in seen)
 
 
@@ -222,7 +222,7 @@ def test_first_key(tmp_path: Path) -> None:
 
 def test_json_is_the_listing_with_the_summary() -> None:
     parsed = json.loads(status.to_json(Status("http://c", SUMMARY, LISTING)))
-    assert parsed == {**LISTING, "summary": SUMMARY}
+    assert parsed == {**LISTING, "summary": SUMMARY, "quota": {}}
 
 
 def test_render_lists_cooldowns_per_model_and_of_whole_profiles_below_the_table() -> None:
@@ -289,3 +289,29 @@ def test_one_coordinator_down_is_named_and_the_others_still_shown() -> None:
     assert "h1:2048  alpha" in text
     with pytest.raises(StatusError, match="no coordinator answers at http://h1:2048"):
         status.fetch_all(["http://h1:2048"], transport=fleet_transport({"h1"}))
+
+
+QUOTA_VIEW = {
+    "quota_day": {"start": "2026-12-01T00:00:00-08:00", "end": "2026-12-02T00:00:00-08:00",
+                  "timezone": "America/Los_Angeles"},
+    "rows": [
+        {"profile": "alpha", "model": "flash", "requests": 12, "quota_hits": 0, "last_quota_hit": None,
+         "daily_limit": None, "remaining": None},
+        {"profile": "alpha", "model": "pro", "requests": 63, "quota_hits": 2,
+         "last_quota_hit": "2026-12-01T18:02:11Z", "daily_limit": 100, "remaining": 37},
+        {"profile": "beta", "model": "pro", "requests": 0, "quota_hits": 0, "last_quota_hit": None,
+         "daily_limit": 100, "remaining": 100},
+    ],
+}  # fmt: skip
+
+
+def test_render_gives_each_profiles_quota_day_below_the_table() -> None:
+    text = status.render(Status("http://c", SUMMARY, LISTING, QUOTA_VIEW))
+    assert text.split("\n\n")[-1].splitlines() == [
+        "quota day since 2026-12-01T00:00:00-08:00 (America/Los_Angeles)",
+        "alpha: quota today flash 12 used, pro 37/100 left; 2 quota hits, last 2026-12-01T18:02:11Z",
+        "beta: quota today pro 100/100 left",
+    ]
+    # A coordinator without the quota view (404) shows none.
+    found = status.fetch("http://c", None, transport=coordinator())
+    assert found.quota == {} and "quota today" not in status.render(found)

@@ -19,7 +19,15 @@ def test_iso_dates_and_times_are_utc_unless_they_say() -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "param"), [("group_by=colour", "group_by"), ("from=monday", "from"), ("to=x", "to")]
+    ("query", "param"),
+    [
+        ("group_by=colour", "group_by"),
+        ("from=monday", "from"),
+        ("to=x", "to"),
+        ("from=inf", "from"),
+        ("to=nan", "to"),
+        ("from=1e999", "from"),
+    ],
 )
 def test_bad_values_name_their_parameter(query: str, param: str) -> None:
     with pytest.raises(QueryError) as raised:

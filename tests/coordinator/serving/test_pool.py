@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
+from coordinator.ledger.quota import DailyLimits, QuotaTally
 from coordinator.lifecycle.child import Child, ChildSpec
 from coordinator.lifecycle.ports import PortTriple
 from coordinator.lifecycle.profiles import Profile
@@ -264,3 +266,58 @@ async def test_a_request_behind_waiters_for_another_model_takes_a_free_child_at_
     assert low_other.id == "c1" and not waiting.done()
     pool.release(holder, Outcome.SERVED)
     assert (await asyncio.wait_for(waiting, 1)).id == "c0"
+
+
+def quota_pool(tmp_path: Path, count: int, limits: dict[str, dict[str, int]]) -> tuple[Pool, QuotaTally]:
+    tally = QuotaTally(DailyLimits({}, profile_limits=lambda profile: limits.get(profile, {})))
+    roster = Roster(tmp_path, clock=Clock())
+    pool = Pool(roster, max_queue=2, queue_timeout=5.0, eject_after=2, eject_cooldown=10.0,
+                eject_cooldown_max=25.0, clock=Clock(), quota=tally)  # fmt: skip
+    enlist_ready(roster, tmp_path, count)
+    return pool, tally
+
+
+async def test_the_child_with_the_most_quota_left_is_picked(tmp_path: Path) -> None:
+    pool, tally = quota_pool(tmp_path, 3, {"c0": {"mock": 10}, "c1": {"mock": 10}, "c2": {"mock": 20}})
+    now = time.time()
+    for _ in range(4):
+        tally.request("c0", "mock", now)
+    picked = []
+    for n in range(12):
+        child = await pool.acquire(f"r{n}", "mock")
+        picked.append(child.id)
+        tally.request(child.id, "mock", now)  # as the edge counts it when the request ends
+        pool.release(child, Outcome.SERVED)
+    # c2 has twice the limit: it ends with twice the share of what the three used.
+    used = {name: tally.used(name, "mock") for name in ("c0", "c1", "c2")}
+    assert used == {"c0": 4, "c1": 4, "c2": 8}
+    assert picked[:2] in (["c1", "c2"], ["c2", "c1"])
+
+
+async def test_equal_use_goes_round_robin_and_a_retry_still_avoids(tmp_path: Path) -> None:
+    pool, tally = quota_pool(tmp_path, 3, {})
+    now = time.time()
+    picked = []
+    for n in range(6):
+        child = await pool.acquire(f"r{n}", "mock")
+        picked.append(child.id)
+        tally.request(child.id, "mock", now)
+        pool.release(child, Outcome.SERVED)
+    assert picked == ["c0", "c1", "c2", "c0", "c1", "c2"]
+    # c0 has used least, but the retry avoids it.
+    tally.request("c1", "mock", now)
+    tally.request("c2", "mock", now)
+    child = await pool.acquire("retry", "mock", avoid=frozenset({"c0"}))
+    assert child.id in ("c1", "c2")
+    pool.release(child, Outcome.SERVED)
+
+
+async def test_a_quota_refusal_is_counted_as_a_hit_for_its_model(tmp_path: Path) -> None:
+    pool, tally = quota_pool(tmp_path, 2, {})
+    child = await pool.acquire("r1", "mock")
+    pool.release(child, Outcome.QUOTA, cooldown=60, model="mock")
+    other = await pool.acquire("r2", "mock")
+    pool.release(other, Outcome.QUOTA, cooldown=60)  # the whole account: counted for the model asked
+    hits = {(r["profile"], r["model"]): r["quota_hits"] for r in tally.rows()}
+    assert hits == {(child.id, "mock"): 1, (other.id, "mock"): 1}
+    assert all(r["last_quota_hit"] for r in tally.rows())
