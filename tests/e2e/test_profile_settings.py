@@ -100,6 +100,33 @@ def test_models_limit_what_a_profile_is_given_and_change_live(
     ]
 
 
+def test_daily_limits_and_weight_steer_the_quota_view_and_the_scheduling(
+    start_coordinator: StartCoordinator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    settings = folder / "alice.toml"
+    settings.write_text("weight = 3\ndaily_limits = { m1 = 4 }\n")
+    run = start_coordinator(
+        ("alice", "bob"),
+        profiles_dir=folder,
+        env={"MOCK_MODELS": "m1,m2"},
+        args=[*POLL, "--daily-limit", "m1=8"],
+    )
+
+    def limits() -> dict[str, Any]:
+        rows = run.get("/admin/usage/quota").json()["rows"]
+        return {row["profile"]: row["daily_limit"] for row in rows if row["model"] == "m1"}
+
+    assert limits() == {"alice": 4, "bob": 8}
+    # Shares of the limit kept even: 2 of 4 to alice for 4 of 8 to bob.
+    assert sorted(ask(run, "m1") for _ in range(6)) == ["alice"] * 2 + ["bob"] * 4
+    # No limit known for m2: the weight shares it, 3 to 1.
+    assert sorted(ask(run, "m2") for _ in range(8)) == ["alice"] * 6 + ["bob"] * 2
+    settings.write_text("weight = 3\ndaily_limits = { m1 = 2 }\n")
+    wait_for(lambda: limits() == {"alice": 2, "bob": 8}, 10, "alice's new limit in the view")
+
+
 def test_live_changes_restart_disable_and_reject(start_coordinator: StartCoordinator, tmp_path: Path) -> None:
     run = start_coordinator(("alice", "bob"), args=POLL)
     settings = run.profiles / "alice.toml"
