@@ -93,7 +93,8 @@ def test_models_limit_what_a_profile_is_given_and_change_live(
     wait_for(lambda: run.child("alice")["models"] == ["m1"], 10, "alice's new models")
     assert run.child("alice")["pid"] == pid and run.child("alice")["settings"]["weight"] == 3.0
     assert {ask(run, "m2") for _ in range(4)} == {"bob"}
-    assert {ask(run, "m1") for _ in range(4)} == {"alice", "bob"}
+    # Now alice serves m1 too (first: bob has served m1 four times today, she never).
+    assert "alice" in {ask(run, "m1") for _ in range(4)}
     changed = run.events("profile_settings_changed")
     assert [(e["child"], e["changed"], e["effect"]) for e in changed] == [
         ("alice", ["models", "weight"], "applied in place")
