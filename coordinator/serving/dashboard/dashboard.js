@@ -75,6 +75,12 @@
     state.key = key;
     sessionStorage.setItem(KEY_STORE, key);
     $("key").value = "";
+    beginWithKey().catch(failed);
+  }
+
+  // One request tries the key before the panels' many: a wrong key is refused once.
+  async function beginWithKey() {
+    await json("/admin/children");
     begin();
   }
 
@@ -118,8 +124,9 @@
     $("children").addEventListener("click", onAction);
     const response = await fetch("/dashboard/config.json", { cache: "no-store", credentials: "omit" });
     state.config = await response.json();
-    if (state.config.key_required && !state.key) askForKey();
-    else begin();
+    if (!state.config.key_required) begin();
+    else if (state.key) await beginWithKey();
+    else askForKey();
   }
 
   // -- children, summary, queue ---------------------------------------------------------
