@@ -76,11 +76,11 @@ def test_a_screenshot_is_cached_for_a_few_seconds_then_taken_again(
     again = [solo.get("/admin/children/solo/screenshot").content for _ in range(5)]
     if time.monotonic() - taken < 2.5:  # well inside the 3 s a picture is kept
         assert again == [before] * 5
-    changed: bytes = wait_for(
-        lambda: (shot := solo.get("/admin/children/solo/screenshot").content) != before and shot,
-        10,
-        "a new picture once the cached one expired",
-    )
+    def new_picture() -> bytes | None:
+        shot = solo.get("/admin/children/solo/screenshot").content
+        return shot if shot != before else None
+
+    changed = wait_for(new_picture, 10, "a new picture once the cached one expired")
     assert changed.startswith(PNG)
     # A child that is not up has no picture: 503, with when to ask again.
     assert solo.post("/admin/children/solo/drain").status_code == 202
