@@ -76,6 +76,7 @@ def test_a_screenshot_is_cached_for_a_few_seconds_then_taken_again(
     again = [solo.get("/admin/children/solo/screenshot").content for _ in range(5)]
     if time.monotonic() - taken < 2.5:  # well inside the 3 s a picture is kept
         assert again == [before] * 5
+
     def new_picture() -> bytes | None:
         shot = solo.get("/admin/children/solo/screenshot").content
         return shot if shot != before else None
