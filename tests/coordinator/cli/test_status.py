@@ -235,3 +235,14 @@ def test_render_lists_cooldowns_per_model_and_of_whole_profiles_below_the_table(
         "beta: cooldown (rate_limited) 4m",
     ]
     assert "out of quota" not in status.render(Status("http://c", SUMMARY, LISTING))
+
+
+def test_the_headline_names_the_lanes_in_which_requests_wait() -> None:
+    queue = {"waiting": 5, "max": 100, "by_lane": {"high": 1, "normal": 0, "low": 4}}
+    text = status.render(Status("http://c", {**SUMMARY, "queue": queue}, LISTING))
+    assert text.splitlines()[0] == (
+        "coordinator at http://c: ready, 1/2 children serving, "
+        "queue 5/100 waiting (high 1, low 4), 1 in flight"
+    )
+    idle = {"waiting": 0, "max": 100, "by_lane": {"high": 0, "normal": 0, "low": 0}}
+    assert "waiting, 1 in flight" in status.render(Status("http://c", {**SUMMARY, "queue": idle}, LISTING))
