@@ -332,7 +332,7 @@
       chart.append(svg("text", { x: left - 8, y: y + 14, "text-anchor": "end", class: "label" }, r.group));
       let x = left;
       for (const [k, name, colour] of kinds) {
-        const w = ((width - left - 70) * (r[k] || 0)) / most;
+        const w = ((width - left - 130) * (r[k] || 0)) / most;
         if (!w) continue;
         const bar = svg("rect", { x, y, width: w, height: line - 8, fill: colour, class: "bar" });
         bar.append(svg("title", {}, `${r.group}: ${r[k]} ${name} tokens`));
@@ -340,7 +340,7 @@
         x += w;
       }
       const total = kinds.reduce((sum, [k]) => sum + (r[k] || 0), 0);
-      chart.append(svg("text", { x: x + 6, y: y + 14, class: "label" }, `${total} · ${r.requests} req`));
+      chart.append(svg("text", { x: x + 6, y: y + 14, class: "label" }, `${compact(total)} · ${compact(r.requests)} req`));
     });
     legend(chart, kinds.map(([, name]) => name), height + 6, (i) => kinds[i][2]);
     box.replaceChildren(chart);
@@ -431,6 +431,12 @@
     p.className = "muted";
     p.textContent = text;
     box.replaceChildren(p);
+  }
+
+  function compact(n) {
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+    if (n >= 1e4) return Math.round(n / 1e3) + "k";
+    return String(n);
   }
 
   function seconds(value) {
