@@ -6,6 +6,7 @@ the page's console stays clean and it asks nothing of any other origin.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -62,12 +63,14 @@ def test_the_dashboard_shows_and_drives_the_children(run: Coordinator, browser: 
     # The usage charts are SVG drawn from /admin/usage.
     expect(page.locator("#usage-days svg rect.bar").first).to_be_visible()
     expect(page.locator("#usage-profiles svg rect.bar").first).to_be_visible()
-    assert page.locator("#usage-days svg title").first.text_content().endswith("requests")  # type: ignore[union-attr]
+    expect(page.locator("#usage-days svg title").first).to_have_text(
+        re.compile(r"^\w+, \d{4}-\d\d-\d\d: \d+ requests$")
+    )
 
     # The first child's screenshot, fetched with the key and shown from a blob: URL.
     page.wait_for_function("() => { const i = document.getElementById('shot'); "
                            "return !i.hidden && i.complete && i.naturalWidth > 0; }")  # fmt: skip
-    assert page.locator("#shot").get_attribute("src", timeout=1000).startswith("blob:")  # type: ignore[union-attr]
+    expect(page.locator("#shot")).to_have_attribute("src", re.compile("^blob:"))
 
     # Restart beta: the table follows it out of ready and back, one restart more.
     beta = page.locator('#children tr[data-child="beta"]')

@@ -8,7 +8,9 @@
   const KEY_STORE = "coordinator.dashboard.key";
   const CHILDREN_MS = 1500;
   const SCREENSHOT_MS = 3000;
-  const USAGE_MS = 10000;
+  // The usage report reads the ledger over 14 days: seldom, as it changes slowly.
+  const USAGE_MS = 60000;
+  const QUOTA_MS = 15000;
   const USAGE_DAYS = 14;
   // States in which a child has a page to show (coordinator.lifecycle.states.ALIVE, less starting).
   const SHOWABLE = new Set(["ready", "busy", "cooldown", "draining"]);
@@ -115,7 +117,7 @@
     every(CHILDREN_MS, refreshChildren);
     every(SCREENSHOT_MS, refreshScreenshot);
     every(USAGE_MS, refreshUsage);
-    if (state.config.quota) every(USAGE_MS, refreshQuota);
+    if (state.config.quota) every(QUOTA_MS, refreshQuota);
   }
 
   async function start() {
@@ -134,10 +136,12 @@
   async function refreshChildren() {
     const [listing, summary] = await Promise.all([json("/admin/children"), health()]);
     state.children = listing.data;
-    if (state.selected === null && state.children.length) state.selected = state.children[0].id;
+    const first = state.selected === null && state.children.length > 0;
+    if (first) state.selected = state.children[0].id;
     drawChildren(state.children);
     drawSummary(summary);
     note("");
+    if (first) await refreshScreenshot(); // no need to wait for its timer the first time
   }
 
   async function health() {
