@@ -72,6 +72,13 @@ def test_the_dashboard_shows_and_drives_the_children(run: Coordinator, browser: 
                            "return !i.hidden && i.complete && i.naturalWidth > 0; }")  # fmt: skip
     expect(page.locator("#shot")).to_have_attribute("src", re.compile("^blob:"))
 
+    # A refresh keeps the rows' buttons: a click that straddles one still lands.
+    button = page.locator('#children tr[data-child="alpha"] button[data-action="restart"]').element_handle()
+    for _ in range(2):
+        with page.expect_response(lambda response: response.url.endswith("/admin/children")):
+            pass
+    assert button.evaluate("b => b.isConnected")
+
     # Restart beta: the table follows it out of ready and back, one restart more.
     beta = page.locator('#children tr[data-child="beta"]')
     beta.locator('button[data-action="restart"]').click()

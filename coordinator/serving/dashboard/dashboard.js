@@ -172,14 +172,19 @@
     $("queue-note").textContent = queue.waiting ? "" : "Nothing waits: every request found a child.";
   }
 
+  // Rows are kept by child and their cells replaced, but not their buttons: a click that
+  // straddles a refresh still lands on the button it began on.
   function drawChildren(children) {
     const body = $("children").tBodies[0];
-    body.replaceChildren(
-      ...children.map((child) => {
-        const stateCell = cell(badge(child.state, "state-" + child.state));
-        if (child.state === "spare" && child.spare_reason) stateCell.title = child.spare_reason;
-        if (child.last_error) stateCell.title = child.last_error;
-        const tr = row([
+    const kept = new Map([...body.rows].map((tr) => [tr.dataset.child, tr]));
+    const rows = children.map((child) => {
+      const stateCell = cell(badge(child.state, "state-" + child.state));
+      if (child.state === "spare" && child.spare_reason) stateCell.title = child.spare_reason;
+      if (child.last_error) stateCell.title = child.last_error;
+      const tr = kept.get(child.id) || document.createElement("tr");
+      const buttons = tr.cells.length ? tr.cells[tr.cells.length - 1] : actions(child);
+      tr.replaceChildren(
+        ...[
           child.profile || child.id,
           stateCell,
           child.pid === null ? "–" : String(child.pid),
@@ -189,14 +194,19 @@
           cell(seconds(child.seconds_in_state), "num"),
           cooldowns(child),
           (child.models || []).join(", ") || "–",
-          actions(child),
-        ]);
-        tr.dataset.child = child.id;
-        tr.dataset.state = child.state;
-        if (child.id === state.selected) tr.classList.add("selected");
-        return tr;
-      })
-    );
+        ].map((content) => (content instanceof HTMLTableCellElement ? content : cell(content))),
+        buttons
+      );
+      for (const button of buttons.querySelectorAll("button")) {
+        button.disabled = button.dataset.action === "drain" && child.state === "stopped";
+      }
+      tr.dataset.child = child.id;
+      tr.dataset.state = child.state;
+      tr.classList.toggle("selected", child.id === state.selected);
+      return tr;
+    });
+    const same = rows.length === body.rows.length && rows.every((tr, i) => body.rows[i] === tr);
+    if (!same) body.replaceChildren(...rows);
   }
 
   function cooldowns(child) {
@@ -217,7 +227,6 @@
       button.textContent = label;
       button.dataset.action = action;
       button.dataset.child = child.id;
-      if (action === "drain" && child.state === "stopped") button.disabled = true;
       td.append(button);
     }
     return td;
