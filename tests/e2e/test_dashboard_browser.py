@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.support.coordinator import Coordinator, Runs
+from tests.support.coordinator import Coordinator, Runs, StartCoordinator
 from tests.support.dashboard import ADMIN_KEY, open_dashboard
 from tests.support.processes import wait_for
 from tests.support.replica import CHROMIUM, CHROMIUM_ARGS
@@ -171,3 +171,16 @@ def test_the_quota_table_follows_the_quota_report(run: Coordinator, browser: Bro
         expect(rows.nth(1).locator("td").nth(9)).to_have_text("\u2013")  # no limit known
         expect(page.locator("#quota-day")).to_contain_text("America/Los_Angeles")
     context.close()
+
+
+def test_without_keys_no_key_is_asked(start_coordinator: StartCoordinator, browser: Browser) -> None:
+    open_run = start_coordinator(("solo",))
+    watched = open_dashboard(browser, open_run, key=None)
+    page = watched.page
+    expect(page.locator('#children tr[data-child="solo"] .badge')).to_have_text("ready")
+    expect(page.locator("#key-form")).to_be_hidden()
+    expect(page.locator("#forget-key")).to_be_hidden()
+    page.wait_for_function("() => document.getElementById('shot').naturalWidth > 0")
+    assert watched.console_errors == [] and watched.page_errors == []
+    assert watched.foreign == [] and watched.failed == []
+    page.context.close()
