@@ -8,6 +8,7 @@ report is `from=2026-12-01&to=2026-12-02`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import urllib.parse
 from dataclasses import dataclass
 
@@ -44,9 +45,13 @@ def moment(text: str | None, param: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds):
+            return seconds
+        raise QueryError(f"{param} must be a finite number of unix seconds, not {text[:40]!r}.", param)
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
