@@ -16,6 +16,7 @@ MARKS = {
     "e2e/": ("e2e",),
     "deploy/": ("e2e",),
     "e2e/test_browser.py": ("e2e", "browser"),
+    "e2e/test_dashboard_browser.py": ("e2e", "browser"),
     "child/test_child.py": ("e2e",),
     "replica/test_page.py": ("browser",),
 }

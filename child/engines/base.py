@@ -211,6 +211,11 @@ class Engine(Protocol):
 
     def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]: ...
 
+    async def screenshot(self) -> bytes:
+        """A PNG of the page as it is now, for the dashboard; bounded in time. Raises
+        EngineStarting while there is no page yet, EngineBroken when the page cannot be shot."""
+        ...
+
     def carrying(self, prompt: Prompt) -> Mapping[str, str]:
         """Response headers that say how the engine carries what `prompt` asks beyond text
         (`X-Coordinator-Tools`: through the page, adapted, emulated); {} when there is

@@ -42,6 +42,7 @@ from child.engines.base import (
     EngineBroken,
     EngineConfigError,
     EngineError,
+    EngineStarting,
     EngineState,
     EngineStatus,
     Prompt,
@@ -116,6 +117,8 @@ CHROMIUM_ARGS = (
     "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED_FEATURES, *OUR_DISABLED_FEATURES)),
     "--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2",
 )
+# A screenshot for the dashboard: how long the page may take to render one.
+SCREENSHOT_SECONDS = 5
 SYSTEM_CHROMIUMS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
 # The old headless shell: no browser UI behind the page, about 80 MB less per child than the
 # full Chromium run headless (docs/benchmarks.md). Debian's package; the binary itself, not
@@ -451,6 +454,18 @@ class BrowserEngine:
 
     def carrying(self, prompt: Prompt) -> dict[str, str]:
         return plan_tools(prompt.options).headers
+
+    async def screenshot(self) -> bytes:
+        """The page as Chromium (or Firefox) renders it now; at most SCREENSHOT_SECONDS."""
+        page = self.site.page
+        if page is None or page.is_closed():
+            raise EngineStarting(f"no page to show yet: {self._detail}")
+        try:
+            # Playwright's own timeout, and ours around it: a hung renderer must not hold the route.
+            async with asyncio.timeout(SCREENSHOT_SECONDS + 1):
+                return await page.screenshot(type="png", timeout=SCREENSHOT_SECONDS * 1000)
+        except Exception as exc:  # a page mid-navigation or a dead browser: no picture this time
+            raise EngineBroken(f"the page could not be shot: {type(exc).__name__}") from None
 
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         self.quota.check(prompt.model)

@@ -22,10 +22,12 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from child.engines import picture
 from child.engines.base import (
     EngineBroken,
     EngineConfigError,
     EngineError,
+    EngineStarting,
     EngineState,
     EngineStatus,
     PermissionDenied,
@@ -211,6 +213,8 @@ class MockEngine:
         self._writer = writer if writer is not None and writer.state is not WriterState.OFF else None
         self._session: MockSession | None = None
         self._writing: asyncio.Task[None] | None = None
+        self._answers = 0  # generations begun, drawn as blocks in the screenshot
+        self._shot: tuple[tuple[EngineState, int], bytes] | None = None  # the last picture, by what it shows
 
     async def start(self) -> None:
         if self._settings.fail_start:
@@ -244,8 +248,19 @@ class MockEngine:
     def carrying(self, prompt: Prompt) -> dict[str, str]:
         return {}  # the mock honours what it honours as asked
 
+    async def screenshot(self) -> bytes:
+        """A picture drawn in code: a band in the state's colour, a block per answer."""
+        if self._state is EngineState.STARTING:
+            raise EngineStarting("the mock engine is starting: no page to show yet")
+        key = (self._state, self._answers)
+        if self._shot is None or self._shot[0] != key:
+            colour = _STATE_COLOURS.get(self._state, _STATE_COLOURS[EngineState.BROKEN])
+            self._shot = (key, picture.page_png(colour, self._answers))
+        return self._shot[1]
+
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         settings = self._settings
+        self._answers += 1
         if settings.fail_requests:
             raise EngineError("injected request failure (MOCK_FAIL_REQUESTS)")
         if settings.permission_denied:
@@ -285,6 +300,15 @@ class MockEngine:
             self._quota.note(exhausted)
             return exhausted
         return None
+
+
+# The header band of the mock's screenshot: green serves, amber waits, red is out.
+_STATE_COLOURS: dict[EngineState, picture.Colour] = {
+    EngineState.READY: (52, 168, 83),
+    EngineState.QUOTA_EXHAUSTED: (251, 188, 5),
+    EngineState.AUTH_EXPIRED: (234, 67, 53),
+    EngineState.BROKEN: (234, 67, 53),
+}
 
 
 def _answer(prompt: Prompt, settings: MockSettings) -> list[AnswerEvent]:

@@ -1,5 +1,5 @@
-"""The child's routes: /health, /v1/models, /v1/chat/completions, /v1/cancel/{id}, every
-answer in OpenAI's shape.
+"""The child's routes: /health, /v1/models, /v1/chat/completions, /v1/cancel/{id} and
+/screenshot (a PNG of the page), every answer but the picture in OpenAI's shape.
 
 Engine and session errors become HTTP statuses here and nowhere else (with the helpers
 of `child.http.responses`). A streaming answer sends no status line until the engine has
@@ -257,6 +257,14 @@ class _Handlers:
         ]
         return JSONResponse({"object": "list", "data": data})
 
+    async def screenshot(self, request: Request) -> Response:
+        """The engine's page as a PNG, for the coordinator's dashboard; 503 while there is none."""
+        try:
+            png = await self.engine.screenshot()
+        except EngineError as exc:
+            return engine_error_response(exc)
+        return Response(png, media_type="image/png", headers={"cache-control": "no-store"})
+
     async def cancel(self, request: Request) -> Response:
         request_id: str = request.path_params["request_id"]
         if await self.session.cancel(request_id):
@@ -431,6 +439,7 @@ def create_app(
     routes = [
         Route("/health", handlers.health, methods=["GET"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
+        Route("/screenshot", handlers.screenshot, methods=["GET"]),
         Route("/v1/chat/completions", handlers.chat, methods=["POST"]),
         Route("/v1/cancel/{request_id}", handlers.cancel, methods=["POST"]),
     ]

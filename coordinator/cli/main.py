@@ -410,7 +410,7 @@ def show_status(
 
 @app.command("usage")
 def show_usage(
-    group_by: str = typer.Option("profile", "--group-by", help="profile, model, day or key."),
+    group_by: str = typer.Option("profile", "--group-by", help="profile, model, day, key, or profile,day."),
     since: str | None = typer.Option(
         None, "--from", help="From (inclusive): unix seconds or an ISO date or time (UTC)."
     ),

@@ -284,7 +284,7 @@ def headline(status: Status) -> str:
     queue = _mapping(summary.get("queue"))
     parts = [
         f"{_text(counts.get('serving'))}/{_text(counts.get('total'))} children serving",
-        f"queue {_text(queue.get('waiting'))}/{_text(queue.get('max'))} waiting",
+        f"queue {_text(queue.get('waiting'))}/{_text(queue.get('max'))} waiting{lane_counts(queue)}",
         f"{_text(summary.get('in_flight'))} in flight",
     ]
     shard = _mapping(summary.get("shard"))
@@ -294,6 +294,17 @@ def headline(status: Status) -> str:
         skipped = _text(shard.get("skipped"))
         where = f" (shard {_text(shard.get('index'))}/{count}, {skipped} profiles skipped)"
     return f"coordinator at {status.url}{where}: {summary.get('status')}, " + ", ".join(parts)
+
+
+def lane_counts(queue: dict[str, Any]) -> str:
+    """` (high 1, low 4)`: the lanes in which requests wait (/health's queue.by_lane), or ""."""
+    lanes = _mapping(queue.get("by_lane"))
+    waiting = [
+        f"{clip(str(lane), 20)} {count}"
+        for lane, count in lanes.items()
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0
+    ]
+    return f" ({', '.join(waiting)})" if waiting else ""
 
 
 def to_json(status: Status) -> str:

@@ -51,7 +51,7 @@ def moment(text: str | None, param: str) -> float | None:
     else:
         if math.isfinite(seconds):
             return seconds
-        raise QueryError(f"{param} must be a finite number of unix seconds, not {text!r}.", param)
+        raise QueryError(f"{param} must be a finite number of unix seconds, not {text[:40]!r}.", param)
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -50,6 +50,8 @@ GROUPS = {
     "model": "coalesce(model, '-')",
     "day": "date(ts, 'unixepoch')",
     "key": "coalesce(key, '-')",
+    # "PROFILE YYYY-MM-DD": the dashboard's chart of each profile's requests per day.
+    "profile,day": "coalesce(profile, '-') || ' ' || date(ts, 'unixepoch')",
 }
 
 

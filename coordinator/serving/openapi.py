@@ -245,7 +245,10 @@ def openapi() -> dict[str, Any]:
                         {
                             "name": "group_by",
                             "in": "query",
-                            "schema": {"type": "string", "enum": ["profile", "model", "day", "key"]},
+                            "schema": {
+                                "type": "string",
+                                "enum": ["profile", "model", "day", "key", "profile,day"],
+                            },
                         },
                         {"name": "from", "in": "query", "schema": {"type": "string"}},
                         {"name": "to", "in": "query", "schema": {"type": "string"}},

@@ -26,7 +26,7 @@ from coordinator.ledger.entry import TAIL_BYTES, Entry
 from coordinator.ledger.store import LedgerUnreadable
 from coordinator.ledger.store import report as usage_report
 from coordinator.protocol import openai as wire
-from coordinator.serving import dialects, ids, lanes
+from coordinator.serving import dashboard, dialects, ids, lanes
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
@@ -39,12 +39,16 @@ from coordinator.serving.pool import (
     Waiter,
 )
 from coordinator.serving.proxy import ProxyError
+from coordinator.serving.screenshots import Screenshots, ScreenshotUnavailable
 from coordinator.serving.service import Service
 
 log = structlog.get_logger("coordinator.serving.routes")
 
-# Probes and scrapes: no API key, no request log line (they come every few seconds).
-_OPEN_PATHS = frozenset({"/live", "/ready", "/health", "/metrics", "/openapi.json"})
+# Probes and scrapes: no API key, no request log line (they come every few seconds). And the
+# dashboard's files, which hold no data: the page sends the admin key on its own requests.
+_OPEN_PATHS = frozenset(
+    {"/live", "/ready", "/health", "/metrics", "/openapi.json", dashboard.CONFIG, *dashboard.FILES}
+)
 _JSON = b"application/json"
 _SSE_HEADERS = (
     (b"content-type", b"text/event-stream"),
@@ -60,6 +64,7 @@ _SERVED = (
     "chat completions (POST /v1/chat/completions), responses (POST /v1/responses), "
     "messages (POST /v1/messages) and models (GET /v1/models)"
 )
+_NO_STORE = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
 # The body a route other than chat may send (none reads one); the chat route's is --max-body-bytes.
 _SMALL_BODY = 64 * 1024
 
@@ -172,12 +177,17 @@ class App:
             "/admin/children": (get, self.admin_children),
             "/admin/usage": (get, self.admin_usage),
             "/admin/usage/quota": (get, self.admin_quota),
+            **{path: (get, self.dashboard_file) for path in dashboard.FILES},
+            dashboard.CONFIG: (get, self.dashboard_config),
         }
         self.prefixes: tuple[tuple[str, int, tuple[str, ...], Handler], ...] = (
             ("/v1/cancel/", 1, ("POST",), self.cancel),
             ("/v1/models/", 1, get, self.model),
-            ("/admin/children/", 2, ("POST",), self.admin_action),
+            # POST restart or drain; GET screenshot (admin_action checks which goes with which).
+            ("/admin/children/", 2, ("GET", "HEAD", "POST"), self.admin_action),
         )
+        self.dashboard = dashboard.load()
+        self.screenshots = Screenshots(coordinator.proxy.transport, coordinator.proxy.token)
 
     def admit(self, request: Request) -> Admission:
         """Preflight, key, request id, route and method, from the head alone: a request
@@ -611,10 +621,38 @@ class App:
         if child is None:
             known = ", ".join(self.coordinator.roster.ids()) or "none"
             return error_reply(404, "child_not_found", f"No child {child_id!r}; children: {known}.")
+        if action not in ("restart", "drain", "screenshot"):
+            return error_reply(
+                404, "unknown_action", f"Unknown action {action!r}; use restart, drain or screenshot."
+            )
+        wanted = ("GET", "HEAD") if action == "screenshot" else ("POST",)
+        if request.method not in wanted:
+            return error_reply(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.path}.",
+                headers=((b"allow", ", ".join(wanted).encode()),),
+            )
+        if action == "screenshot":
+            try:
+                png = await self.screenshots.get(child)
+            except ScreenshotUnavailable as exc:
+                return error_reply(503, "screenshot_unavailable", exc.message, retry_after=3)
+            return Reply(200, png, b"image/png", _NO_STORE)
         if action == "restart":
             supervisor.restart(child)
-        elif action == "drain":
-            supervisor.drain(child)
         else:
-            return error_reply(404, "unknown_action", f"Unknown action {action!r}; use restart or drain.")
+            supervisor.drain(child)
         return json_reply({"id": child.id, "action": action, "state": child.state.value}, 202)
+
+    # -- GET /dashboard: the page and its files (coordinator.serving.dashboard) ------------
+
+    async def dashboard_file(self, request: Request, context: Context, params: list[str]) -> Reply:
+        asset = self.dashboard[request.path]
+        return Reply(200, asset.body, asset.content_type, dashboard.HEADERS)
+
+    async def dashboard_config(self, request: Request, context: Context, params: list[str]) -> Reply:
+        """What the page must know before it asks /admin: whether a key is needed, and which
+        optional reports this coordinator has (so that it never asks for one it lacks)."""
+        config = {"key_required": self.keys.enabled, "quota": "/admin/usage/quota" in self.routes}
+        return Reply(200, _dumps(config), _JSON, dashboard.HEADERS)

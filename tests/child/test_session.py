@@ -51,6 +51,9 @@ class ScriptedEngine:
     def carrying(self, prompt: Prompt) -> dict[str, str]:
         return {}
 
+    async def screenshot(self) -> bytes:
+        return b""
+
     async def generate(self, prompt: Prompt) -> AsyncGenerator[AnswerEvent, None]:
         self.generations += 1
         try:

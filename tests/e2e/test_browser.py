@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -173,6 +174,18 @@ def test_models_come_from_the_page(browsers: tuple[Coordinator, Site]) -> None:
     health = run.children()
     for child in health.values():
         assert child["state"] == "ready"
+
+
+def test_a_screenshot_is_the_live_page_as_chromium_renders_it(browsers: tuple[Coordinator, Site]) -> None:
+    run, _ = browsers
+    for child_id in run.children():
+        shot = run.get(f"/admin/children/{child_id}/screenshot", timeout=30)
+        assert shot.status_code == 200, shot.text
+        assert shot.headers["content-type"] == "image/png"
+        assert shot.content.startswith(b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", shot.content[16:24])  # IHDR: the page's viewport
+        assert width >= 800 and height >= 500, (width, height)
+        assert len(shot.content) > 5_000  # a rendered page, not a blank
 
 
 def test_models_listed_while_the_browsers_start_are_the_pages_and_are_served(

@@ -93,6 +93,7 @@ def test_the_queue_serves_high_then_normal_then_low_each_in_arrival_order(
         metrics = run.get("/metrics").text
         for lane in LANES:
             assert f'coordinator_queue_depth{{lane="{lane}"}} 2.0' in metrics
+        assert "queue 6/100 waiting (high 2, normal 2, low 2)" in run.status().stdout
         free(run, holder)
         assert all(future.result().status_code == 200 for future in futures)
     wait_for(lambda: len(served_order(run, "p-")) == 6, 5, "every request to be logged")

@@ -77,3 +77,24 @@ def test_a_setting_the_page_used_is_a_header_and_citations_are_annotations(
         assert "Thinking-Level" not in answer.text
     else:
         assert answer.json()["choices"][0]["message"]["annotations"] == [annotation]
+
+
+def test_the_screenshot_is_the_engines_png_behind_the_token(client: TestClient) -> None:
+    shot = client.get("/screenshot")
+    assert shot.status_code == 200
+    assert shot.headers["content-type"] == "image/png"
+    assert shot.headers["cache-control"] == "no-store"
+    assert shot.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert client.get("/screenshot", headers={TOKEN_HEADER: "wrong"}).status_code == 403
+
+
+def test_no_screenshot_while_the_engine_starts(tmp_path: Path) -> None:
+    settings = ChildSettings(
+        profile_path=tmp_path / "alpha.json", engine="mock", api_port=1, stream_port=2, browser_port=3,
+        token=TOKEN,
+    )  # fmt: skip
+    app = create_app(settings, Session(MockEngine(MockSettings(startup_ms=60_000))))
+    with TestClient(app, raise_server_exceptions=False, headers={TOKEN_HEADER: TOKEN}) as starting:
+        refused = starting.get("/screenshot")
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "starting"

@@ -315,3 +315,14 @@ def test_render_gives_each_profiles_quota_day_below_the_table() -> None:
     # A coordinator without the quota view (404) shows none.
     found = status.fetch("http://c", None, transport=coordinator())
     assert found.quota == {} and "quota today" not in status.render(found)
+
+
+def test_the_headline_names_the_lanes_in_which_requests_wait() -> None:
+    queue = {"waiting": 5, "max": 100, "by_lane": {"high": 1, "normal": 0, "low": 4}}
+    text = status.render(Status("http://c", {**SUMMARY, "queue": queue}, LISTING))
+    assert text.splitlines()[0] == (
+        "coordinator at http://c: ready, 1/2 children serving, "
+        "queue 5/100 waiting (high 1, low 4), 1 in flight"
+    )
+    idle = {"waiting": 0, "max": 100, "by_lane": {"high": 0, "normal": 0, "low": 0}}
+    assert "waiting, 1 in flight" in status.render(Status("http://c", {**SUMMARY, "queue": idle}, LISTING))

@@ -84,3 +84,12 @@ def test_prune_deletes_only_older_rows(path: Path) -> None:
     assert store.prune(T0 + 2.5) == 2
     store.close()
     assert sum(r["requests"] for r in report(path, "profile").rows) == 2
+
+
+def test_report_by_profile_and_day(path: Path) -> None:
+    # "PROFILE YYYY-MM-DD": the dashboard's chart splits the group at its last space.
+    assert [(r["group"], r["requests"]) for r in report(path, "profile,day").rows] == [
+        ("alpha 2025-12-01", 2),
+        ("beta 2025-12-01", 1),
+        ("beta 2025-12-02", 1),
+    ]

@@ -1,0 +1,186 @@
+"""The dashboard in a real headless Chromium against a coordinator with mock children and an
+admin key: the key is asked for and kept in the tab, every child shows with its state and
+follows a change, the usage charts and a screenshot are drawn, restart and drain work, and
+the page's console stays clean and it asks nothing of any other origin.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.support.coordinator import Coordinator, Runs, StartCoordinator
+from tests.support.dashboard import ADMIN_KEY, open_dashboard
+from tests.support.processes import wait_for
+from tests.support.replica import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+ASK = {"model": "mock", "messages": [{"role": "user", "content": "hello"}]}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def run(module_runs: Runs) -> Coordinator:
+    # A slow start keeps a restarted child out of `ready` long enough to be seen doing it.
+    env = {"COORDINATOR_ADMIN_KEY": ADMIN_KEY, "MOCK_STARTUP_MS": "1500"}
+    started = module_runs.start(("alpha", "beta", "gamma"), env=env, api_key=ADMIN_KEY)
+    for _ in range(4):
+        assert started.post("/v1/chat/completions", json=ASK).status_code == 200
+    wait_for(
+        lambda: started.get("/admin/usage", params={"group_by": "profile,day"}).json()["data"],
+        10,
+        "the ledger's first rows",
+    )
+    return started
+
+
+def test_the_dashboard_shows_and_drives_the_children(run: Coordinator, browser: Browser) -> None:
+    watched = open_dashboard(browser, run)
+    page = watched.page
+    rows = page.locator("#children tbody tr")
+    expect(rows).to_have_count(3)
+    for child in ("alpha", "beta", "gamma"):
+        row = page.locator(f'#children tr[data-child="{child}"]')
+        expect(row.locator("td").first).to_have_text(child)
+        expect(row.locator(".badge")).to_have_text("ready")
+    expect(page.locator("#status")).to_have_text("ready")
+    expect(page.locator("#queue tbody tr")).to_have_count(3)  # a row per lane
+
+    # The usage charts are SVG drawn from /admin/usage.
+    expect(page.locator("#usage-days svg rect.bar").first).to_be_visible()
+    expect(page.locator("#usage-profiles svg rect.bar").first).to_be_visible()
+    expect(page.locator("#usage-days svg title").first).to_have_text(
+        re.compile(r"^\w+, \d{4}-\d\d-\d\d: \d+ requests$")
+    )
+
+    # The first child's screenshot, fetched with the key and shown from a blob: URL.
+    page.wait_for_function("() => { const i = document.getElementById('shot'); "
+                           "return !i.hidden && i.complete && i.naturalWidth > 0; }")  # fmt: skip
+    expect(page.locator("#shot")).to_have_attribute("src", re.compile("^blob:"))
+
+    # A refresh keeps the rows' buttons: a click that straddles one still lands.
+    button = page.locator('#children tr[data-child="alpha"] button[data-action="restart"]').element_handle()
+    for _ in range(2):
+        with page.expect_response(lambda response: response.url.endswith("/admin/children")):
+            pass
+    assert button.evaluate("b => b.isConnected")
+
+    # Restart beta: the table follows it out of ready and back, one restart more.
+    beta = page.locator('#children tr[data-child="beta"]')
+    beta.locator('button[data-action="restart"]').click()
+    expect(beta).not_to_have_attribute("data-state", "ready", timeout=5_000)
+    expect(beta).to_have_attribute("data-state", "ready", timeout=20_000)
+    expect(beta.locator("td").nth(5)).to_have_text("1")
+    assert run.child("beta")["restarts"] == 1
+
+    # Show beta's page now that it is back.
+    beta.locator('button[data-action="show"]').click()
+    expect(page.locator("#shot-child")).to_have_text("beta")
+    expect(page.locator("#shot")).to_have_attribute("alt", "The page of beta")
+
+    # Drain gamma: it stops, and stays stopped.
+    gamma = page.locator('#children tr[data-child="gamma"]')
+    gamma.locator('button[data-action="drain"]').click()
+    expect(gamma).to_have_attribute("data-state", "stopped", timeout=15_000)
+    assert run.child("gamma")["state"] == "stopped"
+
+    # The key went out in headers only, and stays in this tab's sessionStorage.
+    assert page.evaluate("() => sessionStorage.getItem('coordinator.dashboard.key')") == ADMIN_KEY
+    assert not [url for url in watched.urls if ADMIN_KEY in url]
+    assert watched.console_errors == []
+    assert watched.page_errors == []
+    assert watched.foreign == []
+    assert watched.failed == []
+    page.context.close()
+
+
+def test_a_wrong_key_is_refused_and_asked_again(run: Coordinator, browser: Browser) -> None:
+    watched = open_dashboard(browser, run, key=None)
+    page = watched.page
+    expect(page.locator("#key-form")).to_be_visible()
+    expect(page.locator("#panels")).to_be_hidden()
+    page.locator("#key").fill("not-the-key")
+    page.locator("#key-form button[type=submit]").click()
+    expect(page.locator("#message")).to_have_text("The key was refused.")
+    expect(page.locator("#key-form")).to_be_visible()
+    assert page.evaluate("() => sessionStorage.getItem('coordinator.dashboard.key')") is None
+    # The refusal is the one error in the console: which shows the watch sees a failed fetch.
+    assert [error for error in watched.console_errors if "401" not in error] == []
+    assert len(watched.console_errors) == 1
+    assert watched.page_errors == [] and watched.foreign == []
+    page.context.close()
+
+
+QUOTA = {
+    "quota_day": {"start": "2026-12-01T08:00:00+00:00", "end": "2026-12-02T08:00:00+00:00",
+                  "timezone": "America/Los_Angeles"},
+    "rows": [
+        {"profile": "alpha", "model": "pro", "requests": 12, "prompt_tokens": 3400, "completion_tokens": 5100,
+         "reasoning_tokens": 800, "quota_hits": 1, "last_quota_hit": "2026-12-01T17:02:11+00:00",
+         "daily_limit": 50, "remaining": 38},
+        {"profile": "beta", "model": "flash", "requests": 3, "prompt_tokens": 90, "completion_tokens": 120,
+         "reasoning_tokens": 0, "quota_hits": 0, "last_quota_hit": None, "daily_limit": None,
+         "remaining": None},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("answer", [200, 404])
+def test_the_quota_table_follows_the_quota_report(run: Coordinator, browser: Browser, answer: int) -> None:
+    # GET /admin/usage/quota is another change's; here the page meets its documented shape.
+    context = browser.new_context()
+    context.route(
+        "**/dashboard/config.json",
+        lambda route: route.fulfill(json={"key_required": True, "quota": True}),
+    )
+    context.route(
+        "**/admin/usage/quota",
+        lambda route: route.fulfill(status=answer, json=QUOTA if answer == 200 else {"error": {}}),
+    )
+    page = context.new_page()
+    page.goto(run.url + "/dashboard")
+    page.locator("#key").fill(ADMIN_KEY)
+    with page.expect_response("**/admin/usage/quota"):
+        page.locator("#key-form button[type=submit]").click()
+    expect(page.locator("#children tbody tr")).to_have_count(3)
+    section = page.locator("#quota-section")
+    if answer == 404:
+        expect(page.locator("#usage-days svg")).to_be_visible()  # the panels have been drawn
+        expect(section).to_be_hidden()
+    else:
+        expect(section).to_be_visible()
+        rows = page.locator("#quota tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0).locator("td")).to_have_text(
+            ["alpha", "pro", "12", "3400", "5100", "800", "1", "2026-12-01T17:02:11+00:00", "50", "38"]
+        )
+        expect(rows.nth(1).locator("td").nth(9)).to_have_text("\u2013")  # no limit known
+        expect(page.locator("#quota-day")).to_contain_text("America/Los_Angeles")
+    context.close()
+
+
+def test_without_keys_no_key_is_asked(start_coordinator: StartCoordinator, browser: Browser) -> None:
+    open_run = start_coordinator(("solo",))
+    watched = open_dashboard(browser, open_run, key=None)
+    page = watched.page
+    expect(page.locator('#children tr[data-child="solo"] .badge')).to_have_text("ready")
+    expect(page.locator("#key-form")).to_be_hidden()
+    expect(page.locator("#forget-key")).to_be_hidden()
+    page.wait_for_function("() => document.getElementById('shot').naturalWidth > 0")
+    assert watched.console_errors == [] and watched.page_errors == []
+    assert watched.foreign == [] and watched.failed == []
+    page.context.close()
