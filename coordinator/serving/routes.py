@@ -652,7 +652,6 @@ class App:
         return Reply(200, asset.body, asset.content_type, dashboard.HEADERS)
 
     async def dashboard_config(self, request: Request, context: Context, params: list[str]) -> Reply:
-        """What the page must know before it asks /admin: whether a key is needed, and which
-        optional reports this coordinator has (so that it never asks for one it lacks)."""
-        config = {"key_required": self.keys.enabled, "quota": "/admin/usage/quota" in self.routes}
+        """What the page must know before it asks /admin: whether a key is needed."""
+        config = {"key_required": self.keys.enabled}
         return Reply(200, _dumps(config), _JSON, dashboard.HEADERS)

@@ -35,7 +35,7 @@ def test_the_page_and_its_files_load_without_a_key_under_a_strict_policy(run: Co
         assert response.headers["x-content-type-options"] == "nosniff"
     assert "dashboard.js" in httpx.get(run.url + "/dashboard", timeout=10).text
     config = httpx.get(run.url + dashboard.CONFIG, timeout=10)
-    assert config.json() == {"key_required": True, "quota": False}
+    assert config.json() == {"key_required": True}
     assert httpx.post(run.url + "/dashboard", timeout=10).status_code == 405
 
 

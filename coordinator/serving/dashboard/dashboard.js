@@ -117,7 +117,7 @@
     every(CHILDREN_MS, refreshChildren);
     every(SCREENSHOT_MS, refreshScreenshot);
     every(USAGE_MS, refreshUsage);
-    if (state.config.quota) every(QUOTA_MS, refreshQuota);
+    every(QUOTA_MS, refreshQuota);
   }
 
   async function start() {
@@ -381,11 +381,6 @@
 
   async function refreshQuota() {
     const response = await api("/admin/usage/quota");
-    const section = $("quota-section");
-    if (response.status === 404) {
-      section.hidden = true;
-      return;
-    }
     if (!response.ok) throw new Error(`/admin/usage/quota answered HTTP ${response.status}`);
     const quota = await response.json();
     const day = quota.quota_day || {};
@@ -406,7 +401,7 @@
         ])
       )
     );
-    section.hidden = false;
+    $("quota-section").hidden = false;
   }
 
   // -- building blocks ------------------------------------------------------------------
