@@ -130,7 +130,11 @@ def test_three_hosts_behind_haproxy(hosts: Hosts, haproxy: list[HAProxy], tmp_pa
     assert all(o.sent < killed_at for o in failed), f"a request sent after the kill failed:\n{report}"
     dispatched = proxy.requests()
     for o in failed:
-        server, status, state = dispatched[o.request_id]
+        server, status, state = (
+            dispatched[o.request_id].server,
+            dispatched[o.request_id].status,
+            dispatched[o.request_id].state,
+        )
         assert server == hosts.hosts[victim].name, f"{o.request_id} went to {server}:\n{report}"
         assert state[0] == "S", f"{o.request_id} did not end on the server's side ({state}):\n{report}"
         # Answered 502 where nothing had come back yet; a stream that had begun, broken off.

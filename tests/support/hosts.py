@@ -326,6 +326,16 @@ def render_haproxy_config(
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Logged:
+    """One request as HAProxy logged it."""
+
+    server: str
+    status: int
+    state: str  # termination state: "----" done, "SH--" the server failed before answering...
+    queued_ms: int  # time in HAProxy's queue (Tw)
+
+
 @dataclass
 class HAProxy:
     """HAProxy in the foreground, in the root namespace, on a free local port."""
@@ -396,15 +406,16 @@ class HAProxy:
     def log(self) -> str:
         return (self.work / "haproxy.out").read_text(errors="replace")
 
-    def requests(self) -> dict[str, tuple[str, int, str]]:
+    def requests(self) -> dict[str, Logged]:
         """From HAProxy's log (option httplog, X-Request-ID captured): each request's server,
-        status and termination state, by request id."""
+        status, termination state and time in the queue, by request id."""
         found = {}
+        pattern = r" \S+/(\S+) -?\d+/(-?\d+)/\S+ (-?\d+) \S+ \S+ \S+ (\S{4}) .*\{(\S+)\}"
         for line in self.log().splitlines():
-            match = re.search(r" \S+/(\S+) \S+ (-?\d+) \S+ \S+ \S+ (\S{4}) .*\{(\S+)\}", line)
+            match = re.search(pattern, line)
             if match:
-                server, status, state, request_id = match.groups()
-                found[request_id] = (server, int(status), state)
+                server, queued, status, state, request_id = match.groups()
+                found[request_id] = Logged(server, int(status), state, int(queued))
         return found
 
     def close(self) -> None:
