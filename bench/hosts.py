@@ -61,7 +61,7 @@ class Topology:
         try:
             self.hosts.create()
             shared = self.work / "profiles"
-            write_profiles(shared, self.count * self.children)
+            write_profiles(shared, self.count * self.children, shards=self.count)
             sharded = shards_supported()
             self.args = [
                 host_profiles_args(i, self.count, shared, sharded=sharded) for i in range(self.count)

@@ -215,6 +215,12 @@ def run(
     data_dir: Path = _option("--data-dir", "Folder of the run's data: the usage ledger (ledger.sqlite3)."),
     ledger_days: float = _option("--ledger-days", "Days of requests the usage ledger keeps (0: all)."),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
+    drain_delay: float = _option(
+        "--drain-delay",
+        "Seconds the port stays open after SIGTERM, answering 503, even with nothing in flight "
+        "(within --grace-period): a load balancer's health checks see the host leave first.",
+        min=0,
+    ),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
     log_format: str = _option(

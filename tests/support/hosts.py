@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import ipaddress
 import json
 import os
@@ -90,12 +91,31 @@ def host_profiles_args(i: int, n: int, shared_folder: Path, *, sharded: bool = T
     return ["--profiles", str(own)]
 
 
-def write_profiles(folder: Path, count: int) -> list[str]:
+def write_profiles(folder: Path, count: int, shards: int = 1) -> list[str]:
+    """`count` profiles in `folder`, named so that each of `shards` shards gets as many
+    (by the coordinator's own rendezvous hashing, where it has shards), sorted."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = [f"profile{k:02d}" for k in range(count)]
+    names = balanced_names(count, shards)
     for name in names:
         write_profile(folder, name)
     return names
+
+
+def balanced_names(count: int, shards: int) -> list[str]:
+    try:
+        owner = importlib.import_module("coordinator.lifecycle.shards").owner
+    except (ImportError, AttributeError):  # before the shards: split by hand, evenly
+        return [f"profile{k:02d}" for k in range(count)]
+    per_shard = -(-count // shards)
+    taken: dict[int, list[str]] = {shard: [] for shard in range(shards)}
+    k = 0
+    while sum(len(names) for names in taken.values()) < count:
+        name = f"profile{k:02d}"
+        share = taken[owner(name, shards)]
+        if len(share) < per_shard:
+            share.append(name)
+        k += 1
+    return sorted(name for names in taken.values() for name in names)
 
 
 @dataclass
@@ -398,7 +418,10 @@ class HAProxy:
 
     def wait_states(self, wanted: dict[str, str], timeout: float = 20) -> None:
         def reached() -> bool:
-            states = self.server_states()
+            try:
+                states = self.server_states()
+            except OSError:  # its stats socket not made yet
+                return False
             return all(states.get(name, "").startswith(state) for name, state in wanted.items())
 
         wait_for(reached, timeout, f"haproxy to see {wanted}", interval=0.1)
