@@ -26,7 +26,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -444,8 +443,3 @@ class HAProxy:
     def close(self) -> None:
         if self.process is not None:
             stop_process_group(self.process, timeout=5)
-
-
-def now() -> float:
-    """Wall-clock seconds, comparable with the coordinators' log timestamps."""
-    return time.time()
