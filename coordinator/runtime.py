@@ -249,11 +249,18 @@ class Coordinator:
     async def drain(self, deadline: float, force: asyncio.Event) -> None:
         """Stop taking requests and wait for in-flight ones until `deadline` or `force`."""
         self.draining = True
+        # Held open at least this long (answering 503), so that a load balancer marks this
+        # host down before the port closes: a request it sends to a closing port is lost.
+        linger_until = min(deadline, time.monotonic() + self.settings.drain_delay)
         self.pool.close("the coordinator is shutting down; retry against another instance or shortly")
         log.info(
             "draining", in_flight=len(self.pool.active), grace_seconds=round(deadline - time.monotonic(), 1)
         )
-        while self.pool.active and time.monotonic() < deadline and not force.is_set():
+        while (
+            (self.pool.active or time.monotonic() < linger_until)
+            and time.monotonic() < deadline
+            and not force.is_set()
+        ):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(force.wait(), 0.05)
         if self.pool.active:

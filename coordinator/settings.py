@@ -104,4 +104,8 @@ class Settings:
     daily_limits: tuple[tuple[str, int], ...] = ()
     # Shutdown: in-flight work gets `grace_period`; a child gets `stop_timeout` after SIGTERM.
     grace_period: float = 8.0
+    # Seconds the port stays open after SIGTERM (answering 503, /ready 503) even once
+    # nothing is in flight, so that a load balancer's health checks see the host leave
+    # before it stops listening; within `grace_period`.
+    drain_delay: float = 0.0
     stop_timeout: float = 5.0

@@ -48,6 +48,23 @@ if [ "$extras" = dev ] && command -v npm >/dev/null; then
     fi
 fi
 
+# HAProxy, for the multi-host test (tests/deploy/test_hosts.py) and bench/hosts.py (dev
+# only, Debian as root). The tests run their own haproxy processes with their own
+# configuration: the package's service is stopped and kept from starting (masked where
+# systemd runs, disabled in the init scripts otherwise).
+if [ "$extras" = dev ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+    && ! dpkg -s haproxy >/dev/null 2>&1; then
+    echo "setup: installing haproxy (Debian's package; its service stays off)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+    if [ -d /run/systemd/system ]; then
+        systemctl mask --now haproxy >/dev/null 2>&1 || true
+    else
+        invoke-rc.d haproxy stop >/dev/null 2>&1 || true
+        update-rc.d haproxy disable >/dev/null 2>&1 || true
+    fi
+fi
+
 # A browser for the children: Camoufox (`camoufox fetch`) or Chromium; on Debian as root,
 # Debian's chromium packages, which Playwright drives as they are: the full browser (for
 # `coordinator login`'s window) and the headless shell (the lighter one children run).

@@ -238,6 +238,12 @@ def run(
         help="Requests a day per account and model, over the built-in estimates: gemini-2.5-pro=100,mock=10.",
     ),
     grace_period: float = _option("--grace-period", "Seconds in-flight requests get on shutdown."),
+    drain_delay: float = _option(
+        "--drain-delay",
+        "Seconds the port stays open after SIGTERM, answering 503, even with nothing in flight "
+        "(within --grace-period): a load balancer's health checks see the host leave first.",
+        min=0,
+    ),
     stop_timeout: float = _option("--stop-timeout", "Seconds a child gets after SIGTERM before SIGKILL."),
     log_level: str = _option("--log-level", "debug, info, warning or error.", default="info"),
     log_format: str = _option(

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -104,6 +105,20 @@ def test_sigterm_finishes_in_flight_fails_queued_and_leaves_no_process(
     assert finished.json()["choices"][0]["message"]["content"] == "echo: are you there"
     assert run.process.wait(10) == 0
     assert not alive(children + descendants)
+
+
+def test_drain_delay_keeps_the_port_open_answering_503(start_coordinator: StartCoordinator) -> None:
+    # Nothing in flight: without --drain-delay the port would close at once after SIGTERM.
+    run = start_coordinator(("solo",), args=["--drain-delay", "1.5"])
+    run.process.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    wait_for(lambda: run.get("/ready").status_code == 503, 5, "/ready to say draining")
+    while time.monotonic() - signalled < 1.2:
+        assert run.process.poll() is None, "the coordinator left before its drain delay"
+        refused = run.post("/v1/chat/completions", json=ASK)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+        assert run.get("/ready").json()["status"] == "draining"
+    assert run.process.wait(10) == 0
 
 
 def test_sigkill_of_the_coordinator_leaves_no_child(start_coordinator: StartCoordinator) -> None:
