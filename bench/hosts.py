@@ -36,7 +36,6 @@ from tests.support.hosts import (
     HAProxy,
     Hosts,
     host_profiles_args,
-    shards_supported,
     why_no_hosts,
     write_profiles,
 )
@@ -62,10 +61,7 @@ class Topology:
             self.hosts.create()
             shared = self.work / "profiles"
             write_profiles(shared, self.count * self.children, shards=self.count)
-            sharded = shards_supported()
-            self.args = [
-                host_profiles_args(i, self.count, shared, sharded=sharded) for i in range(self.count)
-            ]
+            self.args = [host_profiles_args(i, self.count, shared) for i in range(self.count)]
             for i in range(self.count):
                 self.hosts.start(i, self.args[i], wait_ready=False)
             for i in range(self.count):

@@ -26,7 +26,6 @@ from tests.support.hosts import (
     HAProxy,
     Hosts,
     host_profiles_args,
-    shards_supported,
     why_no_hosts,
     write_profiles,
 )
@@ -66,12 +65,9 @@ def haproxy(tmp_path: Path) -> Iterator[list[HAProxy]]:
 def test_three_hosts_behind_haproxy(hosts: Hosts, haproxy: list[HAProxy], tmp_path: Path) -> None:
     shared = tmp_path / "profiles"
     names = write_profiles(shared, PROFILES, shards=HOSTS)
-    sharded = shards_supported()
     # --drain-delay 3: a drained host keeps answering 503 until HAProxy's checks (every
     # second, two to fail) have surely taken it out, as the recipe says.
-    args = [
-        [*host_profiles_args(i, HOSTS, shared, sharded=sharded), "--drain-delay", "3"] for i in range(HOSTS)
-    ]
+    args = [[*host_profiles_args(i, HOSTS, shared), "--drain-delay", "3"] for i in range(HOSTS)]
     for i in range(HOSTS):
         hosts.start(i, args[i], wait_ready=False)
     for i in range(HOSTS):

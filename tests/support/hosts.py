@@ -68,31 +68,15 @@ def haproxy_binary() -> str | None:
     )
 
 
-def shards_supported() -> bool:
-    """Whether `coordinator run` takes --shard (issue 14, item 1)."""
-    shown = subprocess.run([*COORDINATOR, "run", "--help"], capture_output=True, text=True, timeout=60)
-    return "--shard" in shown.stdout
-
-
-def host_profiles_args(i: int, n: int, shared_folder: Path, *, sharded: bool = True) -> list[str]:
+def host_profiles_args(i: int, n: int, shared_folder: Path) -> list[str]:
     """What host `i` of `n` (0-based) passes to `coordinator run` to run its share of the
-    profiles in `shared_folder`: the folder itself and `--shard i/n`.
-
-    Without --shard (`sharded=False`, before the shards are merged), the share is made by
-    hand: a folder of its own beside the shared one with every n-th profile file in it.
-    """
-    if sharded:
-        return ["--profiles", str(shared_folder), "--shard", f"{i}/{n}"]
-    own = shared_folder.parent / f"{shared_folder.name}-host{i}"
-    own.mkdir(exist_ok=True)
-    for path in sorted(shared_folder.glob("*.json"))[i::n]:
-        shutil.copy(path, own / path.name)
-    return ["--profiles", str(own)]
+    profiles in `shared_folder`: the folder itself and `--shard i/n`."""
+    return ["--profiles", str(shared_folder), "--shard", f"{i}/{n}"]
 
 
 def write_profiles(folder: Path, count: int, shards: int = 1) -> list[str]:
     """`count` profiles in `folder`, named so that each of `shards` shards gets as many
-    (by the coordinator's own rendezvous hashing, where it has shards), sorted."""
+    (by the coordinator's own rendezvous hashing), sorted."""
     folder.mkdir(parents=True, exist_ok=True)
     names = balanced_names(count, shards)
     for name in names:
