@@ -104,18 +104,22 @@ async def _ticks(ledger: Ledger, rate: int, seconds: float) -> tuple[list[float]
 
 
 def path_cost(rate: int, seconds: float, rounds: int, folder: Path) -> dict[str, object]:
-    results: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
+    results: dict[str, list[tuple[float, float, float, float]]] = {"off": [], "on": []}
     written = 0
     for index in range(rounds):
         for name in ("off", "on"):
             ledger = Ledger(LedgerConfig(folder / f"{name}-{index}", enabled=name == "on"))
             ledger.start()
+            cpu = time.process_time()  # every thread's: the writer's work included
             try:
                 late, calls = asyncio.run(_ticks(ledger, rate, seconds))
             finally:
                 ledger.close()
+            cpu_ms = (time.process_time() - cpu) * 1000 / len(late)
             written += ledger.written
-            results[name].append((percentile(late, 0.5), percentile(late, 0.99), percentile(calls, 0.5)))
+            results[name].append(
+                (percentile(late, 0.5), percentile(late, 0.99), percentile(calls, 0.5), cpu_ms)
+            )
     pairs = list(zip(results["on"], results["off"], strict=True))
     return {
         "rate_per_second": rate,
@@ -124,10 +128,13 @@ def path_cost(rate: int, seconds: float, rounds: int, folder: Path) -> dict[str,
         **{
             f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 4)
             for name in ("off", "on")
-            for index, field in enumerate(("lateness_p50_ms", "lateness_p99_ms", "record_p50_ms"))
+            for index, field in enumerate(
+                ("lateness_p50_ms", "lateness_p99_ms", "record_p50_ms", "cpu_per_request_ms")
+            )
         },
         "added_p50_ms": round(statistics.median(a[0] - b[0] + a[2] - b[2] for a, b in pairs), 4),
         "added_p99_ms": round(statistics.median(a[1] - b[1] for a, b in pairs), 4),
+        "added_cpu_per_request_ms": round(statistics.median(a[3] - b[3] for a, b in pairs), 4),
         "rows_written": written,
     }
 
