@@ -7,16 +7,15 @@ the page's console stays clean and it asks nothing of any other origin.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.support.coordinator import Coordinator, Runs, StartCoordinator
 from tests.support.dashboard import ADMIN_KEY, open_dashboard
 from tests.support.processes import wait_for
-from tests.support.replica import CHROMIUM, CHROMIUM_ARGS
+from tests.support.replica import chromium
 
 pytestmark = pytest.mark.browser
 
@@ -25,12 +24,8 @@ ASK = {"model": "mock", "messages": [{"role": "user", "content": "hello"}]}
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,23 +4,21 @@ page; every replica, browser context and browser started here is stopped on tear
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from child.replica import SESSION_COOKIE, ReplicaConfig
 from tests.support.replica import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     FAST,
     SESSION,
     OpenPage,
     PageClient,
     StartReplica,
     ThreadedReplica,
+    chromium,
 )
 
 
@@ -58,12 +56,8 @@ def page_client(replica: ThreadedReplica) -> Iterator[PageClient]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -9,15 +9,18 @@ import hashlib
 import json
 import re
 import secrets
+import shutil
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from playwright.sync_api import Page
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from child.engines.browser import launch_args
 from child.replica import GENERATE_PATH, SESSION_COOKIE, ReplicaConfig, ReplicaServer
@@ -27,6 +30,22 @@ from tests.support.processes import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = launch_args()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, launched as the children launch it; the test is skipped
+    where it is not installed."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 SESSION = "test-session"
 # Fast enough to keep the suite short, slow enough that a page shows several partial texts.
 FAST = {"first_token_ms": 40, "token_ms": 15}
