@@ -147,8 +147,13 @@ class Proxy:
                 child = await self.pool.acquire(request_id, chat.model, frozenset(avoid), lane)
             except RequestCancelled as exc:
                 raise ProxyError(499, "request_cancelled", exc.message) from None
+            body = raw
+            if chat.model is None and child.models:
+                # The child's own default may be a model its profile's settings leave out:
+                # name the first it may serve (the page's order, so the page's default if allowed).
+                body = json.dumps({**chat.body, "model": child.models[0]}).encode()
             try:
-                answer = await self._ask(child, raw, chat.stream, request_id)
+                answer = await self._ask(child, body, chat.stream, request_id)
             except _ChildFailed as failure:
                 if failure.answered is None:
                     self.pool.release(

@@ -87,6 +87,14 @@ def test_models_limit_what_a_profile_is_given_and_change_live(
     assert run.child("bob")["models"] == ["m1", "m2"]
     assert {ask(run, "m1") for _ in range(4)} == {"bob"}
     assert {ask(run, "m2") for _ in range(4)} == {"alice", "bob"}
+    # A request that names no model is given the first model its child may serve, not the
+    # page's default when the settings leave that out.
+    unnamed = {}
+    for _ in range(4):
+        response = run.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 200, response.text
+        unnamed[response.headers["x-coordinator-child"]] = response.json()["model"]
+    assert unnamed == {"alice": "m2", "bob": "m1"}
     # A change of models is applied in place: no restart.
     pid = run.child("alice")["pid"]
     settings.write_text('models = ["m1"]\nweight = 3\n')
