@@ -117,9 +117,13 @@ def render_fleet(fleet: Fleet) -> str:
 
 def _notes(status: Status) -> list[str]:
     children = status.children
-    return (
-        spare_lines(children) + cooldown_lines(children) + quota_lines(status.quota) + drift_lines(children)
-    )
+    return [
+        *spare_lines(children),
+        *cooldown_lines(children),
+        *quota_lines(status.quota),
+        *settings_lines(children),
+        *drift_lines(children),
+    ]
 
 
 def fleet_json(fleet: Fleet) -> str:
@@ -181,6 +185,7 @@ def render(status: Status) -> str:
     sections = (
         spare_lines(children) + cooldown_lines(children),
         quota_lines(status.quota),
+        settings_lines(children),
         drift_lines(children),
     )
     for section in sections:
@@ -254,6 +259,31 @@ def quota_lines(view: dict[str, Any]) -> list[str]:
     day = _mapping(view.get("quota_day"))
     if lines and day.get("start"):
         lines.insert(0, f"quota day since {_text(day.get('start'))} ({_text(day.get('timezone'))})")
+    return lines
+
+
+def settings_lines(children: list[dict[str, Any]]) -> list[str]:
+    """One line per profile whose settings file sets something (the proxy as the
+    coordinator shows it: masked), e.g. `alice: settings proxy socks5://***@h:1080, models pro`."""
+    lines = []
+    for child in children:
+        settings = _mapping(child.get("settings"))
+        parts = [
+            f"{key} {clip(_text(settings.get(key)), 80)}"
+            for key in ("proxy", "locale", "timezone")
+            if settings.get(key)
+        ]
+        models = settings.get("models")
+        if isinstance(models, list):
+            parts.append(f"models {clip(', '.join(str(model) for model in models), 120) or '(none)'}")
+        weight = settings.get("weight")
+        if isinstance(weight, int | float) and not isinstance(weight, bool) and weight != 1:
+            parts.append(f"weight {weight:g}")
+        limits = _mapping(settings.get("daily_limits"))
+        if limits:
+            parts.append("limits " + clip(", ".join(f"{m}={n}" for m, n in limits.items()), 120))
+        if parts:
+            lines.append(f"{_text(child.get('profile', child.get('id')))}: settings {', '.join(parts)}")
     return lines
 
 

@@ -70,6 +70,12 @@ def test_settings_reach_the_child_and_the_proxy_stays_secret(
         "enabled": True,
     }
     assert bob["settings"]["proxy"] is None and bob["settings"]["weight"] == 1.0
+    shown = run.status().stdout
+    assert (
+        "alice: settings proxy socks5://***@127.0.0.1:1080, locale de-DE, timezone Europe/Berlin, "
+        "weight 2, limits mock=100"
+    ) in shown.splitlines(), shown
+    assert "bob: settings" not in shown and SECRET not in shown
     ask(run, "mock")
     assert SECRET not in run.output()
     assert all(SECRET not in path.read_text(errors="replace") for path in run.log_dir.rglob("*.log"))

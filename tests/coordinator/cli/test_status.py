@@ -237,6 +237,23 @@ def test_render_lists_cooldowns_per_model_and_of_whole_profiles_below_the_table(
     assert "out of quota" not in status.render(Status("http://c", SUMMARY, LISTING))
 
 
+def test_render_shows_what_each_profiles_settings_file_sets() -> None:
+    configured = {
+        **ALPHA,
+        "settings": {
+            "proxy": "socks5://***@proxy.example:1080", "locale": "de-DE", "timezone": None,
+            "models": ["pro"], "weight": 3.0, "daily_limits": {"pro": 40}, "enabled": True,
+        },
+    }  # fmt: skip
+    plain = {**BETA, "settings": {"proxy": None, "models": None, "weight": 1.0, "daily_limits": {}}}
+    text = status.render(Status("http://c", SUMMARY, {"object": "list", "data": [configured, plain]}))
+    assert (
+        "alpha: settings proxy socks5://***@proxy.example:1080, locale de-DE, models pro, weight 3, "
+        "limits pro=40"
+    ) in text.splitlines()
+    assert "beta: settings" not in text
+
+
 def fleet_transport(down: set[str] = frozenset()) -> httpx.MockTransport:  # type: ignore[assignment]
     """Two shards: h1 runs alpha, h2 runs beta; a host in `down` refuses connections."""
     limited = {**BETA, "cooldown_reason": "rate_limited", "cooldown_seconds": 250.0}
