@@ -190,12 +190,17 @@ class Child:
             reason=reason,
         )
 
-    def model_cooldown_left(self, model: str | None, now: float) -> float:
-        """Seconds until `model`'s quota resets on this child (0: it may serve it).
+    def model_for(self, asked: str | None) -> str | None:
+        """The model this child serves a request for `asked` with: that one, or for a request
+        that names none, the first it may serve (the coordinator names it to the child)."""
+        if asked is not None:
+            return asked
+        return self.models[0] if self.models else None
 
-        None is the child's default model, the first it offers, as the child itself chooses."""
-        if model is None:
-            model = self.models[0] if self.models else None
+    def model_cooldown_left(self, model: str | None, now: float) -> float:
+        """Seconds until `model`'s quota resets on this child (0: it may serve it); None is
+        the model it serves a request that names none."""
+        model = self.model_for(model)
         until = self.model_cooldowns.get(model) if model is not None else None
         return until - now if until is not None and until > now else 0.0
 

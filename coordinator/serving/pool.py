@@ -250,7 +250,7 @@ class Pool:
             started = asked = None
         if outcome is Outcome.QUOTA and self.quota is not None:
             # The model the child named; for a whole account's quota, the one asked for.
-            hit = model or asked or (child.models[0] if child.models else None)
+            hit = model or child.model_for(asked)
             if hit is not None:
                 self.quota.hit(child.id, hit)
         if outcome is Outcome.SERVED:
@@ -450,7 +450,7 @@ class Pool:
                 if rank is None:
                     best, best_index = child, index
                     break
-                share = rank(child.id, model or (child.models[0] if child.models else None))
+                share = rank(child.id, child.model_for(model))
                 if best_share is None or share < best_share:
                     best, best_index, best_share = child, index, share
                 continue

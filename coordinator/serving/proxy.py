@@ -148,10 +148,10 @@ class Proxy:
             except RequestCancelled as exc:
                 raise ProxyError(499, "request_cancelled", exc.message) from None
             body = raw
-            if chat.model is None and child.models:
+            if chat.model is None and (model := child.model_for(None)) is not None:
                 # The child's own default may be a model its profile's settings leave out:
                 # name the first it may serve (the page's order, so the page's default if allowed).
-                body = json.dumps({**chat.body, "model": child.models[0]}).encode()
+                body = json.dumps({**chat.body, "model": model}).encode()
             try:
                 answer = await self._ask(child, body, chat.stream, request_id)
             except _ChildFailed as failure:

@@ -131,6 +131,15 @@ def error_reply(
     return Reply(status, error_body(status, code, message, param=param), headers=headers, error_code=code)
 
 
+def _method_not_allowed(request: Request, allowed: tuple[str, ...]) -> Reply:
+    return error_reply(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed on {request.path}.",
+        headers=((b"allow", ", ".join(allowed).encode()),),
+    )
+
+
 def error_body(status: int, code: str | None, message: str, *, param: str | None = None) -> bytes:
     """OpenAI's error object as bytes; also the server's own refusals (malformed HTTP...)."""
     return _dumps(wire.error_body(message, status=status, code=code, param=param))
@@ -286,12 +295,7 @@ class App:
             )
         methods, handler = route
         if request.method not in methods:
-            return error_reply(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed on {path}.",
-                headers=((b"allow", ", ".join(methods).encode()),),
-            )
+            return _method_not_allowed(request, methods)
         return handler, params
 
     @staticmethod
@@ -356,9 +360,9 @@ class App:
             )
 
     def _default_model(self, child_id: str | None) -> str | None:
-        """The model a child serves a request that names none: the first it offers."""
+        """The model a child served a request that named none (n > 1: the first child's)."""
         child = self.coordinator.roster.get(child_id.partition(",")[0]) if child_id else None
-        return child.models[0] if child is not None and child.models else None
+        return child.model_for(None) if child is not None else None
 
     def _cors(self, request: Request) -> tuple[tuple[bytes, bytes], ...]:
         """The CORS headers of an answer to a page of an allowed origin (a preflight's
@@ -627,12 +631,7 @@ class App:
             )
         wanted = ("GET", "HEAD") if action == "screenshot" else ("POST",)
         if request.method not in wanted:
-            return error_reply(
-                405,
-                "method_not_allowed",
-                f"{request.method} is not allowed on {request.path}.",
-                headers=((b"allow", ", ".join(wanted).encode()),),
-            )
+            return _method_not_allowed(request, wanted)
         if action == "screenshot":
             try:
                 png = await self.screenshots.get(child)
