@@ -359,8 +359,6 @@ class BrowserEngine:
     ) -> None:
         self.name = launcher.name
         self.launcher = launcher
-        self.locale = launcher.options.locale
-        self.timezone = launcher.options.timezone
         self.site = site
         self.writer = writer
         self.capture = capture
@@ -396,6 +394,7 @@ class BrowserEngine:
             self._writing = asyncio.create_task(self.writer.run(self._context), name="profile-writer")
 
     def _context_options(self) -> dict[str, Any]:
+        options = self.launcher.options
         return {
             # Read once through the writer: it replaces only the version the context came from.
             "storage_state": self.writer.read(),
@@ -406,8 +405,8 @@ class BrowserEngine:
                 "password": self.capture.password,
             },
             "ignore_https_errors": self.launcher.ignores_certificate_errors,
-            **({"locale": self.locale} if self.locale else {}),
-            **({"timezone_id": self.timezone} if self.timezone else {}),
+            **({"locale": options.locale} if options.locale else {}),
+            **({"timezone_id": options.timezone} if options.timezone else {}),
         }
 
     async def close(self) -> None:
