@@ -37,7 +37,7 @@ from coordinator.serving.http import HttpServer, Limits
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy
-from coordinator.serving.routes import App, error_body
+from coordinator.serving.routes import App, refusal_body
 from coordinator.serving.transport import Transport, TransportError, cancel_request
 from coordinator.settings import Settings
 
@@ -299,7 +299,7 @@ async def serve(settings: Settings, plan: Plan, child_env: Mapping[str, str] | N
 
     server = HttpServer(
         App(coordinator),
-        error_body=error_body,
+        error_body=refusal_body,
         limits=http_limits(settings, len(plan.specs)),
         on_limit=coordinator.metrics.limit_met,
     )

@@ -42,7 +42,8 @@ from coordinator.protocol.openai import OpenAIError
 log = structlog.get_logger("coordinator.serving.http")
 
 Headers = Iterable[tuple[bytes, bytes]]
-ErrorBody = Callable[[int, str, str], bytes]
+# status, code, message, and the path asked (empty where none was read): the body of an error
+ErrorBody = Callable[[int, str, str, str], bytes]
 LimitMet = Callable[[str], None]
 
 # A refused request's body up to this size is read and dropped, so that the connection
@@ -223,8 +224,8 @@ def _head(server: HttpServer, status: int, headers: Headers, framing: bytes, *, 
     return b"".join(parts)
 
 
-def _error_answer(server: HttpServer, refused: _Refused) -> bytes:
-    body = server.error_body(refused.status, refused.code, refused.message)
+def _error_answer(server: HttpServer, refused: _Refused, path: str = "") -> bytes:
+    body = server.error_body(refused.status, refused.code, refused.message, path)
     framing = b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
     return _head(server, refused.status, (), framing, close=True) + body
 
@@ -477,7 +478,7 @@ class _Connection(asyncio.Protocol):
             log.exception("handler_failed", method=request.method, path=request.path)
             if not request.started and not self.closed:
                 body = self.server.error_body(
-                    500, "internal_error", "The coordinator failed on this request."
+                    500, "internal_error", "The coordinator failed on this request.", request.path
                 )
                 with contextlib.suppress(Exception):
                     await request.respond(500, [(b"content-type", b"application/json")], body)
@@ -563,9 +564,9 @@ class _Connection(asyncio.Protocol):
         self.server.on_limit(refused.limit or refused.code)
         self._stop_reading()
         if self.busy:
-            self.refusal_after = _error_answer(self.server, refused)
+            self.refusal_after = _error_answer(self.server, refused, self._path())
         else:
-            self.transport.write(_error_answer(self.server, refused))
+            self.transport.write(_error_answer(self.server, refused, self._path()))
             self._close_after_answer()
 
     def _close_after_answer(self) -> None:
@@ -581,6 +582,10 @@ class _Connection(asyncio.Protocol):
                 self.transport.write_eof()
         self._set_phase(_Phase.LINGER, LINGER_SECONDS)
         self._mark_idle()  # nothing more will be answered here: first to go if room is needed
+
+    def _path(self) -> str:
+        """The path of the request being read, as far as it has arrived."""
+        return self.url.split(b"?", 1)[0].decode("latin-1")
 
     def _stop_reading(self) -> None:
         """Nothing more of what this client sends will be used: pause until the close."""

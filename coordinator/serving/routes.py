@@ -145,6 +145,12 @@ def error_body(status: int, code: str | None, message: str, *, param: str | None
     return _dumps(wire.error_body(message, status=status, code=code, param=param))
 
 
+def refusal_body(status: int, code: str, message: str, path: str) -> bytes:
+    """The server's own refusals (a body too large, a head too slow...) in the shape of the
+    API of the path asked, as the routes' errors are."""
+    return dialects.dress_error(path, status, error_body(status, code, message))
+
+
 def _dumps(content: Any) -> bytes:
     return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 

@@ -48,6 +48,11 @@ def locked(module_runs: Runs) -> Coordinator:
 
 
 @pytest.fixture(scope="module")
+def small(module_runs: Runs) -> Coordinator:
+    return module_runs.start(("s1",), args=["--max-body-bytes", "4096"])
+
+
+@pytest.fixture(scope="module")
 def exhausted(module_runs: Runs) -> Coordinator:
     return module_runs.start(("q1",), env={"MOCK_QUOTA": "q1"})
 
@@ -224,6 +229,22 @@ def test_bad_json_and_unknown_routes_answer_in_anthropics_shape(plain: Coordinat
     answer = httpx.get(plain.url + "/v1/messages", timeout=10)
     assert answer.status_code == 405
     assert answer.json()["type"] == "error"
+
+
+def test_a_body_too_large_is_refused_in_anthropics_shape_and_on_the_chat_route_in_openais(
+    small: Coordinator,
+) -> None:
+    long = [{"role": "user", "content": "x" * 8192}]
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        anthropic_client(small).messages.create(model="mock", max_tokens=100, messages=long)  # type: ignore[arg-type]
+    assert caught.value.status_code == 413
+    body: Any = caught.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "request_too_large"
+    assert "4096 bytes" in body["error"]["message"]
+    chat = httpx.post(
+        small.url + "/v1/chat/completions", json={"model": "mock", "messages": long}, timeout=10
+    )
+    assert chat.status_code == 413 and chat.json()["error"]["code"] == "request_too_large"
 
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

@@ -265,3 +265,32 @@ def test_a_function_the_page_cannot_take_is_called_through_the_prompt(
         and json.loads(call.function.arguments) == json.loads(written.group(1))["arguments"]
     )
     assert not answer.choices[0].message.content  # the call line is not left in the text
+
+
+def test_two_choices_come_from_both_pages_whole_and_streamed(served: tuple[Coordinator, Site]) -> None:
+    run, site = served
+    ask: list[ChatCompletionMessageParam] = [{"role": "user", "content": "call get_weather for Oslo"}]
+    before = len(site.runs())
+    answer = client(run).chat.completions.create(model="replica-flash", messages=ask, tools=[WEATHER], n=2)
+    assert [choice.index for choice in answer.choices] == [0, 1]
+    assert [called(answer.model_copy(update={"choices": [c]})) for c in answer.choices] == [
+        ["get_weather"]
+    ] * 2
+    schemas.assert_valid(schemas.CHAT_COMPLETION, answer.model_dump(mode="json", exclude_unset=True))
+    pages = site.runs()[before:]
+    # One run on each account's page, each with the declaration set in its Tools group.
+    assert (
+        len({page["session"] for page in pages}) == 2
+        and [declared(page) for page in pages] == [["get_weather"]] * 2
+    )
+    stream = client(run).chat.completions.create(
+        model="replica-flash", messages=ask, tools=[WEATHER], n=2, stream=True
+    )
+    finished = {
+        choice.index: choice.finish_reason
+        for chunk in stream
+        for choice in chunk.choices
+        if choice.finish_reason
+    }
+    assert finished == {0: "tool_calls", 1: "tool_calls"}
+    assert len({page["session"] for page in site.runs()[before + 2 :]}) == 2
