@@ -90,6 +90,9 @@ class Child:
         self.after_stop: ChildState = ChildState.STOPPED  # draining, stopping: where the stop leads
         self.request_id: str | None = None  # busy
         self.spare_reason: str | None = None  # spare: why it waits
+        # Spare because it was stopped to give its slot away while cooling down: once the
+        # cooldown is over it waits for a slot like any spare.
+        self.replaced = False
         # Lifecycle bookkeeping, read by the supervisor.
         self.failures = 0  # exits in a row; reset after a healthy run
         self.start_failures = 0  # starts in a row that never became ready
@@ -271,6 +274,8 @@ class Child:
             raise InvalidTransition(f"child {self.id}: a stop cannot lead to {then}")
         self._check(_S.STOPPING, reason)
         self.after_stop = then
+        if then is _S.SPARE:
+            self.spare_reason, self.replaced = reason, True
         self._move(_S.STOPPING, reason)
 
     def log_out(self, detail: str, reason: str) -> None:
@@ -283,10 +288,11 @@ class Child:
         else:
             self._move_checked(_S.AUTH_EXPIRED, reason)
 
-    def spare(self, reason: str) -> None:
-        """Spare: valid, not running, waiting for a --max-browsers slot; `reason` says why."""
+    def spare(self, reason: str, *, replaced: bool = False) -> None:
+        """Spare: valid, not running, waiting for a --max-browsers slot; `reason` says why,
+        `replaced` that it gave its slot away while cooling down."""
         self._check(_S.SPARE, reason)
-        self.spare_reason = reason
+        self.spare_reason, self.replaced = reason, replaced
         self._move(_S.SPARE, reason)
 
     def stopped(self, reason: str) -> None:

@@ -316,7 +316,7 @@ class Supervisor:
         if then is _S.STARTING and not self.stopping:
             self.spawn_soon(child, "restart after drain")
         elif then is _S.SPARE and not self.stopping:
-            child.spare(child.spare_reason or f"replaced ({how})")
+            child.spare(child.spare_reason or f"replaced ({how})", replaced=True)
         elif then is _S.AUTH_EXPIRED:
             child.logged_out(
                 f"profile {child.spec.profile.path} is logged out; log in again and replace the file ({how})"
@@ -396,11 +396,11 @@ class Supervisor:
             if child.state is _S.COOLDOWN and why in ACCOUNT_COOLDOWNS and left > self.settings.spare_after:
                 assert why is not None
                 ready_spares.pop(0)
-                child.spare_reason = (
+                child.stop(
                     f"replaced: in {why.value} cooldown for {left:.0f}s, "
-                    f"more than --spare-after {self.settings.spare_after:g}s"
+                    f"more than --spare-after {self.settings.spare_after:g}s",
+                    then=_S.SPARE,
                 )
-                child.stop(child.spare_reason, then=_S.SPARE)
         free = limit - sum(1 for c in self.roster if c.state in OCCUPYING)
         for child in self.roster:
             if child.state is not _S.SPARE or not self._may_serve(child, now):
@@ -408,7 +408,7 @@ class Supervisor:
             if free > 0:
                 free -= 1
                 self.spawn_soon(child, f"a slot of --max-browsers {limit} is free")
-            elif child.spare_reason is not None and child.spare_reason.startswith("replaced"):
+            elif child.replaced:
                 child.spare(f"--max-browsers {limit}: every slot is taken (its cooldown is over)")
 
     def _no_slot_for(self, child: Child) -> bool:
