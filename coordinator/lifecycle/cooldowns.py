@@ -21,11 +21,8 @@ a missing, unreadable or garbled file means "no cooldowns", with a warning.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
+from coordinator.protocol.writeback import write_atomically
 
 log = structlog.get_logger("coordinator.lifecycle.cooldowns")
 
@@ -179,18 +178,7 @@ def save(
             for name, per_model in sorted(models.items())
             if per_model
         }
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(document, file, indent=2)
-            file.write("\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, (json.dumps(document, indent=2) + "\n").encode())
 
 
 class Cooldowns:
