@@ -29,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 # Random bytes behind real signatures: a change of one byte on the way shows in the hash.
 PNG = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(300_000)
 PDF = b"%PDF-1.7\n" + secrets.token_bytes(120_000) + b"\n%%EOF\n"
+WAV = b"RIFF" + (36 + 64_000).to_bytes(4, "little") + b"WAVEfmt " + secrets.token_bytes(64_024)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,29 @@ def test_a_pdf_file_part_streams_its_answer(served: tuple[Coordinator, Site]) ->
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text.startswith(f"Received 1 file: {seen('report.pdf', 'application/pdf', PDF)}.")
     assert [file["name"] for file in site.last_run()["files"]] == ["report.pdf"]
+
+
+def test_an_input_audio_part_arrives_byte_for_byte(served: tuple[Coordinator, Site]) -> None:
+    run, site = served
+    audio: Any = {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(WAV).decode(), "format": "wav"},
+    }
+    answer = run.openai(timeout=90).chat.completions.create(
+        model="replica-flash",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "transcribe this"}, audio]}],
+    )
+    assert (answer.choices[0].message.content or "").startswith(
+        f"Received 1 file: {seen('audio-1.wav', 'audio/wav', WAV)}."
+    )
+    assert site.last_run()["files"] == [
+        {
+            "name": "audio-1.wav",
+            "mime_type": "audio/wav",
+            "bytes": len(WAV),
+            "sha256": hashlib.sha256(WAV).hexdigest(),
+        }
+    ]
 
 
 def test_files_of_two_messages_go_with_the_one_prompt_each_named_where_it_came(
