@@ -4,5 +4,6 @@ The coordinator starts it as `python -m child ...` and talks to it over 127.0.0.
 with a per-run token. It serves one request at a time and does no scheduling.
 """
 
-# structlog without rich, before any module of ours imports it: see the coordinator package.
+# rich kept out of structlog and httpx, before any module of ours imports them: see the
+# coordinator package.
 import coordinator  # noqa: F401

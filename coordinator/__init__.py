@@ -5,15 +5,19 @@ import sys
 __version__ = "0.1.0"
 
 
-def _import_structlog_without_rich() -> None:
-    """Import structlog with rich hidden from it, before any module of ours imports it.
+def _keep_rich_out() -> None:
+    """Keep rich out of our processes, before any module of ours imports structlog or httpx.
 
-    structlog imports rich whenever it is installed (typer and camoufox install it), for the
-    tracebacks of its console renderer: a tenth of a second at every start of the
+    Two libraries import rich whenever it is installed (typer and camoufox install it):
+    structlog, for its console renderer's tracebacks, and httpx, for its own command line.
+    With pygments and click that is a tenth of a second or more at every start of the
     coordinator, of each child and of every CLI call. Our logs are JSON but on a terminal,
-    where structlog's plain tracebacks do. Rich stays importable for the others (typer's
-    help) afterwards. The child's package imports this one first, for the same effect.
+    where structlog's plain tracebacks do; httpx's command line no process of ours runs.
+    Rich stays importable for whoever asks for it (typer's help). The child's package
+    imports this one first, for the same effect.
     """
+    # httpx imports its command line in a try and stubs it on ImportError, which this raises.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     if "structlog" in sys.modules or "rich" in sys.modules:
         return  # too late, or someone wants rich anyway
     sys.modules["rich"] = None  # type: ignore[assignment]  # an import of it raises ImportError
@@ -23,4 +27,4 @@ def _import_structlog_without_rich() -> None:
         del sys.modules["rich"]
 
 
-_import_structlog_without_rich()
+_keep_rich_out()
