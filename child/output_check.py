@@ -16,9 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
 import structlog
-from jsonschema.exceptions import SchemaError, UnknownType, best_match
 
 from child.engines.base import EngineError
 from coordinator.protocol.link import INVALID_OUTPUT, AnswerEvent, TextDelta, ToolCall
@@ -47,6 +45,11 @@ class InvalidSchema(EngineError):
 
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     """Why `schema` is no valid JSON Schema (the rule it breaks), or None."""
+    # Here, not at the top: jsonschema takes ~0.2 s to import, and only requests with a
+    # schema or strict tools need it, not every child's start.
+    import jsonschema
+    from jsonschema.exceptions import SchemaError
+
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         validator_class.check_schema(schema)
@@ -59,6 +62,9 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
 def first_violation(instance: Any, schema: Mapping[str, Any]) -> str | None:
     """Where `instance` first breaks `schema` (a valid one) and which rule (None if it
     matches): the path and the keyword, never the values."""
+    import jsonschema  # see schema_problem
+    from jsonschema.exceptions import UnknownType, best_match
+
     validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         # The most telling one, as jsonschema ranks them (the shallowest, the least ambiguous).

@@ -17,12 +17,8 @@ from typing import Any
 import structlog
 import typer
 
-from coordinator import runtime as server
 from coordinator.cli import check_site as site_check
-from coordinator.cli import demo as demo_site
-from coordinator.cli import login_import, status
 from coordinator.cli import profiles as inventory
-from coordinator.cli import usage as usage_report
 from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.ledger.quota import parse_limits
 from coordinator.lifecycle import shards
@@ -37,9 +33,13 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Turn a folder of logged-in browser profiles into one OpenAI-compatible endpoint.",
+    # click's plain help and errors: typer's rich ones take ~0.3 s to import, at every --help.
+    rich_markup_mode=None,
 )
 log = structlog.get_logger("coordinator.cli.main")
 _DEFAULTS = Settings(profiles=Path("auth_profiles/active"))
+# Where `status` and `usage` look by default: where `run` listens by default.
+_LOCAL_URL = f"http://127.0.0.1:{_DEFAULTS.port}"
 
 
 def _option(name: str, help: str, default: Any = None, **extra: Any) -> Any:
@@ -275,6 +275,8 @@ def run(
     )
     if not demo:
         raise typer.Exit(_run(settings, {}))
+    from coordinator.cli import demo as demo_site  # only --demo needs it (and httpx)
+
     with tempfile.TemporaryDirectory(prefix="coordinator-demo-") as folder:
         settings = replace(settings, profiles=Path(folder))
         if settings.engine is Engine.MOCK:
@@ -325,6 +327,8 @@ def login(
     if problem := name_problem(name):
         raise _fail(f"cannot use {name!r} as a profile name: {problem}")
     if import_file is not None:
+        from coordinator.cli import login_import  # only --import reads cookie files
+
         if remote:
             raise _fail("--import and --remote are two ways to log in: give one")
         try:
@@ -389,7 +393,7 @@ def check_site(
 @app.command("status")
 def show_status(
     url: list[str] = typer.Option(
-        [status.DEFAULT_URL],
+        [_LOCAL_URL],
         "--url",
         envvar="COORDINATOR_URL",
         help="A coordinator's address; repeat it (or separate with commas) for one table of several.",
@@ -404,6 +408,9 @@ def show_status(
     """Show running coordinators' children: state, pid, ports, request, served, errors.
 
     Several --url make one table with a HOST column; exit 1 if one of them did not answer."""
+    # Here, not at the top, as in `usage`: httpx, which only these two commands need.
+    from coordinator.cli import status
+
     try:
         key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
         fleet = status.fetch_all(status.split_urls(url), key, timeout=timeout)
@@ -423,7 +430,7 @@ def show_usage(
     until: str | None = typer.Option(
         None, "--to", help="To (exclusive): unix seconds or an ISO date or time."
     ),
-    url: str = _option("--url", "The coordinator's address.", default=status.DEFAULT_URL),
+    url: str = _option("--url", "The coordinator's address.", default=_LOCAL_URL),
     api_key: str | None = _STATUS_KEY,
     api_key_file: Path | None = _STATUS_KEY_FILE,
     admin_key: str | None = _STATUS_ADMIN_KEY,
@@ -435,6 +442,9 @@ def show_usage(
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for the coordinator."),
 ) -> None:
     """Show a running coordinator's usage ledger: requests, errors, tokens and TTFT per group."""
+    from coordinator.cli import status
+    from coordinator.cli import usage as usage_report
+
     params = {"group_by": group_by, **({"from": since} if since else {}), **({"to": until} if until else {})}
     try:
         key = status.first_key(admin_key, admin_key_file) or status.first_key(api_key, api_key_file)
@@ -496,6 +506,10 @@ def _warn_keys_on_command_line(ctx: typer.Context) -> None:
 
 
 def _run(settings: Settings, child_env: dict[str, str]) -> int:
+    # Here, not at the top: the server's imports (HTTP, metrics, the lifecycle, the API's
+    # dialects) are most of this command line's start-up time, and only `run` needs them.
+    from coordinator import runtime as server
+
     shard = shards.Shard(settings.shard_index, settings.shard_count)
     sharded = shard.count > 1
     try:

@@ -22,7 +22,6 @@ import httpx
 from coordinator.cli.keys import KeyFileError, read_api_keys
 from coordinator.cli.table import clip, table
 
-DEFAULT_URL = "http://127.0.0.1:2048"
 HEADERS = ("PROFILE", "STATE", "PID", "PORTS", "REQUEST", "SERVED", "RESTARTS", "IN STATE", "LAST ERROR")
 _NUMERIC = {2, 5, 6, 7}
 _ERROR_WIDTH = 60

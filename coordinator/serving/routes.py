@@ -16,7 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -31,7 +31,6 @@ from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
 from coordinator.serving.http import Admission, Request
-from coordinator.serving.image_urls import ImageFetcher
 from coordinator.serving.lanes import Lane
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
@@ -41,6 +40,9 @@ from coordinator.serving.pool import (
 from coordinator.serving.proxy import ProxyError
 from coordinator.serving.screenshots import Screenshots, ScreenshotUnavailable
 from coordinator.serving.service import Service
+
+if TYPE_CHECKING:
+    from coordinator.serving.image_urls import ImageFetcher
 
 log = structlog.get_logger("coordinator.serving.routes")
 
@@ -173,11 +175,14 @@ class App:
         self.key_lanes = {label: Lane(lane) for label, lane in coordinator.settings.key_priorities}
         self.fanout = FanOut(coordinator.proxy, coordinator.pool)
         settings = coordinator.settings
-        self.images = (
-            ImageFetcher(max_bytes=settings.max_body_bytes, timeout=settings.fetch_image_timeout)
-            if settings.fetch_image_urls
-            else None
-        )
+        self.images: ImageFetcher | None = None
+        if settings.fetch_image_urls:
+            # Imported only then: it brings httpx, a twentieth of a second at every start.
+            from coordinator.serving.image_urls import ImageFetcher
+
+            self.images = ImageFetcher(
+                max_bytes=settings.max_body_bytes, timeout=settings.fetch_image_timeout
+            )
         get = ("GET", "HEAD")
         # path → methods → handler; the two paths with parameters are matched by prefix.
         self.routes: dict[str, tuple[tuple[str, ...], Handler]] = {

@@ -7,6 +7,7 @@ import pytest
 from child.output_check import InvalidOutput, InvalidSchema, OutputCheck, first_violation
 from coordinator.protocol.link import TextDelta, ToolCall
 from coordinator.protocol.request import ChatOptions, FunctionTool, OutputFormat, OutputKind
+from tests.support.imports import heavy, imported_by
 
 SCHEMA = {
     "type": "object",
@@ -86,3 +87,11 @@ def test_a_schema_that_is_no_json_schema_is_a_400_before_anything_is_asked() -> 
         OutputCheck(ChatOptions(tools=(FunctionTool("f", parameters=bad, strict=True),)))
     assert refused.value.param == "tools[0].function.parameters"
     assert first_violation(1, {"type": "integer"}) is None
+
+
+def test_a_child_starts_without_jsonschema_rich_or_the_browser() -> None:
+    """Start-up time: jsonschema comes with the first request that needs a check; rich never
+    (structlog's is hidden); Playwright and cryptography only with a browser engine."""
+    modules = imported_by(["-m", "child", "--help"])
+    assert "child.http.server" in modules and "child.output_check" in modules
+    assert heavy(modules, "jsonschema", "rich", "playwright", "cryptography") == set()

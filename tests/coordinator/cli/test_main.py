@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from coordinator.cli import main
 from coordinator.protocol import logs
 from coordinator.settings import Engine, Settings
+from tests.support.imports import heavy, imported_by
 
 
 @pytest.fixture
@@ -188,3 +189,17 @@ def test_a_shard_that_cannot_be_is_refused(
     monkeypatch.setattr(socket, "gethostname", lambda: "vm")
     result = CliRunner().invoke(main.app, ["run", "--profiles", str(tmp_path), *args])
     assert result.exit_code == 2 and said in result.output and not started
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["profiles", "{tmp}"], ["status", "--url", "http://127.0.0.1:9", "--timeout", "1"]],
+    ids=["help", "profiles", "status"],
+)
+def test_the_light_commands_load_no_server_and_no_rich(argv: list[str], tmp_path: Path) -> None:
+    """Start-up time: they import neither the server (`run`'s), nor rich (structlog's or
+    typer's), nor jsonschema."""
+    modules = imported_by(["-m", "coordinator", *(a.replace("{tmp}", str(tmp_path)) for a in argv)])
+    assert "coordinator.cli.main" in modules
+    assert heavy(modules, "coordinator.runtime", "coordinator.serving.routes", "prometheus_client") == set()
+    assert heavy(modules, "rich", "jsonschema") == set()

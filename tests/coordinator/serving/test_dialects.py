@@ -6,6 +6,7 @@ import json
 
 from coordinator.serving import dialects
 from coordinator.serving.routes import error_body
+from tests.support.imports import heavy, imported_by
 
 
 def test_each_adapter_route_has_its_dialect_and_its_subpaths_too() -> None:
@@ -57,3 +58,12 @@ def test_a_plan_is_a_chat_body_and_its_translations() -> None:
     assert plan.encoder().start().startswith(b"event: message_start\n")
     completion = {"choices": [{"message": {"content": "x"}, "finish_reason": "stop"}]}
     assert plan.whole(completion)["content"] == [{"type": "text", "text": "x"}]
+
+
+def test_the_run_path_imports_the_translations_httpx_and_rich_only_when_used() -> None:
+    """Start-up time: the server's modules leave the Responses and Anthropic translations to
+    their first request, httpx to --fetch-image-urls, and rich out."""
+    modules = imported_by(["-c", "import coordinator.cli.main, coordinator.runtime"])
+    assert "coordinator.serving.dialects" in modules
+    assert heavy(modules, "coordinator.protocol.responses", "coordinator.protocol.anthropic") == set()
+    assert heavy(modules, "httpx", "coordinator.serving.image_urls", "rich", "jsonschema") == set()
