@@ -324,10 +324,9 @@ class Pool:
         """The child serving `request_id`, or its place in the queue."""
         if request_id in self.active:
             return self.active[request_id]
-        for waiter in self.waiters:
-            if waiter.request_id == request_id:
-                return waiter
-        return None
+        # Asked of every chat request (is its id in use?): the queue is searched as it lies,
+        # not sorted into arrival order first. An id waits at most once, so the answer is the same.
+        return next((w for w in self.waiters.unordered() if w.request_id == request_id), None)
 
     def cancel_waiting(self, waiter: Waiter) -> None:
         if not waiter.future.done():
