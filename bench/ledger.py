@@ -115,8 +115,10 @@ def open_compare(children: int, rate: int, seconds: float, rounds: int, folder: 
             parent = psutil.Process(run.process.pid)
             processes[name] = (parent, parent.children(recursive=True))
             run_fast(open_loop(run.port, BODY, rate, 1.0))  # warm-up
-        for _ in range(rounds):
-            for name, run in runs.items():
+        for index in range(rounds):
+            # Off first in even rounds, on first in odd ones: what a round's order costs is shared.
+            for name in ("off", "on") if index % 2 == 0 else ("on", "off"):
+                run = runs[name]
                 parent, kids = processes[name]
                 before = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
                 schedule = run_fast(open_loop(run.port, BODY, rate, seconds))
