@@ -17,14 +17,15 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
+import uvloop
 
 # The scripts run as `.venv/bin/python bench/x.py`: put the repository on the path for `tests`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +35,8 @@ from tests.support.processes import stop_process_group as stop_process_group
 
 # Benchmarks take ports above the tests' so that both can run at once.
 BENCH_PORTS = {"low": 30000, "high": 32700}
+
+T = TypeVar("T")
 
 PROMPT = "the quick brown fox"
 BODY = json.dumps({"model": "mock", "messages": [{"role": "user", "content": PROMPT}]}).encode()
@@ -289,6 +292,75 @@ async def load(
     )
     tally.wall = time.perf_counter() - started
     return tally
+
+
+@dataclass
+class Schedule:
+    """What an open-loop run got: per request, its latency counted from the moment it was
+    due (so that time spent waiting to be sent shows), and how late it was sent."""
+
+    latencies: list[float] = field(default_factory=list)
+    sent_late: list[float] = field(default_factory=list)
+    errors: int = 0
+    wall: float = 0.0
+    connections: int = 0  # opened: about the most requests that were in flight at once
+
+
+async def open_loop(
+    port: int, body: bytes, rate: float, seconds: float, *, max_connections: int = 64
+) -> Schedule:
+    """Requests at a fixed `rate` for `seconds`, each sent when due whether or not the ones
+    before it are answered (an open loop: a slow server meets the same arrivals, and its
+    queue shows in the latencies); keep-alive connections, one per request in flight."""
+    schedule = Schedule()
+    request = request_bytes(body)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    in_flight = asyncio.Semaphore(max_connections)
+
+    async def one(due: float) -> None:
+        async with in_flight:
+            if idle:
+                reader, writer = idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                schedule.connections += 1
+            schedule.sent_late.append(time.perf_counter() - due)
+            try:
+                status, _, keep = await exchange(reader, writer, request)
+            except (OSError, asyncio.IncompleteReadError):
+                schedule.errors += 1
+                writer.close()
+                return
+            if status == 200:
+                schedule.latencies.append(time.perf_counter() - due)
+            else:
+                schedule.errors += 1
+            if keep:
+                idle.append((reader, writer))
+            else:
+                writer.close()
+
+    interval = 1 / rate
+    tasks = []
+    started = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        due = started + index * interval
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    schedule.wall = time.perf_counter() - started
+    for _, writer in idle:
+        writer.close()
+    return schedule
+
+
+def run_fast(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a load generator on uvloop, as the coordinator runs: it takes less of the
+    machine's CPU from what it measures than asyncio's own loop."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

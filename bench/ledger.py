@@ -29,8 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BODY, command_line, coordinator, load, machine, percentile
+from common import BODY, command_line, coordinator, load, machine, open_loop, percentile, run_fast
 
 from coordinator.ledger.entry import Entry
 from coordinator.ledger.writer import Ledger, LedgerConfig
@@ -80,6 +82,82 @@ def compare(children: int, requests: int, rounds: int, clients: int, folder: Pat
         "requests_per_round": requests,
         "clients": clients,
         "rounds": rounds,
+    }
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def open_compare(children: int, rate: int, seconds: float, rounds: int, folder: Path) -> dict[str, object]:
+    """Both coordinators at the same fixed rate, in alternating rounds (open loop: latency
+    from each request's due time, so any queueing shows); per round p50, p99, the rate
+    served, and the CPU each coordinator and its children spent per request."""
+    fields = (
+        "p50_ms",
+        "p99_ms",
+        "requests_per_second",
+        "coordinator_cpu_us",
+        "children_cpu_us",
+        "sent_late_p50_ms",
+    )
+    results: dict[str, list[tuple[float, ...]]] = {"off": [], "on": []}
+    errors = {"off": 0, "on": 0}
+    connections = {"off": 0, "on": 0}
+    with (
+        coordinator(children, {}, folder / "off", ["--no-ledger"]) as off,
+        coordinator(children, {}, folder / "on", ["--data-dir", str(folder / "on" / "data")]) as on,
+    ):
+        runs = {"off": off, "on": on}
+        processes = {}
+        for name, run in runs.items():
+            parent = psutil.Process(run.process.pid)
+            processes[name] = (parent, parent.children(recursive=True))
+            run_fast(open_loop(run.port, BODY, rate, 1.0))  # warm-up
+        for index in range(rounds):
+            # Off first in even rounds, on first in odd ones: what a round's order costs is shared.
+            for name in ("off", "on") if index % 2 == 0 else ("on", "off"):
+                run = runs[name]
+                parent, kids = processes[name]
+                before = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
+                schedule = run_fast(open_loop(run.port, BODY, rate, seconds))
+                after = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
+                took = schedule.latencies
+                count = len(took) + schedule.errors
+                errors[name] += schedule.errors
+                connections[name] = max(connections[name], schedule.connections)
+                results[name].append(
+                    (
+                        percentile(took, 0.5) * 1000,
+                        percentile(took, 0.99) * 1000,
+                        len(took) / schedule.wall,
+                        (after[0] - before[0]) / count * 1e6,
+                        (after[1] - before[1]) / count * 1e6,
+                        percentile(schedule.sent_late, 0.5) * 1000,
+                    )
+                )
+        metrics = on.metrics()
+    pairs = list(zip(results["on"], results["off"], strict=True))
+    added = [a[0] - b[0] for a, b in pairs]
+    return {
+        "rate_per_second": rate,
+        "seconds_per_round": seconds,
+        "rounds": rounds,
+        **{
+            f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 3)
+            for name in ("off", "on")
+            for index, field in enumerate(fields)
+        },
+        "added_p50_ms": round(statistics.median(added), 4),
+        "added_p50_ms_rounds": [round(x, 4) for x in added],
+        "added_p50_ms_spread": [round(min(added), 4), round(max(added), 4)],
+        "added_p99_ms": round(statistics.median(a[1] - b[1] for a, b in pairs), 4),
+        "added_coordinator_cpu_us": round(statistics.median(a[3] - b[3] for a, b in pairs), 1),
+        "errors": errors,
+        "connections_opened": connections,
+        "ledger_rows_written": counter(metrics, "coordinator_ledger_rows_written_total"),
+        "ledger_rows_dropped": counter(metrics, "coordinator_ledger_rows_dropped_total"),
     }
 
 
@@ -145,13 +223,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
     parser.add_argument("--path", action="store_true", help="measure the request path at a fixed rate")
-    parser.add_argument("--rate", type=int, default=1000, help="--path: requests per second")
-    parser.add_argument("--seconds", type=float, default=10.0, help="--path: per round")
+    parser.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="end to end at a fixed rate (--rate), not closed-loop clients",
+    )
+    parser.add_argument("--rate", type=int, default=1000, help="--path, --open-loop: requests per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--path, --open-loop: per round")
     options = parser.parse_args()
     report: dict[str, object] = dict(machine())
     with tempfile.TemporaryDirectory(prefix="coordinator-bench-ledger-") as tmp:
         if options.path:
             report["ledger_path"] = path_cost(options.rate, options.seconds, options.rounds, Path(tmp))
+        elif options.open_loop:
+            report["ledger_open_loop"] = open_compare(
+                options.children, options.rate, options.seconds, options.rounds, Path(tmp)
+            )
         else:
             report["ledger"] = compare(
                 options.children, options.requests, options.rounds, options.clients, Path(tmp)

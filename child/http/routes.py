@@ -436,11 +436,12 @@ def create_app(
 ) -> Starlette:
     """The child's ASGI app. `on_engine_failure` is called if the engine fails to start or breaks."""
     handlers = _Handlers(settings, session, on_engine_failure)
+    # No two routes match the same path: the router tries them in order, the busiest first.
     routes = [
+        Route("/v1/chat/completions", handlers.chat, methods=["POST"]),
         Route("/health", handlers.health, methods=["GET"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/screenshot", handlers.screenshot, methods=["GET"]),
-        Route("/v1/chat/completions", handlers.chat, methods=["POST"]),
         Route("/v1/cancel/{request_id}", handlers.cancel, methods=["POST"]),
     ]
     return Starlette(

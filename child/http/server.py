@@ -47,6 +47,9 @@ def run(settings: ChildSettings, engine: Engine) -> int:
         log_config=None,  # our logging setup already routes uvicorn's warnings to JSON
         log_level="warning",
         server_header=False,
+        # Only the coordinator calls a child, and sends no X-Forwarded-* headers: their
+        # middleware would be one more layer of work per request, for nothing.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         # Longer than the coordinator keeps a connection idle, so it never reuses one we closed.
         timeout_keep_alive=KEEP_ALIVE_S,

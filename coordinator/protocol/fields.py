@@ -192,10 +192,12 @@ def check_values(body: Mapping[str, Any]) -> Problem | None:
                 "(see https://platform.openai.com/docs/api-reference/chat/create).",
                 UNKNOWN_PARAMETER,
             )
-    for name, (valid, wanted) in VALUES.items():
-        value = body.get(name)
-        if value is not None and not valid(value):
-            return Problem(name, f"'{name}' must be {wanted}, not {_shown(value)}.", INVALID_VALUE)
+    # Most bodies carry none of these fields: only those present are looked at, in VALUES' order.
+    if not _VALUE_NAMES.isdisjoint(body):
+        for name, (valid, wanted) in VALUES.items():
+            value = body.get(name)
+            if value is not None and not valid(value):
+                return Problem(name, f"'{name}' must be {wanted}, not {_shown(value)}.", INVALID_VALUE)
     options = body.get("stream_options")
     if isinstance(options, dict):  # else the wire format says it must be an object
         for key, value in options.items():
@@ -209,6 +211,8 @@ def check_values(body: Mapping[str, Any]) -> Problem | None:
 
 def not_offered(body: Mapping[str, Any]) -> Problem | None:
     """The first field of `body` (of NOT_OFFERED) whose value asks for what is not served."""
+    if _NOT_OFFERED_FIELDS.isdisjoint(body):  # the usual body: nothing to look at
+        return None
     for name, (asks, why) in NOT_OFFERED.items():
         field, _, key = name.partition(".")
         holder = body.get(field) if key else body
@@ -216,6 +220,11 @@ def not_offered(body: Mapping[str, Any]) -> Problem | None:
         if isinstance(holder, Mapping) and where in holder and asks(holder[where]):
             return Problem(name, f"'{name}' is not supported: {why}.", UNSUPPORTED_PARAMETER)
     return None
+
+
+# The body's fields that `check_values` and `not_offered` read.
+_VALUE_NAMES = frozenset(VALUES)
+_NOT_OFFERED_FIELDS = frozenset(name.partition(".")[0] for name in NOT_OFFERED)
 
 
 def _is_number(value: Any) -> bool:

@@ -115,6 +115,10 @@ class Lanes(Generic[Q]):
         slots = sorted((slot for slots in self._lanes.values() for slot in slots), key=lambda s: s.seq)
         return iter([slot.item for slot in slots])
 
+    def unordered(self) -> Iterator[Q]:
+        """Every waiting item, lane by lane (not in arrival order): for a search by key."""
+        return (slot.item for slots in self._lanes.values() for slot in slots)
+
     def depth(self) -> dict[Lane, int]:
         return {lane: len(slots) for lane, slots in self._lanes.items()}
 

@@ -188,14 +188,16 @@ class Pool:
         """A child reserved for `request_id`; waits in `lane` of the queue when none is free."""
         if self.closed is not None:
             raise PoolClosed(self.closed, retry_after=5)
-        self._check_model(model)
-        self._check_serviceable(model)
         if not self.waiters:
+            # A child picked here is ready and offers the model with quota left, so the
+            # checks below would pass: they are made only for a request that must wait.
             child = self._pick(model, avoid)
             if child is not None:
                 self._assign(child, request_id, model)
                 self.on_queue_wait(0.0)
                 return child
+        self._check_model(model)
+        self._check_serviceable(model)
         if len(self.waiters) >= self.max_queue:
             raise QueueFull(
                 f"all children are busy and the wait queue is full ({self.max_queue} waiting); retry later",
@@ -322,10 +324,9 @@ class Pool:
         """The child serving `request_id`, or its place in the queue."""
         if request_id in self.active:
             return self.active[request_id]
-        for waiter in self.waiters:
-            if waiter.request_id == request_id:
-                return waiter
-        return None
+        # Asked of every chat request (is its id in use?): the queue is searched as it lies,
+        # not sorted into arrival order first. An id waits at most once, so the answer is the same.
+        return next((w for w in self.waiters.unordered() if w.request_id == request_id), None)
 
     def cancel_waiting(self, waiter: Waiter) -> None:
         if not waiter.future.done():
@@ -487,6 +488,14 @@ class Pool:
         child.take(request_id)
 
     def _dispatch(self) -> None:
+        if not self.waiters:
+            return
+        # Only a ready child can be picked: once none is left, the rest of the queue cannot
+        # get one either, and is not looked over (with a deep queue, that was most of the
+        # pool's work per request).
+        free = sum(1 for child in self.roster if child.state is ChildState.READY)
+        if not free:
+            return
         for waiter in self.waiters.in_order(self.clock()):
             if waiter.future.done():
                 continue
@@ -496,6 +505,9 @@ class Pool:
             self.waiters.remove(waiter)
             self._assign(child, waiter.request_id, waiter.model)
             waiter.future.set_result(child)
+            free -= 1
+            if not free:
+                return
 
 
 def _describe(child: Child) -> str:

@@ -1,0 +1,105 @@
+"""Throughput of this tree against another checkout, on mock children: before and after a change.
+
+    git worktree add /tmp/base <commit>     # or: git archive <commit> | tar -x -C /tmp/base
+    .venv/bin/python bench/compare.py --base /tmp/base [--rounds 10] [--requests 3000] [--clients 8]
+
+Two coordinators over two mock children each, one run from each source tree (PYTHONPATH
+points the coordinator and its children at the tree; run the script from a folder that
+holds neither, so that its working directory does not shadow them), loaded in
+alternating rounds by the same closed-loop clients as bench/ledger.py (`--no-ledger`, so
+that only the serving path is compared). Alternating rounds matter on a shared machine:
+a change in its load hits both alike, where runs one after the other measure the load.
+Reported per tree: requests per second, p50 and the CPU per request of the coordinator
+and of its children (medians over rounds), and the median of the per-round ratio of
+requests per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BODY, command_line, coordinator, load, machine, percentile
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def compare(
+    trees: dict[str, Path], children: int, requests: int, rounds: int, clients: int, folder: Path
+) -> dict[str, object]:
+    fields = ("requests_per_second", "p50_ms", "coordinator_cpu_us", "children_cpu_us")
+    results: dict[str, list[tuple[float, ...]]] = {name: [] for name in trees}
+    with ExitStack() as stack:
+        runs = {
+            name: stack.enter_context(
+                coordinator(children, {"PYTHONPATH": str(tree)}, folder / name, ["--no-ledger"])
+            )
+            for name, tree in trees.items()
+        }
+        for index in range(rounds):
+            # Base first in even rounds, this tree first in odd ones: the order's cost is shared.
+            for name in ("base", "this") if index % 2 == 0 else ("this", "base"):
+                run = runs[name]
+                parent = psutil.Process(run.process.pid)
+                kids = parent.children(recursive=True)
+                asyncio.run(load([run.port], BODY, "", clients, 500, strict=True))  # warm-up
+                before = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
+                tally = asyncio.run(load([run.port], BODY, "", clients, requests, strict=True))
+                after = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
+                count = len(tally.latencies)
+                results[name].append(
+                    (
+                        count / tally.wall,
+                        percentile(tally.latencies, 0.5) * 1000,
+                        (after[0] - before[0]) / count * 1e6,
+                        (after[1] - before[1]) / count * 1e6,
+                    )
+                )
+    ratios = [a[0] / b[0] for a, b in zip(results["this"], results["base"], strict=True)]
+    return {
+        **{
+            f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 1)
+            for name in trees
+            for index, field in enumerate(fields)
+        },
+        **{f"{name}_requests_per_second_rounds": [round(r[0]) for r in results[name]] for name in trees},
+        "ratio_requests_per_second": round(statistics.median(ratios), 3),
+        "ratio_rounds": [round(x, 3) for x in ratios],
+        "requests_per_round": requests,
+        "clients": clients,
+        "rounds": rounds,
+    }
+
+
+def main() -> None:
+    parser = command_line(__doc__)
+    parser.add_argument("--base", type=Path, required=True, help="the other checkout (its root folder)")
+    parser.add_argument("--requests", type=int, default=3000, help="per coordinator and round")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
+    options = parser.parse_args()
+    here = Path(__file__).resolve().parents[1]
+    if Path.cwd().resolve() in (here, options.base.resolve()):
+        parser.error("run it from a folder that is neither tree (its modules would shadow PYTHONPATH)")
+    trees = {"base": options.base.resolve(), "this": here}
+    report: dict[str, object] = dict(machine())
+    with tempfile.TemporaryDirectory(prefix="coordinator-bench-compare-") as tmp:
+        report["compare"] = compare(
+            trees, options.children, options.requests, options.rounds, options.clients, Path(tmp)
+        )
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
