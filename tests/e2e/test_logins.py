@@ -123,7 +123,7 @@ def test_remote_login_over_the_debugging_port(tmp_path: Path) -> None:
         )
         assert page_answer.status_code == 200
         assert browsers, "the login ran no browser"
-        wait_for(lambda: not alive([p.pid for p in browsers]), 10, "the login browser to exit")
+        wait_for(lambda: not alive([p.pid for p in browsers]), 30, "the login browser to exit")
 
 
 @pytest.mark.browser

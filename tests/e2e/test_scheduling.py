@@ -52,9 +52,9 @@ def test_full_queue_is_429_with_retry_after(start_coordinator: StartCoordinator)
     run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "2000"}, args=["--max-queue", "1"])
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(ask, run)
-        wait_for(lambda: busy_child(run), 5, "the child to take the first request")
+        wait_for(lambda: busy_child(run), 30, "the child to take the first request")
         second = pool.submit(ask, run)
-        wait_for(lambda: run.get("/ready").json()["queue"]["waiting"] == 1, 5, "the second request to queue")
+        wait_for(lambda: run.get("/ready").json()["queue"]["waiting"] == 1, 30, "the second request to queue")
         third = ask(run)
         assert third.status_code == 429
         assert third.json()["error"]["code"] == "queue_full"
@@ -67,7 +67,7 @@ def test_waiting_too_long_is_503_with_retry_after(start_coordinator: StartCoordi
     run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "2500"}, args=["--queue-timeout", "0.5"])
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(ask, run)
-        wait_for(lambda: busy_child(run), 5, "the child to take the first request")
+        wait_for(lambda: busy_child(run), 30, "the child to take the first request")
         late = ask(run)
         assert late.status_code == 503
         assert late.json()["error"]["code"] == "queue_timeout"
@@ -88,13 +88,13 @@ def test_queue_is_served_in_arrival_order(start_coordinator: StartCoordinator) -
 
     with ThreadPoolExecutor(4) as pool:
         futures: list[Future[None]] = [pool.submit(numbered, 0)]
-        wait_for(lambda: busy_child(run), 5, "the child to take request 0")
+        wait_for(lambda: busy_child(run), 30, "the child to take request 0")
         for n in range(1, 4):
             futures.append(pool.submit(numbered, n))
             # Each one is queued before the next is sent, so the arrival order is known.
             wait_for(
                 lambda: run.get("/ready").json()["queue"]["waiting"] == n,  # noqa: B023
-                5,
+                30,
                 f"request {n} to queue",
             )
         for future in futures:
@@ -107,7 +107,7 @@ def test_child_killed_before_first_byte_client_still_answered(start_coordinator:
     client = run.openai()
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(client.chat.completions.with_raw_response.create, model="mock", messages=ASK)
-        victim = wait_for(lambda: busy_child(run), 5, "a child to take the request")
+        victim = wait_for(lambda: busy_child(run), 30, "a child to take the request")
         os.kill(victim["pid"], signal.SIGKILL)
         raw = future.result(timeout=20)
     assert raw.parse().choices[0].message.content == "echo: one two three four five"
@@ -149,7 +149,7 @@ def test_disconnect_while_queued_leaves_the_queue(start_coordinator: StartCoordi
     run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "1500"})
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(ask, run)
-        wait_for(lambda: busy_child(run), 5, "the child to take the first request")
+        wait_for(lambda: busy_child(run), 30, "the child to take the first request")
         with pytest.raises(httpx.ReadTimeout):
             run.post("/v1/chat/completions", json={"model": "mock", "messages": ASK}, timeout=0.5)
         wait_for(lambda: run.get("/ready").json()["queue"]["waiting"] == 0, 3, "the queue to empty")
@@ -175,7 +175,7 @@ def test_cancel_a_running_non_stream_request(start_coordinator: StartCoordinator
     run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "3000"})
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(ask, run, **{"X-Request-ID": "long-one"})
-        wait_for(lambda: busy_child(run), 5, "the child to take the request")
+        wait_for(lambda: busy_child(run), 30, "the child to take the request")
         assert run.post("/v1/cancel/long-one").status_code == 200
         response = future.result(timeout=5)
     assert response.status_code == 499
@@ -187,9 +187,9 @@ def test_cancel_a_queued_request(start_coordinator: StartCoordinator) -> None:
     run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "1500"})
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(ask, run)
-        wait_for(lambda: busy_child(run), 5, "the child to take the first request")
+        wait_for(lambda: busy_child(run), 30, "the child to take the first request")
         queued = pool.submit(ask, run, **{"X-Request-ID": "in-line"})
-        wait_for(lambda: run.get("/ready").json()["queue"]["waiting"] == 1, 5, "the request to queue")
+        wait_for(lambda: run.get("/ready").json()["queue"]["waiting"] == 1, 30, "the request to queue")
         cancelled = run.post("/v1/cancel/in-line")
         assert cancelled.json() == {"id": "in-line", "cancelled": True, "where": "queue"}
         response = queued.result(timeout=5)
@@ -210,8 +210,8 @@ def test_failing_child_is_ejected_and_its_requests_succeed_elsewhere(
         response = ask(run)
         assert response.status_code == 200
         assert response.headers["x-coordinator-child"] == "good"
-    bad = run.wait_state("bad", "cooldown", timeout=5)
+    bad = run.wait_state("bad", "cooldown", timeout=30)
     assert "ejected" in json.dumps(run.events("child_state"))
     assert bad["pid"] is not None
     # The cooldown ends on its own; the child is offered requests again.
-    run.wait_state("bad", "ready", timeout=5)
+    run.wait_state("bad", "ready", timeout=30)

@@ -60,7 +60,7 @@ def test_request_in_flight_shows(run: Coordinator) -> None:
     )
     sender.start()
     try:
-        wait_for(lambda: any(c["state"] == "busy" for c in run.children().values()), 5, "a busy child")
+        wait_for(lambda: any(c["state"] == "busy" for c in run.children().values()), 30, "a busy child")
         done = status("--url", run.url)
     finally:
         sender.join(30)

@@ -66,9 +66,9 @@ def test_first_queue_full_retry_after_is_conservative(start_coordinator: StartCo
 
     threads = [threading.Thread(target=ask, args=(request_id,)) for request_id in ids]
     threads[0].start()
-    wait_for(lambda: run.child("solo")["request_id"] == "held", 5, "the child to take the first request")
+    wait_for(lambda: run.child("solo")["request_id"] == "held", 30, "the child to take the first request")
     threads[1].start()
-    wait_for(lambda: run.get("/health").json()["queue"]["waiting"] == 1, 5, "the second to wait")
+    wait_for(lambda: run.get("/health").json()["queue"]["waiting"] == 1, 30, "the second to wait")
 
     refused = run.post(
         "/v1/chat/completions", json={"model": "mock", "messages": [{"role": "user", "content": "x"}]}
