@@ -371,7 +371,8 @@ def test_served_counts_completed_requests(spawn_child: SpawnChild) -> None:
 
 
 def test_startup_delay_reports_starting(spawn_child: SpawnChild) -> None:
-    child = spawn_child(env={"MOCK_STARTUP_MS": "1000"}, wait_ready=False)
+    # Long enough to be seen starting on a loaded machine; the test then waits for ready.
+    child = spawn_child(env={"MOCK_STARTUP_MS": "6000"}, wait_ready=False)
     body = child.wait_for(child.try_health, 30, "the child to listen")
     assert body["status"] == "starting"
     assert child.health().status_code == 503

@@ -15,7 +15,8 @@ from tests.support.anthropic import anthropic_client
 from tests.support.coordinator import Coordinator, Runs
 from tests.support.processes import wait_for
 
-HELLO: Any = [{"role": "user", "content": "a long answer of several words please"}]
+# Long enough (70 words, 300 ms each) that a cancel sent after the first event always finds it running.
+HELLO: Any = [{"role": "user", "content": " ".join(["a long answer of several words please"] * 10)}]
 
 
 @pytest.fixture(scope="module")

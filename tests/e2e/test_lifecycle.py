@@ -83,7 +83,9 @@ def test_configuration_error_is_fatal_at_once(start_coordinator: StartCoordinato
 def test_sigterm_finishes_in_flight_fails_queued_and_leaves_no_process(
     start_coordinator: StartCoordinator,
 ) -> None:
-    run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "1500"})
+    # 4 s before the first token: time to queue another on a loaded machine, and within the
+    # 5 s grace after SIGTERM.
+    run = start_coordinator(("solo",), env={"MOCK_FIRST_TOKEN_MS": "4000"})
     children = [c["pid"] for c in run.children().values()]
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(run.post, "/v1/chat/completions", json=ASK)

@@ -28,8 +28,9 @@ def status(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def run(module_runs: Runs) -> Coordinator:
-    # A slow first token keeps a request in flight long enough to be seen.
-    return module_runs.start(("alpha", "beta"), env={"MOCK_FIRST_TOKEN_MS": "3000"})
+    # A slow first token keeps a request in flight long enough to be seen, even when
+    # `coordinator status` starts slowly on a loaded machine.
+    return module_runs.start(("alpha", "beta"), env={"MOCK_FIRST_TOKEN_MS": "10000"})
 
 
 def test_table_lists_every_child(run: Coordinator) -> None:
