@@ -83,7 +83,7 @@ def accepted(coordinator: Coordinator) -> int:
     request that moves from the queue to the child in between is missed, never counted twice."""
     solo = coordinator.child("solo")
     waiting: int = coordinator.get("/ready").json()["queue"]["waiting"]
-    return int(solo["served"]) + (solo["state"] == "busy") + waiting
+    return int(solo["served"]) + int(solo["state"] == "busy") + waiting
 
 
 def test_queue_is_served_in_arrival_order(start_coordinator: StartCoordinator) -> None:
