@@ -273,7 +273,8 @@ def test_second_request_is_refused_at_once(spawn_child: SpawnChild) -> None:
 
 
 def test_cancel_running_stream(spawn_child: SpawnChild) -> None:
-    child = spawn_child(env={"MOCK_TOKEN_MS": "200"})
+    # 1 s a token: the cancel lands within the first few, on a loaded machine too.
+    child = spawn_child(env={"MOCK_TOKEN_MS": "1000"})
     stream = child.openai().chat.completions.create(
         model="mock",
         messages=[{"role": "user", "content": " ".join(["word"] * 30)}],

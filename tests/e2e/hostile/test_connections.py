@@ -208,6 +208,7 @@ def test_reading_pauses_while_a_pipelined_request_waits(slow: Coordinator) -> No
                 sent += sock.send(flood)
         # Kernel buffers take a few MB; a server that kept reading would have taken it all.
         assert sent < 40 * MB, f"{sent / MB:.0f} MB were taken"
+        sock.settimeout(30)  # the answer comes when the slow child's first token does
         status, _, body, _ = read_answer(sock)
     assert status.startswith(b"HTTP/1.1 200 ")
     assert json.loads(body)["choices"][0]["message"]["content"] == "echo: fine"
