@@ -61,12 +61,19 @@ def write_profiles(folder: Path, host: str = "127.0.0.1") -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def replica(sessions: list[str], log_path: Path, options: tuple[str, ...] = ()) -> Iterator[Replica]:
+def replica(
+    sessions: list[str],
+    log_path: Path,
+    options: tuple[str, ...] = (),
+    ports: tuple[int, int] | None = None,
+) -> Iterator[Replica]:
     """The replica in a process of its own that dies with us; stopped on exit.
 
-    `options` are more of its flags (`--token-ms 50`, `--quota-after 2`, …).
+    `options` are more of its flags (`--token-ms 50`, `--quota-after 2`, …). `ports`: its
+    page's and its answer endpoint's, when the caller keeps its own free ports (the tests'
+    workers each pick from their own share); else the kernel's choice.
     """
-    port, api_port = _free_port(), _free_port()
+    port, api_port = ports or (_free_port(), _free_port())
     folder = Path(tempfile.mkdtemp(prefix="coordinator-replica-"))
     ca_file = folder / "replica-ca.pem"
     argv = [sys.executable, "-m", "child.replica", "--host", "127.0.0.1", "--port", str(port),

@@ -272,7 +272,7 @@ def test_serves_then_stops_the_whole_tree_within_the_stop_window(supervisord: Ru
     assert "terminated by SIGKILL" not in output, output[-3000:]
     wait_for(
         lambda: not [proc for proc in tree if alive(proc)],
-        5,
+        30,
         f"every process of the tree to be gone: {[p.pid for p in tree if alive(p)]}",
     )
     assert not (run.root / "supervisord.pid").exists()
@@ -340,7 +340,7 @@ def test_a_coordinator_that_cannot_start_stops_supervisord(supervisord: Runs) ->
     output = run.output()
     assert "coordinator: no valid profile" in output
     assert "gave up: coordinator entered FATAL state" in output
-    wait_for(lambda: not [proc for proc in run.seen.values() if alive(proc)], 5, "no process left")
+    wait_for(lambda: not [proc for proc in run.seen.values() if alive(proc)], 30, "no process left")
 
 
 def healthcheck_command() -> list[str]:

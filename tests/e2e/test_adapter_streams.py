@@ -15,7 +15,8 @@ from tests.support.anthropic import anthropic_client
 from tests.support.coordinator import Coordinator, Runs
 from tests.support.processes import wait_for
 
-HELLO: Any = [{"role": "user", "content": "a long answer of several words please"}]
+# Long enough (70 words, 300 ms each) that a cancel sent after the first event always finds it running.
+HELLO: Any = [{"role": "user", "content": " ".join(["a long answer of several words please"] * 10)}]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def test_a_cancelled_responses_stream_ends_with_response_failed(slow: Coordinato
     rest = [event.type for event in events]
     assert rest[-1] == "response.failed"
     assert "response.completed" not in rest
-    slow.wait_state("s1", "ready", timeout=5)
+    slow.wait_state("s1", "ready", timeout=30)
 
 
 def test_a_cancelled_messages_stream_ends_with_an_error_event(slow: Coordinator) -> None:
@@ -47,7 +48,7 @@ def test_a_cancelled_messages_stream_ends_with_an_error_event(slow: Coordinator)
     with pytest.raises(anthropic.APIStatusError, match="cancel"):
         for _ in events:
             pass
-    slow.wait_state("s1", "ready", timeout=5)
+    slow.wait_state("s1", "ready", timeout=30)
 
 
 def test_a_cancelled_whole_message_is_a_499_in_anthropics_shape(slow: Coordinator) -> None:
@@ -55,11 +56,11 @@ def test_a_cancelled_whole_message_is_a_499_in_anthropics_shape(slow: Coordinato
 
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(client.messages.create, model="mock", max_tokens=100, messages=HELLO)
-        wait_for(lambda: slow.child("s1")["state"] == "busy", 5, "the child to take the request")
+        wait_for(lambda: slow.child("s1")["state"] == "busy", 30, "the child to take the request")
         _cancel(slow, "msg-whole")
         with pytest.raises(anthropic.APIStatusError) as caught:
             future.result(timeout=10)
     assert caught.value.status_code == 499
     body: Any = caught.value.body
     assert body["type"] == "error"
-    slow.wait_state("s1", "ready", timeout=5)
+    slow.wait_state("s1", "ready", timeout=30)

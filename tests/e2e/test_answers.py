@@ -141,7 +141,7 @@ def test_a_forced_dom_fallback_is_labelled(runs: Runs, tmp_path: Path) -> None:
         assert answer.choices[0].message.content == site.last_run()["answer"]  # plain text survives
         wait_for(
             lambda: sum(c["answers_from_dom"] for c in run.children().values()) == 1,
-            10,
+            30,
             "the fallback to show in the children's health",
         )
         assert "1 answers read from the page, not the network" in run.status().stdout

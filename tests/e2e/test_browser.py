@@ -78,7 +78,7 @@ def test_stream_starts_while_the_page_is_still_rendering(browsers: tuple[Coordin
     assert site.last_run()["status"] == "running"
     text = (first.choices[0].delta.content or "") + "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == "Replica replica-pro answers: what is the colour of the sky"
-    wait_for(lambda: site.last_run()["status"] == "completed", 5, "the page to finish")
+    wait_for(lambda: site.last_run()["status"] == "completed", 30, "the page to finish")
     assert site.last_run()["text"] == text
 
 
@@ -140,23 +140,23 @@ def test_cancel_and_disconnect_stop_the_page_and_the_next_request_starts_clean(
     chunks = iter(stream)
     next(chunks)
     child_id = wait_for(
-        lambda: next((c["id"] for c in run.children().values() if c["state"] == "busy"), None), 5, "busy"
+        lambda: next((c["id"] for c in run.children().values() if c["state"] == "busy"), None), 30, "busy"
     )
     assert run.post("/v1/cancel/browser-cancel").status_code == 200
     with pytest.raises(openai.APIError, match="cancel"):
         for _ in chunks:
             pass
-    wait_for(lambda: site.last_run()["status"] == "stopped", 10, "the page to record the stop")
-    run.wait_state(child_id, "ready", timeout=10)
+    wait_for(lambda: site.last_run()["status"] == "stopped", 30, "the page to record the stop")
+    run.wait_state(child_id, "ready", timeout=30)
     assert page_turns(run.child(child_id)["ports"]["browser"]) == 0
 
     body = {"model": "replica-pro", "messages": long_question, "stream": True}
     with httpx.stream("POST", run.url + "/v1/chat/completions", json=body, timeout=30) as response:
         held = response.iter_raw()
         next(held)
-    wait_for(lambda: site.last_run()["status"] == "stopped", 10, "the page to record the disconnect")
+    wait_for(lambda: site.last_run()["status"] == "stopped", 30, "the page to record the disconnect")
     wait_for(
-        lambda: all(c["state"] == "ready" for c in run.children().values()), 10, "the children to be free"
+        lambda: all(c["state"] == "ready" for c in run.children().values()), 30, "the children to be free"
     )
     for child in run.children().values():
         assert page_turns(child["ports"]["browser"]) == 0
@@ -395,5 +395,5 @@ def test_a_browser_child_writes_its_session_back_without_a_restart(runs: Runs, t
             # The session lives on: its cookie, beside what the page set since (consent).
             assert site.sessions[name] in {c["value"] for c in state["cookies"]}
         # The watcher saw the child's own write and let it be.
-        wait_for(lambda: run.events("profile_written_back"), 15, "the watcher to see the write-back")
+        wait_for(lambda: run.events("profile_written_back"), 30, "the watcher to see the write-back")
         assert all(child["restarts"] == 0 for child in run.children().values())

@@ -193,7 +193,7 @@ def _wait_child_log(run: Coordinator, profile: str, event: str, request_id: str)
                 return True
         return False
 
-    wait_for(logged, 10, f"{profile} to log {event} for {request_id}")
+    wait_for(logged, 30, f"{profile} to log {event} for {request_id}")
 
 
 def test_a_request_of_n_choices_counts_once_in_the_metrics(three: Coordinator) -> None:

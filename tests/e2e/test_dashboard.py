@@ -81,7 +81,7 @@ def test_a_screenshot_is_cached_for_a_few_seconds_then_taken_again(
         shot = solo.get("/admin/children/solo/screenshot").content
         return shot if shot != before else None
 
-    changed = wait_for(new_picture, 10, "a new picture once the cached one expired")
+    changed = wait_for(new_picture, 30, "a new picture once the cached one expired")
     assert changed.startswith(PNG)
     # A child that is not up has no picture: 503, with when to ask again.
     assert solo.post("/admin/children/solo/drain").status_code == 202
@@ -104,6 +104,6 @@ def test_usage_by_profile_and_day(run: Coordinator) -> None:
         ]
         return rows if sum(int(str(row["requests"])) for row in rows) >= 3 else None
 
-    rows = wait_for(counted, 10, "the ledger's rows")
+    rows = wait_for(counted, 30, "the ledger's rows")
     assert {str(row["group"]).rsplit(" ", 1)[1] for row in rows} == {today}
     assert {str(row["group"]).rsplit(" ", 1)[0] for row in rows} <= {"alpha", "beta"}

@@ -37,7 +37,7 @@ def run(module_runs: Runs) -> Coordinator:
         assert started.post("/v1/chat/completions", json=ASK).status_code == 200
     wait_for(
         lambda: started.get("/admin/usage", params={"group_by": "profile,day"}).json()["data"],
-        10,
+        30,
         "the ledger's first rows",
     )
     return started

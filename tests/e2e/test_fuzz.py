@@ -25,6 +25,9 @@ from schemathesis.core.result import Err
 from tests.support.coordinator import Coordinator, Runs
 
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+# Generating the cases is CPU work: about 100 s for the longest on two cores shared with the
+# suite's other workers, too close to the suite's 120 s limit.
+pytestmark = pytest.mark.timeout(360)
 VALID = {"model": "mock", "messages": [{"role": "user", "content": "still here?"}]}
 
 

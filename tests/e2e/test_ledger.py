@@ -56,7 +56,7 @@ def wait_rows(run: Coordinator, ids: list[str]) -> dict[str, dict[str, Any]]:
         }
         return found if len(found) == len(ids) else None
 
-    result: dict[str, dict[str, Any]] = wait_for(written, 10, f"ledger rows for {ids}")
+    result: dict[str, dict[str, Any]] = wait_for(written, 30, f"ledger rows for {ids}")
     return result
 
 
@@ -206,7 +206,7 @@ def test_retention_deletes_old_rows(start_coordinator: StartCoordinator, tmp_pat
     store.insert([old, recent])
     store.close()
     run = start_coordinator(("alpha",), args=["--data-dir", str(data), "--ledger-days", "1"])
-    wait_for(lambda: not rows(data / FILE_NAME, "WHERE request_id = 'led-old'"), 10, "the old row to go")
+    wait_for(lambda: not rows(data / FILE_NAME, "WHERE request_id = 'led-old'"), 30, "the old row to go")
     assert [row["request_id"] for row in rows(data / FILE_NAME)] == ["led-recent"]
     assert run.events("ledger_pruned")[0]["deleted"] == 1
 
@@ -224,8 +224,15 @@ def test_sigkill_loses_at_most_the_last_batch(start_coordinator: StartCoordinato
     # (and a margin for the commit on a loaded machine) before it must have survived.
     run = start_coordinator(("alpha", "beta"))
     ended: dict[str, float] = {}
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+
+    def enough() -> bool:
+        # 3 s of requests, and (a loaded machine serves fewer) at least 5 to judge by.
+        now = time.monotonic()
+        return now - started >= 3.0 and sum(at < now - 0.5 - 0.5 for at in ended.values()) >= 5
+
+    while not enough():
+        assert time.monotonic() - started < 60, f"too few requests to judge: {len(ended)} in 60 s"
         request_id = f"led-kill-{len(ended)}"
         answer = run.post("/v1/chat/completions", json=ask(), headers={"X-Request-ID": request_id})
         assert answer.status_code == 200
@@ -254,10 +261,10 @@ def test_unwritable_data_dir_is_logged_and_requests_served(
     for index in range(3):
         answer = run.post("/v1/chat/completions", json=ask(), headers={"X-Request-ID": f"led-nodisk-{index}"})
         assert answer.status_code == 200
-    wait_for(lambda: run.events("ledger_write_failed"), 10, "the failed write to be logged")
+    wait_for(lambda: run.events("ledger_write_failed"), 30, "the failed write to be logged")
     failure = run.events("ledger_write_failed")[0]
     assert str(blocker) in failure["path"] and "requests are still served" in failure["hint"]
-    wait_for(lambda: scrape(run, "coordinator_ledger_rows_failed_total") >= 3, 10, "the lost rows counted")
+    wait_for(lambda: scrape(run, "coordinator_ledger_rows_failed_total") >= 3, 30, "the lost rows counted")
     assert run.post("/v1/chat/completions", json=ask()).status_code == 200
     assert run.get("/admin/usage").json()["data"] == []
 

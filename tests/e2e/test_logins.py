@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright
 from child.engines.browser import find_chromium
 from coordinator.cli import demo
 from tests.support.coordinator import Runs
-from tests.support.processes import alive, stop_process_group, wait_for
+from tests.support.processes import alive, free_port, stop_process_group, wait_for
 
 pytestmark = pytest.mark.e2e
 SECRET = "fake-session-value-for-the-import-test"
@@ -63,7 +63,7 @@ def test_an_imported_profile_is_served_by_a_child(runs: Runs, tmp_path: Path) ->
     reason="no Chromium for the remote login: `bash scripts/setup.sh` installs it",
 )
 def test_remote_login_over_the_debugging_port(tmp_path: Path) -> None:
-    with demo.replica([], tmp_path / "replica.log") as site:
+    with demo.replica([], tmp_path / "replica.log", ports=(free_port(), free_port())) as site:
         saved = tmp_path / "saved"
         argv = [sys.executable, "-m", "coordinator", "login", "fresh", "--remote", "--site-url", site.url,
                 "--saved-dir", str(saved), "--timeout", "60"]  # fmt: skip
@@ -123,7 +123,7 @@ def test_remote_login_over_the_debugging_port(tmp_path: Path) -> None:
         )
         assert page_answer.status_code == 200
         assert browsers, "the login ran no browser"
-        wait_for(lambda: not alive([p.pid for p in browsers]), 10, "the login browser to exit")
+        wait_for(lambda: not alive([p.pid for p in browsers]), 30, "the login browser to exit")
 
 
 @pytest.mark.browser

@@ -61,7 +61,7 @@ def test_metrics_move_as_requests_are_served_refused_and_children_restart(
             samples if value(samples, "coordinator_requests_total", status="200", model="mock") == 4 else None
         )
 
-    after = wait_for(all_counted, 5, "the four 200 answers to be counted")
+    after = wait_for(all_counted, 30, "the four 200 answers to be counted")
     assert value(after, "coordinator_requests_total", status="400", model="none") == 1
     assert value(after, "coordinator_requests_total", status="404", model="other") == 1
     assert value(after, "coordinator_rejections_total", reason="invalid_json") == 1
@@ -75,7 +75,7 @@ def test_metrics_move_as_requests_are_served_refused_and_children_restart(
     run.wait_state("a", "ready")
     wait_for(
         lambda: value(scrape(run), "coordinator_child_restarts_total", profile="a") == 1,
-        5,
+        30,
         "the restart counter",
     )
     text = run.get("/metrics").text

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.coordinator import Coordinator, StartCoordinator
 from tests.support.processes import wait_for
@@ -54,7 +55,7 @@ def occupy(pool: ThreadPoolExecutor, run: Coordinator, request_id: str = "hold")
     holder = pool.submit(ask, run, request_id, messages=HOLD)
     wait_for(
         lambda: any(c["request_id"] == request_id for c in run.children().values()),
-        10,
+        30,
         f"a child to take {request_id}",
     )
     return holder
@@ -74,7 +75,7 @@ def queue_in_order(pool: ThreadPoolExecutor, run: Coordinator, requests: list[tu
         futures.append(pool.submit(ask, run, request_id, priority, **given))
         wait_for(
             lambda: sum(by_lane(run).values()) == waiting + index + 1,  # noqa: B023
-            5,
+            30,
             f"{request_id} to queue",
         )
     return futures
@@ -96,7 +97,7 @@ def test_the_queue_serves_high_then_normal_then_low_each_in_arrival_order(
         assert "queue 6/100 waiting (high 2, normal 2, low 2)" in run.status().stdout
         free(run, holder)
         assert all(future.result().status_code == 200 for future in futures)
-    wait_for(lambda: len(served_order(run, "p-")) == 6, 5, "every request to be logged")
+    wait_for(lambda: len(served_order(run, "p-")) == 6, 30, "every request to be logged")
     assert served_order(run, "p-") == [
         "p-high-1",
         "p-high-2",
@@ -108,6 +109,8 @@ def test_the_queue_serves_high_then_normal_then_low_each_in_arrival_order(
     assert by_lane(run) == {"high": 0, "normal": 0, "low": 0}
 
 
+# `alone`: its assertion is a latency, which holds on a quiet machine (scripts/test.sh).
+@pytest.mark.alone
 def test_a_low_request_is_served_within_the_bound_under_a_stream_of_high_ones(
     start_coordinator: StartCoordinator,
 ) -> None:
@@ -131,7 +134,7 @@ def test_a_low_request_is_served_within_the_bound_under_a_stream_of_high_ones(
     with ThreadPoolExecutor(4) as pool:
         streams = [pool.submit(keep_asking_high) for _ in range(3)]
         try:
-            wait_for(lambda: by_lane(run)["high"] >= 2, 5, "high requests to queue")
+            wait_for(lambda: by_lane(run)["high"] >= 2, 30, "high requests to queue")
             started = time.monotonic()
             low = ask(run, "s-low", "low")
             waited = time.monotonic() - started
@@ -168,7 +171,7 @@ def test_n_choices_wait_in_their_request_s_lane(start_coordinator: StartCoordina
     with ThreadPoolExecutor(3) as pool:
         holders = [occupy(pool, run, f"hold-{n}") for n in range(2)]
         choices = pool.submit(ask, run, "n-high", "high", n=2)
-        wait_for(lambda: by_lane(run)["high"] == 2, 5, "both choices to queue in the high lane")
+        wait_for(lambda: by_lane(run)["high"] == 2, 30, "both choices to queue in the high lane")
         assert by_lane(run) == {"high": 2, "normal": 0, "low": 0}
         for n, holder in enumerate(holders):
             free(run, holder, f"hold-{n}")
@@ -191,9 +194,9 @@ def test_a_key_s_default_priority_and_the_header_over_it(start_coordinator: Star
             *queue_in_order(pool, run, [("k-asked-normal", "normal")], waiting=1, key=keys[1]),
         ]
         futures.append(pool.submit(ask, run, "k-urgent", None, key=keys[1]))
-        wait_for(lambda: sum(by_lane(run).values()) == 3, 5, "the urgent key's request to queue")
+        wait_for(lambda: sum(by_lane(run).values()) == 3, 30, "the urgent key's request to queue")
         assert by_lane(run) == {"high": 1, "normal": 1, "low": 1}
         free(run, holder)
         assert all(future.result().status_code == 200 for future in futures)
-    wait_for(lambda: len(served_order(run, "k-")) == 3, 5, "every request to be logged")
+    wait_for(lambda: len(served_order(run, "k-")) == 3, 30, "every request to be logged")
     assert served_order(run, "k-") == ["k-urgent", "k-asked-normal", "k-batch"]

@@ -89,7 +89,7 @@ def test_models_limit_what_a_profile_is_given_and_change_live(
     settings = folder / "alice.toml"
     settings.write_text('models = ["m2"]\n')
     run = start_coordinator(("alice", "bob"), profiles_dir=folder, env={"MOCK_MODELS": "m1,m2"}, args=POLL)
-    wait_for(lambda: run.child("alice")["models"] == ["m2"], 10, "alice's models to be known")
+    wait_for(lambda: run.child("alice")["models"] == ["m2"], 30, "alice's models to be known")
     assert run.child("bob")["models"] == ["m1", "m2"]
     assert {ask(run, "m1") for _ in range(4)} == {"bob"}
     assert {ask(run, "m2") for _ in range(4)} == {"alice", "bob"}
@@ -104,7 +104,7 @@ def test_models_limit_what_a_profile_is_given_and_change_live(
     # A change of models is applied in place: no restart.
     pid = run.child("alice")["pid"]
     settings.write_text('models = ["m1"]\nweight = 3\n')
-    wait_for(lambda: run.child("alice")["models"] == ["m1"], 10, "alice's new models")
+    wait_for(lambda: run.child("alice")["models"] == ["m1"], 30, "alice's new models")
     assert run.child("alice")["pid"] == pid and run.child("alice")["settings"]["weight"] == 3.0
     assert {ask(run, "m2") for _ in range(4)} == {"bob"}
     # Now alice serves m1 too (first: bob has served m1 four times today, she never).
@@ -139,7 +139,7 @@ def test_daily_limits_and_weight_steer_the_quota_view_and_the_scheduling(
     # No limit known for m2: the weight shares it, 3 to 1.
     assert sorted(ask(run, "m2") for _ in range(8)) == ["alice"] * 6 + ["bob"] * 2
     settings.write_text("weight = 3\ndaily_limits = { m1 = 2 }\n")
-    wait_for(lambda: limits() == {"alice": 2, "bob": 8}, 10, "alice's new limit in the view")
+    wait_for(lambda: limits() == {"alice": 2, "bob": 8}, 30, "alice's new limit in the view")
 
 
 def test_live_changes_restart_disable_and_reject(start_coordinator: StartCoordinator, tmp_path: Path) -> None:
@@ -150,26 +150,26 @@ def test_live_changes_restart_disable_and_reject(start_coordinator: StartCoordin
     settings.write_text('locale = "fr-FR"\n')
     after = wait_for(
         lambda: (c := run.child("alice"))["state"] == "ready" and c["pid"] != before["pid"] and c,
-        15,
+        30,
         "alice to restart with her locale",
     )
     assert after["settings"]["locale"] == "fr-FR" and after["restarts"] == before["restarts"] + 1
     assert "fr-FR" in psutil.Process(after["pid"]).cmdline()
     # A bad file is reported with its path and reason; the child runs on as it was.
     settings.write_text(f'locale = "fr-FR"\nproxy = "http://alice:{SECRET}@proxy.example"\n')
-    wait_for(lambda: run.events("profile_rejected"), 5, "the bad settings file to be reported")
+    wait_for(lambda: run.events("profile_rejected"), 30, "the bad settings file to be reported")
     rejected = run.events("profile_rejected")[0]
     assert rejected["path"] == str(run.profiles / "alice.json")
     assert rejected["reason"] == f"settings file {settings}: 'proxy' needs a port (host:port)"
     assert run.child("alice")["pid"] == after["pid"]
     # enabled = false stops the child and takes it off the roster; true brings it back.
     settings.write_text("enabled = false\n")
-    wait_for(lambda: "alice" not in run.children(), 15, "alice to be retired")
+    wait_for(lambda: "alice" not in run.children(), 30, "alice to be retired")
     removed = [e for e in run.events("profile_removed") if e["child"] == "alice"]
     assert removed and removed[0]["reason"] == "disabled in its settings file"
     assert {ask(run, "mock") for _ in range(3)} == {"bob"}
     settings.write_text("enabled = true\n")
-    wait_for(lambda: run.children().get("alice", {}).get("state") == "ready", 15, "alice to be back")
+    wait_for(lambda: run.children().get("alice", {}).get("state") == "ready", 30, "alice to be back")
     assert SECRET not in run.output()
 
 

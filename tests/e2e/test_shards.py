@@ -72,7 +72,7 @@ def test_a_file_added_live_starts_on_its_shard_only(shards: tuple[Coordinator, C
     def started() -> bool:
         return all(name in live(shards[owner(name, 2)]) for name in added)
 
-    wait_for(started, 15, "each new file to start on its shard")
+    wait_for(started, 30, "each new file to start on its shard")
     for name in added:
         assert name not in shards[1 - owner(name, 2)].children()
     assert {owner(name, 2) for name in added} == {0, 1}  # both shards took one
@@ -84,11 +84,11 @@ def test_a_file_added_live_starts_on_its_shard_only(shards: tuple[Coordinator, C
             run.get("/ready").json()["shard"]["skipped"] == total - len(run.children()) for run in shards
         )
 
-    wait_for(counted, 10, "the skipped counts to include the new files")
+    wait_for(counted, 30, "the skipped counts to include the new files")
     # A removed file stops on its shard; the other never had it.
     gone = added[0]
     (shards[0].profiles / f"{gone}.json").unlink()
-    wait_for(lambda: all(gone not in run.children() for run in shards), 15, f"{gone} to leave its shard")
+    wait_for(lambda: all(gone not in run.children() for run in shards), 30, f"{gone} to leave its shard")
 
 
 def test_status_with_both_urls_prints_one_table(shards: tuple[Coordinator, Coordinator]) -> None:
@@ -121,7 +121,7 @@ def test_a_shard_with_no_profile_of_its_own_starts_and_waits(module_runs: Runs, 
     assert run.events("shard_empty") and run.children() == {}
     assert run.get("/ready").status_code == 503
     write_profile(folder, "beta")
-    wait_for(lambda: "beta" in live(run), 15, "a profile of this shard to start")
+    wait_for(lambda: "beta" in live(run), 30, "a profile of this shard to start")
 
 
 def test_the_fleet_rules_name_metrics_the_shards_export_and_sums_add_up(

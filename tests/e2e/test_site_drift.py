@@ -29,7 +29,7 @@ def test_a_renamed_element_shows_everywhere_a_user_looks(runs: Runs, tmp_path: P
         run = start(runs, site, folder)
         wait_for(
             lambda: all(c["selectors_missing"] == ["zero_state"] for c in run.children().values()),
-            15,
+            30,
             "the drift to reach the children's health",
         )
         answer = run.openai(timeout=60).chat.completions.create(

@@ -28,8 +28,9 @@ def status(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def run(module_runs: Runs) -> Coordinator:
-    # A slow first token keeps a request in flight long enough to be seen.
-    return module_runs.start(("alpha", "beta"), env={"MOCK_FIRST_TOKEN_MS": "3000"})
+    # A slow first token keeps a request in flight long enough to be seen, even when
+    # `coordinator status` starts slowly on a loaded machine.
+    return module_runs.start(("alpha", "beta"), env={"MOCK_FIRST_TOKEN_MS": "10000"})
 
 
 def test_table_lists_every_child(run: Coordinator) -> None:
@@ -60,7 +61,7 @@ def test_request_in_flight_shows(run: Coordinator) -> None:
     )
     sender.start()
     try:
-        wait_for(lambda: any(c["state"] == "busy" for c in run.children().values()), 5, "a busy child")
+        wait_for(lambda: any(c["state"] == "busy" for c in run.children().values()), 30, "a busy child")
         done = status("--url", run.url)
     finally:
         sender.join(30)

@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page
 from child.replica import SESSION_COOKIE, ReplicaConfig
 from tests.support.replica import (
     FAST,
+    PAGE_WAIT_MS,
     SESSION,
     OpenPage,
     PageClient,
@@ -73,7 +74,7 @@ def open_page(browser: Browser) -> Iterator[OpenPage]:
         # The replica's CA is not in Chromium's store; the driver's browser has the
         # capture's CA instead, so certificate errors are waved through here as there.
         context = browser.new_context(ignore_https_errors=True)
-        context.set_default_timeout(5_000)
+        context.set_default_timeout(PAGE_WAIT_MS)
         contexts.append(context)
         if session is not None:
             context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": replica.url}])

@@ -466,7 +466,7 @@ def test_command_line_serves_both_origins(tmp_path: Path) -> None:
                 return httpx.get(f"http://127.0.0.1:{port}/__replica/info", timeout=1.0).is_success
             return False
 
-        wait_for(answers, 15, "the replica to listen")
+        wait_for(answers, 30, "the replica to listen")
         info = httpx.get(f"http://127.0.0.1:{port}/__replica/info").json()
         assert info["api_url"] == f"https://localhost:{api_port}"
         cli = RemoteReplica(f"http://127.0.0.1:{port}", info["api_url"], ca_file)

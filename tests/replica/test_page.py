@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from child.replica import PERMISSION_MESSAGE, QUOTA_MESSAGE, answer_for
 from child.replica.answer import thoughts_for
 from tests.replica import contract as ui
-from tests.support.replica import SESSION, OpenPage, StartReplica, ThreadedReplica
+from tests.support.replica import PAGE_WAIT_MS, SESSION, OpenPage, StartReplica, ThreadedReplica
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +35,7 @@ def wait_words(page: Page, count: int) -> None:
     """Until the last model turn's answer shows at least `count` words."""
     page.wait_for_function(
         f"() => (({ui.LAST_ANSWER_TEXT})() || '').split(/\\s+/).filter(Boolean).length >= {count}",
-        timeout=5_000,
+        timeout=PAGE_WAIT_MS,
     )
 
 

@@ -41,15 +41,15 @@ def test_pop_ups_block_the_page_until_dismissed(start_replica: StartReplica, ope
     expect(page.locator(ui.USER_TURN)).to_have_count(0)
     # ... and its backdrop takes every click meant for the page.
     with pytest.raises(PlaywrightError, match="intercepts pointer events"):
-        page.locator(ui.RUN).click(timeout=1_000)
+        page.locator(ui.RUN).click(timeout=3_000)
     page.locator(ui.SKIP_VOTE).click()
     expect(page.locator(ui.DIALOG)).to_have_count(0)
     # Still under the survey (over Run), and the cookie bar under it.
     with pytest.raises(PlaywrightError, match="hats-survey"):
-        page.locator(ui.RUN).click(timeout=1_000)
+        page.locator(ui.RUN).click(timeout=3_000)
     page.locator(ui.CLOSE_SURVEY).click()
     with pytest.raises(PlaywrightError, match="glue-cookie-notification-bar"):
-        page.locator(ui.RUN).click(timeout=1_000)
+        page.locator(ui.RUN).click(timeout=3_000)
     page.locator(ui.COOKIE_ACCEPT).click()
     page.locator(ui.RUN).click()
     expect(page.locator(f"{ui.MODEL_TURN} {ui.THUMB_UP}")).to_have_count(1)
@@ -74,7 +74,7 @@ def test_temporary_chat_lives_in_the_menu_and_reaches_the_run(
     page.locator(ui.MORE_ACTIONS).click()
     page.locator(ui.PROMPT).fill("temporary")
     with pytest.raises(PlaywrightError, match="intercepts pointer events"):
-        page.locator(ui.RUN).click(timeout=1_000)
+        page.locator(ui.RUN).click(timeout=3_000)
     page.mouse.click(5, 5)
     expect(page.locator(ui.MENU)).to_have_count(0)
     expect(page.locator(ui.USER_TURN)).to_have_count(0)
@@ -106,7 +106,7 @@ def test_system_instructions_panel(replica: ThreadedReplica, open_page: OpenPage
     page.locator(ui.SYSTEM_TEXT).fill("Answer in one word")
     # The panel lies over the run settings until closed.
     with pytest.raises(PlaywrightError, match="intercepts pointer events"):
-        page.locator(ui.ADVANCED).click(timeout=1_000)
+        page.locator(ui.ADVANCED).click(timeout=3_000)
     page.locator(ui.SYSTEM_CLOSE).click()
     expect(page.locator(ui.SYSTEM_TEXT)).to_have_count(0)
     submit(page, "one two")

@@ -18,7 +18,7 @@ from openai import OpenAI
 from tests.support.processes import free_port, stop_process_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 30.0
 PROFILE_TEXT = '{"cookies": [], "origins": []}'
 
 

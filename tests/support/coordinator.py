@@ -24,6 +24,9 @@ from openai import OpenAI
 from tests.support.processes import free_port, free_port_bases, stop_process_group, wait_for
 
 COORDINATOR = [sys.executable, "-m", "coordinator"]
+# How long a helper waits for a state that should come: long enough for a machine loaded by
+# the suite's other workers (a wait that is met sooner costs no more).
+WAIT_S = 30.0
 # Fast lifecycle settings so that tests wait on conditions, not on defaults meant for browsers.
 FAST = [
     "--health-interval", "0.3",
@@ -87,7 +90,7 @@ class Coordinator:
     def child(self, child_id: str) -> dict[str, Any]:
         return self.children()[child_id]
 
-    def wait_state(self, child_id: str, state: str, timeout: float = 15) -> dict[str, Any]:
+    def wait_state(self, child_id: str, state: str, timeout: float = WAIT_S) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             child = self.child(child_id)
             return child if child["state"] == state else None
@@ -95,7 +98,7 @@ class Coordinator:
         result: dict[str, Any] = wait_for(reached, timeout, f"child {child_id} to be {state}")
         return result
 
-    def wait_all_ready(self, timeout: float = 20) -> None:
+    def wait_all_ready(self, timeout: float = WAIT_S) -> None:
         wait_for(
             lambda: all(c["state"] == "ready" for c in self.children().values()),
             timeout,
@@ -188,7 +191,7 @@ class Runs:
             )
         coordinator = Coordinator(process, port, folder, root / "logs", output_path, list(profiles), api_key)
         self.started.append(coordinator)
-        wait_for(lambda: _answers(coordinator), 20, "the coordinator to listen")
+        wait_for(lambda: _answers(coordinator), WAIT_S, "the coordinator to listen")
         if wait_ready:
             coordinator.wait_all_ready()
         return coordinator

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
 from tests.support.coordinator import Coordinator
+from tests.support.replica import PAGE_WAIT_MS
 
 ADMIN_KEY = "dashboard-admin-key"
 
@@ -44,7 +45,7 @@ class Watched:
 def open_dashboard(browser: Browser, run: Coordinator, key: str | None = ADMIN_KEY) -> Watched:
     """The page at /dashboard, in a fresh context, with the admin key entered when given."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(PAGE_WAIT_MS)
     page = context.new_page()
     watched = Watched(page, run.url)
     page.on("console", watched.on_console)

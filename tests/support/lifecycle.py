@@ -146,7 +146,7 @@ async def settle(rounds: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-async def until(condition: Callable[[], object], what: str, timeout: float = 2.0) -> None:
+async def until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
     """Run the event loop until `condition()` holds, within `timeout` real seconds.
 
     Most conditions hold after a few turns of the loop; a stop that escalates to SIGKILL

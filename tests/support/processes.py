@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 import time
@@ -13,7 +14,7 @@ import psutil
 
 from coordinator.lifecycle.process import stop_process_group
 
-__all__ = ["alive", "free_port", "free_port_bases", "stop_process_group", "wait_for"]
+__all__ = ["alive", "free_port", "free_port_bases", "stop_process_group", "wait_for", "worker_ports"]
 
 T = TypeVar("T")
 
@@ -42,20 +43,73 @@ def alive(pids: list[int]) -> list[int]:
 
 
 def free_port() -> int:
-    """A port free now, chosen by the kernel."""
+    """A port free now: the kernel's choice, or, on a pytest-xdist worker, the next free one of
+    the worker's own ports (see `worker_ports`)."""
+    own = worker_ports(PORTS_LOW, PORTS_HIGH)
+    if own is not None:
+        return _TURNS.take(own[1], own[2])
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def free_port_bases(count: int, ranges: int = 1, low: int = 12000, high: int = 30000) -> tuple[int, ...]:
+PORTS_LOW, PORTS_HIGH = 12000, 30000
+
+
+def worker_ports(low: int, high: int) -> tuple[int, int, int] | None:
+    """On pytest-xdist worker k of n: its own share of [low, high), as (start, split, end), the
+    runs of `free_port_bases` from [start, split) and single ports from [split, end); None
+    off a worker.
+
+    Workers run side by side: each picks ports only from its share, so that no two pick one
+    port in the instant before either binds it, and `free_port` picks below the kernel's
+    ephemeral range, where no outgoing connection (a hostile test opens thousands) takes a
+    port between the pick and the bind.
+    """
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker.startswith("gw") or not worker[2:].isdigit() or not count or not count.isdigit():
+        return None
+    share = (high - low) // max(1, int(count))
+    start = low + share * int(worker[2:])
+    return start, start + share * 3 // 4, start + share
+
+
+class _Turns:
+    """Single ports handed out in turn from a random start, skipping those in use: two asked
+    for before either is bound (a child's three ports) always differ."""
+
+    def __init__(self) -> None:
+        self.next: int | None = None
+
+    def take(self, low: int, high: int) -> int:
+        for _ in range(high - low):
+            if self.next is None or not low <= self.next < high:
+                self.next = random.randrange(low, high)
+            port = self.next
+            self.next = low + (port + 1 - low) % (high - low)
+            if _all_free([port]):
+                return port
+        raise RuntimeError(f"no free port between {low} and {high}")
+
+
+# One per process (each pytest-xdist worker is one): the turn is this process's own.
+_TURNS = _Turns()
+
+
+def free_port_bases(
+    count: int, ranges: int = 1, low: int = PORTS_LOW, high: int = PORTS_HIGH
+) -> tuple[int, ...]:
     """`ranges` runs of `count` free ports, 1000 apart, between `low` and `high`.
 
     Below the kernel's ephemeral range, so that no outgoing connection takes one meanwhile;
-    tests and benchmarks pass different bounds so that they can run at the same time.
+    tests and benchmarks pass different bounds so that they can run at the same time, and
+    each pytest-xdist worker keeps to its own share (`worker_ports`) where the runs fit in it.
     """
     span = 1000 * (ranges - 1) + count
+    own = worker_ports(low, high)
+    if own is not None and own[1] - own[0] > span + 10:
+        low, high = own[0], own[1]
     for _ in range(200):
         base = random.randrange(low, high - span, 10)
         bases = tuple(base + 1000 * i for i in range(ranges))

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from child.engines.browser import launch_args
 from child.replica import GENERATE_PATH, SESSION_COOKIE, ReplicaConfig, ReplicaServer
@@ -30,6 +30,9 @@ from tests.support.processes import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = launch_args()
+# How long a test's page waits for an element or a condition. Playwright's 5 s is short when
+# the suite's other workers load the machine; a page that is on time costs no more.
+PAGE_WAIT_MS = 30_000
 
 
 @contextmanager
@@ -38,6 +41,7 @@ def chromium() -> Iterator[Browser]:
     where it is not installed."""
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    expect.set_options(timeout=PAGE_WAIT_MS)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -85,7 +89,7 @@ class ThreadedReplica:
         return runs
 
     def wait_run(
-        self, index: int, status: str, timeout: float = 5.0, reported: bool = True
+        self, index: int, status: str, timeout: float = 30.0, reported: bool = True
     ) -> dict[str, Any]:
         """Run `index` once it has `status` (and, by default, the page's report of its text)."""
 

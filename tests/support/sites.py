@@ -18,6 +18,7 @@ import httpx
 
 from coordinator.cli import demo
 from tests.support.coordinator import Coordinator, Runs
+from tests.support.processes import free_port
 
 
 @dataclass
@@ -40,7 +41,8 @@ def site_and_profiles(folder: Path, *options: str, logged_out: tuple[str, ...] =
     sessions = demo.write_profiles(folder)
     for name in logged_out:
         (folder / f"{name}.json").write_text(json.dumps({"cookies": [], "origins": []}))
-    with demo.replica(list(sessions.values()), folder.parent / "replica.log", options) as replica:
+    ports = (free_port(), free_port())
+    with demo.replica(list(sessions.values()), folder.parent / "replica.log", options, ports) as replica:
         yield Site(replica.url, sessions, replica.site_config)
 
 

@@ -30,7 +30,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     )  # fmt: skip
     app = create_app(settings, Session(MockEngine(MockSettings())))
     with TestClient(app, raise_server_exceptions=False, headers={TOKEN_HEADER: TOKEN}) as client:
-        wait_for(lambda: health(client)["status"] == "ready", 5, "the mock engine to start")
+        wait_for(lambda: health(client)["status"] == "ready", 30, "the mock engine to start")
         yield client
 
 

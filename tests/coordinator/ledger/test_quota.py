@@ -202,7 +202,7 @@ def test_the_writer_hands_its_rows_to_the_tally_and_writes_hits(tmp_path: Path) 
                          0.2, None, usage)  # fmt: skip
         ledger.record(answered)
         tally.hit("alice", "pro")
-        wait_for(lambda: ledger.written == 1 and tally.rows(), 5, "the row written and its tokens counted")
+        wait_for(lambda: ledger.written == 1 and tally.rows(), 30, "the row written and its tokens counted")
     finally:
         ledger.close()
     (counted,) = tally.rows()

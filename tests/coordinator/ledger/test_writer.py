@@ -6,6 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from coordinator.ledger.entry import Entry
 from coordinator.ledger.store import Store, report
 from coordinator.ledger.writer import Ledger, LedgerConfig
@@ -27,7 +29,7 @@ def test_entries_are_written_within_the_flush_interval(tmp_path: Path) -> None:
     try:
         for index in range(10):
             ledger.record(entry(index))
-        wait_for(lambda: ledger.written == 10, 5, "ten rows written")
+        wait_for(lambda: ledger.written == 10, 30, "ten rows written")
         assert total(ledger.path) == 10
     finally:
         ledger.close()
@@ -42,6 +44,8 @@ def test_close_writes_what_is_queued(tmp_path: Path) -> None:
     assert total(ledger.path) == 5 and ledger.written == 5
 
 
+# `alone`: its assertion is a latency, which holds on a quiet machine (scripts/test.sh).
+@pytest.mark.alone
 def test_a_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     ledger = Ledger(LedgerConfig(tmp_path, max_queue=3))  # not started: nothing drains
     started = time.perf_counter()
@@ -58,10 +62,10 @@ def test_a_failing_folder_counts_failures_and_recovers(tmp_path: Path) -> None:
     ledger.start()
     try:
         ledger.record(entry(1))
-        wait_for(lambda: ledger.failed == 1, 5, "the failed write counted")
+        wait_for(lambda: ledger.failed == 1, 30, "the failed write counted")
         blocker.unlink()  # the disk is fixed: the next batch opens a fresh connection
         ledger.record(entry(2))
-        wait_for(lambda: ledger.written == 1, 5, "the next row written")
+        wait_for(lambda: ledger.written == 1, 30, "the next row written")
     finally:
         ledger.close()
 
@@ -76,7 +80,7 @@ def test_retention_at_start(tmp_path: Path) -> None:
     ledger = Ledger(LedgerConfig(tmp_path, days=1, flush_interval=0.05))
     ledger.start()
     try:
-        wait_for(lambda: total(ledger.path) == 0, 5, "the old row pruned")
+        wait_for(lambda: total(ledger.path) == 0, 30, "the old row pruned")
     finally:
         ledger.close()
 
@@ -95,7 +99,7 @@ def test_record_from_many_threads(tmp_path: Path) -> None:
             thread.start()
         for thread in threads:
             thread.join(5)
-        wait_for(lambda: ledger.written == 200, 5, "every row written")
+        wait_for(lambda: ledger.written == 200, 30, "every row written")
     finally:
         ledger.close()
 

@@ -45,7 +45,7 @@ def test_a_request_with_an_odd_model_gets_its_line(run: Coordinator, name: str, 
     )
     assert 400 <= answer.status_code < 500, answer.text
 
-    lines = wait_for(lambda: request_lines(run, request_id), 5, f"the request line of {request_id}")
+    lines = wait_for(lambda: request_lines(run, request_id), 30, f"the request line of {request_id}")
 
     assert len(lines) == 1
     line = lines[0]
@@ -62,5 +62,5 @@ def test_the_coordinator_serves_and_logs_normally_afterwards(run: Coordinator) -
         headers={"X-Request-ID": "after-odd"},
     )
     assert answer.status_code == 200
-    (line,) = wait_for(lambda: request_lines(run, "after-odd"), 5, "the request line")
+    (line,) = wait_for(lambda: request_lines(run, "after-odd"), 30, "the request line")
     assert line["status"] == 200 and line["model"] == "mock" and line["child"] == "solo"

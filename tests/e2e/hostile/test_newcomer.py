@@ -14,13 +14,13 @@ import time
 from tests.support.coordinator import StartCoordinator
 from tests.support.processes import wait_for
 
-STARTUP_MS = 2500
+STARTUP_MS = 8000  # long enough for several polls while starting, on a loaded machine too
 
 
 def test_models_listed_during_start_up_are_served(start_coordinator: StartCoordinator) -> None:
     run = start_coordinator(env={"MOCK_STARTUP_MS": str(STARTUP_MS)}, wait_ready=False)
     polls_while_starting = 0
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         listed = [model["id"] for model in run.get("/v1/models").json()["data"]]
         # Read after the list: a child ready now may have been ready for it; one not ready now
@@ -66,9 +66,9 @@ def test_first_queue_full_retry_after_is_conservative(start_coordinator: StartCo
 
     threads = [threading.Thread(target=ask, args=(request_id,)) for request_id in ids]
     threads[0].start()
-    wait_for(lambda: run.child("solo")["request_id"] == "held", 5, "the child to take the first request")
+    wait_for(lambda: run.child("solo")["request_id"] == "held", 30, "the child to take the first request")
     threads[1].start()
-    wait_for(lambda: run.get("/health").json()["queue"]["waiting"] == 1, 5, "the second to wait")
+    wait_for(lambda: run.get("/health").json()["queue"]["waiting"] == 1, 30, "the second to wait")
 
     refused = run.post(
         "/v1/chat/completions", json={"model": "mock", "messages": [{"role": "user", "content": "x"}]}
