@@ -16,6 +16,9 @@ bash scripts/setup.sh dev
 # Layers: which package may import which, and no cycles (contracts in pyproject.toml).
 .venv/bin/lint-imports --no-cache
 
+# The processes the tests start import the same modules hundreds of times: let them reuse
+# the compiled bytecode (some environments turn writing it off).
+unset PYTHONDONTWRITEBYTECODE
 workers="${TEST_WORKERS:-3}"
 # A file's tests stay on one worker: they share its module-scoped coordinators.
 status=0

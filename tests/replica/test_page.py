@@ -40,8 +40,10 @@ def wait_words(page: Page, count: int) -> None:
 
 
 def generating(start_replica: StartReplica, open_page: OpenPage, words: int) -> tuple[ThreadedReplica, Page]:
-    """A page in the middle of a slow answer that already shows `words` words."""
-    replica = start_replica(token_ms=100)
+    """A page in the middle of a slow answer that already shows `words` words.
+
+    Slow enough (250 ms a word, 8 s in all) that a click on a loaded machine still lands mid-answer."""
+    replica = start_replica(token_ms=250)
     page = open_page(replica)
     submit(page, LONG_PROMPT)
     wait_words(page, words)
