@@ -25,6 +25,12 @@ def submit(page: Page, prompt: str) -> None:
     page.locator(ui.PROMPT).press("Control+Enter")
 
 
+def loaded(page: Page) -> None:
+    """Wait for the page's model list: until it arrives the page knows no level or tool of
+    its model (a driver waits for it too), and a loaded machine can take seconds."""
+    expect(page.locator(LEVEL)).to_have_count(1)
+
+
 def test_levels_differ_by_model_and_exist_only_while_open(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
@@ -51,6 +57,7 @@ def test_the_page_sends_the_level_and_tools_and_keeps_them_after_new_chat(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica, path="/prompts/new_chat?model=replica-flash")
+    loaded(page)
     page.locator(LEVEL).click()
     page.locator(OPTION).filter(has_text="Medium").click()
     # As on the page, the switches are in the Tools group, collapsed until opened.
@@ -78,6 +85,7 @@ def test_google_search_is_off_and_disabled_while_function_calling_is_on(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica, path="/prompts/new_chat?model=replica-flash")
+    loaded(page)
     page.locator(TOOLS_GROUP).click()
     page.locator(SEARCH).click()
     expect(page.locator(SEARCH)).to_have_attribute("aria-checked", "true")
