@@ -183,7 +183,10 @@ def test_model_from_the_url_then_the_preference_then_the_default(
     page = open_page(replica)
     expect(page.locator(ui.MODEL_LABEL)).to_have_text("replica-flash")
     set_preference(page, {"promptModel": "models/replica-pro", "other": 1})
-    with page.expect_response(lambda response: "ListModels" in response.url) as listed:
+    # The POST, not its CORS preflight (which has the same URL and no body).
+    with page.expect_response(
+        lambda response: "ListModels" in response.url and response.request.method == "POST"
+    ) as listed:
         page.reload()
     assert (
         listed.value.url
