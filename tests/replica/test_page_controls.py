@@ -182,6 +182,9 @@ def test_model_from_the_url_then_the_preference_then_the_default(
 ) -> None:
     page = open_page(replica)
     expect(page.locator(ui.MODEL_LABEL)).to_have_text("replica-flash")
+    # The first load's model list has arrived (flash's level shows only then): the response
+    # awaited below is the reload's, not the first one's, cut off by the reload.
+    expect(page.locator('mat-select[aria-label="Thinking Level"]')).to_have_count(1)
     set_preference(page, {"promptModel": "models/replica-pro", "other": 1})
     # The POST, not its CORS preflight (which has the same URL and no body).
     with page.expect_response(
