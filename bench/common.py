@@ -17,7 +17,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +262,18 @@ async def client(
         writer.close()
 
 
+async def due_times(rate: float, seconds: float) -> AsyncIterator[float]:
+    """`rate` times a second for `seconds`: each due time (perf_counter), once it has come."""
+    interval = 1 / rate
+    started = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        due = started + index * interval
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        yield due
+
+
 async def load(
     ports: Sequence[int],
     body: bytes,
@@ -340,15 +352,8 @@ async def open_loop(
             else:
                 writer.close()
 
-    interval = 1 / rate
-    tasks = []
     started = time.perf_counter()
-    for index in range(int(rate * seconds)):
-        due = started + index * interval
-        wait = due - time.perf_counter()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        tasks.append(asyncio.create_task(one(due)))
+    tasks = [asyncio.create_task(one(due)) async for due in due_times(rate, seconds)]
     await asyncio.gather(*tasks)
     schedule.wall = time.perf_counter() - started
     for _, writer in idle:

@@ -32,7 +32,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BODY, command_line, coordinator, load, machine, open_loop, percentile, run_fast
+from common import BODY, command_line, coordinator, due_times, load, machine, open_loop, percentile, run_fast
 
 from coordinator.ledger.entry import Entry
 from coordinator.ledger.writer import Ledger, LedgerConfig
@@ -163,18 +163,12 @@ def open_compare(children: int, rate: int, seconds: float, rounds: int, folder: 
 
 async def _ticks(ledger: Ledger, rate: int, seconds: float) -> tuple[list[float], list[float]]:
     """Per tick: how late the loop ran it (ms), and how long `record()` took (ms)."""
-    interval = 1 / rate
     late: list[float] = []
     calls: list[float] = []
-    start = time.perf_counter()
-    for tick in range(int(rate * seconds)):
-        due = start + tick * interval
-        wait = due - time.perf_counter()
-        if wait > 0:
-            await asyncio.sleep(wait)
+    async for due in due_times(rate, seconds):
         now = time.perf_counter()
         late.append((now - due) * 1000)
-        entry = Entry(time.time(), f"r{tick}", "/v1/chat/completions", "alpha", "mock", 200, None,
+        entry = Entry(time.time(), f"r{len(late)}", "/v1/chat/completions", "alpha", "mock", 200, None,
                       True, 0.01, 0.02, "client-0", TAIL)  # fmt: skip
         ledger.record(entry)
         calls.append((time.perf_counter() - now) * 1000)
