@@ -33,7 +33,7 @@ from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import SERVING
 from coordinator.lifecycle.supervisor import Supervisor
-from coordinator.serving.http import HttpServer, Limits
+from coordinator.http_server import HttpServer, Limits
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy

@@ -55,7 +55,7 @@ class Settings:
     # from public addresses only, within the attachment size and this many seconds.
     fetch_image_urls: bool = False
     fetch_image_timeout: float = 10.0
-    # What one client may cost the public port (coordinator.serving.http.Limits).
+    # What one client may cost the public port (coordinator.http_server.Limits).
     max_connections: int = 1000
     max_headers: int = 100
     max_header_bytes: int = 32 * 1024

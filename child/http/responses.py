@@ -1,40 +1,57 @@
-"""The child's error answers, in OpenAI's shape: one helper per kind, used by the routes
-and the middleware alike.
+"""The child's answers: a `Reply` (status, JSON body, headers) and one helper per kind of
+error, in OpenAI's shape, used by the routes and the token check alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+import orjson
 
 from child.engines.base import EngineError
+from coordinator.http_server import Request
 from coordinator.protocol.openai import error_body, sse_event
 
 CANCELLED_STATUS: Final = 499  # nginx's "client closed request": the request was stopped on purpose
 
 
-def error_response(
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole answer, sent in one write."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: bytes = b"application/json"
+
+    async def send(self, request: Request) -> None:
+        headers = [(b"content-type", self.content_type)]
+        headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()]
+        await request.respond(self.status, headers, self.body)
+
+
+def json_reply(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, orjson.dumps(body), headers or {})
+
+
+def error_reply(
     status: int,
     message: str,
     code: str,
     *,
     param: str | None = None,
     headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        error_body(message, status=status, code=code, param=param), status_code=status, headers=headers
-    )
+) -> Reply:
+    return json_reply(error_body(message, status=status, code=code, param=param), status, headers)
 
 
-def engine_error_response(exc: EngineError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+def engine_error_reply(exc: EngineError, headers: Mapping[str, str] | None = None) -> Reply:
     merged = dict(headers or {})
     if exc.retry_after is not None:
         merged["Retry-After"] = str(exc.retry_after)
-    return JSONResponse(engine_error_body(exc), status_code=exc.status, headers=merged)
+    return json_reply(engine_error_body(exc), exc.status, merged)
 
 
 def engine_error_body(exc: EngineError) -> dict[str, Any]:
@@ -59,20 +76,12 @@ def engine_error_event(exc: EngineError) -> bytes:
     return sse_event(body)
 
 
-def cancelled_response(request_id: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return error_response(
+def cancelled_reply(request_id: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return error_reply(
         CANCELLED_STATUS, f"Request {request_id} was cancelled.", "request_cancelled", headers=headers
     )
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (and any HTTPException) in OpenAI shape."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message, code = f"No route {request.method} {request.url.path} on this child.", "not_found"
-    elif exc.status_code == 405:
-        message = f"Method {request.method} is not allowed on {request.url.path}."
-        code = "method_not_allowed"
-    else:
-        message, code = exc.detail, "http_error"
-    return error_response(exc.status_code, message, code, headers=exc.headers)
+def server_error_body(status: int, code: str, message: str, path: str) -> bytes:
+    """The body of what the server itself refuses or fails (see `HttpServer.error_body`)."""
+    return orjson.dumps(error_body(message, status=status, code=code))

@@ -1,53 +1,49 @@
 """The child's routes: /health, /v1/models, /v1/chat/completions, /v1/cancel/{id} and
 /screenshot (a PNG of the page), every answer but the picture in OpenAI's shape.
 
-Engine and session errors become HTTP statuses here and nowhere else (with the helpers
-of `child.http.responses`). A streaming answer sends no status line until the engine has
-produced its first event, so a failure before that is a plain HTTP error the coordinator
-can retry on another child.
+`ChildApp` is the application the child's `HttpServer` (`coordinator.http_server`, the
+coordinator's own) asks about each request: `admit` checks the per-run token and finds
+the route from the head alone, then `__call__` answers. Engine and session errors become
+HTTP statuses here and nowhere else (with the helpers of `child.http.responses`). A
+streaming answer sends no status line until the engine has produced its first event, so
+a failure before that is a plain HTTP error the coordinator can retry on another child.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
+import hmac
 import os
 import time
 import uuid
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Mapping,
-)
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, cast
 
 import structlog
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from child.engines.base import Engine, EngineError, EngineState, Prompt, unavailable
-from child.http.middleware import Guard, TokenCheck
 from child.http.responses import (
     CANCELLED_STATUS,
-    cancelled_response,
+    Reply,
+    cancelled_reply,
     engine_error_event,
-    engine_error_response,
-    error_response,
-    http_error,
+    engine_error_reply,
+    error_reply,
+    json_reply,
 )
 from child.session import RequestCancelled, Session, SessionBusy, Turn
 from child.settings import ChildSettings
-from coordinator.protocol.link import AnswerError, AnswerEvent, Finish, Health, HealthStatus, SettingApplied
+from coordinator.http_server import Admission, Request
+from coordinator.protocol.link import (
+    TOKEN_HEADER,
+    AnswerError,
+    AnswerEvent,
+    Finish,
+    Health,
+    HealthStatus,
+    SettingApplied,
+)
 from coordinator.protocol.openai import (
     Answer,
     AnswerStream,
@@ -61,18 +57,20 @@ from coordinator.protocol.openai import (
 
 log = structlog.get_logger("child.http.routes")
 
-T = TypeVar("T")
-
 BROKEN_POLL_S = 0.5
+# Only the coordinator calls a child, and it bounds what its clients send
+# (--max-body-bytes): this is a backstop, not the limit users meet.
+CHAT_BODY_LIMIT: Final = 1024**3
+OTHER_BODY_LIMIT: Final = 64 * 1024
+_CANCEL_PREFIX: Final = "/v1/cancel/"
+_TOKEN_HEADER: Final = TOKEN_HEADER.lower()
+
+Handler = Callable[[Request], Awaitable[Reply | None]]
 
 
 def count_words(messages: list[Any]) -> int:
     # No tokenizer for a site we drive through its page: words are the honest approximation.
     return sum(len(message_text(m).split()) for m in messages if isinstance(m, dict))
-
-
-class _ClientGone(Exception):
-    """The client closed the connection before its answer was complete."""
 
 
 @dataclass(slots=True)
@@ -101,26 +99,6 @@ class _Exchange:
         )
 
 
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _unless_gone(work: Coroutine[Any, Any, T], gone: asyncio.Task[None]) -> T:
-    """Run `work` until done, or raise _ClientGone (cancelling it) if the client leaves first."""
-    task = asyncio.ensure_future(work)
-    try:
-        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        raise _ClientGone
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
 async def _collect(turn: Turn, headers: dict[str, str]) -> tuple[list[Delta], Finish]:
     deltas: list[Delta] = []
     while not isinstance(event := await turn.next_event(), Finish):
@@ -143,36 +121,13 @@ def setting_header(event: SettingApplied) -> str:
     return f"X-Coordinator-{event.name}"
 
 
-class _TurnStream(StreamingResponse):
-    """An SSE response that releases its turn however the stream ends (done, error, disconnect)."""
-
-    def __init__(
-        self,
-        events: AsyncGenerator[bytes, None],
-        exchange: _Exchange,
-        on_close: Callable[[], Awaitable[None]],
-        headers: Mapping[str, str],
-    ) -> None:
-        super().__init__(events, media_type="text/event-stream", headers=headers)
-        self._events = events
-        self._exchange = exchange
-        self._on_close = on_close
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            # A disconnect ends the body without cancelling us; only the server's shutdown does.
-            self._exchange.interrupted_by = "shutdown"
-            raise
-        finally:
-            # Starlette cancels the body on disconnect; a generator caught between chunks
-            # would otherwise be finalized whenever the GC gets to it.
-            await self._events.aclose()
-            await self._on_close()
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
-class _Handlers:
+class ChildApp:
+    """The routes, and the engine's start and watch, for the child's `HttpServer`."""
+
     def __init__(
         self, settings: ChildSettings, session: Session, on_engine_failure: Callable[[], None]
     ) -> None:
@@ -181,31 +136,62 @@ class _Handlers:
         self.engine: Engine = session.engine
         self.on_engine_failure = on_engine_failure
         self.created = int(time.time())
+        self._token = settings.token.encode()
+        # Each path has one handler, for these methods (GET takes HEAD too).
+        self._routes: dict[str, tuple[tuple[str, ...], Handler]] = {
+            "/v1/chat/completions": (("POST",), self.chat),
+            "/health": (("GET", "HEAD"), self.health),
+            "/v1/models": (("GET", "HEAD"), self.models),
+            "/screenshot": (("GET", "HEAD"), self.screenshot),
+        }
 
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        log.info(
-            "child_started",
-            profile=self.settings.profile,
-            engine=self.engine.name,
-            port=self.settings.api_port,
-            pid=os.getpid(),
-        )
-        # The engine starts in the background so /health can say "starting" meanwhile.
-        boot = asyncio.create_task(self._boot(), name="engine-start")
-        try:
-            yield
-        finally:
-            boot.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await boot
-            # uvicorn has cancelled any request still running; stop its generation before
-            # the browser goes away under it.
-            await self.session.close()
-            await self.engine.close()
-            log.info("child_stopped", served=self.session.served)
+    # -- the server's two questions -------------------------------------------------------
 
-    async def _boot(self) -> None:
+    def admit(self, request: Request) -> Admission:
+        """The token first (every route but GET /health needs it), then the route and method;
+        a refusal is answered without reading the body."""
+        path, method = request.path, request.method
+        if not (path == "/health" and method in ("GET", "HEAD")):
+            supplied = request.headers.get(_TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(supplied, self._token):
+                return self._refuse(
+                    403,
+                    f"Missing or wrong {TOKEN_HEADER}: only the coordinator may call this child.",
+                    "invalid_child_token",
+                )
+        methods: tuple[str, ...]
+        handler: Handler
+        if path.startswith(_CANCEL_PREFIX) and "/" not in path[len(_CANCEL_PREFIX) :]:
+            methods, handler = ("POST",), self.cancel
+        elif path in self._routes:
+            methods, handler = self._routes[path]
+        else:
+            return self._refuse(404, f"No route {method} {path} on this child.", "not_found")
+        if method not in methods:
+            return self._refuse(
+                405,
+                f"Method {method} is not allowed on {path}.",
+                "method_not_allowed",
+                headers={"Allow": ", ".join(methods)},
+            )
+        limit = CHAT_BODY_LIMIT if handler == self.chat else OTHER_BODY_LIMIT
+        return Admission(limit, decision=handler)
+
+    @staticmethod
+    def _refuse(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Admission:
+        return Admission(0, refused=True, decision=error_reply(status, message, code, headers=headers))
+
+    async def __call__(self, request: Request) -> None:
+        decision = request.decision
+        reply = decision if isinstance(decision, Reply) else await cast(Handler, decision)(request)
+        if reply is not None:
+            await reply.send(request)
+
+    # -- the engine -------------------------------------------------------------------------
+
+    async def boot(self) -> None:
+        """Start the engine (/health says "starting" meanwhile), then watch it: a broken
+        engine (the browser died) is not nursed here; the child exits, to be restarted fresh."""
         try:
             await self.engine.start()
             log.info("child_ready", models=list(self.engine.models()), state=self.engine.status().state.value)
@@ -217,13 +203,14 @@ class _Handlers:
             log.exception("child_start_failed")
             self.on_engine_failure()
             return
-        # A broken engine (the browser died) is not nursed here: exit, and be restarted fresh.
         while (status := self.engine.status()).state is not EngineState.BROKEN:
             await asyncio.sleep(BROKEN_POLL_S)
         log.error("engine_broken", detail=status.detail)
         self.on_engine_failure()
 
-    async def health(self, request: Request) -> Response:
+    # -- the routes -------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Reply:
         status = self.engine.status()
         if status.state is EngineState.READY:
             state = HealthStatus.BUSY if self.session.busy else HealthStatus.READY
@@ -248,47 +235,44 @@ class _Handlers:
             selectors_missing=status.selectors_missing,
             answers_from_dom=status.answers_from_dom,
         )
-        return JSONResponse(health.to_json(), status_code=health.http_status)
+        return json_reply(health.to_json(), health.http_status)
 
-    async def models(self, request: Request) -> Response:
+    async def models(self, request: Request) -> Reply:
         data = [
             {"id": model, "object": "model", "created": self.created, "owned_by": "coordinator"}
             for model in self.engine.models()
         ]
-        return JSONResponse({"object": "list", "data": data})
+        return json_reply({"object": "list", "data": data})
 
-    async def screenshot(self, request: Request) -> Response:
+    async def screenshot(self, request: Request) -> Reply:
         """The engine's page as a PNG, for the coordinator's dashboard; 503 while there is none."""
         try:
             png = await self.engine.screenshot()
         except EngineError as exc:
-            return engine_error_response(exc)
-        return Response(png, media_type="image/png", headers={"cache-control": "no-store"})
+            return engine_error_reply(exc)
+        return Reply(200, png, {"cache-control": "no-store"}, content_type=b"image/png")
 
-    async def cancel(self, request: Request) -> Response:
-        request_id: str = request.path_params["request_id"]
+    async def cancel(self, request: Request) -> Reply:
+        request_id = request.path[len(_CANCEL_PREFIX) :]
         if await self.session.cancel(request_id):
             log.info("request_cancelled", request_id=request_id, reason="cancel")
-            return JSONResponse({"id": request_id, "cancelled": True})
-        return error_response(
+            return json_reply({"id": request_id, "cancelled": True})
+        return error_reply(
             404, f"No request {request_id!r} is in progress on this child.", "request_not_found"
         )
 
-    async def chat(self, request: Request) -> Response:
+    async def chat(self, request: Request) -> Reply | None:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         headers = {"X-Request-ID": request_id}
         started = time.monotonic()
         try:
-            chat = parse_chat_request(await request.body())
+            chat = parse_chat_request(request.body)
         except InvalidRequest as exc:
-            return error_response(400, exc.message, exc.code, param=exc.param, headers=headers)
-        except ClientDisconnect:
-            return Response(status_code=CANCELLED_STATUS)
+            return error_reply(400, exc.message, exc.code, param=exc.param, headers=headers)
 
         model = self._choose_model(chat.model)
-        if isinstance(model, JSONResponse):
-            model.headers.update(headers)
-            return model
+        if isinstance(model, Reply):
+            return Reply(model.status, model.body, {**model.headers, **headers})
         # Everything that can fail is done before the turn is taken: from `begin` on, only
         # `_serve`'s try/finally stands between the turn and its release, or the child would
         # answer child_busy for ever.
@@ -303,14 +287,14 @@ class _Handlers:
         try:
             headers.update(self.engine.carrying(prompt))
         except EngineError as exc:
-            return engine_error_response(exc, headers)
+            return engine_error_reply(exc, headers)
         prompt_tokens = count_words(messages)
         answer = Answer(request_id, model, created=int(time.time()), include_usage=chat.include_usage)
         exchange = _Exchange(request_id, stream=chat.stream, started=started)
         try:
             turn = self.session.begin(request_id, prompt)
         except SessionBusy:
-            return error_response(
+            return error_reply(
                 429,
                 "This child is already serving a request; it takes one at a time.",
                 "child_busy",
@@ -318,21 +302,21 @@ class _Handlers:
             )
         return await self._serve(request, turn, answer, prompt_tokens, exchange, headers)
 
-    def _choose_model(self, requested: str | None) -> str | JSONResponse:
+    def _choose_model(self, requested: str | None) -> str | Reply:
         """The model to answer with, or the error that says why this child cannot."""
         status = self.engine.status()
         if status.state is not EngineState.READY:
-            return engine_error_response(unavailable(status))
+            return engine_error_reply(unavailable(status))
         offered = self.engine.models()
         if requested is not None and requested not in offered:
-            return error_response(
+            return error_reply(
                 404,
                 f"The model {requested!r} is not offered here; this child offers: {', '.join(offered)}.",
                 "model_not_found",
                 param="model",
             )
         if not offered:
-            return engine_error_response(unavailable(status))
+            return engine_error_reply(unavailable(status))
         return requested or offered[0]
 
     async def _serve(
@@ -343,43 +327,73 @@ class _Handlers:
         prompt_tokens: int,
         exchange: _Exchange,
         headers: dict[str, str],
-    ) -> Response:
-        """Answer from a turn already begun; whatever happens, the turn is released."""
-        gone: asyncio.Task[None] | None = None
-        handed_off = False
+    ) -> Reply | None:
+        """Answer from a turn already begun; whatever happens, the turn is released.
+
+        A client that leaves (or the server's shutdown) cancels this task wherever it
+        waits: the turn is released all the same, which stops the page's generation."""
         try:
-            gone = asyncio.create_task(_until_disconnect(request.receive), name=f"watch-{answer.request_id}")
             if exchange.stream:
                 # No status line before the first token: an early failure stays a plain HTTP error.
-                first = await _unless_gone(_first(turn, headers), gone)
-                handed_off = True
-                release = functools.partial(self._release, turn, exchange)
-                return _TurnStream(
-                    _events(turn, first, answer.stream(), prompt_tokens, exchange, release),
-                    exchange,
-                    on_close=release,
-                    headers={**headers, "Cache-Control": "no-cache"},
+                first = await _first(turn, headers)
+                request.start(
+                    200,
+                    _encoded({**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}),
                 )
-            deltas, finish = await _unless_gone(_collect(turn, headers), gone)
+                await self._stream(request, turn, first, answer.stream(), prompt_tokens, exchange)
+                return None
+            deltas, finish = await _collect(turn, headers)
             exchange.status = 200
-            body = answer.completion(deltas, finish.reason, turn.usage(finish, prompt_tokens))
-            return JSONResponse(body, headers=headers)
+            return json_reply(
+                answer.completion(deltas, finish.reason, turn.usage(finish, prompt_tokens)), headers=headers
+            )
         except RequestCancelled:
             exchange.status = CANCELLED_STATUS
-            return cancelled_response(answer.request_id, headers)
+            return cancelled_reply(answer.request_id, headers)
         except EngineError as exc:
             exchange.status = exc.status
-            return engine_error_response(exc, headers)
-        except _ClientGone:
-            return Response(status_code=CANCELLED_STATUS)  # nobody is left to read it
+            return engine_error_reply(exc, headers)
         except asyncio.CancelledError:
-            exchange.interrupted_by = "shutdown"
+            exchange.interrupted_by = request.cancelled_by or "disconnect"
             raise
         finally:
-            if gone is not None:
-                gone.cancel()
-            if not handed_off:
-                await self._release(turn, exchange)
+            await self._release(turn, exchange)
+
+    async def _stream(
+        self,
+        request: Request,
+        turn: Turn,
+        first: AnswerEvent,
+        stream: AnswerStream,
+        prompt_tokens: int,
+        exchange: _Exchange,
+    ) -> None:
+        """The SSE body from the first event on; an error ends it with an error event, no [DONE].
+
+        The session is released before the last event goes out: a client that sends its
+        next request the moment it reads [DONE] must find the child free, not busy.
+        """
+        request_id = stream.answer.request_id
+        try:
+            event = first
+            while not isinstance(event, Finish):
+                assert not isinstance(event, AnswerError)  # the turn raises these
+                if not isinstance(event, SettingApplied):  # the headers are out: only before the first
+                    await request.write(stream.delta(event))
+                event = await turn.next_event()
+        except RequestCancelled:
+            exchange.status = CANCELLED_STATUS
+            ending = sse_error(
+                f"Request {request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
+            )
+        except EngineError as exc:
+            exchange.status = exc.status
+            ending = engine_error_event(exc)
+        else:
+            exchange.status = 200
+            ending = stream.end(event.reason, turn.usage(event, prompt_tokens))
+        await self._release(turn, exchange)
+        await request.end(ending)
 
     async def _release(self, turn: Turn, exchange: _Exchange) -> None:
         """Give the session back and log the outcome, once, whichever path gets here first."""
@@ -390,63 +404,3 @@ class _Handlers:
             await self.session.finish(turn)
         finally:
             exchange.finished(turn)
-
-
-async def _events(
-    turn: Turn,
-    first: AnswerEvent,
-    stream: AnswerStream,
-    prompt_tokens: int,
-    exchange: _Exchange,
-    release: Callable[[], Awaitable[None]],
-) -> AsyncGenerator[bytes, None]:
-    """The SSE body from the first event on; an error ends it with an error event, no [DONE].
-
-    The session is released before the last event goes out: a client that sends its
-    next request the moment it reads [DONE] must find the child free, not busy.
-    """
-    request_id = stream.answer.request_id
-    try:
-        event = first
-        while not isinstance(event, Finish):
-            assert not isinstance(event, AnswerError)  # the turn raises these
-            if not isinstance(event, SettingApplied):  # the headers are out: only before the first
-                yield stream.delta(event)
-            event = await turn.next_event()
-    except RequestCancelled:
-        exchange.status = CANCELLED_STATUS
-        ending = sse_error(
-            f"Request {request_id} was cancelled.", status=CANCELLED_STATUS, code="request_cancelled"
-        )
-    except EngineError as exc:
-        exchange.status = exc.status
-        ending = engine_error_event(exc)
-    else:
-        exchange.status = 200
-        ending = stream.end(event.reason, turn.usage(event, prompt_tokens))
-    await release()
-    yield ending
-
-
-def create_app(
-    settings: ChildSettings,
-    session: Session,
-    *,
-    on_engine_failure: Callable[[], None] = lambda: None,
-) -> Starlette:
-    """The child's ASGI app. `on_engine_failure` is called if the engine fails to start or breaks."""
-    handlers = _Handlers(settings, session, on_engine_failure)
-    # No two routes match the same path: the router tries them in order, the busiest first.
-    routes = [
-        Route("/v1/chat/completions", handlers.chat, methods=["POST"]),
-        Route("/health", handlers.health, methods=["GET"]),
-        Route("/v1/models", handlers.models, methods=["GET"]),
-        Route("/screenshot", handlers.screenshot, methods=["GET"]),
-        Route("/v1/cancel/{request_id}", handlers.cancel, methods=["POST"]),
-    ]
-    return Starlette(
-        routes=routes,
-        middleware=[Middleware(Guard), Middleware(TokenCheck, token=settings.token)],
-        exception_handlers={HTTPException: http_error},
-        lifespan=handlers.lifespan,
-    )

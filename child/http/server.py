@@ -1,87 +1,91 @@
-"""The child's uvicorn runner: serve the routes until told to stop, then exit with a code
-the coordinator understands; and the uvicorn server with our signal policy, which the
-replica's embedded server shares.
+"""The child's server: serve the routes on 127.0.0.1 until told to stop, then exit with a
+code the coordinator understands (see `coordinator.protocol.link`).
+
+The server is the coordinator's own (`coordinator.http_server`): a mock child's CPU per
+request was mostly uvicorn's and Starlette's layers, and at a thousand requests a second
+that is what decides the latency the children add.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import signal
-from collections.abc import Generator
 from typing import Final
 
-import uvicorn
+import structlog
+import uvloop
 
 from child.engines.base import Engine
-from child.http.routes import create_app
+from child.http.responses import server_error_body
+from child.http.routes import ChildApp
 from child.session import Session
 from child.settings import ChildSettings
+from coordinator.http_server import HttpServer, Limits
 from coordinator.protocol.link import EXIT_BOOT_FAILED, EXIT_STOPPED
 
+log = structlog.get_logger("child.http.server")
+
 GRACEFUL_SHUTDOWN_S: Final = 2
-KEEP_ALIVE_S: Final = 60
+LIMITS: Final = Limits(
+    # Longer than the coordinator keeps a connection idle, so it never reuses one we closed.
+    keep_alive_timeout=60.0,
+    # The coordinator stops reading while its own client is slow, and cuts that client
+    # after its --send-timeout; the child waits longer, so that the coordinator decides.
+    send_timeout=600.0,
+)
 
 
 def run(settings: ChildSettings, engine: Engine) -> int:
-    """Serve until told to stop; the exit code says whether the engine failed (see `link`)."""
+    """Serve until SIGTERM or SIGINT, or until the engine fails; the exit code says which."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(settings, engine))
+
+
+async def serve(settings: ChildSettings, engine: Engine, stop: asyncio.Event | None = None) -> int:
+    """Serve until `stop` is set (by a signal, when it is not given) or the engine fails."""
+    loop = asyncio.get_running_loop()
     exit_code = EXIT_STOPPED
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
 
     def engine_failed() -> None:
         nonlocal exit_code
-        if server.should_exit:
+        if stop.is_set():
             # Asked to stop first (SIGTERM, or Ctrl-C): the browser in our process group got
             # the signal too and died, which is no failure of ours. Stopped on request: 0.
             return
         exit_code = EXIT_BOOT_FAILED
-        server.should_exit = True
+        stop.set()
 
-    app = create_app(settings, Session(engine), on_engine_failure=engine_failed)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.api_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,  # our logging setup already routes uvicorn's warnings to JSON
-        log_level="warning",
-        server_header=False,
-        # Only the coordinator calls a child, and sends no X-Forwarded-* headers: their
-        # middleware would be one more layer of work per request, for nothing.
-        proxy_headers=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        # Longer than the coordinator keeps a connection idle, so it never reuses one we closed.
-        timeout_keep_alive=KEEP_ALIVE_S,
+    session = Session(engine)
+    app = ChildApp(settings, session, on_engine_failure=engine_failed)
+    server = HttpServer(app, error_body=server_error_body, limits=LIMITS, half_close=False)
+    try:
+        await server.start(settings.host, settings.api_port)
+    except OSError as exc:
+        log.error(
+            "child_start_failed",
+            error=f"cannot listen on {settings.host}:{settings.api_port}: {exc.strerror}",
+        )
+        return EXIT_BOOT_FAILED
+    log.info(
+        "child_started", profile=settings.profile, engine=engine.name, port=settings.api_port, pid=os.getpid()
     )
-    server = Server(config)
-    server.run()
+    boot = asyncio.create_task(app.boot(), name="engine-start")
+    try:
+        await stop.wait()
+    finally:
+        # A request still running is cancelled by the shutdown, and stops its generation
+        # before the browser goes away under it.
+        await server.shutdown(GRACEFUL_SHUTDOWN_S)
+        boot.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await boot
+        await session.close()
+        await engine.close()
+        log.info("child_stopped", served=session.served)
     return exit_code
-
-
-class Server(uvicorn.Server):
-    """uvicorn's server, with the signal policy of the process that runs it.
-
-    A child (`own_signals`) handles SIGTERM/SIGINT itself but does not re-raise them once
-    it has shut down, as uvicorn would: the process would die by the signal (or print a
-    KeyboardInterrupt traceback) and skip what follows, where a child stopped on purpose
-    exits 0 after an orderly shutdown. A server embedded in another process (the replica
-    in the demo and the tests) touches no signal handler at all: stopping is the
-    embedding process's decision.
-    """
-
-    def __init__(self, config: uvicorn.Config, *, own_signals: bool = True) -> None:
-        super().__init__(config)
-        self.own_signals = own_signals
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        if not self.own_signals:
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)

@@ -56,13 +56,18 @@ def configure(
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=_dumps),
         ]
+    elif json:
+        # A child's lines, in the stdlib's spacing, each written whole in one write: the
+        # coordinator reads them through a pipe, and a line in two writes wakes it twice.
+        processors = [
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_ascii_dumps),
+        ]
+        factory = structlog.BytesLoggerFactory(stream.buffer)
+        library = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(serializer=_dumps)]
     else:
-        renderer: structlog.typing.Processor = (
-            structlog.processors.JSONRenderer(serializer=_dumps)
-            if json
-            else structlog.dev.ConsoleRenderer(colors=True)
-        )
-        library = [structlog.processors.format_exc_info, renderer] if json else [renderer]
+        library = [structlog.dev.ConsoleRenderer(colors=True)]
         processors = [*shared, *library]
         factory = structlog.PrintLoggerFactory(stream)
     structlog.configure(
@@ -93,6 +98,10 @@ def _fast_dumps(event: dict[str, Any], *, default: Callable[[Any], Any], option:
         return orjson.dumps(event, default=default, option=option)
     except orjson.JSONEncodeError:  # lone surrogates, integers past 64 bits, deep nesting
         return _dumps(event, default=default, separators=(",", ":")).encode("ascii")
+
+
+def _ascii_dumps(event: dict[str, Any], **options: Any) -> bytes:
+    return _dumps(event, **options).encode("ascii")
 
 
 def _dumps(event: dict[str, Any], **options: Any) -> str:

@@ -2,7 +2,7 @@
 
 This is the edge: every failure of the layers below becomes an OpenAI error body with
 the right status here, and nowhere else. Handlers read the `Coordinator` built by the
-`run` command. `App` is the application that `coordinator.serving.http.HttpServer`
+`run` command. `App` is the application that `coordinator.http_server.HttpServer`
 asks twice about every request: `admit` when its head arrives (CORS preflight, key,
 request id, route, method, body limit), then `__call__` to answer it.
 """
@@ -30,7 +30,7 @@ from coordinator.serving import dashboard, dialects, ids, lanes
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
-from coordinator.serving.http import Admission, Request
+from coordinator.http_server import Admission, Request
 from coordinator.serving.lanes import Lane
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (

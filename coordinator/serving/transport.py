@@ -1,8 +1,8 @@
 """The coordinator's HTTP/1.1 client for its private link to its children.
 
-Both ends are ours: a child is uvicorn on 127.0.0.1, so this client needs only
-keep-alive, Content-Length requests, and Content-Length or chunked answers, parsed by
-httptools (uvicorn's own parser). It does that at a fraction of a general client's cost
+Both ends are ours: a child serves on 127.0.0.1 with `coordinator.http_server`, so this
+client needs only keep-alive, Content-Length requests, and Content-Length or chunked
+answers, parsed by httptools (the server's parser too). It does that at a fraction of a general client's cost
 per request, which is most of what the coordinator adds to an answer's latency.
 
 A response's body is read chunk by chunk as it arrives; when the reader falls behind

@@ -93,7 +93,14 @@ def test_not_found_and_method_not_allowed(child: ChildProcess) -> None:
     client = child.http()
     assert_error(client.get("/no/such/route"), 404, "not_found")
     assert_error(client.get("/v1/chat/completions"), 405, "method_not_allowed")
-    assert_error(client.post("/health"), 405, "method_not_allowed")
+    assert client.get("/v1/chat/completions").headers["allow"] == "POST"
+    refused = client.post("/health")
+    assert_error(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET, HEAD"
+    # The token is checked before the route: without it, nothing says which routes exist.
+    assert_error(child.http(token=None).get("/no/such/route"), 403, "invalid_child_token")
+    head = client.head("/health")
+    assert head.status_code == 200 and head.content == b""
 
 
 # --- answers ---------------------------------------------------------------------------------

@@ -1,47 +1,79 @@
-"""The child's routes in process (Starlette's TestClient, the mock engine): the turn is always given back."""
+"""The child's routes in process (its real server on a real port, the mock engine, in a
+thread of the test): the turn is always given back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
 from child.engines.mock import MockEngine, MockSettings
 from child.http import routes
-from child.http.routes import create_app
-from child.session import Session
+from child.http.server import serve
 from child.settings import ChildSettings
 from coordinator.protocol.link import TOKEN_HEADER, AnswerEvent, Citation, Finish, SettingApplied, TextDelta
-from tests.support.processes import wait_for
+from tests.support.processes import free_port, wait_for
 
 TOKEN = "t0ken"
 ASK = {"messages": [{"role": "user", "content": "hello there"}]}
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
+@contextmanager
+def serving(tmp_path: Path, mock: MockSettings) -> Iterator[httpx.Client]:
+    """The child's server and engine on a loop in a thread, and a client of it with the token."""
+    port = free_port()
     settings = ChildSettings(
-        profile_path=tmp_path / "alpha.json", engine="mock", api_port=1, stream_port=2, browser_port=3,
+        profile_path=tmp_path / "alpha.json", engine="mock", api_port=port, stream_port=2, browser_port=3,
         token=TOKEN,
     )  # fmt: skip
-    app = create_app(settings, Session(MockEngine(MockSettings())))
-    with TestClient(app, raise_server_exceptions=False, headers={TOKEN_HEADER: TOKEN}) as client:
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    exit_codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: exit_codes.append(loop.run_until_complete(serve(settings, MockEngine(mock), stop)))
+    )
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={TOKEN_HEADER: TOKEN}) as client:
+            wait_for(lambda: _answers(client), 30, "the child's server")
+            yield client
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+    assert exit_codes == [0]
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        client.get("/health")
+    except httpx.TransportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[httpx.Client]:
+    with serving(tmp_path, MockSettings()) as client:
         wait_for(lambda: health(client)["status"] == "ready", 30, "the mock engine to start")
         yield client
 
 
-def health(client: TestClient) -> dict[str, Any]:
+def health(client: httpx.Client) -> dict[str, Any]:
     body: dict[str, Any] = client.get("/health").json()
     return body
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_failure_while_preparing_the_answer_never_keeps_the_turn(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, stream: bool
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch, stream: bool
 ) -> None:
     # Whatever fails between reading the request and serving it (here: the prompt's word
     # count, which once raised on a null text part) must not leave the child busy for ever.
@@ -59,7 +91,7 @@ def test_a_failure_while_preparing_the_answer_never_keeps_the_turn(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_setting_the_page_used_is_a_header_and_citations_are_annotations(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, stream: bool
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch, stream: bool
 ) -> None:
     async def generate(self: MockEngine, prompt: Any) -> AsyncGenerator[AnswerEvent, None]:
         yield SettingApplied("Thinking-Level", "low")
@@ -79,7 +111,7 @@ def test_a_setting_the_page_used_is_a_header_and_citations_are_annotations(
         assert answer.json()["choices"][0]["message"]["annotations"] == [annotation]
 
 
-def test_the_screenshot_is_the_engines_png_behind_the_token(client: TestClient) -> None:
+def test_the_screenshot_is_the_engines_png_behind_the_token(client: httpx.Client) -> None:
     shot = client.get("/screenshot")
     assert shot.status_code == 200
     assert shot.headers["content-type"] == "image/png"
@@ -89,12 +121,7 @@ def test_the_screenshot_is_the_engines_png_behind_the_token(client: TestClient) 
 
 
 def test_no_screenshot_while_the_engine_starts(tmp_path: Path) -> None:
-    settings = ChildSettings(
-        profile_path=tmp_path / "alpha.json", engine="mock", api_port=1, stream_port=2, browser_port=3,
-        token=TOKEN,
-    )  # fmt: skip
-    app = create_app(settings, Session(MockEngine(MockSettings(startup_ms=60_000))))
-    with TestClient(app, raise_server_exceptions=False, headers={TOKEN_HEADER: TOKEN}) as starting:
+    with serving(tmp_path, MockSettings(startup_ms=60_000)) as starting:
         refused = starting.get("/screenshot")
         assert refused.status_code == 503
         assert refused.json()["error"]["code"] == "starting"

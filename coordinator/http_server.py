@@ -1,20 +1,22 @@
-"""The coordinator's HTTP/1.1 server: connections, request parsing, and writing answers.
+"""Our HTTP/1.1 server, for the coordinator's public port and each child's private one:
+connections, request parsing, and writing answers.
 
-The public surface is small and ours, so the server is too: httptools parses, one
+The surface both need is small and ours, so the server is too: httptools parses, one
 `asyncio.Protocol` per connection, one task per request, and an application that is
 asked twice: `admit` when a request's head arrives (route, method, key, how much body it
 may send), then `__call__` with the whole request, to answer through it. It does what a
 proxy of streamed answers needs: keep-alive, `Expect: 100-continue`, chunked answers
 whose writes wait while a slow reader catches up, a handler cancelled when its client
 disconnects, and a graceful close. uvicorn and Starlette did this before; their layers
-were about a third of the coordinator's CPU per request, which on a busy machine is most
-of the latency it adds (docs/benchmarks.md).
+were about a third of the coordinator's CPU per request, and more of a mock child's
+(each answer in two writes), which on a busy machine is most of the latency they add
+(docs/benchmarks.md).
 
-It is also the first thing a hostile client meets, so everything a client sends is
-bounded (`Limits`): connections, header count and bytes counted on the wire, the time a
-head, a body or a write may take, and requests pipelined behind the one in hand. A
-refused request's body is never buffered. One sweep task checks every deadline, so a
-request costs no timer of its own.
+On the public port it is the first thing a hostile client meets, so everything a client
+sends is bounded (`Limits`): connections, header count and bytes counted on the wire,
+the time a head, a body or a write may take, and requests pipelined behind the one in
+hand. A refused request's body is never buffered. One sweep task checks every deadline,
+so a request costs no timer of its own.
 
 Answers to requests that cannot be parsed are built by the caller's `error_body`, so
 that even those are in the app's error shape.
@@ -39,7 +41,7 @@ import structlog
 
 from coordinator.protocol.openai import OpenAIError
 
-log = structlog.get_logger("coordinator.serving.http")
+log = structlog.get_logger("coordinator.http_server")
 
 Headers = Iterable[tuple[bytes, bytes]]
 # status, code, message, and the path asked (empty where none was read): the body of an error
@@ -160,7 +162,8 @@ class Request:
         self.expects_continue = False
         self.refused = False
         self.decision: object = None
-        self.cancelled_by: str | None = None  # why the server cut the answer short, if it did
+        # Why the answer was cut short, if it was: "disconnect", "shutdown", "send_timeout".
+        self.cancelled_by: str | None = None
         self.status = 0  # of the answer, once started
         self.started = False
         self.finished = False
@@ -196,12 +199,18 @@ class Request:
         head, self._unsent_head = self._unsent_head, b""
         await self._connection.write(head + framed if head else framed)
 
-    async def end(self) -> None:
+    async def end(self, last: bytes = b"") -> None:
+        """End the stream, after `last` (the body's last piece, sent in the same write)."""
         self.finished = True
-        tail = b"0\r\n\r\n" if self._chunked and not self._head_only else b""
+        if self._head_only:
+            last = b""
+        elif last and self.first_byte_at is None:
+            self.first_byte_at = time.perf_counter()
+        if self._chunked and not self._head_only:
+            last = (b"%x\r\n%b\r\n" % (len(last), last) if last else b"") + b"0\r\n\r\n"
         head, self._unsent_head = self._unsent_head, b""
-        if head or tail:
-            await self._connection.write(head + tail)
+        if head or last:
+            await self._connection.write(head + last)
 
     def _head(self, status: int, headers: Headers, framing: bytes) -> bytes:
         if self.started:
@@ -324,8 +333,8 @@ class _Connection(asyncio.Protocol):
                 self._refuse(_Refused(431, "headers_too_large", "The request's headers are too large."))
 
     def eof_received(self) -> bool | None:
-        if self.active is None and not self.pending:
-            return None  # nothing accepted: close
+        if (self.active is None and not self.pending) or not self.server.half_close:
+            return None  # close (which cancels a request in hand)
         # A client may close its side once it has sent its request (a half-close): the
         # accepted requests are still answered, then the connection closes. One that has
         # left altogether looks the same until something is written to it; see `probe`.
@@ -337,6 +346,8 @@ class _Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         self.server.idle.pop(self, None)
         if self.active is not None:
+            if self.handling is not None and self.handling.cancelled_by is None:
+                self.handling.cancelled_by = "shutdown" if self.server.closing else "disconnect"
             self.active.cancel()
         self._wake_writer()
 
@@ -478,7 +489,7 @@ class _Connection(asyncio.Protocol):
             log.exception("handler_failed", method=request.method, path=request.path)
             if not request.started and not self.closed:
                 body = self.server.error_body(
-                    500, "internal_error", "The coordinator failed on this request.", request.path
+                    500, "internal_error", "The server failed on this request; see its log.", request.path
                 )
                 with contextlib.suppress(Exception):
                     await request.respond(500, [(b"content-type", b"application/json")], body)
@@ -697,8 +708,12 @@ class HttpServer:
         error_body: ErrorBody,
         limits: Limits | None = None,
         on_limit: LimitMet = lambda limit: None,
+        half_close: bool = True,
     ) -> None:
         self.app = app
+        # A client may close its side once its request is sent, and still read the answer.
+        # Off where the one client never does that, so that its EOF means it has left.
+        self.half_close = half_close
         self.error_body = error_body
         self.limits = limits or Limits()
         self.on_limit = on_limit  # told each limit a client meets, by name (for the metrics)
