@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 import uvloop
 
+from coordinator.http_server import HttpServer, Limits
 from coordinator.ledger.metrics import LedgerCollector, QuotaCollector
 from coordinator.ledger.quota import DailyLimits, QuotaTally
 from coordinator.ledger.writer import Ledger, LedgerConfig
@@ -33,7 +34,6 @@ from coordinator.lifecycle.profiles import Profile
 from coordinator.lifecycle.roster import Roster
 from coordinator.lifecycle.states import SERVING
 from coordinator.lifecycle.supervisor import Supervisor
-from coordinator.http_server import HttpServer, Limits
 from coordinator.serving.metrics import Metrics
 from coordinator.serving.pool import Pool
 from coordinator.serving.proxy import Proxy

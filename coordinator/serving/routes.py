@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from coordinator.http_server import Admission, Request
 from coordinator.ledger import query as usage_query
 from coordinator.ledger.entry import TAIL_BYTES, Entry
 from coordinator.ledger.store import LedgerUnreadable
@@ -30,7 +31,6 @@ from coordinator.serving import dashboard, dialects, ids, lanes
 from coordinator.serving.auth import OPEN, Grant, KeyRing, may_cancel
 from coordinator.serving.cors import Cors
 from coordinator.serving.fanout import FanOut
-from coordinator.http_server import Admission, Request
 from coordinator.serving.lanes import Lane
 from coordinator.serving.openapi import openapi
 from coordinator.serving.pool import (
