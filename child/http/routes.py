@@ -161,7 +161,8 @@ class ChildApp:
                 )
         methods: tuple[str, ...]
         handler: Handler
-        if path.startswith(_CANCEL_PREFIX) and "/" not in path[len(_CANCEL_PREFIX) :]:
+        cancel_id = path[len(_CANCEL_PREFIX) :] if path.startswith(_CANCEL_PREFIX) else ""
+        if cancel_id and "/" not in cancel_id:
             methods, handler = ("POST",), self.cancel
         elif path in self._routes:
             methods, handler = self._routes[path]
