@@ -3,11 +3,11 @@
 # Arguments go to pytest: `-m "not e2e and not browser"` runs the fast suite.
 #
 # pytest runs in two parts, each given the same arguments: every test not marked `alone`,
-# then those marked `alone`, since they assert latency or order that holds only on a quiet
-# machine. TEST_WORKERS=3 runs the first part on 3 pytest-xdist workers (about 12 minutes
-# in all instead of 23 on two cores); the default, 0, runs it in one process, because on
-# workers a few browser tests still race their pages under the load (one run in two failed). `--part` (tests/conftest.py)
-# narrows what the user's own -m, -k or paths select, so both parts honour them.
+# on TEST_WORKERS pytest-xdist workers (3 by default: about 9 minutes in all on two cores,
+# against 19 in one process; TEST_WORKERS=0 runs it in one process), then those marked
+# `alone`, one at a time, since they assert latency or order that holds only on a quiet
+# machine. `--part` (tests/conftest.py) narrows what the user's own -m, -k or paths
+# select, so both parts honour them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
@@ -20,7 +20,7 @@ bash scripts/setup.sh dev
 # The processes the tests start import the same modules hundreds of times: let them reuse
 # the compiled bytecode (some environments turn writing it off).
 unset PYTHONDONTWRITEBYTECODE
-workers="${TEST_WORKERS:-0}"
+workers="${TEST_WORKERS:-3}"
 # A file's tests stay on one worker: they share its module-scoped coordinators.
 status=0
 .venv/bin/pytest --part parallel -n "$workers" --dist loadfile "$@" || status=$?
