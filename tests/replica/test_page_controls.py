@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, Request, Route, expect
 
 from child.replica import DRIFTS, answer_for
 from tests.replica import contract as ui
@@ -184,31 +184,30 @@ def test_model_from_the_url_then_the_preference_then_the_default(
 ) -> None:
     page = open_page(replica)
     expect(page.locator(ui.MODEL_LABEL)).to_have_text("replica-flash")
-    # The first load's model list has arrived (flash's level shows only then): the response
-    # awaited below is the reload's, not the first one's, cut off by the reload.
+    # The first load's model list has arrived (flash's level shows only then), so that only
+    # the reload's goes through the route below.
     expect(page.locator('mat-select[aria-label="Thinking Level"]')).to_have_count(1)
     set_preference(page, {"promptModel": "models/replica-pro", "other": 1})
-    # The reload's list, as the replica sent it: read here as it passes, since Chromium may
-    # have let go of a response's body by the time the test asks it for one.
-    listed: list[tuple[str, Any]] = []
+    # The reload's list, as the replica sent it, read as it passes through a route: the
+    # browser may report the first load's request finished only now, and may have let go
+    # of a response's body by the time the test would ask for it.
+    listed: list[tuple[Request, Any]] = []
 
     def capture(route: Route) -> None:
         if route.request.method != "POST":  # its CORS preflight has the same URL
             route.continue_()
             return
         answer = route.fetch()
-        listed.append((route.request.url, answer.json()))
+        listed.append((route.request, answer.json()))
         route.fulfill(response=answer)
 
     page.route("**/*ListModels", capture)
-    with page.expect_request_finished(
-        lambda request: "ListModels" in request.url and request.method == "POST"
-    ):
+    with page.expect_request_finished(lambda request: any(request is seen for seen, _ in listed)):
         page.reload()
     page.unroute("**/*ListModels", capture)
-    ((url, body),) = listed
+    ((request, body),) = listed
     assert (
-        url
+        request.url
         == replica.api_url
         + "/$rpc/google.internal.alkali.applications.makersuite.v1.MakerSuiteService/ListModels"
     )
