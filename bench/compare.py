@@ -1,7 +1,7 @@
 """Throughput of this tree against another checkout, on mock children: before and after a change.
 
     git worktree add /tmp/base <commit>     # or: git archive <commit> | tar -x -C /tmp/base
-    .venv/bin/python bench/compare.py --base /tmp/base [--rounds 10] [--requests 3000] [--clients 8]
+    .venv/bin/python bench/compare.py --base /tmp/base [--rounds 10] [--requests 3000] [--clients 8] [--child]
 
 Two coordinators over two mock children each, one run from each source tree (PYTHONPATH
 points the coordinator and its children at the tree; run the script from a folder that
@@ -12,6 +12,10 @@ a change in its load hits both alike, where runs one after the other measure the
 Reported per tree: requests per second, p50 and the CPU per request of the coordinator
 and of its children (medians over rounds), and the median of the per-round ratio of
 requests per second.
+
+`--child`: one mock child from each tree instead, called directly by one client in
+sequence (as a child is used: one request at a time), with its CPU per request split into
+user and system time.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BODY, command_line, coordinator, load, machine, percentile
+from common import BODY, command_line, coordinator, direct_children, load, machine, percentile
+
+from coordinator.protocol.link import TOKEN_HEADER
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
@@ -82,12 +88,60 @@ def compare(
     }
 
 
+def compare_children(trees: dict[str, Path], requests: int, rounds: int, folder: Path) -> dict[str, object]:
+    fields = ("requests_per_second", "p50_ms", "user_cpu_us", "system_cpu_us")
+    results: dict[str, list[tuple[float, ...]]] = {name: [] for name in trees}
+    with ExitStack() as stack:
+        runs = {}
+        for name, tree in trees.items():
+            (folder / name).mkdir()
+            (port,), token = stack.enter_context(direct_children(1, {"PYTHONPATH": str(tree)}, folder / name))
+            runs[name] = (port, f"{TOKEN_HEADER}: {token}\r\n", _listener(port))
+        for index in range(rounds):
+            for name in ("base", "this") if index % 2 == 0 else ("this", "base"):
+                port, headers, process = runs[name]
+                asyncio.run(load([port], BODY, headers, 1, 500, strict=True))  # warm-up
+                before = process.cpu_times()
+                tally = asyncio.run(load([port], BODY, headers, 1, requests, strict=True))
+                after = process.cpu_times()
+                count = len(tally.latencies)
+                results[name].append(
+                    (
+                        count / tally.wall,
+                        percentile(tally.latencies, 0.5) * 1000,
+                        (after.user - before.user) / count * 1e6,
+                        (after.system - before.system) / count * 1e6,
+                    )
+                )
+    ratios = [a[0] / b[0] for a, b in zip(results["this"], results["base"], strict=True)]
+    return {
+        **{
+            f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 1)
+            for name in trees
+            for index, field in enumerate(fields)
+        },
+        "ratio_requests_per_second": round(statistics.median(ratios), 3),
+        "ratio_rounds": [round(x, 3) for x in ratios],
+        "requests_per_round": requests,
+        "rounds": rounds,
+    }
+
+
+def _listener(port: int) -> psutil.Process:
+    """The child process of ours that listens on `port`."""
+    for process in psutil.Process().children(recursive=True):
+        if str(port) in process.cmdline():
+            return process
+    raise LookupError(f"no child of this process listens on {port}")
+
+
 def main() -> None:
     parser = command_line(__doc__)
     parser.add_argument("--base", type=Path, required=True, help="the other checkout (its root folder)")
     parser.add_argument("--requests", type=int, default=3000, help="per coordinator and round")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=8, help="concurrent closed-loop clients")
+    parser.add_argument("--child", action="store_true", help="one mock child of each tree, called directly")
     options = parser.parse_args()
     here = Path(__file__).resolve().parents[1]
     if Path.cwd().resolve() in (here, options.base.resolve()):
@@ -95,9 +149,12 @@ def main() -> None:
     trees = {"base": options.base.resolve(), "this": here}
     report: dict[str, object] = dict(machine())
     with tempfile.TemporaryDirectory(prefix="coordinator-bench-compare-") as tmp:
-        report["compare"] = compare(
-            trees, options.children, options.requests, options.rounds, options.clients, Path(tmp)
-        )
+        if options.child:
+            report["compare_child"] = compare_children(trees, options.requests, options.rounds, Path(tmp))
+        else:
+            report["compare"] = compare(
+                trees, options.children, options.requests, options.rounds, options.clients, Path(tmp)
+            )
     print(json.dumps(report, indent=2))
 
 
