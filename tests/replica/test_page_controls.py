@@ -13,7 +13,7 @@ from playwright.sync_api import Page, Request, Route, expect
 
 from child.replica import DRIFTS, answer_for
 from tests.replica import contract as ui
-from tests.support.replica import OpenPage, StartReplica, ThreadedReplica
+from tests.support.replica import OpenPage, StartReplica, ThreadedReplica, models_listed
 
 pytestmark = pytest.mark.browser
 
@@ -142,6 +142,7 @@ def test_the_advanced_group_exists_only_while_open(replica: ThreadedReplica, ope
 
 def test_settings_and_stop_chips_reach_the_run(replica: ThreadedReplica, open_page: OpenPage) -> None:
     page = open_page(replica)
+    models_listed(page)  # or the list's arrival resets what is typed before it
     page.locator(ui.TEMPERATURE).fill("0.3")
     page.locator(ui.ADVANCED).click()
     page.locator(ui.TOP_P).fill("0.5")
@@ -184,9 +185,9 @@ def test_model_from_the_url_then_the_preference_then_the_default(
 ) -> None:
     page = open_page(replica)
     expect(page.locator(ui.MODEL_LABEL)).to_have_text("replica-flash")
-    # The first load's model list has arrived (flash's level shows only then), so that only
-    # the reload's goes through the route below.
-    expect(page.locator('mat-select[aria-label="Thinking Level"]')).to_have_count(1)
+    # The first load's model list has arrived, so that only the reload's goes through the
+    # route below.
+    models_listed(page)
     set_preference(page, {"promptModel": "models/replica-pro", "other": 1})
     # The reload's list, as the replica sent it, read as it passes through a route: the
     # browser may report the first load's request finished only now, and may have let go

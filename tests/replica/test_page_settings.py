@@ -8,11 +8,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.replica import contract as ui
-from tests.support.replica import OpenPage, ThreadedReplica
+from tests.support.replica import LEVEL_SELECT, OpenPage, ThreadedReplica, models_listed
 
 pytestmark = pytest.mark.browser
 
-LEVEL = 'mat-select[aria-label="Thinking Level"]'
 TOOLS_GROUP = 'button[aria-label="Tools"]'
 FUNCTION_CALLING = 'div[data-test-id="functionCallingTooltip"] button[role="switch"]'
 OPTION = '[role="listbox"] mat-option'
@@ -25,19 +24,13 @@ def submit(page: Page, prompt: str) -> None:
     page.locator(ui.PROMPT).press("Control+Enter")
 
 
-def loaded(page: Page) -> None:
-    """Wait for the page's model list: until it arrives the page knows no level or tool of
-    its model (a driver waits for it too), and a loaded machine can take seconds."""
-    expect(page.locator(LEVEL)).to_have_count(1)
-
-
 def test_levels_differ_by_model_and_exist_only_while_open(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     expected = {"replica-flash": ["Minimal", "Low", "Medium", "High"], "replica-pro": ["Low", "High"]}
     for model, levels in expected.items():
         page = open_page(replica, path=f"/prompts/new_chat?model={model}")
-        select = page.locator(LEVEL)
+        select = page.locator(LEVEL_SELECT)
         expect(select).to_contain_text(replica.config.default_level(model) or "")
         expect(page.locator(OPTION)).to_have_count(0)
         select.click()
@@ -47,7 +40,7 @@ def test_levels_differ_by_model_and_exist_only_while_open(
         expect(select).to_contain_text("Low")
     lite = open_page(replica, path="/prompts/new_chat?model=replica-lite")
     expect(lite.locator(ui.MODEL_LABEL)).to_have_text("replica-lite")
-    expect(lite.locator(LEVEL)).to_have_count(0)
+    expect(lite.locator(LEVEL_SELECT)).to_have_count(0)
     lite.locator(TOOLS_GROUP).click()
     expect(lite.locator(TOOLS_GROUP)).to_have_attribute("aria-expanded", "true")
     expect(lite.locator(SEARCH)).to_have_count(0)
@@ -57,8 +50,8 @@ def test_the_page_sends_the_level_and_tools_and_keeps_them_after_new_chat(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica, path="/prompts/new_chat?model=replica-flash")
-    loaded(page)
-    page.locator(LEVEL).click()
+    models_listed(page)
+    page.locator(LEVEL_SELECT).click()
     page.locator(OPTION).filter(has_text="Medium").click()
     # As on the page, the switches are in the Tools group, collapsed until opened.
     expect(page.locator(SEARCH)).to_have_count(0)
@@ -77,7 +70,7 @@ def test_the_page_sends_the_level_and_tools_and_keeps_them_after_new_chat(
     assert run["thoughts"] and [s["url"] for s in run["sources"]][-1] == "https://a.test/page"
     page.locator(ui.NEW_CHAT).click()
     page.locator(ui.DISCARD).click()
-    expect(page.locator(LEVEL)).to_contain_text("Medium")
+    expect(page.locator(LEVEL_SELECT)).to_contain_text("Medium")
     expect(page.locator(SEARCH)).to_have_attribute("aria-checked", "true")
 
 
@@ -85,7 +78,7 @@ def test_google_search_is_off_and_disabled_while_function_calling_is_on(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica, path="/prompts/new_chat?model=replica-flash")
-    loaded(page)
+    models_listed(page)
     page.locator(TOOLS_GROUP).click()
     page.locator(SEARCH).click()
     expect(page.locator(SEARCH)).to_have_attribute("aria-checked", "true")

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from child.site.config import SELECTORS
 from child.site.tools import SET_TOOLS
 from tests.replica import contract as ui
-from tests.support.replica import OpenPage, ThreadedReplica
+from tests.support.replica import OpenPage, ThreadedReplica, models_listed
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +52,7 @@ def test_function_calling_declares_only_what_the_page_takes_and_survives_a_new_c
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica)
+    models_listed(page)
     # Collapsed: the settings are not in the page until the group is opened.
     expect(page.locator(FUNCTIONS)).to_have_count(0)
     page.locator(GROUP).click()
@@ -95,6 +96,7 @@ def test_the_editor_takes_what_was_typed_not_a_value_set_behind_its_back(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica)
+    models_listed(page)
     page.locator(GROUP).click()
     page.locator(f"{FUNCTIONS} {SWITCH}").click()
     page.locator(f"{FUNCTIONS} button.edit-function-declarations-button").click()
@@ -110,6 +112,7 @@ def test_structured_output_sends_the_schema_and_the_answer_is_its_json(
     replica: ThreadedReplica, open_page: OpenPage
 ) -> None:
     page = open_page(replica)
+    models_listed(page)
     page.locator(GROUP).click()
     expect(page.locator(f"{SCHEMA} button.edit-schema-button")).to_be_disabled()
     page.locator(f"{SCHEMA} {SWITCH}").click()
@@ -139,6 +142,7 @@ def test_the_drivers_tools_script_sets_reads_back_and_reports_a_refusal(
     """child.site.tools.SET_TOOLS on this page: the group opened, the Code Editor tab found,
     the JSON saved and read back; the editor's refusal comes back in its own words."""
     page = open_page(replica)
+    models_listed(page)
     selectors = dict(SELECTORS)
     expect(page.locator(ui.PROMPT)).to_be_visible()
     declarations = json.dumps([WEATHER])

@@ -192,3 +192,14 @@ class PageClient:
 
 StartReplica = Callable[..., ThreadedReplica]
 OpenPage = Callable[..., Page]
+
+# Shown only for a model with thinking levels, once the page has its list of models.
+LEVEL_SELECT = 'mat-select[aria-label="Thinking Level"]'
+
+
+def models_listed(page: Page) -> None:
+    """Wait for the page's model list (the default model, flash, has levels): until it
+    arrives the page knows no level or tool of its model, and its arrival redraws the run
+    settings with the model's defaults. A driver waits for it too; a loaded machine can
+    take seconds."""
+    expect(page.locator(LEVEL_SELECT)).to_have_count(1)
