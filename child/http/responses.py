@@ -27,9 +27,13 @@ class Reply:
     content_type: bytes = b"application/json"
 
     async def send(self, request: Request) -> None:
-        headers = [(b"content-type", self.content_type)]
-        headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()]
+        headers = [(b"content-type", self.content_type), *encode_headers(self.headers)]
         await request.respond(self.status, headers, self.body)
+
+
+def encode_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Headers as the server writes them."""
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def json_reply(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:

@@ -27,6 +27,7 @@ from child.http.responses import (
     CANCELLED_STATUS,
     Reply,
     cancelled_reply,
+    encode_headers,
     engine_error_event,
     engine_error_reply,
     error_reply,
@@ -119,10 +120,6 @@ async def _first(turn: Turn, headers: dict[str, str]) -> AnswerEvent:
 
 def setting_header(event: SettingApplied) -> str:
     return f"X-Coordinator-{event.name}"
-
-
-def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 class ChildApp:
@@ -339,7 +336,9 @@ class ChildApp:
                 first = await _first(turn, headers)
                 request.start(
                     200,
-                    _encoded({**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}),
+                    encode_headers(
+                        {**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+                    ),
                 )
                 await self._stream(request, turn, first, answer.stream(), prompt_tokens, exchange)
                 return None
