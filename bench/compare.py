@@ -25,6 +25,7 @@ import json
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -41,11 +42,13 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+Round = tuple[float, ...]  # requests per second first, then the figures named by `fields`
+
+
 def compare(
     trees: dict[str, Path], children: int, requests: int, rounds: int, clients: int, folder: Path
 ) -> dict[str, object]:
     fields = ("requests_per_second", "p50_ms", "coordinator_cpu_us", "children_cpu_us")
-    results: dict[str, list[tuple[float, ...]]] = {name: [] for name in trees}
     with ExitStack() as stack:
         runs = {
             name: stack.enter_context(
@@ -53,77 +56,79 @@ def compare(
             )
             for name, tree in trees.items()
         }
-        for index in range(rounds):
-            # Base first in even rounds, this tree first in odd ones: the order's cost is shared.
-            for name in ("base", "this") if index % 2 == 0 else ("this", "base"):
-                run = runs[name]
-                parent = psutil.Process(run.process.pid)
-                kids = parent.children(recursive=True)
-                asyncio.run(load([run.port], BODY, "", clients, 500, strict=True))  # warm-up
-                before = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
-                tally = asyncio.run(load([run.port], BODY, "", clients, requests, strict=True))
-                after = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
-                count = len(tally.latencies)
-                results[name].append(
-                    (
-                        count / tally.wall,
-                        percentile(tally.latencies, 0.5) * 1000,
-                        (after[0] - before[0]) / count * 1e6,
-                        (after[1] - before[1]) / count * 1e6,
-                    )
-                )
-    ratios = [a[0] / b[0] for a, b in zip(results["this"], results["base"], strict=True)]
-    return {
-        **{
-            f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 1)
-            for name in trees
-            for index, field in enumerate(fields)
-        },
-        **{f"{name}_requests_per_second_rounds": [round(r[0]) for r in results[name]] for name in trees},
-        "ratio_requests_per_second": round(statistics.median(ratios), 3),
-        "ratio_rounds": [round(x, 3) for x in ratios],
-        "requests_per_round": requests,
-        "clients": clients,
-        "rounds": rounds,
-    }
+
+        def measure(name: str) -> Round:
+            run = runs[name]
+            parent = psutil.Process(run.process.pid)
+            kids = parent.children(recursive=True)
+            asyncio.run(load([run.port], BODY, "", clients, 500, strict=True))  # warm-up
+            before = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
+            tally = asyncio.run(load([run.port], BODY, "", clients, requests, strict=True))
+            after = (_cpu_seconds(parent), sum(_cpu_seconds(kid) for kid in kids))
+            count = len(tally.latencies)
+            return (
+                count / tally.wall,
+                percentile(tally.latencies, 0.5) * 1000,
+                (after[0] - before[0]) / count * 1e6,
+                (after[1] - before[1]) / count * 1e6,
+            )
+
+        results = _alternate(rounds, measure)
+    return {**_summary(results, fields), "requests_per_round": requests, "clients": clients, "rounds": rounds}
 
 
 def compare_children(trees: dict[str, Path], requests: int, rounds: int, folder: Path) -> dict[str, object]:
     fields = ("requests_per_second", "p50_ms", "user_cpu_us", "system_cpu_us")
-    results: dict[str, list[tuple[float, ...]]] = {name: [] for name in trees}
     with ExitStack() as stack:
         runs = {}
         for name, tree in trees.items():
             (folder / name).mkdir()
             (port,), token = stack.enter_context(direct_children(1, {"PYTHONPATH": str(tree)}, folder / name))
             runs[name] = (port, f"{TOKEN_HEADER}: {token}\r\n", _listener(port))
-        for index in range(rounds):
-            for name in ("base", "this") if index % 2 == 0 else ("this", "base"):
-                port, headers, process = runs[name]
-                asyncio.run(load([port], BODY, headers, 1, 500, strict=True))  # warm-up
-                before = process.cpu_times()
-                tally = asyncio.run(load([port], BODY, headers, 1, requests, strict=True))
-                after = process.cpu_times()
-                count = len(tally.latencies)
-                results[name].append(
-                    (
-                        count / tally.wall,
-                        percentile(tally.latencies, 0.5) * 1000,
-                        (after.user - before.user) / count * 1e6,
-                        (after.system - before.system) / count * 1e6,
-                    )
-                )
+
+        def measure(name: str) -> Round:
+            port, headers, process = runs[name]
+            asyncio.run(load([port], BODY, headers, 1, 500, strict=True))  # warm-up
+            before = process.cpu_times()
+            tally = asyncio.run(load([port], BODY, headers, 1, requests, strict=True))
+            after = process.cpu_times()
+            count = len(tally.latencies)
+            return (
+                count / tally.wall,
+                percentile(tally.latencies, 0.5) * 1000,
+                (after.user - before.user) / count * 1e6,
+                (after.system - before.system) / count * 1e6,
+            )
+
+        results = _alternate(rounds, measure)
+    return {**_summary(results, fields), "requests_per_round": requests, "rounds": rounds}
+
+
+def _alternate(rounds: int, measure: Callable[[str], Round]) -> dict[str, list[Round]]:
+    """Each tree measured once a round: base first in even rounds, this tree first in odd
+    ones, so that what a round's order costs is shared."""
+    results: dict[str, list[Round]] = {"base": [], "this": []}
+    for index in range(rounds):
+        for name in ("base", "this") if index % 2 == 0 else ("this", "base"):
+            results[name].append(measure(name))
+    return results
+
+
+def _summary(results: dict[str, list[Round]], fields: tuple[str, ...]) -> dict[str, object]:
+    """Each figure's median over rounds, and the per-round ratio of requests per second."""
     ratios = [a[0] / b[0] for a, b in zip(results["this"], results["base"], strict=True)]
     return {
         **{
-            f"{name}_{field}": round(statistics.median(r[index] for r in results[name]), 1)
-            for name in trees
+            f"{name}_{field}": round(statistics.median(r[index] for r in rounds), 1)
+            for name, rounds in results.items()
             for index, field in enumerate(fields)
+        },
+        **{
+            f"{name}_requests_per_second_rounds": [round(r[0]) for r in rounds]
+            for name, rounds in results.items()
         },
         "ratio_requests_per_second": round(statistics.median(ratios), 3),
         "ratio_rounds": [round(x, 3) for x in ratios],
-        "requests_per_round": requests,
-        "rounds": rounds,
     }
 
 
