@@ -18,7 +18,7 @@ import httpx
 
 from coordinator.cli import demo
 from tests.support.coordinator import Coordinator, Runs
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_for
 
 
 @dataclass
@@ -33,6 +33,17 @@ class Site:
 
     def last_run(self) -> dict[str, Any]:
         return self.runs()[-1]
+
+    def last_reported_run(self, timeout: float = 30) -> dict[str, Any]:
+        """The last run once its page has reported what it rendered: the report is a beacon
+        sent after the run ends, so it can land after the client already has its answer."""
+
+        def reported() -> dict[str, Any] | None:
+            run = self.last_run()
+            return run if run["reported"] else None
+
+        run: dict[str, Any] = wait_for(reported, timeout, "the page's report of its run")
+        return run
 
 
 @contextlib.contextmanager
