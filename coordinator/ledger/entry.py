@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # The answer's last bytes that are searched for its usage (a stream's usage chunk, or the
 # end of a completion); usage is the last field the children write.
@@ -18,8 +19,7 @@ _DONE = b"data: [DONE]"
 _DECODER = json.JSONDecoder()
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
+class Tokens(NamedTuple):
     prompt: int | None = None
     completion: int | None = None
     reasoning: int | None = None
@@ -28,7 +28,9 @@ class Tokens:
 NO_TOKENS = Tokens()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: every chat request makes one on the event loop, and a frozen dataclass
+# takes several times as long to build (docs/benchmarks.md). Nothing changes an entry.
+@dataclass(slots=True)
 class Entry:
     """A finished request. Times are seconds; `at` is the wall clock at its arrival."""
 

@@ -143,16 +143,6 @@ class QuotaTally:
             if row is not None:
                 row.requests += 1
 
-    def tokens(
-        self, profile: str, model: str, at: float, prompt: int, completion: int, reasoning: int
-    ) -> None:
-        with self._lock:
-            row = self._row(profile, model, at)
-            if row is not None:
-                row.prompt_tokens += prompt
-                row.completion_tokens += completion
-                row.reasoning_tokens += reasoning
-
     def hit(self, profile: str, model: str, at: float | None = None) -> None:
         """The child of `profile` reported `model` out of quota; kept in the ledger too."""
         at = self.clock() if at is None else at
@@ -164,15 +154,35 @@ class QuotaTally:
         self.record_hit(QuotaHit(at, profile, model))
 
     def ledger_rows(self, rows: Iterable[tuple[object, ...]]) -> None:
-        """The tokens of rows the ledger's writer made (`entry.COLUMNS` order)."""
+        """The tokens of rows the ledger's writer made (`entry.COLUMNS` order).
+
+        Summed per (profile, model) before the lock is taken, once for the batch: a lock
+        per row is a lock the event loop may wait on per row."""
+        with self._lock:
+            self._roll()
+            day = self.day
+        start, end = day
+        sums: dict[tuple[str, str], list[int]] = {}
         for ts, _, _, profile, model, *_, prompt, completion, reasoning, _, _, _ in rows:
             if not isinstance(profile, str) or not isinstance(model, str) or not isinstance(ts, int | float):
                 continue
-            if "," in profile:
-                continue  # n > 1: one answer's tokens from several children, not one account's
+            if "," in profile or not start <= ts < end:
+                continue  # n > 1 (one answer's tokens from several accounts), or another day's
             counts = [value if isinstance(value, int) else 0 for value in (prompt, completion, reasoning)]
             if any(counts):
-                self.tokens(profile, model, ts, *counts)
+                total = sums.setdefault((profile, model), [0, 0, 0])
+                for index, value in enumerate(counts):
+                    total[index] += value
+        with self._lock:
+            if self.day != day:
+                return  # the day rolled over meanwhile: these tokens were the last day's
+            for key, (prompt_sum, completion_sum, reasoning_sum) in sums.items():
+                row = self._rows.get(key)
+                if row is None:
+                    row = self._rows[key] = Usage()
+                row.prompt_tokens += prompt_sum
+                row.completion_tokens += completion_sum
+                row.reasoning_tokens += reasoning_sum
 
     def _row(self, profile: str, model: str, at: float) -> Usage | None:
         """The row to count into, or None for a moment outside the current quota day."""

@@ -8,6 +8,7 @@ A `Store` belongs to one thread (sqlite3's rule); reports open their own.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import statistics
 from collections.abc import Iterable, Sequence
@@ -43,7 +44,10 @@ CREATE TABLE IF NOT EXISTS quota_hits (
 );
 CREATE INDEX IF NOT EXISTS quota_hits_ts ON quota_hits (ts);
 """
-_INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# Rows per INSERT statement: within SQLite's oldest limit of 999 values per statement.
+# A statement of many rows is one step for SQLite, and one release of the GIL by sqlite3
+# where `executemany` releases it per row, each time letting the event loop's thread in.
+_ROWS_PER_INSERT = 999 // len(COLUMNS)
 # What each grouping groups by, as SQL over the columns (a day is a UTC calendar day).
 GROUPS = {
     "profile": "coalesce(profile, '-')",
@@ -53,6 +57,13 @@ GROUPS = {
     # "PROFILE YYYY-MM-DD": the dashboard's chart of each profile's requests per day.
     "profile,day": "coalesce(profile, '-') || ' ' || date(ts, 'unixepoch')",
 }
+
+
+@functools.lru_cache(maxsize=8)
+def _insert(count: int) -> str:
+    """The INSERT of `count` rows."""
+    one = f"({', '.join('?' * len(COLUMNS))})"
+    return f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES {', '.join([one] * count)}"
 
 
 class LedgerUnreadable(Exception):
@@ -73,7 +84,9 @@ class Store:
         """All `rows` (and quota `hits`) in one transaction: all of them are written, or none."""
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(_INSERT, rows)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                self.db.execute(_insert(len(chunk)), [value for row in chunk for value in row])
             if hits:
                 self.db.executemany(
                     "INSERT INTO quota_hits (ts, profile, model) VALUES (?, ?, ?)",

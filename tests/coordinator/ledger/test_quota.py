@@ -4,6 +4,7 @@ ranking the pool uses, and seeding from a real ledger file."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -83,6 +84,16 @@ def test_counts_roll_over_at_midnight_pacific() -> None:
     }
 
 
+def answered(moment: float, profile: str, prompt: int, completion: int, reasoning: int) -> tuple[object, ...]:
+    """The ledger row of a request answered with these counts."""
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+             "completion_tokens_details": {"reasoning_tokens": reasoning}}  # fmt: skip
+    tail = json.dumps({"usage": usage}).encode()
+    return row(
+        Entry(moment, "r1", "/v1/chat/completions", profile, "pro", 200, None, False, 0.1, 0.2, None, tail)
+    )
+
+
 def test_rows_give_requests_tokens_hits_and_what_remains() -> None:
     clock = Clock(at("2026-12-01T10:00:00-08:00"))
     hits: list[QuotaHit] = []
@@ -94,7 +105,13 @@ def test_rows_give_requests_tokens_hits_and_what_remains() -> None:
     for _ in range(4):
         tally.request("alice", "pro", clock.now)
     tally.request("bob", "pro", clock.now)
-    tally.tokens("alice", "pro", clock.now, 10, 20, 5)
+    # The writer's rows: summed per profile and model, without an n > 1 row's (several
+    # accounts' tokens in one answer) or another day's.
+    tally.ledger_rows([
+        answered(clock.now, "alice", 4, 8, 2), answered(clock.now, "alice", 6, 12, 3),
+        answered(clock.now, "alice,bob", 100, 100, 100),
+        answered(at("2026-11-30T23:00:00-08:00"), "alice", 100, 100, 100),
+    ])  # fmt: skip
     tally.hit("alice", "pro", at("2026-12-01T10:05:00-08:00"))
     rows = {(r["profile"], r["model"]): r for r in tally.rows([("alice", "flash"), ("bob", "pro")])}
     assert rows["alice", "pro"] == {

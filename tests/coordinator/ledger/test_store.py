@@ -93,3 +93,22 @@ def test_report_by_profile_and_day(path: Path) -> None:
         ("beta 2025-12-01", 1),
         ("beta 2025-12-02", 1),
     ]
+
+
+def test_a_batch_of_many_statements_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ledger.sqlite3")
+    store.insert([value(T0 + index, "alpha", "m1") for index in range(500)])
+    # A row SQLite refuses (a missing status) in the last statement of a batch: the
+    # statements before it are rolled back too.
+    broken = [value(T0 + DAY + index, "beta", "m1") for index in range(300)]
+    broken[-1] = (*broken[-1][:5], None, *broken[-1][6:])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.insert(broken)
+    store.close()
+    rows = report(tmp_path / "ledger.sqlite3", "profile").rows
+    assert [(r["group"], r["requests"]) for r in rows] == [("alpha", 500)]
+    db = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    assert [ts for (ts,) in db.execute("SELECT ts FROM requests ORDER BY rowid")] == [
+        T0 + i for i in range(500)
+    ]
+    db.close()
