@@ -59,6 +59,21 @@ TAIL = (
 )
 
 
+# The end of a non-stream answer of the mock, whose usage `row()` reads.
+ANSWER = (
+    b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"echo: the quick brown fox"},"finish_reason":"stop",'
+    b'"logprobs":null}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12,'
+    b'"completion_tokens_details":{"reasoning_tokens":0}}}'
+)
+
+
+def _answered(index: int, tail: bytes, stream: bool = False) -> Entry:
+    """The entry of a request answered now, as the edge makes it (`tail`: the answer's end)."""
+    return Entry(time.time(), f"r{index}", "/v1/chat/completions", f"bench-{index % 2}", "mock", 200, None,
+                 stream, 0.001, 0.002, "client-0", tail)  # fmt: skip
+
+
 def counter(metrics: str, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
     return float(found.group(1)) if found else float("nan")
@@ -220,9 +235,7 @@ async def _ticks(ledger: Ledger, rate: int, seconds: float) -> tuple[list[float]
     async for due in due_times(rate, seconds):
         now = time.perf_counter()
         late.append((now - due) * 1000)
-        entry = Entry(time.time(), f"r{len(late)}", "/v1/chat/completions", "alpha", "mock", 200, None,
-                      True, 0.01, 0.02, "client-0", TAIL)  # fmt: skip
-        ledger.record(entry)
+        ledger.record(_answered(len(late), TAIL, stream=True))
         calls.append((time.perf_counter() - now) * 1000)
     return late, calls
 
@@ -263,20 +276,6 @@ def path_cost(rate: int, seconds: float, rounds: int, folder: Path) -> dict[str,
     }
 
 
-# The end of a non-stream answer of the mock, whose usage `row()` reads.
-ANSWER = (
-    b'{"id":"chatcmpl-x","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":"echo: the quick brown fox"},"finish_reason":"stop",'
-    b'"logprobs":null}],"usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12,'
-    b'"completion_tokens_details":{"reasoning_tokens":0}}}'
-)
-
-
-def _answered(index: int) -> Entry:
-    return Entry(time.time(), f"r{index}", "/v1/chat/completions", f"bench-{index % 2}", "mock", 200, None,
-                 False, 0.001, 0.002, "client-0", ANSWER)  # fmt: skip
-
-
 def writer_cost(batches: int, batch: int, folder: Path) -> dict[str, object]:
     """The writer's work per row, on one thread: making the row, the quota tally, the insert;
     and the `Entry` the event loop makes per request."""
@@ -284,7 +283,7 @@ def writer_cost(batches: int, batch: int, folder: Path) -> dict[str, object]:
     tally = QuotaTally(DailyLimits({}))
     parts: dict[str, list[float]] = {"row_us": [], "tally_us": [], "insert_us": []}
     for _ in range(batches):
-        entries = [_answered(index) for index in range(batch)]
+        entries = [_answered(index, ANSWER) for index in range(batch)]
         started = time.process_time()
         rows = [row(entry) for entry in entries]
         made = time.process_time()
@@ -295,7 +294,7 @@ def writer_cost(batches: int, batch: int, folder: Path) -> dict[str, object]:
         for name, seconds in zip(parts, (made - started, counted - made, written - counted), strict=True):
             parts[name].append(seconds / batch * 1e6)
     store.close()
-    entry_us = min(timeit.repeat(lambda: _answered(0), number=20_000, repeat=5)) / 20_000 * 1e6
+    entry_us = min(timeit.repeat(lambda: _answered(0, ANSWER), number=20_000, repeat=5)) / 20_000 * 1e6
     medians = {name: round(statistics.median(values[5:]), 2) for name, values in parts.items()}
     return {
         "batches": batches,
