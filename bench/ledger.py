@@ -133,13 +133,13 @@ def _served_in(log: Path, offset: int) -> tuple[list[float], int]:
     """The `duration_ms` of the request lines the coordinator logged from `offset` on (its
     own time per request: from the head read to the answer written, without the time a
     request waited in the kernel or the client), and where the log ends now."""
-    data = log.read_bytes()
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        data = lines.read()
     durations = [
-        json.loads(line)["duration_ms"]
-        for line in data[offset:].splitlines()
-        if b'"event":"request",' in line
+        json.loads(line)["duration_ms"] for line in data.splitlines() if b'"event":"request",' in line
     ]
-    return durations, len(data)
+    return durations, offset + len(data)
 
 
 def open_compare(

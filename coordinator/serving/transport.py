@@ -2,8 +2,9 @@
 
 Both ends are ours: a child serves on 127.0.0.1 with `coordinator.http_server`, so this
 client needs only keep-alive, Content-Length requests, and Content-Length or chunked
-answers, parsed by httptools (the server's parser too). It does that at a fraction of a general client's cost
-per request, which is most of what the coordinator adds to an answer's latency.
+answers, parsed by httptools (the server's parser too). It does that at a fraction of a
+general client's cost per request, which is most of what the coordinator adds to an
+answer's latency.
 
 A response's body is read chunk by chunk as it arrives; when the reader falls behind
 (a slow client), reading from the child pauses, so memory stays bounded. Failures are
