@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 import httpx
 import psutil
 
+from coordinator.ledger.store import FILE_NAME
 from tests.support.coordinator import COORDINATOR, FAST, write_profile
 from tests.support.processes import free_port, stop_process_group, wait_for
 
@@ -125,6 +127,15 @@ class Host:
     def children(self) -> dict[str, dict[str, Any]]:
         data = httpx.get(self.url + "/admin/children", timeout=5).json()["data"]
         return {child["id"]: child for child in data}
+
+    def arrivals(self) -> dict[str, float]:
+        """When each request its ledger holds arrived (unix seconds), by request id: the
+        wall clock as the coordinator began handling it, before it checks for a drain."""
+        db = sqlite3.connect(self.root / "data" / FILE_NAME)
+        try:
+            return dict(db.execute("SELECT request_id, ts FROM requests"))
+        finally:
+            db.close()
 
     def events(self, name: str, start: int | None = None) -> list[dict[str, Any]]:
         """The coordinator's JSON log lines of event `name`, of its start number `start`
